@@ -1,0 +1,83 @@
+import { readFileSync } from 'node:fs';
+import { parse as parseYaml } from 'yaml';
+import type { z } from 'zod';
+import { ConfigSchema, type Config } from './schema.js';
+
+/** A configuration problem, told in words a sysadmin can act on. Never carries a secret. */
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration:\n  - ${problems.join('\n  - ')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+export const CONFIG_ENV = 'TWIN_CONNECTOR_CONFIG';
+
+export function loadConfigFile(path: string, env: NodeJS.ProcessEnv = process.env): Config {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new ConfigError([`cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`]);
+  }
+  let raw: unknown;
+  try {
+    raw = parseYaml(text);
+  } catch (err) {
+    throw new ConfigError([`${path} is not valid YAML: ${(err as Error).message.split('\n')[0]}`]);
+  }
+  return parseConfig(raw, env);
+}
+
+/**
+ * Validates a parsed config. Secrets may be written as ${ENV_NAME}, or moved to a file and
+ * named by a sibling key `<field>_file` (e.g. password_file: /run/secrets/twin).
+ */
+export function parseConfig(raw: unknown, env: NodeJS.ProcessEnv = process.env): Config {
+  const problems: string[] = [];
+  const resolved = resolveSecrets(raw, [], env, problems);
+  if (problems.length > 0) throw new ConfigError(problems);
+  const result = ConfigSchema.safeParse(resolved);
+  if (!result.success) throw new ConfigError(result.error.issues.map(describeIssue));
+  return result.data;
+}
+
+function describeIssue(issue: z.core.$ZodIssue): string {
+  const where = issue.path.length > 0 ? issue.path.join('.') : '(top level)';
+  if (issue.code === 'unrecognized_keys') return `${where}: unknown field(s) ${issue.keys.join(', ')}`;
+  if (issue.code === 'invalid_type' && issue.input === undefined) return `${where}: is required`;
+  return `${where}: ${issue.message}`;
+}
+
+const ENV_REF = /\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g;
+
+function resolveSecrets(value: unknown, path: string[], env: NodeJS.ProcessEnv, problems: string[]): unknown {
+  if (typeof value === 'string') {
+    return value.replace(ENV_REF, (_, name: string) => {
+      const found = env[name];
+      if (found === undefined) problems.push(`${path.join('.')}: environment variable ${name} is not set`);
+      return found ?? '';
+    });
+  }
+  if (Array.isArray(value)) return value.map((v, i) => resolveSecrets(v, [...path, String(i)], env, problems));
+  if (value === null || typeof value !== 'object') return value;
+  const out: Record<string, unknown> = {};
+  for (const [key, v] of Object.entries(value)) {
+    const fieldPath = [...path, key];
+    if (key.endsWith('_file') && typeof v === 'string') {
+      out[key.slice(0, -'_file'.length)] = readSecretFile(v, fieldPath, problems);
+    } else {
+      out[key] = resolveSecrets(v, fieldPath, env, problems);
+    }
+  }
+  return out;
+}
+
+function readSecretFile(file: string, path: string[], problems: string[]): string | undefined {
+  try {
+    return readFileSync(file, 'utf8').trim();
+  } catch (err) {
+    problems.push(`${path.join('.')}: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
+    return undefined;
+  }
+}

@@ -1,0 +1,106 @@
+import { z } from 'zod';
+
+/** Names a SIP header may have when we add it to the bot leg: letters, digits and dashes only. */
+const headerName = z.string().regex(/^[A-Za-z][A-Za-z0-9-]{0,63}$/, 'must be a SIP header name (letters, digits, dashes)');
+const url = z.url({ message: 'must be a URL such as https://host' });
+const positiveInt = z.number().int().positive();
+const dialplanWord = z.string().regex(/^[A-Za-z0-9_+*#.-]{1,80}$/, 'must be a dialplan name (letters, digits, _ + * # . -)');
+
+export const FallbackSchema = z.discriminatedUnion('action', [
+  z.object({
+    action: z.literal('hangup'),
+    /** Q.850 cause sent to the caller, e.g. 16 normal clearing, 17 busy, 21 rejected, 34 congestion. */
+    cause: z.number().int().min(1).max(127).default(16),
+  }),
+  z.object({
+    action: z.literal('continue'),
+    context: dialplanWord,
+    extension: dialplanWord.default('s'),
+    priority: positiveInt.default(1),
+  }),
+], { message: "action must be 'hangup' or 'continue'" });
+export type Fallback = z.infer<typeof FallbackSchema>;
+
+const RouteFields = {
+  bot: z.string().min(1).max(128).optional(),
+  record: z.boolean().optional(),
+  variables: z.record(z.string(), z.string()).optional(),
+  fallback: FallbackSchema.optional(),
+  after_bot_hangup: FallbackSchema.optional(),
+};
+
+export const RouteSchema = z.object({
+  /** Dialled number (DID) this entry applies to; omitted = any. */
+  dialed: z.string().min(1).optional(),
+  /** Caller number prefix this entry applies to; omitted = any. */
+  caller_prefix: z.string().min(1).optional(),
+  ...RouteFields,
+}).strict();
+
+export const ConfigSchema = z.object({
+  log: z.object({
+    level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  }).strict().default({ level: 'info' }),
+
+  twin: z.object({
+    iam_url: url,
+    cis_url: url,
+    email: z.string().min(1).optional(),
+    password: z.string().min(1).optional(),
+    /** A fixed token instead of logging in with email and password. */
+    token: z.string().min(1).optional(),
+    company_id: z.string().min(1).optional(),
+    token_ttl_s: positiveInt.default(3600),
+    login_timeout_ms: positiveInt.default(5000),
+    warmup_timeout_ms: positiveInt.default(15000),
+    max_connections: positiveInt.default(32),
+    callback_urls: z.array(url).default([]),
+    sip: z.object({
+      /** Where the bot leg goes; placeholders: {twin_id} {call_id} {bot}. */
+      uri: z.string().regex(/^sips?:[^\s<>"]+$/, 'must be a SIP URI such as sip:bot@twin.example'),
+      /** Headers added to the INVITE; values are templates over {twin_id} {call_id} {external_id} {bot} {caller} {dialed}. */
+      headers: z.record(headerName, z.string().max(256)).default({ 'X-TWIN-CallId': '{twin_id}' }),
+      record_header: headerName.default('X-TWIN-EnableRecord'),
+    }).strict(),
+  }).strict()
+    .refine((t) => t.token !== undefined || (t.email !== undefined && t.password !== undefined), {
+      message: 'give either token, or both email and password',
+    }),
+
+  asterisk: z.object({
+    url: url,
+    username: z.string().min(1),
+    password: z.string().min(1),
+    app: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be a Stasis application name (letters, digits, _ -)').default('twin'),
+    /** Channel endpoint of the bot leg; {uri} is replaced by the SIP URI. */
+    bot_endpoint: z.string().min(1).default('PJSIP/twin/{uri}'),
+    /** Custom device state that shows the trunk's state to the dialplan: Custom:<name>. */
+    device_state: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/).default('twin-trunk'),
+    hold: z.enum(['ring', 'moh', 'none']).default('ring'),
+    moh_class: z.string().min(1).default('default'),
+    bot_answer_timeout_s: positiveInt.max(300).default(30),
+    /** Upper bound of HTTP connections to ARI (Asterisk allows 100 sessions by default). */
+    max_http_connections: positiveInt.max(90).default(32),
+    request_timeout_ms: positiveInt.default(5000),
+  }).strict().optional(),
+
+  trunk: z.object({
+    cooldown_s: positiveInt.default(180),
+    max_concurrent_calls: positiveInt.default(100),
+    max_calls_per_second: positiveInt.default(20),
+  }).strict().default({ cooldown_s: 180, max_concurrent_calls: 100, max_calls_per_second: 20 }),
+
+  session: z.object({
+    /** A Twin session older than this is never sent; Twin's own limit is 180 s. */
+    max_age_s: positiveInt.max(180).default(170),
+  }).strict().default({ max_age_s: 170 }),
+
+  routes: z.object({
+    default: z.object({ ...RouteFields, bot: z.string().min(1).max(128) }).strict(),
+    table: z.array(RouteSchema).default([]),
+  }).strict(),
+}).strict();
+
+export type Config = z.infer<typeof ConfigSchema>;
+export type RouteEntry = z.infer<typeof RouteSchema>;
+export type AsteriskConfig = NonNullable<Config['asterisk']>;

@@ -1,0 +1,134 @@
+/**
+ * The call flow, PBX-neutral: route → admit (trunk gate) → hold → warm-up → connect or fall back.
+ * Every branch ends the call's stay with us: bridged until someone hangs up, continued in the
+ * dialplan, or hung up. Every wait has a bound: the warm-up timeout, the bot's answer timeout.
+ */
+import type { Clock } from '../clock.js';
+import type { Config } from '../config/schema.js';
+import type { Logger } from '../log.js';
+import type { TwinApi, WarmupCall } from '../twin/warmup.js';
+import { buildSipTarget } from '../twin/sip.js';
+import { selectRoute, type Route } from './route.js';
+import type { Admission, TrunkGate } from './trunk.js';
+import type { AnsweredCall, CallOutcome, CallStatus, Fallback, TwinStatus } from './types.js';
+
+export interface FlowDeps {
+  /** Read at each call so a reloaded config applies to the next call. */
+  config: () => Config;
+  twin: TwinApi;
+  gate: TrunkGate;
+  clock: Clock;
+  log: Logger;
+}
+
+type Verdict = Omit<CallOutcome, 'callId' | 'pbx' | 'bot' | 'setupMs'>;
+
+export async function runCallFlow(call: AnsweredCall, deps: FlowDeps): Promise<CallOutcome> {
+  const startedAt = deps.clock.now();
+  const route = selectRoute(deps.config().routes, { hints: call.hints, dialed: call.dialed, caller: call.caller });
+  for (const warning of route.warnings) deps.log.warn({ callId: call.id }, warning);
+  let verdict: Verdict;
+  try {
+    verdict = await admitAndConnect(call, route, deps, startedAt);
+  } catch (err) {
+    deps.log.error({ callId: call.id, err }, 'call flow failed; sending the caller to the fallback');
+    verdict = { status: await leave(call, route.fallback, 'ERROR', deps), detail: (err as Error).message };
+  } finally {
+    await call.release().catch((err: unknown) => deps.log.warn({ callId: call.id, err }, 'release failed'));
+  }
+  return { callId: call.id, pbx: call.pbx, bot: route.bot, setupMs: deps.clock.now() - startedAt, ...verdict };
+}
+
+async function admitAndConnect(call: AnsweredCall, route: Route, deps: FlowDeps, startedAt: number): Promise<Verdict> {
+  const gate = deps.gate.admit();
+  if (!gate.admitted) return { status: await leave(call, route.fallback, gate.status, deps) };
+  try {
+    return await warmUpAndConnect(call, route, deps, gate.admission, startedAt);
+  } finally {
+    deps.gate.release(gate.admission);
+  }
+}
+
+async function warmUpAndConnect(
+  call: AnsweredCall, route: Route, deps: FlowDeps, admission: Admission, startedAt: number,
+): Promise<Verdict> {
+  const config = deps.config();
+  const holding = call.hold(holdKind(config)).catch((err: unknown) => {
+    deps.log.warn({ callId: call.id, err }, 'could not play ringback');
+  });
+
+  const sentAt = deps.clock.now();
+  const warm = await deps.twin.warmUp(warmupRequest(call, route, config), call.ended);
+  const warmupMs = deps.clock.now() - sentAt;
+  await holding;
+
+  if (warm.kind === 'aborted' || call.ended.aborted) return { status: 'ABANDONED', warmupMs, detail: 'caller hung up during the warm-up' };
+  if (warm.kind === 'unavailable') {
+    deps.gate.reportFailure(admission, warm.reason);
+    return { status: await leave(call, route.fallback, 'UNAVAILABLE', deps), warmupMs, detail: warm.reason };
+  }
+  deps.gate.reportSuccess(admission);
+  if (warm.kind === 'rejected') return { status: await leave(call, route.fallback, 'REJECTED', deps), warmupMs };
+
+  const twinId = warm.twinId;
+  if (deps.clock.now() - sentAt > config.session.max_age_s * 1000) {
+    return { status: await leave(call, route.fallback, 'STALE', deps), warmupMs, twinId, detail: 'session too old to send' };
+  }
+
+  const target = buildSipTarget(config.twin.sip, {
+    twin_id: twinId, call_id: call.id, external_id: route.externalId ?? '', bot: route.bot,
+    caller: cleanNumber(call.caller), dialed: cleanNumber(call.dialed),
+  }, route.record);
+  const result = await call.connect(target, answerTimeoutS(config));
+
+  if (result.kind === 'caller-gone') return { status: 'ABANDONED', warmupMs, twinId, detail: 'caller hung up while the bot leg rang' };
+  if (result.kind === 'failed') {
+    if (result.reason === 'unavailable') deps.gate.reportFailure(admission, `bot leg failed (SIP ${result.sipCode ?? '5xx'})`);
+    const detail = `bot leg ${result.reason}${result.sipCode ? ` (SIP ${result.sipCode})` : ''}`;
+    return { status: await leave(call, route.fallback, 'BOT_FAILED', deps), warmupMs, twinId, detail };
+  }
+
+  await call.setStatus('CONNECTED').catch((err: unknown) => deps.log.warn({ callId: call.id, err }, 'could not set TWIN_STATUS'));
+  deps.log.info({ callId: call.id, twinId, warmupMs, setupMs: deps.clock.now() - startedAt }, 'caller connected to the bot');
+  const endedBy = await result.ended;
+  if (endedBy === 'bot' && !call.ended.aborted) await leave(call, route.afterBotHangup, 'CONNECTED', deps);
+  return { status: 'CONNECTED', warmupMs, twinId, endedBy };
+}
+
+/** Sends the caller to the route's fallback; a caller who already hung up is left alone. */
+async function leave(call: AnsweredCall, action: Fallback, status: TwinStatus, deps: FlowDeps): Promise<CallStatus> {
+  if (call.ended.aborted) return status === 'CONNECTED' ? status : 'ABANDONED';
+  try {
+    await call.leave(action, status);
+  } catch (err) {
+    if (call.ended.aborted) return status === 'CONNECTED' ? status : 'ABANDONED';
+    deps.log.warn({ callId: call.id, err }, 'could not send the caller to the fallback');
+  }
+  return status;
+}
+
+function warmupRequest(call: AnsweredCall, route: Route, config: Config): WarmupCall {
+  return {
+    callId: call.id,
+    clientExternalId: route.externalId ?? call.id,
+    callerId: cleanNumber(call.caller),
+    number: cleanNumber(call.dialed),
+    botSettingsId: route.bot,
+    variables: { ...route.variables, direction: call.direction },
+    callback: config.twin.callback_urls.map((url) => ({ url, data: { callId: call.id } })),
+  };
+}
+
+/** Phone numbers from the network may carry anything; Twin gets digits, + * # only. */
+export function cleanNumber(value: string): string {
+  const cleaned = value.replace(/[^0-9+*#]/g, '').slice(0, 32);
+  return cleaned.length > 0 ? cleaned : 'anonymous';
+}
+
+function holdKind(config: Config) {
+  return config.asterisk?.hold ?? 'ring';
+}
+
+function answerTimeoutS(config: Config): number {
+  return config.asterisk?.bot_answer_timeout_s ?? 30;
+}

@@ -1,0 +1,94 @@
+import type { Config, Fallback, RouteEntry } from '../config/schema.js';
+
+export interface Route {
+  bot: string;
+  record: boolean;
+  externalId?: string;
+  variables: Record<string, string>;
+  fallback: Fallback;
+  afterBotHangup: Fallback;
+  /** Hints that were ignored and why (bad values from the dialplan). */
+  warnings: string[];
+}
+
+export interface RouteInput {
+  hints: Readonly<Record<string, string>>;
+  dialed: string;
+  caller: string;
+}
+
+const DEFAULT_FALLBACK: Fallback = { action: 'hangup', cause: 16 };
+const TRUE_WORDS = new Set(['1', 'true', 'yes', 'on']);
+const FALSE_WORDS = new Set(['0', 'false', 'no', 'off']);
+const SAFE_VALUE = /^[^\u0000-\u001f\u007f]{0,256}$/;
+
+/**
+ * Route precedence: the dialplan's hints, then the first table entry matching the dialled number
+ * and caller, then the default.
+ */
+export function selectRoute(routes: Config['routes'], input: RouteInput): Route {
+  const entry = routes.table.find((r) => matches(r, input));
+  const base = routes.default;
+  const route: Route = {
+    bot: entry?.bot ?? base.bot,
+    record: entry?.record ?? base.record ?? false,
+    variables: { ...base.variables, ...entry?.variables },
+    fallback: entry?.fallback ?? base.fallback ?? DEFAULT_FALLBACK,
+    afterBotHangup: entry?.after_bot_hangup ?? base.after_bot_hangup ?? DEFAULT_FALLBACK,
+    warnings: [],
+  };
+  applyHints(route, input.hints);
+  return route;
+}
+
+function matches(entry: RouteEntry, input: RouteInput): boolean {
+  if (entry.dialed !== undefined && entry.dialed !== input.dialed) return false;
+  if (entry.caller_prefix !== undefined && !input.caller.startsWith(entry.caller_prefix)) return false;
+  return true;
+}
+
+function applyHints(route: Route, hints: Readonly<Record<string, string>>): void {
+  const continueTo: { context?: string; extension?: string; priority?: number } = {};
+  for (const [key, value] of Object.entries(hints)) {
+    if (!SAFE_VALUE.test(value)) {
+      route.warnings.push(`hint ${key} ignored: control characters`);
+      continue;
+    }
+    if (key === 'bot' && value !== '') route.bot = value;
+    else if (key === 'record') applyRecord(route, value);
+    else if (key === 'external_id') route.externalId = value;
+    else if (key.startsWith('var_') && key.length > 4) route.variables[key.slice(4)] = value;
+    else if (key === 'fallback_context') continueTo.context = value;
+    else if (key === 'fallback_extension') continueTo.extension = value;
+    else if (key === 'fallback_priority') continueTo.priority = positive(value, route, key);
+    else if (key === 'fallback_cause') applyCause(route, value);
+  }
+  if (continueTo.context !== undefined) {
+    route.fallback = {
+      action: 'continue',
+      context: continueTo.context,
+      extension: continueTo.extension ?? 's',
+      priority: continueTo.priority ?? 1,
+    };
+  }
+}
+
+function applyRecord(route: Route, value: string): void {
+  const word = value.toLowerCase();
+  if (TRUE_WORDS.has(word)) route.record = true;
+  else if (FALSE_WORDS.has(word)) route.record = false;
+  else route.warnings.push(`hint record ignored: '${word.slice(0, 16)}' is not yes/no`);
+}
+
+function applyCause(route: Route, value: string): void {
+  const cause = Number(value);
+  if (Number.isInteger(cause) && cause >= 1 && cause <= 127) route.fallback = { action: 'hangup', cause };
+  else route.warnings.push('hint fallback_cause ignored: not a Q.850 cause 1-127');
+}
+
+function positive(value: string, route: Route, key: string): number | undefined {
+  const n = Number(value);
+  if (Number.isInteger(n) && n > 0) return n;
+  route.warnings.push(`hint ${key} ignored: not a positive integer`);
+  return undefined;
+}

@@ -1,0 +1,120 @@
+import { EventEmitter } from 'node:events';
+import type { Clock } from '../clock.js';
+import type { Config } from '../config/schema.js';
+
+export type TrunkState = 'open' | 'throttled' | 'probing';
+
+/** A call let through the gate; hand it back with release(). */
+export interface Admission {
+  readonly probe: boolean;
+}
+
+export type AdmitResult = { admitted: true; admission: Admission } | { admitted: false; status: 'THROTTLED' | 'BUSY' };
+
+export interface TrunkSnapshot {
+  state: TrunkState;
+  since: number;
+  /** When a throttled trunk lets its next probe call through. */
+  cooldownUntil?: number;
+  active: number;
+  maxConcurrent: number;
+  maxPerSecond: number;
+  atCapacity: boolean;
+  lastFailure?: string;
+}
+
+/**
+ * The trunk to Twin: closed for a cool-down after Twin fails, then one probe call, reopened when
+ * the probe succeeds. Also caps concurrent calls and new calls per second so Twin never has to
+ * reject for rate. Emits 'change' with a TrunkSnapshot whenever the state or capacity flips.
+ */
+export class TrunkGate extends EventEmitter {
+  private state: TrunkState = 'open';
+  private since: number;
+  private cooldownUntil = 0;
+  private probeInFlight = false;
+  private active = 0;
+  private lastFailure?: string;
+  /** Admission times of the last `maxPerSecond` calls, oldest first (a sliding one-second window). */
+  private readonly recent: number[] = [];
+  private wasAtCapacity = false;
+
+  constructor(private limits: Config['trunk'], private readonly clock: Clock) {
+    super();
+    this.since = clock.now();
+  }
+
+  setLimits(limits: Config['trunk']): void {
+    this.limits = limits;
+    this.emitIfCapacityFlipped();
+  }
+
+  admit(): AdmitResult {
+    const now = this.clock.now();
+    if (this.state === 'throttled' && now >= this.cooldownUntil) this.setState('probing');
+    if (this.state === 'throttled' || (this.state === 'probing' && this.probeInFlight)) {
+      return { admitted: false, status: 'THROTTLED' };
+    }
+    if (!this.hasCapacity(now)) return { admitted: false, status: 'BUSY' };
+    const probe = this.state === 'probing';
+    if (probe) this.probeInFlight = true;
+    this.active += 1;
+    this.recent.push(now);
+    if (this.recent.length > this.limits.max_calls_per_second) this.recent.shift();
+    this.emitIfCapacityFlipped();
+    return { admitted: true, admission: { probe } };
+  }
+
+  /** Twin took the call (id or null): a probe reopens the trunk. */
+  reportSuccess(admission: Admission): void {
+    if (admission.probe && this.state === 'probing') this.setState('open');
+  }
+
+  /** Twin failed (non-200, timeout, network, bot 503): close the trunk for the cool-down. */
+  reportFailure(admission: Admission, reason: string): void {
+    this.lastFailure = reason;
+    if (this.state === 'throttled') return;
+    if (this.state === 'probing' && !admission.probe) return;
+    this.cooldownUntil = this.clock.now() + this.limits.cooldown_s * 1000;
+    this.setState('throttled');
+  }
+
+  release(admission: Admission): void {
+    this.active = Math.max(0, this.active - 1);
+    if (admission.probe) this.probeInFlight = false;
+    this.emitIfCapacityFlipped();
+  }
+
+  snapshot(): TrunkSnapshot {
+    return {
+      state: this.state,
+      since: this.since,
+      cooldownUntil: this.state === 'open' ? undefined : this.cooldownUntil,
+      active: this.active,
+      maxConcurrent: this.limits.max_concurrent_calls,
+      maxPerSecond: this.limits.max_calls_per_second,
+      atCapacity: this.active >= this.limits.max_concurrent_calls,
+      lastFailure: this.lastFailure,
+    };
+  }
+
+  private hasCapacity(now: number): boolean {
+    if (this.active >= this.limits.max_concurrent_calls) return false;
+    const oldest = this.recent[0];
+    return this.recent.length < this.limits.max_calls_per_second || oldest === undefined || now - oldest >= 1000;
+  }
+
+  private setState(state: TrunkState): void {
+    if (state === this.state) return;
+    this.state = state;
+    this.since = this.clock.now();
+    this.emit('change', this.snapshot());
+  }
+
+  private emitIfCapacityFlipped(): void {
+    const atCapacity = this.active >= this.limits.max_concurrent_calls;
+    if (atCapacity === this.wasAtCapacity) return;
+    this.wasAtCapacity = atCapacity;
+    this.emit('change', this.snapshot());
+  }
+}

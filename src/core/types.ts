@@ -1,0 +1,66 @@
+import type { Fallback } from '../config/schema.js';
+import type { SipTarget } from '../twin/sip.js';
+
+export type { Fallback };
+
+/** What the product tells the dialplan, in the channel variable TWIN_STATUS (like DIALSTATUS). */
+export type TwinStatus =
+  | 'CONNECTED' | 'REJECTED' | 'UNAVAILABLE' | 'THROTTLED' | 'BUSY' | 'BOT_FAILED' | 'STALE' | 'ERROR';
+
+/** How a call left the product: a TWIN_STATUS, or the caller hung up before we finished. */
+export type CallStatus = TwinStatus | 'ABANDONED';
+
+export type HoldKind = 'ring' | 'moh' | 'none';
+
+export type BotFailure = 'busy' | 'unavailable' | 'no-answer' | 'error';
+
+export type ConnectResult =
+  /** The bot answered and is bridged with the caller; `ended` says who hung up first. */
+  | { kind: 'answered'; ended: Promise<'caller' | 'bot'> }
+  | { kind: 'failed'; reason: BotFailure; sipCode?: number; cause?: number }
+  /** The caller hung up while the bot leg was ringing; the bot leg is already gone. */
+  | { kind: 'caller-gone' };
+
+/**
+ * One answered call handed to us by a PBX. A driver implements it over its protocol; the call flow
+ * never sees ARI JSON or ESL headers.
+ */
+export interface AnsweredCall {
+  /** PBX unique id (Asterisk channel id, FreeSWITCH uuid). */
+  readonly id: string;
+  readonly pbx: 'asterisk' | 'freeswitch';
+  /** Caller number and name as the PBX has them: strangers' input, not yet cleaned. */
+  readonly caller: string;
+  readonly callerName: string;
+  readonly dialed: string;
+  readonly direction: 'inbound' | 'outbound';
+  /** Route hints from the dialplan (Stasis arguments / channel variables). */
+  readonly hints: Readonly<Record<string, string>>;
+  /** Aborts when the caller hangs up. */
+  readonly ended: AbortSignal;
+  /** Keep the caller company while Twin warms up; drivers may also prepare the bot leg here. */
+  hold(kind: HoldKind): Promise<void>;
+  /** Open the leg to Twin and bridge it with the caller; resolves on answer or failure. */
+  connect(target: SipTarget, answerTimeoutS: number): Promise<ConnectResult>;
+  /** Set TWIN_STATUS on the caller's channel. */
+  setStatus(status: TwinStatus): Promise<void>;
+  /** Set TWIN_STATUS and hang up or continue the caller in the dialplan. */
+  leave(action: Fallback, status: TwinStatus): Promise<void>;
+  /** Free whatever is left (bridge, legs, timers); safe to call more than once. */
+  release(): Promise<void>;
+}
+
+export interface CallOutcome {
+  callId: string;
+  pbx: AnsweredCall['pbx'];
+  bot: string;
+  status: CallStatus;
+  twinId?: string;
+  /** Warm-up round trip, ms; undefined when no warm-up was sent. */
+  warmupMs?: number;
+  /** From the call reaching us to the bot answering (or the failure), ms. */
+  setupMs: number;
+  detail?: string;
+  /** After CONNECTED: who hung up first. */
+  endedBy?: 'caller' | 'bot';
+}

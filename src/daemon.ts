@@ -1,0 +1,78 @@
+/**
+ * The running product: Twin's client, the trunk gate and the PBX driver, wired to the call flow.
+ */
+import { EventEmitter } from 'node:events';
+import { systemClock, type Clock } from './clock.js';
+import type { Config } from './config/schema.js';
+import type { Logger } from './log.js';
+import { runCallFlow } from './core/call-flow.js';
+import { TrunkGate, type TrunkSnapshot } from './core/trunk.js';
+import type { AnsweredCall, CallOutcome } from './core/types.js';
+import { TwinHttp } from './twin/http.js';
+import { TwinAuth } from './twin/auth.js';
+import { TwinApi } from './twin/warmup.js';
+import { AsteriskDriver } from './pbx/asterisk/driver.js';
+
+export interface DaemonOptions {
+  clock?: Clock;
+  log: Logger;
+}
+
+/** Emits 'outcome' (CallOutcome) when a call has left the product, and 'trunk' (TrunkSnapshot). */
+export class Daemon extends EventEmitter {
+  readonly clock: Clock;
+  readonly gate: TrunkGate;
+  readonly twin: TwinApi;
+  readonly asterisk?: AsteriskDriver;
+  private readonly http: TwinHttp;
+  private readonly log: Logger;
+  private readonly live = new Set<Promise<unknown>>();
+
+  constructor(private config: Config, options: DaemonOptions) {
+    super();
+    this.clock = options.clock ?? systemClock;
+    this.log = options.log;
+    this.http = new TwinHttp(config.twin.max_connections);
+    this.twin = new TwinApi(config.twin, this.http, new TwinAuth(config.twin, this.http, this.clock, this.log), this.log);
+    this.gate = new TrunkGate(config.trunk, this.clock);
+    if (config.asterisk) this.asterisk = new AsteriskDriver(config.asterisk, this.log, (call) => this.handle(call));
+    this.gate.on('change', (snapshot: TrunkSnapshot) => this.onTrunkChange(snapshot));
+  }
+
+  async start(): Promise<void> {
+    if (this.asterisk) {
+      this.asterisk.publishTrunk(this.gate.snapshot());
+      await this.asterisk.start();
+    }
+  }
+
+  /** Stops taking events and waits for the calls in progress to leave. */
+  async stop(): Promise<void> {
+    await Promise.allSettled([...this.live]);
+    this.asterisk?.stop();
+    await this.http.close();
+  }
+
+  get activeCalls(): number {
+    return this.live.size;
+  }
+
+  private handle(call: AnsweredCall): void {
+    const flow = runCallFlow(call, { config: () => this.config, twin: this.twin, gate: this.gate, clock: this.clock, log: this.log })
+      .then((outcome) => this.report(outcome));
+    this.live.add(flow);
+    void flow.finally(() => this.live.delete(flow));
+  }
+
+  private report(outcome: CallOutcome): void {
+    this.log.info({ outcome }, `call ${outcome.status.toLowerCase()}`);
+    this.emit('outcome', outcome);
+  }
+
+  private onTrunkChange(snapshot: TrunkSnapshot): void {
+    if (snapshot.state !== 'open') this.log.warn({ trunk: snapshot }, `trunk to Twin is ${snapshot.state}`);
+    else this.log.info({ trunk: snapshot }, 'trunk to Twin is open');
+    this.asterisk?.publishTrunk(snapshot);
+    this.emit('trunk', snapshot);
+  }
+}

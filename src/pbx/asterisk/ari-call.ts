@@ -1,0 +1,199 @@
+import type { AsteriskConfig } from '../../config/schema.js';
+import type { Logger } from '../../log.js';
+import type { SipTarget } from '../../twin/sip.js';
+import type {
+  AnsweredCall, BotFailure, ConnectResult, Fallback, HoldKind, TwinStatus,
+} from '../../core/types.js';
+import type { AriRest } from './ari-rest.js';
+
+/** The driver's side of a call: it feeds events in and tracks the bot leg's id. */
+export interface AriCallHost {
+  readonly rest: AriRest;
+  readonly cfg: AsteriskConfig;
+  readonly log: Logger;
+  registerBotLeg(botId: string, call: AriCall): void;
+  forget(call: AriCall): void;
+}
+
+type BotLeg =
+  | { state: 'none' }
+  | { state: 'dialing'; id: string; settle: (r: ConnectResult) => void; timer: NodeJS.Timeout }
+  | { state: 'answered'; id: string }
+  /** Failed or abandoned: the leg may still exist in Asterisk until release() hangs it up. */
+  | { state: 'ending'; id: string }
+  | { state: 'gone'; id: string };
+
+/**
+ * One caller in our Stasis app. Plan (4 ARI requests up to the bot's dial): ring the caller and
+ * create the bridge while the warm-up runs; create the bot leg with the Twin headers as
+ * PJSIP_HEADER variables (the way the recordings prove reaches the INVITE) and dial it; when the
+ * bot answers, put both legs in the bridge and stop the ringback.
+ */
+export class AriCall implements AnsweredCall {
+  readonly pbx = 'asterisk' as const;
+  readonly direction = 'inbound' as const;
+  private readonly abort = new AbortController();
+  readonly ended = this.abort.signal;
+  private readonly bridgeId: string;
+  private bridge?: Promise<void>;
+  private bridgeMade = false;
+  private holding: HoldKind = 'none';
+  private bot: BotLeg = { state: 'none' };
+  private resolveEnd?: (who: 'caller' | 'bot') => void;
+
+  constructor(
+    private readonly host: AriCallHost,
+    readonly id: string,
+    readonly caller: string,
+    readonly callerName: string,
+    readonly dialed: string,
+    readonly hints: Readonly<Record<string, string>>,
+  ) {
+    this.bridgeId = `twin-${id}`;
+  }
+
+  get botLegId(): string | undefined {
+    return this.bot.state === 'none' ? undefined : this.bot.id;
+  }
+
+  async hold(kind: HoldKind): Promise<void> {
+    this.ensureBridge().catch(() => { /* retried in connect() */ });
+    this.holding = kind;
+    if (kind === 'ring') await this.host.rest.ring(this.id);
+    else if (kind === 'moh') await this.host.rest.startMoh(this.id, this.host.cfg.moh_class);
+  }
+
+  async connect(target: SipTarget, answerTimeoutS: number): Promise<ConnectResult> {
+    await this.ensureBridge();
+    if (this.ended.aborted) return { kind: 'caller-gone' };
+    const botId = `${this.bridgeId}-bot`;
+    const result = new Promise<ConnectResult>((settle) => {
+      // Our own bound on top of Asterisk's dial timeout, in case its events are lost.
+      const timer = setTimeout(() => this.botFailed('no-answer'), (answerTimeoutS + 5) * 1000);
+      this.bot = { state: 'dialing', id: botId, settle, timer };
+    });
+    this.host.registerBotLeg(botId, this);
+    try {
+      await this.host.rest.createChannel({
+        channelId: botId,
+        endpoint: this.host.cfg.bot_endpoint.replace('{uri}', target.uri),
+        appArgs: `bot,${this.id}`,
+        variables: headerVariables(target.headers),
+      });
+      if (this.ended.aborted) return await result;
+      await this.host.rest.dial(botId, this.id, answerTimeoutS);
+    } catch (err) {
+      this.host.log.warn({ callId: this.id, err: (err as Error).message }, 'bot leg could not be dialled');
+      this.botFailed('error');
+    }
+    return result;
+  }
+
+  async setStatus(status: TwinStatus): Promise<void> {
+    await this.host.rest.setVar(this.id, 'TWIN_STATUS', status);
+  }
+
+  async leave(action: Fallback, status: TwinStatus): Promise<void> {
+    const stopHold = this.stopHold();
+    await this.setStatus(status);
+    await stopHold;
+    if (action.action === 'hangup') await this.host.rest.hangup(this.id, action.cause);
+    else await this.host.rest.continueInDialplan(this.id, action.context, action.extension, action.priority);
+  }
+
+  async release(): Promise<void> {
+    if (this.bot.state === 'dialing') clearTimeout(this.bot.timer);
+    const tasks: Promise<unknown>[] = [];
+    if (this.bot.state === 'dialing' || this.bot.state === 'answered' || this.bot.state === 'ending') {
+      tasks.push(this.host.rest.hangup(this.bot.id).catch(ignoreGone));
+      this.bot = { state: 'gone', id: this.bot.id };
+    }
+    if (this.bridge) {
+      tasks.push(this.bridge.then(() => this.bridgeMade && this.host.rest.destroyBridge(this.bridgeId)).catch(ignoreGone));
+    }
+    await Promise.all(tasks);
+    this.host.forget(this);
+  }
+
+  // ---- events fed by the driver ----
+
+  /** The caller left Stasis (hung up, or we sent it on). */
+  onCallerLeft(): void {
+    if (this.ended.aborted) return;
+    this.abort.abort();
+    if (this.bot.state === 'dialing') {
+      clearTimeout(this.bot.timer);
+      this.bot.settle({ kind: 'caller-gone' });
+      this.bot = { state: 'ending', id: this.bot.id };
+    }
+    this.resolveEnd?.('caller');
+  }
+
+  onBotAnswered(): void {
+    if (this.bot.state !== 'dialing') return;
+    const { id, settle, timer } = this.bot;
+    clearTimeout(timer);
+    this.bot = { state: 'answered', id };
+    const ended = new Promise<'caller' | 'bot'>((resolve) => { this.resolveEnd = resolve; });
+    Promise.all([this.host.rest.addToBridge(this.bridgeId, [this.id, id]), this.stopHold()])
+      .then(() => settle(this.ended.aborted ? { kind: 'caller-gone' } : { kind: 'answered', ended }))
+      .catch((err: Error) => {
+        this.host.log.warn({ callId: this.id, err: err.message }, 'could not bridge the bot leg');
+        settle(this.ended.aborted ? { kind: 'caller-gone' } : { kind: 'failed', reason: 'error' });
+      });
+  }
+
+  /** The bot leg left Stasis or was destroyed; cause/techCause come from ChannelDestroyed. */
+  onBotGone(cause?: number, techCause?: number): void {
+    if (this.bot.state === 'dialing') {
+      this.botFailed(failureFromCause(cause, techCause), techCause, cause);
+    } else if (this.bot.state === 'answered') {
+      this.bot = { state: 'gone', id: this.bot.id };
+      this.resolveEnd?.('bot');
+    } else if (this.bot.state === 'ending') {
+      this.bot = { state: 'gone', id: this.bot.id };
+    }
+  }
+
+  private botFailed(reason: BotFailure, sipCode?: number, cause?: number): void {
+    if (this.bot.state !== 'dialing') return;
+    clearTimeout(this.bot.timer);
+    const { id, settle } = this.bot;
+    this.bot = { state: 'ending', id };
+    settle({ kind: 'failed', reason, sipCode, cause });
+  }
+
+  private ensureBridge(): Promise<void> {
+    if (!this.bridge) {
+      this.bridge = this.host.rest.createBridge(this.bridgeId).then(() => { this.bridgeMade = true; });
+      this.bridge.catch(() => { this.bridge = undefined; });
+    }
+    return this.bridge;
+  }
+
+  private async stopHold(): Promise<void> {
+    const kind = this.holding;
+    this.holding = 'none';
+    if (kind === 'ring') await this.host.rest.ringStop(this.id).catch(ignoreGone);
+    else if (kind === 'moh') await this.host.rest.stopMoh(this.id).catch(ignoreGone);
+  }
+}
+
+/** Asterisk's ChannelDestroyed cause/tech_cause → what happened to the bot leg (see fixtures d1-d6). */
+export function failureFromCause(cause?: number, techCause?: number): BotFailure {
+  if (techCause === 486 || techCause === 600 || cause === 17) return 'busy';
+  if ((techCause !== undefined && techCause >= 500) || cause === 34 || cause === 38 || cause === 41 || cause === 42) return 'unavailable';
+  if (cause === 18 || cause === 19 || techCause === 408 || techCause === 480) return 'no-answer';
+  return 'error';
+}
+
+function headerVariables(headers: Record<string, string>): Record<string, string> {
+  const vars: Record<string, string> = {};
+  for (const [name, value] of Object.entries(headers)) vars[`PJSIP_HEADER(add,${name})`] = value;
+  return vars;
+}
+
+function ignoreGone(err: unknown): void {
+  if ((err as { notFound?: boolean }).notFound) return;
+  throw err;
+}

@@ -1,0 +1,202 @@
+/**
+ * Asterisk driver: keeps the ARI connection (with reconnects), turns StasisStart of a caller into
+ * an AnsweredCall for the call flow, routes each later event to its call, and publishes the trunk
+ * state as the custom device state Custom:<name>.
+ */
+import type { AsteriskConfig } from '../../config/schema.js';
+import type { Logger } from '../../log.js';
+import type { TrunkSnapshot } from '../../core/trunk.js';
+import { AriCall, type AriCallHost } from './ari-call.js';
+import { AriRest, probeAri, USED_EVENTS, type AriEvent } from './ari-rest.js';
+
+export type CallHandler = (call: AriCall) => void;
+export type ConnectionState = 'connecting' | 'connected' | 'reconnecting' | 'stopped';
+
+const RECONNECT_MIN_MS = 250;
+const RECONNECT_MAX_MS = 10_000;
+
+export class AsteriskDriver implements AriCallHost {
+  private restClient?: AriRest;
+  private readonly calls = new Map<string, AriCall>();
+  private readonly botLegs = new Map<string, AriCall>();
+  private stopped = false;
+  private retryDelay = RECONNECT_MIN_MS;
+  private retryTimer?: NodeJS.Timeout;
+  private trunkValue?: string;
+  private publishing = false;
+  state: ConnectionState = 'connecting';
+  /** Why the last connection attempt failed, in plain words. */
+  lastProblem?: string;
+
+  constructor(readonly cfg: AsteriskConfig, readonly log: Logger, private readonly onCall: CallHandler) {}
+
+  get rest(): AriRest {
+    if (!this.restClient) throw new Error('ARI is not connected');
+    return this.restClient;
+  }
+
+  get activeCalls(): number {
+    return this.calls.size;
+  }
+
+  /** Connects, retrying with backoff until connected or stopped; resolves on the first connection. */
+  start(): Promise<void> {
+    this.stopped = false;
+    return new Promise((resolve) => this.connect(resolve));
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.state = 'stopped';
+    clearTimeout(this.retryTimer);
+    this.restClient?.stop();
+  }
+
+  /** Shows the trunk to the dialplan: DEVICE_STATE(Custom:<name>) through ARI's global-variable call. */
+  publishTrunk(trunk: TrunkSnapshot): void {
+    this.trunkValue = trunk.state !== 'open' ? 'UNAVAILABLE' : trunk.atCapacity ? 'BUSY' : 'NOT_INUSE';
+    void this.flushTrunk();
+  }
+
+  // ---- AriCallHost ----
+
+  registerBotLeg(botId: string, call: AriCall): void {
+    this.botLegs.set(botId, call);
+  }
+
+  forget(call: AriCall): void {
+    this.calls.delete(call.id);
+    const botId = call.botLegId;
+    if (botId !== undefined) this.botLegs.delete(botId);
+  }
+
+  // ---- connection ----
+
+  private async connect(onFirstConnect: () => void): Promise<void> {
+    if (this.stopped) return;
+    const probe = await probeAri(this.cfg);
+    if (!probe.ok) return this.retryLater(probe.problem, onFirstConnect);
+    try {
+      const rest = await AriRest.connect(this.cfg);
+      if (this.stopped) return rest.stop();
+      this.restClient = rest;
+      rest.on('event', (event: AriEvent) => this.dispatch(event));
+      rest.on('WebSocketConnected', () => void this.onConnected());
+      rest.on('WebSocketReconnecting', () => { this.state = 'reconnecting'; });
+      rest.on('WebSocketMaxRetries', () => {
+        rest.stop();
+        this.retryLater('ARI websocket lost; ari-client gave up reconnecting', () => {});
+      });
+      await this.onConnected();
+      onFirstConnect();
+    } catch (err) {
+      this.retryLater(`ARI connection failed: ${(err as Error).message ?? String(err)}`, onFirstConnect);
+    }
+  }
+
+  private retryLater(problem: string, onFirstConnect: () => void): void {
+    if (this.stopped) return;
+    this.state = 'reconnecting';
+    if (problem !== this.lastProblem) this.log.error({ retryInMs: this.retryDelay }, problem);
+    this.lastProblem = problem;
+    this.retryTimer = setTimeout(() => void this.connect(onFirstConnect), this.retryDelay);
+    this.retryDelay = Math.min(this.retryDelay * 2, RECONNECT_MAX_MS);
+  }
+
+  /** After every (re)connection: narrow the event stream, republish state, settle calls whose events were missed. */
+  private async onConnected(): Promise<void> {
+    this.state = 'connected';
+    this.retryDelay = RECONNECT_MIN_MS;
+    this.lastProblem = undefined;
+    this.log.info({ app: this.cfg.app }, 'connected to Asterisk ARI');
+    await this.rest.filterEvents(USED_EVENTS).catch((err: Error) =>
+      this.log.warn({ err: err.message }, 'ARI event filter not accepted (Asterisk older than 16.3?); receiving all events'));
+    void this.flushTrunk();
+    await this.reconcile();
+  }
+
+  /** Asterisk does not replay events missed while we were away: ask which channels still exist. */
+  private async reconcile(): Promise<void> {
+    if (this.calls.size === 0) return;
+    let alive: Set<string>;
+    try {
+      alive = await this.rest.channelIds();
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, 'could not list channels after reconnecting');
+      return;
+    }
+    for (const call of [...this.calls.values()]) {
+      const botId = call.botLegId;
+      if (!alive.has(call.id)) call.onCallerLeft();
+      else if (botId !== undefined && !alive.has(botId)) call.onBotGone();
+    }
+  }
+
+  private async flushTrunk(): Promise<void> {
+    if (this.publishing || !this.restClient || this.state !== 'connected' || this.trunkValue === undefined) return;
+    this.publishing = true;
+    let sent: string | undefined;
+    try {
+      do {
+        sent = this.trunkValue;
+        await this.rest.setGlobal(`DEVICE_STATE(Custom:${this.cfg.device_state})`, sent);
+      } while (sent !== this.trunkValue);
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, 'could not publish the trunk device state');
+    } finally {
+      this.publishing = false;
+    }
+  }
+
+  // ---- events ----
+
+  private dispatch(event: AriEvent): void {
+    const channelId = event.channel?.id;
+    try {
+      switch (event.type) {
+        case 'StasisStart': return this.onStasisStart(event);
+        case 'StasisEnd':
+          if (channelId === undefined) return;
+          this.calls.get(channelId)?.onCallerLeft();
+          return this.botLegs.get(channelId)?.onBotGone();
+        case 'ChannelDestroyed':
+          if (channelId === undefined) return;
+          this.calls.get(channelId)?.onCallerLeft();
+          return this.botLegs.get(channelId)?.onBotGone(event.cause, event.tech_cause);
+        case 'Dial':
+          if (event.dialstatus === 'ANSWER' && event.peer) this.botLegs.get(event.peer.id)?.onBotAnswered();
+          return;
+      }
+    } catch (err) {
+      this.log.error({ err, type: event.type }, 'could not handle an ARI event');
+    }
+  }
+
+  private onStasisStart(event: AriEvent): void {
+    const channel = event.channel;
+    if (!channel || this.calls.has(channel.id) || this.botLegs.has(channel.id)) return;
+    const args = event.args ?? [];
+    if (args[0] === 'bot') {
+      // A bot leg we no longer track (e.g. from before a restart): never treat it as a caller.
+      this.log.warn({ channel: channel.id }, 'unknown bot leg entered the app; hanging it up');
+      void this.rest.hangup(channel.id).catch(() => {});
+      return;
+    }
+    const call = new AriCall(
+      this, channel.id, channel.caller?.number ?? '', channel.caller?.name ?? '',
+      channel.dialplan?.exten ?? '', parseStasisArgs(args),
+    );
+    this.calls.set(channel.id, call);
+    this.onCall(call);
+  }
+}
+
+/** Stasis(app,bot=B,record=1,var_x=y) → { bot: 'B', record: '1', var_x: 'y' }; a bare word is ignored. */
+export function parseStasisArgs(args: string[]): Record<string, string> {
+  const hints: Record<string, string> = {};
+  for (const arg of args) {
+    const eq = arg.indexOf('=');
+    if (eq > 0) hints[arg.slice(0, eq).trim()] = arg.slice(eq + 1).trim();
+  }
+  return hints;
+}
