@@ -1,0 +1,614 @@
+/**
+ * Asterisk ARI simulator: REST + WebSocket on loopback, serving the api-docs recorded from a real
+ * Asterisk 22 so that ari-client connects to it unmodified. It reproduces the recorded behaviours
+ * our driver depends on (see shared/fixtures/asterisk/README.md, "Behaviours a faithful fake ARI
+ * must reproduce"): events for a created channel before the REST reply, no final Dial event for a
+ * failed create+dial (the cause is in ChannelDestroyed), no ChannelDestroyed for a caller that
+ * leaves Stasis, app DELETE = cause 32 soft, 409 for Custom: device states, error bodies, and the
+ * ChannelVarset noise of a real call (about 33 per call) unless the app filters it out.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { readFileSync } from 'node:fs';
+import { randomUUID } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+import type { Duplex } from 'node:stream';
+import { WebSocketServer, type WebSocket } from 'ws';
+import { closeServer, listen, readBody, sendJson } from '../http-util.js';
+import {
+  ASTERISK_ID, asteriskTime, bridgeJson, buildInvite, channelJson, fromHeader,
+  type BotBehaviour, type CallerResult, type SimBridge, type SimChannel, type SimInvite,
+} from './model.js';
+
+export type { BotBehaviour, CallerResult, SimInvite };
+
+const API_DOCS_DIR = fileURLToPath(new URL('../../../src/sim/asterisk/api-docs/', import.meta.url));
+const BRIDGE_TYPES = new Set(['mixing', 'holding', 'dtmf_events', 'proxy_media', 'video_sfu', 'video_single', 'sdp_label']);
+const RTP_QOS_VARS = 15;
+
+export interface AriSimOptions {
+  username?: string;
+  password?: string;
+  /** PJSIP endpoints that exist; others fail allocation (500). */
+  endpoints?: string[];
+  /** Where a plain PJSIP/<endpoint> leg goes (the AOR contact). */
+  contact?: string;
+  /** Emit a created channel's first events before the REST reply, as seen in a2/d1 (default true). */
+  eventsBeforeReply?: boolean;
+}
+
+interface App {
+  sockets: Set<WebSocket>;
+  allowed?: Set<string>;
+  disallowed?: Set<string>;
+}
+
+export interface PlaceCallOptions {
+  number?: string;
+  name?: string;
+  dialed?: string;
+  /** Stasis(app,args...) arguments after the app name. */
+  args?: string[];
+  app?: string;
+}
+
+/** A caller placed by a test: watch how it leaves, or hang it up. */
+export interface SimCall {
+  readonly channelId: string;
+  /** Resolves when the caller leaves our app (continued, hung up by the app or by itself). */
+  readonly left: Promise<CallerResult>;
+  hangup(): void;
+}
+
+export class AriSimulator {
+  readonly username: string;
+  readonly password: string;
+  private readonly server: Server;
+  private readonly wss = new WebSocketServer({ noServer: true });
+  private readonly apps = new Map<string, App>();
+  private readonly channels = new Map<string, SimChannel>();
+  private readonly bridges = new Map<string, SimBridge>();
+  private readonly globals = new Map<string, string>();
+  private readonly deviceStates = new Map<string, string>();
+  private readonly callerWaiters = new Map<string, (r: CallerResult) => void>();
+  private readonly docs = new Map<string, string>();
+  private seq = 0;
+  private readonly epoch = Math.floor(Date.now() / 1000);
+  port = 0;
+  /** While true the websocket upgrade answers 503 "Asterisk not booted". */
+  booting = false;
+  botBehaviour: (invite: SimInvite) => BotBehaviour = () => ({ kind: 'answer', afterMs: 5 });
+  /** REST requests received: "METHOD /path-pattern" → count. */
+  readonly requests = new Map<string, number>();
+  /** Every INVITE "sent" to the bot, in order (bounded by keepInvites). */
+  readonly invites: SimInvite[] = [];
+  keepInvites = Infinity;
+  /** For the benchmark: called when a bot leg is dialled with (stasisStartAt, dialAt) of its caller. */
+  onBotDial?: (callerStasisStartAt: number, dialAt: number, callerId: string) => void;
+
+  constructor(private readonly options: AriSimOptions = {}) {
+    this.username = options.username ?? 'asterisk';
+    this.password = options.password ?? 'asterisk';
+    this.server = createServer((req, res) => void this.handle(req, res));
+    this.server.on('upgrade', (req, socket, head) => this.upgrade(req, socket, head));
+  }
+
+  get url(): string {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  async start(port = 0): Promise<string> {
+    this.port = await listen(this.server, port);
+    return this.url;
+  }
+
+  async stop(): Promise<void> {
+    for (const ch of this.channels.values()) ch.timers.forEach(clearTimeout);
+    for (const app of this.apps.values()) app.sockets.forEach((ws) => ws.terminate());
+    await closeServer(this.server);
+  }
+
+  // ---- test controls ----
+
+  /** A call answered by the dialplan that runs Stasis(app, args...). */
+  placeCall(opts: PlaceCallOptions = {}): SimCall {
+    const appName = opts.app ?? [...this.apps.keys()][0] ?? 'twin';
+    const id = this.nextId();
+    const ch = this.newChannel(id, `PJSIP/caller-${this.hexSeq()}`, 'caller', {
+      name: opts.name ?? 'Customer', number: opts.number ?? '+15551230000',
+    });
+    ch.state = 'Up';
+    ch.dialplan = { context: 'from-caller', exten: opts.dialed ?? '100', priority: 4, app_name: 'Stasis', app_data: [appName, ...(opts.args ?? [])].join(',') };
+    const left = new Promise<CallerResult>((resolve) => this.callerWaiters.set(id, resolve));
+    if (!this.appConnected(appName)) {
+      this.finishCaller(ch, { kind: 'stasis-failed', vars: { STASISSTATUS: 'FAILED' } });
+    } else {
+      this.channels.set(id, ch);
+      ch.app = appName;
+      ch.appArgs = opts.args ?? [];
+      ch.stasisStartAt = performance.now();
+      this.emit(appName, 'StasisStart', { args: ch.appArgs, channel: channelJson(ch) });
+    }
+    return { channelId: id, left, hangup: () => this.remoteHangup(id, 'caller') };
+  }
+
+  /** Cut every event websocket without a close frame (code 1006), as when Asterisk dies. */
+  dropWebSockets(): void {
+    for (const app of this.apps.values()) app.sockets.forEach((ws) => ws.terminate());
+  }
+
+  /** Channels and bridges our app still holds: after a test this must be zero. */
+  leftovers(): { channels: string[]; bridges: string[] } {
+    return {
+      channels: [...this.channels.values()].filter((c) => c.app !== undefined || c.role === 'created').map((c) => c.name),
+      bridges: [...this.bridges.keys()],
+    };
+  }
+
+  channel(id: string): SimChannel | undefined {
+    return this.channels.get(id);
+  }
+
+  deviceState(name: string): string | undefined {
+    return this.deviceStates.get(name);
+  }
+
+  totalRequests(): number {
+    let n = 0;
+    for (const v of this.requests.values()) n += v;
+    return n;
+  }
+
+  // ---- websocket ----
+
+  private upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    const url = new URL(req.url ?? '/', 'http://x');
+    const reject = (status: number, text: string, type = 'application/json') => {
+      socket.end(`HTTP/1.1 ${status} ${status === 401 ? 'Unauthorized' : status === 503 ? 'Service Unavailable' : 'Bad Request'}\r\n` +
+        `Content-Type: ${type}\r\nContent-Length: ${Buffer.byteLength(text)}\r\n\r\n${text}`);
+    };
+    if (url.pathname !== '/ari/events') return reject(404, '{"message":"Resource not found"}');
+    if (this.booting) return reject(503, '{"message":"Asterisk not booted"}');
+    if (!this.authorized(req, url)) return reject(401, '{"message":"Authentication required"}');
+    const appNames = (url.searchParams.get('app') ?? '').split(',').filter(Boolean);
+    if (appNames.length === 0) return reject(400, '<html><body>HTTP request is missing param: [app]</body></html>', 'text/html');
+    this.wss.handleUpgrade(req, socket, head, (ws) => {
+      for (const name of appNames) {
+        const app = this.apps.get(name) ?? { sockets: new Set<WebSocket>() };
+        this.apps.set(name, app);
+        app.sockets.add(ws);
+        ws.on('close', () => app.sockets.delete(ws));
+      }
+    });
+  }
+
+  private appConnected(name: string): boolean {
+    return (this.apps.get(name)?.sockets.size ?? 0) > 0;
+  }
+
+  private emit(appName: string | undefined, type: string, fields: Record<string, unknown>): void {
+    if (appName === undefined) return;
+    const app = this.apps.get(appName);
+    if (!app || app.sockets.size === 0) return; // Asterisk does not queue events for an absent app
+    if (app.disallowed?.has(type) || (app.allowed && app.allowed.size > 0 && !app.allowed.has(type))) return;
+    const frame = JSON.stringify({ type, timestamp: asteriskTime(), ...fields, asterisk_id: ASTERISK_ID, application: appName });
+    for (const ws of app.sockets) ws.send(frame);
+  }
+
+  private emitVarset(ch: SimChannel, variable: string, value: string): void {
+    this.emit(ch.app, 'ChannelVarset', { variable, value, channel: channelJson(ch) });
+  }
+
+  // ---- HTTP ----
+
+  private authorized(req: IncomingMessage, url: URL): boolean {
+    const expected = `${this.username}:${this.password}`;
+    const header = req.headers.authorization;
+    if (header?.startsWith('Basic ')) return Buffer.from(header.slice(6), 'base64').toString() === expected;
+    return url.searchParams.get('api_key') === expected;
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://x');
+    const raw = await readBody(req);
+    if (!this.authorized(req, url)) {
+      return sendJson(res, 401, { message: 'Authentication required' }, { 'www-authenticate': 'Basic realm="Asterisk REST Interface"' });
+    }
+    const path = url.pathname.replace(/^\/ari/, '');
+    if (path.startsWith('/api-docs/')) return this.serveDoc(req, res, path.slice('/api-docs/'.length));
+    let body: Record<string, unknown> | undefined;
+    if (raw) {
+      try {
+        body = JSON.parse(raw) as Record<string, unknown>;
+      } catch {
+        return sendJson(res, 400, { message: 'Error parsing request body' });
+      }
+    }
+    const q = url.searchParams;
+    const segs = path.split('/').filter(Boolean).map(decodeURIComponent);
+    this.count(req.method ?? 'GET', segs);
+    const [status, answer] = this.route(req.method ?? 'GET', segs, q, body);
+    res.setHeader('cache-control', 'no-cache, no-store');
+    if (status === 204) {
+      res.writeHead(204, { 'content-length': 0 });
+      res.end();
+    } else {
+      sendJson(res, status, answer);
+    }
+    this.afterReply.splice(0).forEach((fn) => fn());
+  }
+
+  /** Work that real Asterisk does after it has answered the request. */
+  private readonly afterReply: (() => void)[] = [];
+
+  private count(method: string, segs: string[]): void {
+    const pattern = segs.map((s, i) => (i === 1 && segs[0] !== 'asterisk' && segs[0] !== 'applications' && s !== 'create' ? '{id}' : s)).join('/');
+    const key = `${method} /${pattern}`;
+    this.requests.set(key, (this.requests.get(key) ?? 0) + 1);
+  }
+
+  private serveDoc(req: IncomingMessage, res: ServerResponse, file: string): void {
+    let text = this.docs.get(file);
+    if (text === undefined) {
+      try {
+        text = readFileSync(API_DOCS_DIR + file.replace(/[^a-zA-Z.]/g, ''), 'utf8');
+      } catch {
+        return sendJson(res, 404, { message: 'Resource not found' });
+      }
+      this.docs.set(file, text);
+    }
+    // basePath is built from the request's Host header (fixture resources.host-ari.example.test-9999.json).
+    const body = text.replace(/"basePath":\s*"[^"]*"/, `"basePath":"http://${req.headers.host}/ari"`);
+    res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+    res.end(body);
+  }
+
+  private route(method: string, s: string[], q: URLSearchParams, body?: Record<string, unknown>): [number, unknown] {
+    const [resource, id, action] = s;
+    const key = `${method} ${resource ?? ''}${id === undefined ? '' : id === 'create' ? '/create' : '/:id'}${action ? '/' + action : ''}`;
+    switch (key) {
+      case 'GET asterisk/:id': return id === 'info' ? [200, this.info()] : id === 'ping' ? [200, { ping: 'pong', timestamp: asteriskTime(), asterisk_id: ASTERISK_ID }] : this.notFound();
+      case 'POST asterisk/:id': return id === 'variable' ? this.setGlobal(q) : this.notFound();
+      case 'GET applications': return [200, [...this.apps.entries()].filter(([, a]) => a.sockets.size > 0).map(([n]) => this.appJson(n))];
+      case 'GET applications/:id': return this.apps.has(id!) ? [200, this.appJson(id!)] : [404, { message: 'Application not found' }];
+      case 'PUT applications/:id/eventFilter': return this.setFilter(id!, body);
+      case 'GET deviceStates/:id': return [200, { name: id, state: this.deviceStates.get(id!) ?? 'UNKNOWN' }];
+      case 'PUT deviceStates/:id': return id!.startsWith('Custom:') ? [409, { message: 'Uncontrolled device specified' }] : this.putDeviceState(id!, q);
+      case 'GET channels': return [200, [...this.channels.values()].map(channelJson)];
+      case 'POST channels/create': return this.createChannel(q, body);
+      case 'GET channels/:id': return this.withChannel(id!, (ch) => [200, channelJson(ch)]);
+      case 'DELETE channels/:id': return this.withChannel(id!, (ch) => this.appHangup(ch, q));
+      case 'POST channels/:id/dial': return this.withChannel(id!, (ch) => this.dial(ch, q));
+      case 'POST channels/:id/continue': return this.withStasisChannel(id!, (ch) => this.continueChannel(ch, q));
+      case 'POST channels/:id/ring': return this.withStasisChannel(id!, (ch) => { ch.ringing = true; return [204, undefined]; });
+      case 'DELETE channels/:id/ring': return this.withStasisChannel(id!, (ch) => { ch.ringing = false; return [204, undefined]; });
+      case 'POST channels/:id/moh': return this.withStasisChannel(id!, (ch) => { ch.moh = true; return [204, undefined]; });
+      case 'DELETE channels/:id/moh': return this.withStasisChannel(id!, (ch) => { ch.moh = false; return [204, undefined]; });
+      case 'POST channels/:id/variable': return this.withChannel(id!, (ch) => this.setVar(ch, q));
+      case 'GET channels/:id/variable': {
+        const ch = this.channels.get(id!);
+        if (!ch) return [404, { message: 'Provided channel was not found' }];
+        return [200, { value: ch.vars.get(q.get('variable') ?? '') ?? '' }];
+      }
+      case 'GET bridges': return [200, [...this.bridges.values()].map(bridgeJson)];
+      case 'POST bridges': return this.createBridge(q.get('bridgeId') ?? randomUUID(), q);
+      case 'POST bridges/:id': return this.createBridge(id!, q);
+      case 'GET bridges/:id': return this.withBridge(id!, (b) => [200, bridgeJson(b)]);
+      case 'DELETE bridges/:id': return this.withBridge(id!, (b) => this.destroyBridge(b));
+      case 'POST bridges/:id/addChannel': return this.withBridge(id!, (b) => this.addChannels(b, q));
+      case 'POST bridges/:id/removeChannel': return this.withBridge(id!, (b) => this.removeChannel(b, q));
+      default:
+        if (['channels', 'bridges', 'asterisk', 'applications', 'deviceStates'].includes(resource ?? '') && id === undefined) {
+          return [405, { message: 'Invalid method' }];
+        }
+        return this.notFound();
+    }
+  }
+
+  private notFound(): [number, unknown] {
+    return [404, { message: 'Resource not found' }];
+  }
+
+  private info() {
+    return { system: { version: '22.10.1-sim', entity_id: ASTERISK_ID }, build: { os: 'Linux' }, config: { name: 'sim' }, status: { startup_time: asteriskTime() } };
+  }
+
+  private appJson(name: string) {
+    const app = this.apps.get(name);
+    return {
+      name, channel_ids: [...this.channels.values()].filter((c) => c.app === name).map((c) => c.id),
+      bridge_ids: [], endpoint_ids: [], device_names: [],
+      events_allowed: [...(app?.allowed ?? [])].map((type) => ({ type })),
+      events_disallowed: [...(app?.disallowed ?? [])].map((type) => ({ type })),
+    };
+  }
+
+  private setFilter(name: string, body?: Record<string, unknown>): [number, unknown] {
+    const app = this.apps.get(name);
+    if (!app) return [404, { message: 'Application not found' }];
+    const types = (list: unknown) => new Set((Array.isArray(list) ? list : []).map((e) => (e as { type?: string }).type ?? ''));
+    if (!body) {
+      app.allowed = undefined;
+      app.disallowed = undefined;
+    }
+    if (body && 'allowed' in body) app.allowed = types(body.allowed);
+    if (body && 'disallowed' in body) app.disallowed = types(body.disallowed);
+    return [200, this.appJson(name)];
+  }
+
+  private setGlobal(q: URLSearchParams): [number, unknown] {
+    const variable = q.get('variable');
+    if (!variable) return [400, { message: 'Variable name is required' }];
+    const value = q.get('value') ?? '';
+    const device = /^DEVICE_STATE\((Custom:[^)]+)\)$/.exec(variable);
+    if (device) this.deviceStates.set(device[1]!, value);
+    else this.globals.set(variable, value);
+    return [204, undefined];
+  }
+
+  private putDeviceState(name: string, q: URLSearchParams): [number, unknown] {
+    const state = q.get('deviceState');
+    if (!name.startsWith('Stasis:') || !state) return [500, { message: 'Unknown device' }];
+    this.deviceStates.set(name, state);
+    return [204, undefined];
+  }
+
+  // ---- channels ----
+
+  private nextId(): string {
+    this.seq += 1;
+    return `${this.epoch}.${this.seq}`;
+  }
+
+  private hexSeq(): string {
+    return this.seq.toString(16).padStart(8, '0');
+  }
+
+  private newChannel(id: string, name: string, role: SimChannel['role'], caller: { name: string; number: string }): SimChannel {
+    return {
+      id, name, role, caller, state: 'Down', protocolId: randomUUID(), creationtime: asteriskTime(),
+      dialplan: { context: 'default', exten: 's', priority: 1, app_name: '', app_data: '' },
+      appArgs: [], vars: new Map(), ringing: false, moh: false, dialled: false, timers: [],
+    };
+  }
+
+  private withChannel(id: string, fn: (ch: SimChannel) => [number, unknown]): [number, unknown] {
+    const ch = this.channels.get(id);
+    return ch ? fn(ch) : [404, { message: 'Channel not found' }];
+  }
+
+  private withStasisChannel(id: string, fn: (ch: SimChannel) => [number, unknown]): [number, unknown] {
+    return this.withChannel(id, (ch) => (ch.app ? fn(ch) : [409, { message: 'Channel not in Stasis application' }]));
+  }
+
+  private withBridge(id: string, fn: (b: SimBridge) => [number, unknown]): [number, unknown] {
+    const b = this.bridges.get(id);
+    return b ? fn(b) : [404, { message: 'Bridge not found' }];
+  }
+
+  private setVar(ch: SimChannel, q: URLSearchParams): [number, unknown] {
+    const variable = q.get('variable');
+    if (!variable) return [400, { message: 'Variable name is required' }];
+    ch.vars.set(variable, q.get('value') ?? '');
+    // PJSIP_HEADER(...) writes produce no ChannelVarset (fixture README, point 8).
+    if (!variable.startsWith('PJSIP_HEADER')) this.emitVarset(ch, variable, q.get('value') ?? '');
+    return [204, undefined];
+  }
+
+  private createChannel(q: URLSearchParams, body?: Record<string, unknown>): [number, unknown] {
+    const endpoint = q.get('endpoint');
+    const appName = q.get('app');
+    if (!endpoint) return [400, { message: 'Endpoint must be specified' }];
+    if (!appName) return [400, { message: 'Application or extension must be specified' }];
+    const variables = (body?.variables ?? {}) as Record<string, unknown>;
+    if (Object.values(variables).some((v) => typeof v !== 'string')) {
+      return [400, { message: "Each value in 'variables' must be a string or an object with 'value' and optional 'report_events'" }];
+    }
+    const [tech, resource] = endpoint.split('/');
+    if (tech !== 'PJSIP' || !(this.options.endpoints ?? ['twin']).includes(resource ?? '')) return [500, { error: 'Allocation failed' }];
+    const id = q.get('channelId') ?? this.nextId();
+    const ch = this.newChannel(id, `PJSIP/${resource}-${this.hexSeq()}`, 'created', { name: '', number: '' });
+    ch.endpoint = endpoint;
+    for (const [k, v] of Object.entries(variables)) ch.vars.set(k, v as string);
+    ch.app = appName;
+    ch.appArgs = (q.get('appArgs') ?? '').split(',').filter((a) => a !== '');
+    ch.dialplan = { context: 'from-twin', exten: 's', priority: 1, app_name: '', app_data: '' };
+    this.channels.set(id, ch);
+    const announce = () => {
+      if (!this.channels.has(id)) return;
+      this.emit(appName, 'ChannelDialplan', { channel: channelJson(ch), dialplan_app: 'Stasis', dialplan_app_data: [appName, ...ch.appArgs].join(',') });
+      this.emit(appName, 'StasisStart', { args: ch.appArgs, channel: channelJson(ch) });
+    };
+    if (this.options.eventsBeforeReply ?? true) announce();
+    else this.afterReply.push(announce);
+    return [200, channelJson(ch)];
+  }
+
+  private dial(ch: SimChannel, q: URLSearchParams): [number, unknown] {
+    if (ch.role !== 'created' || ch.state !== 'Down') return [409, { message: "Channel is not in the 'Down' state" }];
+    if (ch.dialled) {
+      // A second dial on the same channel hangs it up (fixture e1).
+      this.afterReply.push(() => this.destroy(ch, { hangupCause: undefined, destroyCause: 16, causeTxt: 'Normal Clearing' }));
+      return [204, undefined];
+    }
+    ch.dialled = true;
+    ch.dialAt = performance.now();
+    const callerChannel = this.channels.get(q.get('caller') ?? '');
+    ch.callerChannelId = callerChannel?.id;
+    const invite = this.makeInvite(ch, callerChannel);
+    ch.invite = invite;
+    this.invites.push(invite);
+    if (this.invites.length > this.keepInvites) this.invites.shift();
+    if (callerChannel?.stasisStartAt !== undefined) this.onBotDial?.(callerChannel.stasisStartAt, ch.dialAt, callerChannel.id);
+    const timeoutS = Number(q.get('timeout') ?? '0');
+    this.afterReply.push(() => this.runBot(ch, invite, timeoutS));
+    return [204, undefined];
+  }
+
+  private makeInvite(ch: SimChannel, callerChannel?: SimChannel): SimInvite {
+    const target = (ch.endpoint ?? '').split('/').slice(2).join('/');
+    const requestUri = target || this.options.contact || 'sip:127.0.0.1:5070';
+    const headers: [string, string][] = [];
+    for (const [k, v] of ch.vars) {
+      const m = /^PJSIP_HEADER\(add,([^)]+)\)$/.exec(k);
+      if (m) headers.push([m[1]!, v]);
+    }
+    return buildInvite(requestUri, fromHeader(callerChannel?.caller), headers, ch.protocolId);
+  }
+
+  private runBot(ch: SimChannel, invite: SimInvite, timeoutS: number): void {
+    const dialstring = (ch.endpoint ?? '').replace(/^PJSIP\//, '');
+    const peer = () => channelJson(ch);
+    this.emit(ch.app, 'Dial', { peer: peer(), dialstatus: '', dialstring, forward: '' });
+    ch.state = 'Ringing';
+    this.emit(ch.app, 'ChannelStateChange', { channel: peer() });
+    this.emit(ch.app, 'Dial', { peer: peer(), dialstatus: 'RINGING' });
+    const later = (ms: number, fn: () => void): void => { ch.timers.push(setTimeout(fn, ms)); };
+    if (timeoutS > 0) {
+      later(timeoutS * 1000, () => this.destroy(ch, { hangupCause: 32, soft: true, destroyCause: 19, causeTxt: 'User alerting, no answer', techCause: 480 }));
+    }
+    const b = this.botBehaviour(invite);
+    switch (b.kind) {
+      case 'answer':
+        return later(b.afterMs ?? 5, () => {
+          ch.timers.forEach(clearTimeout);
+          ch.state = 'Up';
+          this.emit(ch.app, 'ChannelStateChange', { channel: peer() });
+          this.emit(ch.app, 'Dial', { peer: peer(), dialstatus: 'ANSWER' });
+          if (b.hangupAfterMs !== undefined) later(b.hangupAfterMs, () => this.remoteHangup(ch.id, 'bot'));
+        });
+      case 'busy':
+        return later(b.afterMs ?? 5, () => this.destroy(ch, { hangupCause: 17, techCause: 486, destroyCause: 17, causeTxt: 'User busy' }));
+      case 'unavailable':
+        return later(b.afterMs ?? 5, () => this.destroy(ch, { hangupCause: 34, techCause: 503, destroyCause: 34, causeTxt: 'Circuit/channel congestion' }));
+      case 'no-answer':
+        return;
+    }
+  }
+
+  /** A BYE from the far end: the caller (no cause) or the bot (cause 16). */
+  private remoteHangup(id: string, who: 'caller' | 'bot'): void {
+    const ch = this.channels.get(id);
+    if (!ch) return;
+    if (who === 'caller') this.destroy(ch, { hangupCause: undefined, destroyCause: 16, causeTxt: 'Normal Clearing' }, { kind: 'hungup-by-caller', vars: {} });
+    else this.destroy(ch, { hangupCause: 16, destroyCause: 16, causeTxt: 'Normal Clearing' });
+  }
+
+  private appHangup(ch: SimChannel, q: URLSearchParams): [number, unknown] {
+    const result: CallerResult = { kind: 'hungup-by-app', reasonCode: q.get('reason_code') ?? undefined, reason: q.get('reason') ?? undefined, vars: {} };
+    this.afterReply.push(() => this.destroy(ch, { hangupCause: 32, soft: true, destroyCause: 16, causeTxt: 'Normal Clearing' }, result));
+    return [204, undefined];
+  }
+
+  private continueChannel(ch: SimChannel, q: URLSearchParams): [number, unknown] {
+    const result: CallerResult = {
+      kind: 'continued', context: q.get('context') ?? ch.dialplan.context, extension: q.get('extension') ?? ch.dialplan.exten,
+      priority: Number(q.get('priority') ?? ch.dialplan.priority + 1), vars: {},
+    };
+    this.leaveBridge(ch);
+    const app = ch.app;
+    ch.app = undefined;
+    this.emit(app, 'StasisEnd', { channel: channelJson(ch) });
+    this.finishCaller(ch, result);
+    this.channels.delete(ch.id);
+    return [204, undefined];
+  }
+
+  /** Hang-up of a channel: the recorded event order, then a caller goes back to the dialplan. */
+  private destroy(
+    ch: SimChannel,
+    how: { hangupCause?: number; soft?: boolean; techCause?: number; destroyCause: number; causeTxt: string },
+    callerResult?: CallerResult,
+  ): void {
+    if (!this.channels.has(ch.id)) return;
+    ch.timers.forEach(clearTimeout);
+    const app = ch.app;
+    const hangup: Record<string, unknown> = { channel: channelJson(ch) };
+    if (how.hangupCause !== undefined) hangup.cause = how.hangupCause;
+    if (how.techCause !== undefined) hangup.tech_cause = how.techCause;
+    if (how.soft) hangup.soft = true;
+    this.emit(app, 'ChannelHangupRequest', hangup);
+    if (ch.bridgeId) this.bridges.get(ch.bridgeId)!.hadHangupInside = true;
+    this.leaveBridge(ch);
+    if (ch.state === 'Up') for (let i = 0; i < RTP_QOS_VARS; i++) this.emitVarset(ch, `RTPAUDIOQOS${i}`, '');
+    if (app) this.emit(app, 'StasisEnd', { channel: channelJson(ch) });
+    ch.app = undefined;
+    this.channels.delete(ch.id);
+    if (ch.role === 'created') {
+      // Only channels we created report ChannelDestroyed; a caller has gone back to the dialplan (fixture a1).
+      const destroyed: Record<string, unknown> = { channel: channelJson(ch), cause: how.destroyCause, cause_txt: how.causeTxt };
+      if (how.techCause !== undefined) destroyed.tech_cause = how.techCause;
+      this.emit(app, 'ChannelDestroyed', destroyed);
+    } else {
+      this.finishCaller(ch, callerResult ?? { kind: 'hungup-by-caller', vars: {} });
+    }
+  }
+
+  private finishCaller(ch: SimChannel, result: CallerResult): void {
+    result.vars = { ...Object.fromEntries(ch.vars), ...result.vars };
+    const waiter = this.callerWaiters.get(ch.id);
+    this.callerWaiters.delete(ch.id);
+    waiter?.(result);
+  }
+
+  // ---- bridges ----
+
+  private createBridge(id: string, q: URLSearchParams): [number, unknown] {
+    const type = q.get('type') ?? 'mixing';
+    if (!type.split(',').every((t) => BRIDGE_TYPES.has(t))) {
+      return [500, { message: "Unable to create bridge. Possible duplicate bridge id '(null)'" }];
+    }
+    const bridge: SimBridge = { id, name: q.get('name') ?? '', channels: [], hadHangupInside: false };
+    this.bridges.set(id, bridge);
+    return [200, bridgeJson(bridge)];
+  }
+
+  private addChannels(b: SimBridge, q: URLSearchParams): [number, unknown] {
+    const ids = (q.get('channel') ?? '').split(',').filter(Boolean);
+    if (ids.length === 0) return [400, { message: 'Missing parameter channel' }];
+    const chans = ids.map((id) => this.channels.get(id));
+    if (chans.some((c) => c === undefined)) return [400, { message: 'Channel not found' }];
+    if (chans.some((c) => c!.app === undefined)) return [422, { message: 'Channel not in Stasis application' }];
+    this.afterReply.push(() => {
+      for (const ch of chans as SimChannel[]) {
+        if (!this.channels.has(ch.id)) continue;
+        this.leaveBridge(ch);
+        ch.bridgeId = b.id;
+        b.channels.push(ch.id);
+        this.emit(ch.app, 'ChannelEnteredBridge', { bridge: bridgeJson(b), channel: channelJson(ch) });
+        this.emitVarset(ch, 'BRIDGEPEER', '');
+        this.emitVarset(ch, 'BRIDGEPVTCALLID', '');
+      }
+    });
+    return [204, undefined];
+  }
+
+  private removeChannel(b: SimBridge, q: URLSearchParams): [number, unknown] {
+    const ch = this.channels.get(q.get('channel') ?? '');
+    if (!ch) return [400, { message: 'Channel not found' }];
+    this.leaveBridge(ch);
+    return [204, undefined];
+  }
+
+  private leaveBridge(ch: SimChannel): void {
+    const b = ch.bridgeId ? this.bridges.get(ch.bridgeId) : undefined;
+    ch.bridgeId = undefined;
+    if (!b) return;
+    b.channels = b.channels.filter((c) => c !== ch.id);
+    this.emit(ch.app, 'ChannelLeftBridge', { bridge: bridgeJson(b), channel: channelJson(ch) });
+  }
+
+  private destroyBridge(b: SimBridge): [number, unknown] {
+    for (const id of [...b.channels]) {
+      const ch = this.channels.get(id);
+      if (ch) this.leaveBridge(ch);
+    }
+    this.bridges.delete(b.id);
+    // BridgeDestroyed only reaches the app when a channel was hung up inside (fixture h1).
+    if (b.hadHangupInside) {
+      const app = [...this.apps.keys()][0];
+      this.afterReply.push(() => this.emit(app, 'BridgeDestroyed', { bridge: bridgeJson(b) }));
+    }
+    return [204, undefined];
+  }
+}

@@ -1,0 +1,93 @@
+/**
+ * A lab on loopback: the Twin and Asterisk simulators plus the real daemon configured against
+ * them. Tests, the benchmark and `twin-connector demo` all start from here.
+ */
+import type { Clock } from '../clock.js';
+import { parseConfig } from '../config/load.js';
+import type { Config } from '../config/schema.js';
+import type { Logger } from '../log.js';
+import { silentLogger } from '../log.js';
+import { Daemon } from '../daemon.js';
+import type { CallOutcome } from '../core/types.js';
+import { AriSimulator, type AriSimOptions } from './asterisk/ari-sim.js';
+import { TwinSimulator } from './twin-sim.js';
+
+export interface LabOptions {
+  clock?: Clock;
+  log?: Logger;
+  /** Deep-merged over the lab's default config (objects merge, other values replace). */
+  config?: Record<string, unknown>;
+  ari?: AriSimOptions;
+}
+
+export class Lab {
+  readonly outcomes: CallOutcome[] = [];
+  private waiters: { count: number; resolve: () => void }[] = [];
+
+  private constructor(readonly twin: TwinSimulator, readonly ari: AriSimulator, readonly daemon: Daemon, readonly config: Config) {
+    daemon.on('outcome', (o: CallOutcome) => {
+      this.outcomes.push(o);
+      this.waiters = this.waiters.filter((w) => (this.outcomes.length >= w.count ? (w.resolve(), false) : true));
+    });
+  }
+
+  static async start(options: LabOptions = {}): Promise<Lab> {
+    const twin = new TwinSimulator();
+    const ari = new AriSimulator(options.ari);
+    await Promise.all([twin.start(), ari.start()]);
+    const config = parseConfig(merge(labConfig(twin, ari), options.config ?? {}), {});
+    const daemon = new Daemon(config, { clock: options.clock, log: options.log ?? silentLogger });
+    await daemon.start();
+    return new Lab(twin, ari, daemon, config);
+  }
+
+  /** Resolves once `count` outcomes in total have been reported. */
+  outcomesReached(count: number): Promise<CallOutcome[]> {
+    if (this.outcomes.length >= count) return Promise.resolve(this.outcomes);
+    return new Promise((resolve) => this.waiters.push({ count, resolve: () => resolve(this.outcomes) }));
+  }
+
+  /** The outcome of one caller channel, once it has left the product. */
+  async outcomeOf(channelId: string): Promise<CallOutcome> {
+    for (;;) {
+      const found = this.outcomes.find((o) => o.callId === channelId);
+      if (found) return found;
+      await this.outcomesReached(this.outcomes.length + 1);
+    }
+  }
+
+  async stop(): Promise<void> {
+    await this.daemon.stop();
+    await Promise.all([this.twin.stop(), this.ari.stop()]);
+  }
+}
+
+export function labConfig(twin: TwinSimulator, ari: AriSimulator): Record<string, unknown> {
+  return {
+    log: { level: 'silent' },
+    twin: {
+      iam_url: twin.url,
+      cis_url: twin.url,
+      email: twin.email,
+      password: twin.password,
+      warmup_timeout_ms: 2000,
+      sip: { uri: 'sip:twinbot@127.0.0.1:5070', headers: { 'X-TWIN-CallId': '{twin_id}', 'X-TWIN-ClientCallId': '{call_id}' } },
+    },
+    asterisk: { url: ari.url, username: ari.username, password: ari.password, app: 'twin', bot_answer_timeout_s: 30 },
+    trunk: { cooldown_s: 180, max_concurrent_calls: 100, max_calls_per_second: 1000 },
+    routes: { default: { bot: 'bot-default', fallback: { action: 'hangup', cause: 16 } } },
+  };
+}
+
+function merge(base: Record<string, unknown>, over: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...base };
+  for (const [k, v] of Object.entries(over)) {
+    const b = out[k];
+    out[k] = isPlainObject(b) && isPlainObject(v) ? merge(b, v) : v;
+  }
+  return out;
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
+}
