@@ -24,6 +24,8 @@ export interface WarmupRecord {
   raw: string;
   authorization?: string;
   status: number;
+  /** What the simulator answered. */
+  answer?: string;
   receivedAt: number;
   respondedAt: number;
 }
@@ -134,6 +136,7 @@ export class TwinSimulator {
 
   private answerRaw(res: ServerResponse, record: WarmupRecord, status: number, text: string): void {
     record.status = status;
+    record.answer = text;
     record.respondedAt = performance.now();
     if (res.destroyed) return;
     res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });

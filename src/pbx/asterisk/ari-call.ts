@@ -143,7 +143,12 @@ export class AriCall implements AnsweredCall {
       });
   }
 
-  /** The bot leg left Stasis or was destroyed; cause/techCause come from ChannelDestroyed. */
+  /** An answered bot leg that leaves Stasis has hung up; a ringing one waits for ChannelDestroyed's cause. */
+  onBotLeftStasis(): void {
+    if (this.bot.state === 'answered') this.onBotGone();
+  }
+
+  /** The bot leg is gone (ChannelDestroyed, or missing after a reconnect). */
   onBotGone(cause?: number, techCause?: number): void {
     if (this.bot.state === 'dialing') {
       this.botFailed(failureFromCause(cause, techCause), techCause, cause);

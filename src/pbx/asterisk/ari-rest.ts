@@ -9,6 +9,10 @@ import ari from 'ari-client';
 import { request } from 'undici';
 import type { AsteriskConfig } from '../../config/schema.js';
 
+// swagger-client 2.0 (inside ari-client) defines an implicit global `log` that writes to stdout
+// with console.log and keeps every message in memory; it would break our JSON log lines.
+(globalThis as { log?: unknown }).log = () => {};
+
 /** An ARI event as Asterisk sends it (only the fields we read are typed). */
 export interface AriEvent {
   type: string;

@@ -108,7 +108,7 @@ export class AsteriskDriver implements AriCallHost {
     this.state = 'connected';
     this.retryDelay = RECONNECT_MIN_MS;
     this.lastProblem = undefined;
-    this.log.info({ app: this.cfg.app }, 'connected to Asterisk ARI');
+    this.log.info({ ariApp: this.cfg.app }, 'connected to Asterisk ARI');
     await this.rest.filterEvents(USED_EVENTS).catch((err: Error) =>
       this.log.warn({ err: err.message }, 'ARI event filter not accepted (Asterisk older than 16.3?); receiving all events'));
     void this.flushTrunk();
@@ -158,7 +158,8 @@ export class AsteriskDriver implements AriCallHost {
         case 'StasisEnd':
           if (channelId === undefined) return;
           this.calls.get(channelId)?.onCallerLeft();
-          return this.botLegs.get(channelId)?.onBotGone();
+          // A ringing bot leg's failure cause comes with ChannelDestroyed, right after this.
+          return this.botLegs.get(channelId)?.onBotLeftStasis();
         case 'ChannelDestroyed':
           if (channelId === undefined) return;
           this.calls.get(channelId)?.onCallerLeft();
