@@ -4,14 +4,23 @@
  * stream as plain JSON events.
  */
 import http from 'node:http';
+import { createRequire } from 'node:module';
 import { EventEmitter } from 'node:events';
 import ari from 'ari-client';
 import { request } from 'undici';
 import type { AsteriskConfig } from '../../config/schema.js';
 
-// swagger-client 2.0 (inside ari-client) defines an implicit global `log` that writes to stdout
-// with console.log and keeps every message in memory; it would break our JSON log lines.
+// Two defects of swagger-client 2.0 (inside ari-client), contained here:
+// - it defines an implicit global `log` that writes to stdout and keeps every message in memory,
+//   which would break our JSON log lines;
+// - after reporting a failed api-docs load (which ari-client turns into a rejected connect), it
+//   throws again from inside the HTTP callback, which would kill the whole daemon.
 (globalThis as { log?: unknown }).log = () => {};
+const requireFromAriClient = createRequire(createRequire(import.meta.url).resolve('ari-client'));
+const swaggerApi = (requireFromAriClient('swagger-client') as { SwaggerApi: { prototype: { fail(message: unknown): void; failure(message: unknown): void } } }).SwaggerApi;
+swaggerApi.prototype.fail = function fail(message: unknown) {
+  this.failure(message);
+};
 
 /** An ARI event as Asterisk sends it (only the fields we read are typed). */
 export interface AriEvent {

@@ -8,7 +8,7 @@
  * ChannelVarset noise of a real call (about 33 per call) unless the app filters it out.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
@@ -22,7 +22,10 @@ import {
 
 export type { BotBehaviour, CallerResult, SimInvite };
 
-const API_DOCS_DIR = fileURLToPath(new URL('../../../src/sim/asterisk/api-docs/', import.meta.url));
+/** The recorded api-docs live beside this file in src/; the built copy in dist/ reads them from there. */
+const API_DOCS_DIR = [new URL('./api-docs/', import.meta.url), new URL('../../../../src/sim/asterisk/api-docs/', import.meta.url)]
+  .map((u) => fileURLToPath(u))
+  .find((dir) => existsSync(dir)) ?? '';
 const BRIDGE_TYPES = new Set(['mixing', 'holding', 'dtmf_events', 'proxy_media', 'video_sfu', 'video_single', 'sdp_label']);
 const RTP_QOS_VARS = 15;
 

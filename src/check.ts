@@ -1,0 +1,44 @@
+/** `twin-connector check`: config, Twin IAM login and PBX connection, told in plain words. */
+import { loadConfigFile } from './config/load.js';
+import { silentLogger } from './log.js';
+import { systemClock } from './clock.js';
+import { TwinHttp } from './twin/http.js';
+import { TwinAuth } from './twin/auth.js';
+import { probeAri } from './pbx/asterisk/ari-rest.js';
+
+const ok = (line: string) => process.stdout.write(`ok    ${line}\n`);
+const fail = (line: string) => process.stdout.write(`FAIL  ${line}\n`);
+
+export async function runCheck(configPath: string): Promise<number> {
+  const config = loadConfigFile(configPath); // a ConfigError is printed by the CLI
+  ok(`config ${configPath} is valid`);
+  let failures = 0;
+
+  const http = new TwinHttp(1);
+  try {
+    if (config.twin.token !== undefined) ok('Twin: using the static token from the config (not checked until the first call)');
+    else {
+      await new TwinAuth(config.twin, http, systemClock, silentLogger).token();
+      ok(`Twin IAM login at ${config.twin.iam_url} as ${config.twin.email}`);
+    }
+  } catch (err) {
+    failures += 1;
+    fail((err as Error).message);
+  } finally {
+    await http.close();
+  }
+
+  if (config.asterisk) {
+    const probe = await probeAri(config.asterisk);
+    if (probe.ok) ok(`Asterisk ARI at ${config.asterisk.url} (Asterisk ${probe.version}), user '${config.asterisk.username}'`);
+    else {
+      failures += 1;
+      fail(probe.problem);
+    }
+  } else {
+    fail('no PBX configured: add an asterisk: section');
+    failures += 1;
+  }
+  process.stdout.write(failures === 0 ? 'all checks passed\n' : `${failures} check(s) failed\n`);
+  return failures === 0 ? 0 : 1;
+}
