@@ -48,6 +48,8 @@ export class TwinSimulator {
   readonly warmups: WarmupRecord[] = [];
   /** Keep the last N warm-up records only (the benchmark makes many). */
   keepRecords = Infinity;
+  /** For the benchmark: each answered call's time inside the simulator, ms. */
+  onAnswered?: (callId: string, ms: number) => void;
 
   constructor(private readonly options: TwinSimOptions = {}) {
     this.email = options.email ?? 'bot@example.test';
@@ -138,6 +140,7 @@ export class TwinSimulator {
     record.status = status;
     record.answer = text;
     record.respondedAt = performance.now();
+    for (const call of record.body.calls ?? []) this.onAnswered?.(call.callId, record.respondedAt - record.receivedAt);
     if (res.destroyed) return;
     res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
     res.end(text);

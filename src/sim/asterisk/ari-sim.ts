@@ -88,6 +88,9 @@ export class AriSimulator {
   keepInvites = Infinity;
   /** For the benchmark: called when a bot leg is dialled with (stasisStartAt, dialAt) of its caller. */
   onBotDial?: (callerStasisStartAt: number, dialAt: number, callerId: string) => void;
+  /** For the benchmark: every REST request (after auth) and every channel variable set by the app. */
+  onRequest?: (method: string, path: string) => void;
+  onChannelVar?: (channelId: string, variable: string, value: string) => void;
 
   constructor(private readonly options: AriSimOptions = {}) {
     this.username = options.username ?? 'asterisk';
@@ -230,6 +233,7 @@ export class AriSimulator {
     const q = url.searchParams;
     const segs = path.split('/').filter(Boolean).map(decodeURIComponent);
     this.count(req.method ?? 'GET', segs);
+    this.onRequest?.(req.method ?? 'GET', path + url.search);
     const [status, answer] = this.route(req.method ?? 'GET', segs, q, body);
     res.setHeader('cache-control', 'no-cache, no-store');
     if (status === 204) {
@@ -393,6 +397,7 @@ export class AriSimulator {
     const variable = q.get('variable');
     if (!variable) return [400, { message: 'Variable name is required' }];
     ch.vars.set(variable, q.get('value') ?? '');
+    this.onChannelVar?.(ch.id, variable, q.get('value') ?? '');
     // PJSIP_HEADER(...) writes produce no ChannelVarset (fixture README, point 8).
     if (!variable.startsWith('PJSIP_HEADER')) this.emitVarset(ch, variable, q.get('value') ?? '');
     return [204, undefined];
