@@ -43,10 +43,17 @@ export function parseConfig(raw: unknown, env: NodeJS.ProcessEnv = process.env):
 }
 
 function describeIssue(issue: z.core.$ZodIssue): string {
-  const where = issue.path.length > 0 ? issue.path.join('.') : '(top level)';
+  const where = issue.path.length > 0 ? issue.path.map(pathSegment).join('.') : '(top level)';
   if (issue.code === 'unrecognized_keys') return `${where}: unknown field(s) ${issue.keys.join(', ')}`;
   if (issue.code === 'invalid_type' && issue.input === undefined) return `${where}: is required`;
+  if (issue.code === 'invalid_key') return `${where}: ${issue.issues[0]?.message ?? 'invalid name'}`;
   return `${where}: ${issue.message}`;
+}
+
+/** A key from the file is shown quoted when it has anything but plain characters (e.g. a CR/LF). */
+function pathSegment(segment: PropertyKey): string {
+  const text = String(segment);
+  return /^[A-Za-z0-9_-]+$/.test(text) ? text : JSON.stringify(text);
 }
 
 const ENV_REF = /\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g;

@@ -1,0 +1,85 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfigFile, parseConfig } from '../src/config/load.js';
+
+const minimal = () => ({
+  twin: { iam_url: 'https://iam.example', cis_url: 'https://cis.example', email: 'a@b.c', password: 'p', sip: { uri: 'sip:bot@twin.example' } },
+  asterisk: { url: 'http://127.0.0.1:8088', username: 'twin', password: 'x' },
+  routes: { default: { bot: 'b1' } },
+});
+
+function problems(raw: unknown, env: NodeJS.ProcessEnv = {}): string[] {
+  try {
+    parseConfig(raw, env);
+  } catch (err) {
+    if (err instanceof ConfigError) return err.problems;
+    throw err;
+  }
+  return [];
+}
+
+describe('config', () => {
+  it('accepts a minimal config and fills defaults', () => {
+    const config = parseConfig(minimal(), {});
+    expect(config.trunk).toEqual({ cooldown_s: 180, max_concurrent_calls: 100, max_calls_per_second: 20 });
+    expect(config.session.max_age_s).toBe(170);
+    expect(config.asterisk?.app).toBe('twin');
+  });
+
+  it('names the field and says what is wrong', () => {
+    const raw = minimal() as Record<string, any>;
+    raw.twin.iam_url = 'not a url';
+    raw.trunk = { cooldown_s: -5 };
+    raw.routes.default.fallback = { action: 'dance' };
+    delete raw.asterisk.username;
+    raw.asterisk.extra = 1;
+    const list = problems(raw);
+    expect(list).toContain('twin.iam_url: must be a URL such as https://host');
+    expect(list.some((p) => p.startsWith('trunk.cooldown_s:'))).toBe(true);
+    expect(list).toContain("routes.default.fallback.action: action must be 'hangup' or 'continue'");
+    expect(list).toContain('asterisk.username: is required');
+    expect(list).toContain('asterisk: unknown field(s) extra');
+  });
+
+  it('requires either a token or email and password', () => {
+    const raw = minimal() as Record<string, any>;
+    delete raw.twin.password;
+    expect(problems(raw)).toEqual(['twin: give either token, or both email and password']);
+  });
+
+  it('refuses a header name that could break the INVITE', () => {
+    const raw = minimal() as Record<string, any>;
+    raw.twin.sip.headers = { 'X-Bad\r\nInjected': '1' };
+    expect(problems(raw).join()).toMatch(/twin\.sip\.headers.*SIP header name/);
+  });
+
+  it('reads secrets from the environment and from files, and never echoes them in errors', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'twin-config-'));
+    writeFileSync(join(dir, 'ari'), 'file-secret\n');
+    const raw = minimal() as Record<string, any>;
+    raw.twin.password = '${TWIN_PASSWORD}';
+    delete raw.asterisk.password;
+    raw.asterisk.password_file = join(dir, 'ari');
+    const config = parseConfig(raw, { TWIN_PASSWORD: 'env-secret' });
+    expect(config.twin.password).toBe('env-secret');
+    expect(config.asterisk?.password).toBe('file-secret');
+
+    expect(problems(raw, {})).toEqual(['twin.password: environment variable TWIN_PASSWORD is not set']);
+    raw.asterisk.password_file = join(dir, 'missing');
+    expect(problems(raw, { TWIN_PASSWORD: 'x' })).toEqual([`asterisk.password_file: cannot read ${join(dir, 'missing')}: ENOENT`]);
+  });
+
+  it('explains a file that is missing or not YAML', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'twin-config-'));
+    expect(() => loadConfigFile(join(dir, 'nope.yaml'))).toThrow(/cannot read .*nope\.yaml: ENOENT/);
+    writeFileSync(join(dir, 'bad.yaml'), 'twin: [unclosed');
+    expect(() => loadConfigFile(join(dir, 'bad.yaml'))).toThrow(/is not valid YAML/);
+  });
+
+  it('ships an example config that validates', () => {
+    const config = loadConfigFile(new URL('../config.example.yaml', import.meta.url).pathname, { TWIN_PASSWORD: 'x', ARI_PASSWORD: 'y' });
+    expect(config.routes.table).toHaveLength(2);
+  });
+});

@@ -1,0 +1,85 @@
+import { describe, expect, it } from 'vitest';
+import { ManualClock } from '../src/clock.js';
+import { TrunkGate, type Admission } from '../src/core/trunk.js';
+
+const limits = { cooldown_s: 180, max_concurrent_calls: 3, max_calls_per_second: 2 };
+
+function admitted(gate: TrunkGate): Admission {
+  const r = gate.admit();
+  if (!r.admitted) throw new Error(`expected admission, got ${r.status}`);
+  return r.admission;
+}
+
+describe('trunk gate', () => {
+  it('closes for the cool-down after a failure, then lets exactly one probe through', () => {
+    const clock = new ManualClock();
+    const gate = new TrunkGate(limits, clock);
+    const a = admitted(gate);
+    gate.reportFailure(a, 'HTTP 500');
+    gate.release(a);
+    expect(gate.admit()).toEqual({ admitted: false, status: 'THROTTLED' });
+    clock.advance(179_999);
+    expect(gate.admit()).toEqual({ admitted: false, status: 'THROTTLED' });
+    clock.advance(1);
+    const probe = admitted(gate);
+    expect(probe.probe).toBe(true);
+    clock.advance(1000);
+    expect(gate.admit()).toEqual({ admitted: false, status: 'THROTTLED' });
+    gate.reportSuccess(probe);
+    gate.release(probe);
+    expect(gate.snapshot().state).toBe('open');
+    expect(admitted(gate).probe).toBe(false);
+  });
+
+  it('closes again when the probe fails, and allows a new probe if the probe call ends without a verdict', () => {
+    const clock = new ManualClock();
+    const gate = new TrunkGate(limits, clock);
+    const a = admitted(gate);
+    gate.reportFailure(a, 'timeout');
+    gate.release(a);
+    clock.advance(180_000);
+    const probe = admitted(gate);
+    gate.release(probe); // caller hung up during the warm-up: no verdict
+    clock.advance(1000);
+    const second = admitted(gate);
+    expect(second.probe).toBe(true);
+    gate.reportFailure(second, 'HTTP 503');
+    gate.release(second);
+    expect(gate.snapshot()).toMatchObject({ state: 'throttled', cooldownUntil: clock.now() + 180_000, lastFailure: 'HTTP 503' });
+  });
+
+  it('ignores late verdicts of calls admitted before the trunk closed', () => {
+    const clock = new ManualClock();
+    const gate = new TrunkGate(limits, clock);
+    const early = admitted(gate);
+    const failing = admitted(gate);
+    gate.reportFailure(failing, 'HTTP 500');
+    gate.reportSuccess(early);
+    expect(gate.snapshot().state).toBe('throttled');
+  });
+
+  it('caps concurrent calls and new calls per second', () => {
+    const clock = new ManualClock();
+    const gate = new TrunkGate(limits, clock);
+    const a = admitted(gate);
+    admitted(gate);
+    expect(gate.admit()).toEqual({ admitted: false, status: 'BUSY' }); // 3rd call in the same second
+    clock.advance(1000);
+    admitted(gate);
+    clock.advance(1000);
+    expect(gate.admit()).toEqual({ admitted: false, status: 'BUSY' }); // 3 concurrent
+    gate.release(a);
+    expect(admitted(gate).probe).toBe(false);
+  });
+
+  it('announces capacity and state changes', () => {
+    const clock = new ManualClock();
+    const gate = new TrunkGate({ ...limits, max_concurrent_calls: 1 }, clock);
+    const seen: string[] = [];
+    gate.on('change', (s) => seen.push(`${s.state}${s.atCapacity ? '/full' : ''}`));
+    const a = admitted(gate);
+    gate.reportFailure(a, 'x');
+    gate.release(a);
+    expect(seen).toEqual(['open/full', 'throttled/full', 'throttled']);
+  });
+});
