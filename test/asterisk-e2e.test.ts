@@ -110,6 +110,29 @@ describe('Asterisk: answered call to the bot', () => {
     expect(lab.twin.warmups).toHaveLength(2);
   });
 
+  it('never sends a session older than session.max_age_s: STALE', async () => {
+    const clock = new ManualClock(Date.now());
+    const lab = await startLab({ clock });
+    lab.twin.script(() => ({ kind: 'slow', delayMs: 100 }));
+    const call = lab.ari.placeCall();
+    await waitFor(() => lab.twin.warmups.length === 1, 'the warm-up');
+    clock.advance(171_000); // Twin took longer than the 170 s limit to answer
+    expect((await call.left).vars.TWIN_STATUS).toBe('STALE');
+    expect(lab.ari.invites).toHaveLength(0);
+  });
+
+  it('plays music on hold instead of ringback when configured, and stops it once bridged', async () => {
+    const lab = await startLab({ config: { asterisk: { hold: 'moh' } } });
+    lab.twin.script(() => ({ kind: 'slow', delayMs: 100 }));
+    const call = lab.ari.placeCall();
+    await waitFor(() => lab.ari.channel(call.channelId)?.moh, 'music on hold during the warm-up');
+    expect(lab.ari.channel(call.channelId)!.ringing).toBe(false);
+    await waitFor(() => lab.ari.channel(call.channelId)?.vars.get('TWIN_STATUS'), 'connected');
+    expect(lab.ari.channel(call.channelId)!.moh).toBe(false);
+    call.hangup();
+    await lab.outcomeOf(call.channelId);
+  });
+
   it('treats a warm-up timeout as Twin not ready', async () => {
     const lab = await startLab({ config: { twin: { warmup_timeout_ms: 100 } } });
     lab.twin.script(() => ({ kind: 'slow', delayMs: 400 }));

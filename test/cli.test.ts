@@ -1,0 +1,75 @@
+import { execFile } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { stringify } from 'yaml';
+import { AriSimulator } from '../src/sim/asterisk/ari-sim.js';
+import { TwinSimulator } from '../src/sim/twin-sim.js';
+import { labConfig } from '../src/sim/lab.js';
+
+const run = promisify(execFile);
+const dir = mkdtempSync(join(tmpdir(), 'twin-cli-'));
+const twin = new TwinSimulator();
+const ari = new AriSimulator();
+
+async function cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; out: string }> {
+  try {
+    const r = await run(process.execPath, ['--import', 'tsx', 'src/cli.ts', ...args], { env: { ...process.env, ...env } });
+    return { code: 0, out: r.stdout + r.stderr };
+  } catch (err) {
+    const e = err as { code: number; stdout: string; stderr: string };
+    return { code: e.code, out: e.stdout + e.stderr };
+  }
+}
+
+function writeConfig(name: string, overrides: (c: Record<string, any>) => void): string {
+  const config = labConfig(twin, ari) as Record<string, any>;
+  overrides(config);
+  const file = join(dir, name);
+  writeFileSync(file, stringify(config));
+  return file;
+}
+
+beforeAll(async () => {
+  await Promise.all([twin.start(), ari.start()]);
+});
+afterAll(async () => {
+  await Promise.all([twin.stop(), ari.stop()]);
+});
+
+describe('twin-connector check', () => {
+  it('passes when Twin IAM and ARI accept the credentials', async () => {
+    const file = writeConfig('good.yaml', (c) => { c.twin.password = '${TWIN_PASSWORD}'; });
+    const { code, out } = await cli(['check', '--config', file], { TWIN_PASSWORD: twin.password });
+    expect(out).toContain(`ok    config ${file} is valid`);
+    expect(out).toContain('ok    Twin IAM login');
+    expect(out).toContain('ok    Asterisk ARI at');
+    expect(code).toBe(0);
+  });
+
+  it('says in plain words what failed, without the secrets, and exits 1', async () => {
+    const file = writeConfig('bad-pass.yaml', (c) => { c.twin.password = 'wrong-twin-pw'; c.asterisk.password = 'wrong-ari-pw'; });
+    const { code, out } = await cli(['check', '--config', file]);
+    expect(out).toContain('FAIL  Twin IAM login failed: HTTP 401 (wrong email or password?)');
+    expect(out).toContain("refused user 'asterisk': wrong username or password");
+    expect(out).not.toMatch(/wrong-(twin|ari)-pw/);
+    expect(code).toBe(1);
+  });
+
+  it('reports an unreachable ARI', async () => {
+    const file = writeConfig('no-ari.yaml', (c) => { c.asterisk.url = 'http://127.0.0.1:1'; });
+    const { code, out } = await cli(['check', '--config', file]);
+    expect(out).toMatch(/cannot reach ARI at http:\/\/127\.0\.0\.1:1 \(ECONNREFUSED\)/);
+    expect(code).toBe(1);
+  });
+
+  it('prints config errors that name the field, with no stack trace', async () => {
+    const file = writeConfig('invalid.yaml', (c) => { c.trunk.cooldown_s = 'soon'; });
+    const { code, out } = await cli(['check', '--config', file]);
+    expect(out).toContain('trunk.cooldown_s:');
+    expect(out).not.toMatch(/\n\s+at /);
+    expect(code).toBe(2);
+  });
+});
