@@ -10,13 +10,19 @@ function admitted(gate: TrunkGate): Admission {
   return r.admission;
 }
 
+/** A gate that has just been throttled by a failed call. */
+function throttledGate(clock: ManualClock, reason = 'HTTP 500'): TrunkGate {
+  const gate = new TrunkGate(limits, clock);
+  const a = admitted(gate);
+  gate.reportFailure(a, reason);
+  gate.release(a);
+  return gate;
+}
+
 describe('trunk gate', () => {
   it('closes for the cool-down after a failure, then lets exactly one probe through', () => {
     const clock = new ManualClock();
-    const gate = new TrunkGate(limits, clock);
-    const a = admitted(gate);
-    gate.reportFailure(a, 'HTTP 500');
-    gate.release(a);
+    const gate = throttledGate(clock);
     expect(gate.admit()).toEqual({ admitted: false, status: 'THROTTLED' });
     clock.advance(179_999);
     expect(gate.admit()).toEqual({ admitted: false, status: 'THROTTLED' });
@@ -33,10 +39,7 @@ describe('trunk gate', () => {
 
   it('closes again when the probe fails, and allows a new probe if the probe call ends without a verdict', () => {
     const clock = new ManualClock();
-    const gate = new TrunkGate(limits, clock);
-    const a = admitted(gate);
-    gate.reportFailure(a, 'timeout');
-    gate.release(a);
+    const gate = throttledGate(clock, 'timeout');
     clock.advance(180_000);
     const probe = admitted(gate);
     gate.release(probe); // caller hung up during the warm-up: no verdict

@@ -39,14 +39,9 @@ export class TrunkGate extends EventEmitter {
   private readonly recent: number[] = [];
   private wasAtCapacity = false;
 
-  constructor(private limits: Config['trunk'], private readonly clock: Clock) {
+  constructor(private readonly limits: Config['trunk'], private readonly clock: Clock) {
     super();
     this.since = clock.now();
-  }
-
-  setLimits(limits: Config['trunk']): void {
-    this.limits = limits;
-    this.emitIfCapacityFlipped();
   }
 
   admit(): AdmitResult {
