@@ -87,8 +87,8 @@ async function run(c: Extract<BenchCommand, { cmd: 'run' }>): Promise<RunReport>
       placed += 1;
       inFlight += 1;
       const call = ari.placeCall({ number: `+1555${String(placed).padStart(7, '0')}`, args: ['bot=bench'] });
-      calls.set(call.channelId, call.hangup);
-      void call.left.then(() => requestsBefore.delete(call.channelId));
+      calls.set(call.id, call.hangup);
+      void call.left.then(() => requestsBefore.delete(call.id));
     };
     const pump = () => {
       if (c.ratePerS > 0) return;

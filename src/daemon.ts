@@ -12,6 +12,7 @@ import { TwinHttp } from './twin/http.js';
 import { TwinAuth } from './twin/auth.js';
 import { TwinApi } from './twin/warmup.js';
 import { AsteriskDriver } from './pbx/asterisk/driver.js';
+import { FreeSwitchDriver } from './pbx/freeswitch/driver.js';
 
 export interface DaemonOptions {
   clock?: Clock;
@@ -24,6 +25,7 @@ export class Daemon extends EventEmitter {
   readonly gate: TrunkGate;
   readonly twin: TwinApi;
   readonly asterisk?: AsteriskDriver;
+  readonly freeswitch?: FreeSwitchDriver;
   private readonly http: TwinHttp;
   private readonly log: Logger;
   private readonly live = new Set<Promise<unknown>>();
@@ -36,20 +38,23 @@ export class Daemon extends EventEmitter {
     this.twin = new TwinApi(config.twin, this.http, new TwinAuth(config.twin, this.http, this.clock, this.log), this.log);
     this.gate = new TrunkGate(config.trunk, this.clock);
     if (config.asterisk) this.asterisk = new AsteriskDriver(config.asterisk, this.log, (call) => this.handle(call));
+    if (config.freeswitch) this.freeswitch = new FreeSwitchDriver(config.freeswitch, this.log, (call) => this.handle(call));
     this.gate.on('change', (snapshot: TrunkSnapshot) => this.onTrunkChange(snapshot));
   }
 
+  /** Connects to each configured PBX; rejects only if FreeSWITCH's call socket port cannot be used. */
   async start(): Promise<void> {
-    if (this.asterisk) {
-      this.asterisk.publishTrunk(this.gate.snapshot());
-      await this.asterisk.start();
-    }
+    const trunk = this.gate.snapshot();
+    this.asterisk?.publishTrunk(trunk);
+    this.freeswitch?.publishTrunk(trunk);
+    await Promise.all([this.asterisk?.start(), this.freeswitch?.start()]);
   }
 
   /** Stops taking events and waits for the calls in progress to leave. */
   async stop(): Promise<void> {
     await Promise.allSettled([...this.live]);
     this.asterisk?.stop();
+    await this.freeswitch?.stop();
     await this.http.close();
   }
 
@@ -73,6 +78,7 @@ export class Daemon extends EventEmitter {
     if (snapshot.state !== 'open') this.log.warn({ trunk: snapshot }, `trunk to Twin is ${snapshot.state}`);
     else this.log.info({ trunk: snapshot }, 'trunk to Twin is open');
     this.asterisk?.publishTrunk(snapshot);
+    this.freeswitch?.publishTrunk(snapshot);
     this.emit('trunk', snapshot);
   }
 }

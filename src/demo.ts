@@ -71,7 +71,7 @@ async function runScenario(lab: Lab, s: Scenario, n: number): Promise<{ outcome:
   say(`${tag}: ${s.title} — caller +1555010${n} answered, dialplan runs Stasis(twin,${s.args.join(',')})`);
   const call = lab.ari.placeCall({ number: `+1555010${n}`, dialed: '100', args: s.args });
   if (s.callerHangsUpAfterMs !== undefined) setTimeout(() => call.hangup(), s.callerHangsUpAfterMs);
-  const [left, outcome] = await Promise.all([call.left, lab.outcomeOf(call.channelId)]);
+  const [left, outcome] = await Promise.all([call.left, lab.outcomeOf(call.id)]);
 
   const warmup = lab.twin.warmups[warmupsBefore];
   if (!warmup) say(`${tag}: no warm-up sent (trunk ${lab.daemon.gate.snapshot().state})`);
@@ -92,7 +92,7 @@ function describeExit(left: CallerResult): string {
     case 'continued': return `continued in the dialplan at ${left.context},${left.extension},${left.priority}`;
     case 'hungup-by-app': return `hung up by the product (cause ${left.reasonCode ?? '16'})`;
     case 'hungup-by-caller': return 'hung up';
-    case 'stasis-failed': return 'not taken (Stasis failed)';
+    case 'app-unavailable': return 'not taken (product not connected)';
   }
 }
 

@@ -25,26 +25,26 @@ describe('Asterisk: answered call to the bot', () => {
     const call = lab.ari.placeCall({ number: '+15550100', args: ['bot=sales', 'record=1', 'var_lang=en'] });
 
     const invite = await waitFor(() => lab.ari.invites[0], 'the INVITE');
-    await waitFor(() => lab.ari.channel(call.channelId)?.vars.get('TWIN_STATUS') === 'CONNECTED', 'TWIN_STATUS');
+    await waitFor(() => lab.ari.channel(call.id)?.vars.get('TWIN_STATUS') === 'CONNECTED', 'TWIN_STATUS');
     const warmup = lab.twin.warmups[0]!;
     const sent = warmup.body.calls![0]!;
     const twinId = JSON.parse(warmup.answer!) as Record<string, string>;
     const headers = Object.fromEntries(parseInviteHeaders(invite.raw));
     expect(headers['X-TWIN-CallId']).toMatch(/^[0-9a-f-]{36}$/);
-    expect(headers['X-TWIN-CallId']).toBe(twinId[call.channelId]);
-    expect(headers['X-TWIN-ClientCallId']).toBe(call.channelId);
+    expect(headers['X-TWIN-CallId']).toBe(twinId[call.id]);
+    expect(headers['X-TWIN-ClientCallId']).toBe(call.id);
     expect(headers['X-TWIN-EnableRecord']).toBe('1');
     expect(invite.requestUri).toBe('sip:twinbot@127.0.0.1:5070');
     expect(warmup.body.returnAnswerAsync).toBe(false);
     expect(sent).toMatchObject({ botSettingsId: 'sales', callerId: '+15550100', variables: { lang: 'en', direction: 'inbound' } });
 
-    const botLeg = lab.ari.channel(`twin-${call.channelId}-bot`)!;
-    expect(botLeg.bridgeId).toBe(`twin-${call.channelId}`);
-    expect(lab.ari.channel(call.channelId)!.bridgeId).toBe(botLeg.bridgeId);
-    expect(lab.ari.channel(call.channelId)!.ringing).toBe(false);
+    const botLeg = lab.ari.channel(`twin-${call.id}-bot`)!;
+    expect(botLeg.bridgeId).toBe(`twin-${call.id}`);
+    expect(lab.ari.channel(call.id)!.bridgeId).toBe(botLeg.bridgeId);
+    expect(lab.ari.channel(call.id)!.ringing).toBe(false);
 
     call.hangup();
-    const outcome = await lab.outcomeOf(call.channelId);
+    const outcome = await lab.outcomeOf(call.id);
     expect(outcome).toMatchObject({ status: 'CONNECTED', endedBy: 'caller', bot: 'sales' });
     expect(lab.outcomes).toHaveLength(1); // the bot leg's own StasisStart was not taken for a call
     expect(lab.ari.channel(botLeg.id)).toBeUndefined();
@@ -58,9 +58,9 @@ describe('Asterisk: answered call to the bot', () => {
     const upToDial = lab.ari.totalRequests() - before;
     expect(upToDial).toBeLessThanOrEqual(6);
     expect(parseInviteHeaders(invite.raw).map(([n]) => n)).not.toContain('X-TWIN-EnableRecord');
-    await waitFor(() => lab.ari.channel(call.channelId)?.vars.get('TWIN_STATUS'), 'TWIN_STATUS');
+    await waitFor(() => lab.ari.channel(call.id)?.vars.get('TWIN_STATUS'), 'TWIN_STATUS');
     call.hangup();
-    await lab.outcomeOf(call.channelId);
+    await lab.outcomeOf(call.id);
   });
 
   it('rejects a call Twin answers null for: hang-up with the route cause, no bot leg', async () => {
@@ -69,7 +69,7 @@ describe('Asterisk: answered call to the bot', () => {
     const call = lab.ari.placeCall();
     const left = await call.left;
     expect(left).toMatchObject({ kind: 'hungup-by-app', reasonCode: '21', vars: { TWIN_STATUS: 'REJECTED' } });
-    expect((await lab.outcomeOf(call.channelId)).status).toBe('REJECTED');
+    expect((await lab.outcomeOf(call.id)).status).toBe('REJECTED');
     expect(lab.ari.invites).toHaveLength(0);
     expect(lab.daemon.gate.snapshot().state).toBe('open');
   });
@@ -102,11 +102,11 @@ describe('Asterisk: answered call to the bot', () => {
     await waitFor(() => lab.twin.warmups.length === 2, 'the probe warm-up');
     const duringProbe = lab.ari.placeCall();
     expect((await duringProbe.left).vars.TWIN_STATUS).toBe('THROTTLED');
-    await waitFor(() => lab.ari.channel(probe.channelId)?.vars.get('TWIN_STATUS') === 'CONNECTED', 'probe connected');
+    await waitFor(() => lab.ari.channel(probe.id)?.vars.get('TWIN_STATUS') === 'CONNECTED', 'probe connected');
     expect(lab.daemon.gate.snapshot().state).toBe('open');
     await waitFor(() => lab.ari.deviceState('Custom:twin-trunk') === 'NOT_INUSE', 'device state NOT_INUSE');
     probe.hangup();
-    await lab.outcomeOf(probe.channelId);
+    await lab.outcomeOf(probe.id);
     expect(lab.twin.warmups).toHaveLength(2);
   });
 
@@ -125,12 +125,12 @@ describe('Asterisk: answered call to the bot', () => {
     const lab = await startLab({ config: { asterisk: { hold: 'moh' } } });
     lab.twin.script(() => ({ kind: 'slow', delayMs: 100 }));
     const call = lab.ari.placeCall();
-    await waitFor(() => lab.ari.channel(call.channelId)?.moh, 'music on hold during the warm-up');
-    expect(lab.ari.channel(call.channelId)!.ringing).toBe(false);
-    await waitFor(() => lab.ari.channel(call.channelId)?.vars.get('TWIN_STATUS'), 'connected');
-    expect(lab.ari.channel(call.channelId)!.moh).toBe(false);
+    await waitFor(() => lab.ari.channel(call.id)?.moh, 'music on hold during the warm-up');
+    expect(lab.ari.channel(call.id)!.ringing).toBe(false);
+    await waitFor(() => lab.ari.channel(call.id)?.vars.get('TWIN_STATUS'), 'connected');
+    expect(lab.ari.channel(call.id)!.moh).toBe(false);
     call.hangup();
-    await lab.outcomeOf(call.channelId);
+    await lab.outcomeOf(call.id);
   });
 
   it('treats a warm-up timeout as Twin not ready', async () => {
@@ -138,7 +138,7 @@ describe('Asterisk: answered call to the bot', () => {
     lab.twin.script(() => ({ kind: 'slow', delayMs: 400 }));
     const call = lab.ari.placeCall();
     expect((await call.left).vars.TWIN_STATUS).toBe('UNAVAILABLE');
-    const outcome = await lab.outcomeOf(call.channelId);
+    const outcome = await lab.outcomeOf(call.id);
     expect(outcome.detail).toMatch(/no answer within 100 ms/);
     expect(lab.daemon.gate.snapshot().state).toBe('throttled');
   });
@@ -157,7 +157,7 @@ describe('Asterisk: answered call to the bot', () => {
     const lab = await startLab();
     const calls = Array.from({ length: 5 }, () => lab.ari.placeCall());
     await waitFor(() => lab.ari.invites.length === 5, '5 INVITEs');
-    const connected = (c: { channelId: string }) => lab.ari.channel(c.channelId)?.vars.get('TWIN_STATUS') === 'CONNECTED';
+    const connected = (c: { id: string }) => lab.ari.channel(c.id)?.vars.get('TWIN_STATUS') === 'CONNECTED';
     expect(lab.twin.logins).toBe(1);
     lab.twin.expireTokens();
     const late = lab.ari.placeCall();
@@ -175,7 +175,7 @@ describe('Asterisk: answered call to the bot', () => {
     const call = lab.ari.placeCall();
     await waitFor(() => lab.twin.warmups.length === 1, 'the warm-up');
     call.hangup();
-    expect((await lab.outcomeOf(call.channelId)).status).toBe('ABANDONED');
+    expect((await lab.outcomeOf(call.id)).status).toBe('ABANDONED');
     expect(lab.ari.invites).toHaveLength(0);
   });
 
@@ -184,7 +184,7 @@ describe('Asterisk: answered call to the bot', () => {
     lab.ari.botBehaviour = () => ({ kind: 'busy' });
     const call = lab.ari.placeCall();
     expect(await call.left).toMatchObject({ kind: 'continued', context: 'twin-fallback', extension: 'agent', vars: { TWIN_STATUS: 'BOT_FAILED' } });
-    const outcome = await lab.outcomeOf(call.channelId);
+    const outcome = await lab.outcomeOf(call.id);
     expect(outcome.detail).toBe('bot leg busy (SIP 486)');
     expect(lab.daemon.gate.snapshot().state).toBe('open');
   });
@@ -202,7 +202,7 @@ describe('Asterisk: answered call to the bot', () => {
     lab.ari.botBehaviour = () => ({ kind: 'no-answer' });
     const call = lab.ari.placeCall();
     expect((await call.left).vars.TWIN_STATUS).toBe('BOT_FAILED');
-    expect((await lab.outcomeOf(call.channelId)).detail).toBe('bot leg no-answer (SIP 480)');
+    expect((await lab.outcomeOf(call.id)).detail).toBe('bot leg no-answer (SIP 480)');
   });
 
   it('continues the caller in the dialplan when the bot hangs up first, if the route says so', async () => {
@@ -212,7 +212,7 @@ describe('Asterisk: answered call to the bot', () => {
     lab.ari.botBehaviour = () => ({ kind: 'answer', afterMs: 5, hangupAfterMs: 30 });
     const call = lab.ari.placeCall();
     expect(await call.left).toMatchObject({ kind: 'continued', context: 'operators', vars: { TWIN_STATUS: 'CONNECTED' } });
-    expect(await lab.outcomeOf(call.channelId)).toMatchObject({ status: 'CONNECTED', endedBy: 'bot' });
+    expect(await lab.outcomeOf(call.id)).toMatchObject({ status: 'CONNECTED', endedBy: 'bot' });
   });
 
   it('hangs up the caller when the bot hangs up first, by default', async () => {
@@ -225,13 +225,13 @@ describe('Asterisk: answered call to the bot', () => {
   it('answers BUSY over capacity, without a warm-up, and publishes the trunk as BUSY', async () => {
     const lab = await startLab({ config: { trunk: { max_concurrent_calls: 1 } } });
     const first = lab.ari.placeCall();
-    await waitFor(() => lab.ari.channel(first.channelId)?.vars.get('TWIN_STATUS'), 'first call connected');
+    await waitFor(() => lab.ari.channel(first.id)?.vars.get('TWIN_STATUS'), 'first call connected');
     await waitFor(() => lab.ari.deviceState('Custom:twin-trunk') === 'BUSY', 'device state BUSY');
     const second = lab.ari.placeCall();
     expect((await second.left).vars.TWIN_STATUS).toBe('BUSY');
     expect(lab.twin.warmups).toHaveLength(1);
     first.hangup();
-    await lab.outcomeOf(first.channelId);
+    await lab.outcomeOf(first.id);
   });
 
   it('never lets a hostile caller id reach a SIP header or the warm-up JSON unescaped', async () => {
@@ -251,37 +251,37 @@ describe('Asterisk: answered call to the bot', () => {
     const raw = lab.twin.warmups[0]!.raw;
     expect(raw).not.toMatch(/[\r\n\0]/);
     expect(JSON.parse(raw).calls[0].callerId).toBe('+1555');
-    await waitFor(() => lab.ari.channel(call.channelId)?.vars.get('TWIN_STATUS'), 'connected');
+    await waitFor(() => lab.ari.channel(call.id)?.vars.get('TWIN_STATUS'), 'connected');
     call.hangup();
-    await lab.outcomeOf(call.channelId);
+    await lab.outcomeOf(call.id);
   });
 
   it('settles a call whose hang-up happened while the ARI websocket was down', async () => {
     const lab = await startLab();
     const call = lab.ari.placeCall();
-    await waitFor(() => lab.ari.channel(call.channelId)?.vars.get('TWIN_STATUS'), 'connected');
+    await waitFor(() => lab.ari.channel(call.id)?.vars.get('TWIN_STATUS'), 'connected');
     lab.ari.booting = true; // keep the app away for a moment
     lab.ari.dropWebSockets();
     call.hangup(); // StasisEnd is lost: Asterisk does not queue events
     await new Promise((r) => setTimeout(r, 150));
     lab.ari.booting = false;
-    const outcome = await lab.outcomeOf(call.channelId);
+    const outcome = await lab.outcomeOf(call.id);
     expect(outcome).toMatchObject({ status: 'CONNECTED', endedBy: 'caller' });
   });
 
   it('keeps a bridged call through a websocket drop and handles its later hang-up', async () => {
     const lab = await startLab();
     const call = lab.ari.placeCall();
-    await waitFor(() => lab.ari.channel(call.channelId)?.vars.get('TWIN_STATUS'), 'connected');
+    await waitFor(() => lab.ari.channel(call.id)?.vars.get('TWIN_STATUS'), 'connected');
     lab.ari.dropWebSockets();
     await waitFor(() => lab.daemon.asterisk!.state === 'connected' && lab.ari.leftovers().channels.length === 2 ? true : undefined, 'reconnected');
     await new Promise((r) => setTimeout(r, 400)); // ari-client reconnects after 100 ms
     const next = lab.ari.placeCall();
-    await waitFor(() => lab.ari.channel(next.channelId)?.vars.get('TWIN_STATUS'), 'a new call after the reconnect');
+    await waitFor(() => lab.ari.channel(next.id)?.vars.get('TWIN_STATUS'), 'a new call after the reconnect');
     call.hangup();
     next.hangup();
-    expect((await lab.outcomeOf(call.channelId)).status).toBe('CONNECTED');
-    expect((await lab.outcomeOf(next.channelId)).status).toBe('CONNECTED');
+    expect((await lab.outcomeOf(call.id)).status).toBe('CONNECTED');
+    expect((await lab.outcomeOf(next.id)).status).toBe('CONNECTED');
   });
 
   it('sends nothing to a stopped product: Stasis() fails at once so the dialplan falls back', async () => {
@@ -289,6 +289,6 @@ describe('Asterisk: answered call to the bot', () => {
     lab.daemon.asterisk!.stop();
     await new Promise((r) => setTimeout(r, 50));
     const call = lab.ari.placeCall({ app: 'twin' });
-    expect(await call.left).toMatchObject({ kind: 'stasis-failed', vars: { STASISSTATUS: 'FAILED' } });
+    expect(await call.left).toMatchObject({ kind: 'app-unavailable', vars: { STASISSTATUS: 'FAILED' } });
   });
 });

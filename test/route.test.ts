@@ -5,6 +5,7 @@ import { parseStasisArgs } from '../src/pbx/asterisk/driver.js';
 
 const routes = parseConfig({
   twin: { iam_url: 'https://i.example', cis_url: 'https://c.example', token: 't', sip: { uri: 'sip:b@t' } },
+  freeswitch: { esl_password: 'ClueCon' },
   routes: {
     default: { bot: 'default-bot', variables: { a: '1' }, fallback: { action: 'hangup', cause: 17 } },
     table: [

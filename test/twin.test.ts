@@ -22,6 +22,7 @@ async function twinAuth(clock: ManualClock, password?: string) {
   cleanups.push(() => sim.stop(), () => http.close());
   const config = parseConfig({
     twin: { iam_url: sim.url, cis_url: sim.url, email: sim.email, password: password ?? sim.password, sip: { uri: 'sip:b@t' } },
+    freeswitch: { esl_password: 'ClueCon' },
     routes: { default: { bot: 'b' } },
   }, {});
   return { sim, auth: new TwinAuth(config.twin, http, clock, silentLogger) };
@@ -72,7 +73,7 @@ describe('logs', () => {
     const lab = await Lab.start({ log: createLogger({ level: 'trace', destination: sink }), ari: { password: 'ari-pass-5f3e9' } });
     cleanups.push(async () => { await expectNoLeftovers(lab); await lab.stop(); });
     const first = lab.ari.placeCall();
-    await waitFor(() => lab.ari.channel(first.channelId)?.vars.get('TWIN_STATUS'), 'first call connected');
+    await waitFor(() => lab.ari.channel(first.id)?.vars.get('TWIN_STATUS'), 'first call connected');
     lab.twin.expireTokens();
     lab.twin.script(() => ({ kind: 'status', status: 500 }));
     const second = lab.ari.placeCall();

@@ -84,6 +84,28 @@ export const ConfigSchema = z.object({
     request_timeout_ms: positiveInt.default(5000),
   }).strict().optional(),
 
+  freeswitch: z.object({
+    /** Where the product listens for the dialplan's `socket <host>:<port> async full`. */
+    listen_host: z.string().min(1).default('127.0.0.1'),
+    /** 0 picks a free port (tests). */
+    listen_port: z.number().int().min(0).max(65535).default(8084),
+    /** FreeSWITCH's own event socket (event_socket.conf.xml), for the trunk state variable. */
+    esl_host: z.string().min(1).default('127.0.0.1'),
+    esl_port: z.number().int().min(1).max(65535).default(8021),
+    esl_password: z.string().min(1),
+    /** Dial string of the bot leg; {uri} sip:user@host, {address} user@host, {user} the URI's user part. */
+    bot_endpoint: z.string().regex(/^\S+$/, 'must be a dial string without spaces, e.g. sofia/gateway/twin/{user}')
+      .default('sofia/gateway/twin/{user}'),
+    /** Global variable that shows the trunk's state to the dialplan: NOT_INUSE, BUSY or UNAVAILABLE. */
+    trunk_variable: z.string().regex(/^[A-Za-z0-9_]{1,64}$/, 'must be a variable name (letters, digits, _)').default('twin_trunk'),
+    hold: z.enum(['ring', 'moh', 'none']).default('ring'),
+    /** Ringback tone played during the warm-up (tone_stream syntax). */
+    ringback: z.string().regex(/^%\([0-9,]+\)$/, 'must be a tone such as %(2000,4000,440,480)').default('%(2000,4000,440,480)'),
+    moh_source: z.string().regex(/^[^\s]+$/, 'must be a sound source such as local_stream://moh').default('local_stream://moh'),
+    bot_answer_timeout_s: positiveInt.max(300).default(30),
+    command_timeout_ms: positiveInt.default(5000),
+  }).strict().optional(),
+
   trunk: z.object({
     cooldown_s: positiveInt.default(180),
     max_concurrent_calls: positiveInt.default(100),
@@ -99,8 +121,17 @@ export const ConfigSchema = z.object({
     default: z.object({ ...RouteFields, bot: z.string().min(1).max(128) }).strict(),
     table: z.array(RouteSchema).default([]),
   }).strict(),
-}).strict();
+}).strict()
+  .refine((c) => c.asterisk !== undefined || c.freeswitch !== undefined, {
+    message: 'configure asterisk or freeswitch (or both): the product needs a PBX to take calls from',
+  });
 
 export type Config = z.infer<typeof ConfigSchema>;
 export type RouteEntry = z.infer<typeof RouteSchema>;
 export type AsteriskConfig = NonNullable<Config['asterisk']>;
+export type FreeswitchConfig = NonNullable<Config['freeswitch']>;
+
+/** What the call flow needs from the configured PBX of a call. */
+export function pbxSettings(config: Config, pbx: 'asterisk' | 'freeswitch'): { hold: 'ring' | 'moh' | 'none'; bot_answer_timeout_s: number } {
+  return (pbx === 'asterisk' ? config.asterisk : config.freeswitch) ?? { hold: 'ring', bot_answer_timeout_s: 30 };
+}

@@ -4,7 +4,7 @@
  * dialplan, or hung up. Every wait has a bound: the warm-up timeout, the bot's answer timeout.
  */
 import type { Clock } from '../clock.js';
-import type { Config } from '../config/schema.js';
+import { pbxSettings, type Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import type { TwinApi, WarmupCall } from '../twin/warmup.js';
 import { buildSipTarget } from '../twin/sip.js';
@@ -53,7 +53,8 @@ async function warmUpAndConnect(
   call: AnsweredCall, route: Route, deps: FlowDeps, admission: Admission, startedAt: number,
 ): Promise<Verdict> {
   const config = deps.config();
-  const holding = call.hold(holdKind(config)).catch((err: unknown) => {
+  const pbx = pbxSettings(config, call.pbx);
+  const holding = call.hold(pbx.hold).catch((err: unknown) => {
     deps.log.warn({ callId: call.id, err }, 'could not play ringback');
   });
 
@@ -79,7 +80,7 @@ async function warmUpAndConnect(
     twin_id: twinId, call_id: call.id, external_id: route.externalId ?? '', bot: route.bot,
     caller: cleanNumber(call.caller), dialed: cleanNumber(call.dialed),
   }, route.record);
-  const result = await call.connect(target, answerTimeoutS(config));
+  const result = await call.connect(target, pbx.bot_answer_timeout_s);
 
   if (result.kind === 'caller-gone') return { status: 'ABANDONED', warmupMs, twinId, detail: 'caller hung up while the bot leg rang' };
   if (result.kind === 'failed') {
@@ -123,12 +124,4 @@ function warmupRequest(call: AnsweredCall, route: Route, config: Config): Warmup
 export function cleanNumber(value: string): string {
   const cleaned = value.replace(/[^0-9+*#]/g, '').slice(0, 32);
   return cleaned.length > 0 ? cleaned : 'anonymous';
-}
-
-function holdKind(config: Config) {
-  return config.asterisk?.hold ?? 'ring';
-}
-
-function answerTimeoutS(config: Config): number {
-  return config.asterisk?.bot_answer_timeout_s ?? 30;
 }

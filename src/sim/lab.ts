@@ -1,6 +1,6 @@
 /**
- * A lab on loopback: the Twin and Asterisk simulators plus the real daemon configured against
- * them. Tests, the benchmark and `twin-connector demo` all start from here.
+ * A lab on loopback: the Twin simulator, one or both PBX simulators, and the real daemon configured
+ * against them. Tests, the benchmark and `twin-connector demo` all start from here.
  */
 import type { Clock } from '../clock.js';
 import { parseConfig } from '../config/load.js';
@@ -10,21 +10,31 @@ import { silentLogger } from '../log.js';
 import { Daemon } from '../daemon.js';
 import type { CallOutcome } from '../core/types.js';
 import { AriSimulator, type AriSimOptions } from './asterisk/ari-sim.js';
+import { FreeSwitchSimulator, type FsSimOptions } from './freeswitch/esl-sim.js';
+import { asteriskSim, freeswitchSim, type PbxKind, type PbxSim } from './pbx-sim.js';
 import { TwinSimulator } from './twin-sim.js';
 
 export interface LabOptions {
   clock?: Clock;
   log?: Logger;
+  /** Which PBX simulators to run (default: Asterisk only). */
+  pbx?: PbxKind | PbxKind[];
   /** Deep-merged over the lab's default config (objects merge, other values replace). */
   config?: Record<string, unknown>;
   ari?: AriSimOptions;
+  freeswitch?: FsSimOptions;
 }
 
 export class Lab {
   readonly outcomes: CallOutcome[] = [];
   private waiters: { count: number; resolve: () => void }[] = [];
 
-  private constructor(readonly twin: TwinSimulator, readonly ari: AriSimulator, readonly daemon: Daemon, readonly config: Config) {
+  private constructor(
+    readonly twin: TwinSimulator,
+    private readonly sims: { ari?: AriSimulator; fs?: FreeSwitchSimulator },
+    readonly daemon: Daemon,
+    readonly config: Config,
+  ) {
     daemon.on('outcome', (o: CallOutcome) => {
       this.outcomes.push(o);
       this.waiters = this.waiters.filter((w) => (this.outcomes.length >= w.count ? (w.resolve(), false) : true));
@@ -32,13 +42,35 @@ export class Lab {
   }
 
   static async start(options: LabOptions = {}): Promise<Lab> {
+    const kinds = new Set([options.pbx ?? 'asterisk'].flat());
     const twin = new TwinSimulator();
-    const ari = new AriSimulator(options.ari);
-    await Promise.all([twin.start(), ari.start()]);
-    const config = parseConfig(merge(labConfig(twin, ari), options.config ?? {}), {});
+    const ari = kinds.has('asterisk') ? new AriSimulator(options.ari) : undefined;
+    const fs = kinds.has('freeswitch')
+      ? new FreeSwitchSimulator({ gateways: { twin: '127.0.0.1:5070' }, ...options.freeswitch }) : undefined;
+    await Promise.all([twin.start(), ari?.start(), fs?.start()]);
+    const config = parseConfig(merge(labConfig(twin, ari, fs), options.config ?? {}), {});
     const daemon = new Daemon(config, { clock: options.clock, log: options.log ?? silentLogger });
     await daemon.start();
-    return new Lab(twin, ari, daemon, config);
+    if (fs && daemon.freeswitch) fs.socketTarget = { host: '127.0.0.1', port: daemon.freeswitch.listenPort };
+    return new Lab(twin, { ari, fs }, daemon, config);
+  }
+
+  get ari(): AriSimulator {
+    if (!this.sims.ari) throw new Error('this lab runs no Asterisk simulator');
+    return this.sims.ari;
+  }
+
+  get fs(): FreeSwitchSimulator {
+    if (!this.sims.fs) throw new Error('this lab runs no FreeSWITCH simulator');
+    return this.sims.fs;
+  }
+
+  /** The PBX simulator of that kind, or the only one, behind the common face. */
+  pbx(kind?: PbxKind): PbxSim {
+    const chosen = kind ?? (this.sims.ari ? 'asterisk' : 'freeswitch');
+    return chosen === 'asterisk'
+      ? asteriskSim(this.ari, this.config.asterisk?.device_state)
+      : freeswitchSim(this.fs, this.config.freeswitch?.trunk_variable);
   }
 
   /** Resolves once `count` outcomes in total have been reported. */
@@ -48,9 +80,9 @@ export class Lab {
   }
 
   /** The outcome of one caller channel, once it has left the product. */
-  async outcomeOf(channelId: string): Promise<CallOutcome> {
+  async outcomeOf(callId: string): Promise<CallOutcome> {
     for (;;) {
-      const found = this.outcomes.find((o) => o.callId === channelId);
+      const found = this.outcomes.find((o) => o.callId === callId);
       if (found) return found;
       await this.outcomesReached(this.outcomes.length + 1);
     }
@@ -58,11 +90,11 @@ export class Lab {
 
   async stop(): Promise<void> {
     await this.daemon.stop();
-    await Promise.all([this.twin.stop(), this.ari.stop()]);
+    await Promise.all([this.twin.stop(), this.sims.ari?.stop(), this.sims.fs?.stop()]);
   }
 }
 
-export function labConfig(twin: TwinSimulator, ari: AriSimulator): Record<string, unknown> {
+export function labConfig(twin: TwinSimulator, ari?: AriSimulator, fs?: FreeSwitchSimulator): Record<string, unknown> {
   return {
     log: { level: 'silent' },
     twin: {
@@ -73,7 +105,8 @@ export function labConfig(twin: TwinSimulator, ari: AriSimulator): Record<string
       warmup_timeout_ms: 2000,
       sip: { uri: 'sip:twinbot@127.0.0.1:5070', headers: { 'X-TWIN-CallId': '{twin_id}', 'X-TWIN-ClientCallId': '{call_id}' } },
     },
-    asterisk: { url: ari.url, username: ari.username, password: ari.password, app: 'twin', bot_answer_timeout_s: 30 },
+    ...(ari ? { asterisk: { url: ari.url, username: ari.username, password: ari.password, app: 'twin', bot_answer_timeout_s: 30 } } : {}),
+    ...(fs ? { freeswitch: { listen_port: 0, esl_port: fs.port, esl_password: fs.password, bot_answer_timeout_s: 30 } } : {}),
     trunk: { cooldown_s: 180, max_concurrent_calls: 100, max_calls_per_second: 1000 },
     routes: { default: { bot: 'bot-default', fallback: { action: 'hangup', cause: 16 } } },
   };

@@ -6,29 +6,31 @@
 import type { AsteriskConfig } from '../../config/schema.js';
 import type { Logger } from '../../log.js';
 import type { TrunkSnapshot } from '../../core/trunk.js';
+import { Backoff, LatestValuePublisher, trunkWord, type ConnectionState } from '../shared.js';
 import { AriCall, type AriCallHost } from './ari-call.js';
 import { AriRest, probeAri, USED_EVENTS, type AriEvent } from './ari-rest.js';
 
 export type CallHandler = (call: AriCall) => void;
-export type ConnectionState = 'connecting' | 'connected' | 'reconnecting' | 'stopped';
-
-const RECONNECT_MIN_MS = 250;
-const RECONNECT_MAX_MS = 10_000;
 
 export class AsteriskDriver implements AriCallHost {
   private restClient?: AriRest;
   private readonly calls = new Map<string, AriCall>();
   private readonly botLegs = new Map<string, AriCall>();
   private stopped = false;
-  private retryDelay = RECONNECT_MIN_MS;
+  private readonly backoff = new Backoff();
   private retryTimer?: NodeJS.Timeout;
-  private trunkValue?: string;
-  private publishing = false;
+  private readonly trunk: LatestValuePublisher;
   state: ConnectionState = 'connecting';
   /** Why the last connection attempt failed, in plain words. */
   lastProblem?: string;
 
-  constructor(readonly cfg: AsteriskConfig, readonly log: Logger, private readonly onCall: CallHandler) {}
+  constructor(readonly cfg: AsteriskConfig, readonly log: Logger, private readonly onCall: CallHandler) {
+    this.trunk = new LatestValuePublisher(
+      (value) => this.rest.setGlobal(`DEVICE_STATE(Custom:${cfg.device_state})`, value),
+      () => this.restClient !== undefined && this.state === 'connected',
+      log, 'the trunk device state',
+    );
+  }
 
   get rest(): AriRest {
     if (!this.restClient) throw new Error('ARI is not connected');
@@ -54,8 +56,7 @@ export class AsteriskDriver implements AriCallHost {
 
   /** Shows the trunk to the dialplan: DEVICE_STATE(Custom:<name>) through ARI's global-variable call. */
   publishTrunk(trunk: TrunkSnapshot): void {
-    this.trunkValue = trunk.state !== 'open' ? 'UNAVAILABLE' : trunk.atCapacity ? 'BUSY' : 'NOT_INUSE';
-    void this.flushTrunk();
+    this.trunk.set(trunkWord(trunk));
   }
 
   // ---- AriCallHost ----
@@ -97,21 +98,21 @@ export class AsteriskDriver implements AriCallHost {
   private retryLater(problem: string, onFirstConnect: () => void): void {
     if (this.stopped) return;
     this.state = 'reconnecting';
-    if (problem !== this.lastProblem) this.log.error({ retryInMs: this.retryDelay }, problem);
+    const delay = this.backoff.next();
+    if (problem !== this.lastProblem) this.log.error({ retryInMs: delay }, problem);
     this.lastProblem = problem;
-    this.retryTimer = setTimeout(() => void this.connect(onFirstConnect), this.retryDelay);
-    this.retryDelay = Math.min(this.retryDelay * 2, RECONNECT_MAX_MS);
+    this.retryTimer = setTimeout(() => void this.connect(onFirstConnect), delay);
   }
 
   /** After every (re)connection: narrow the event stream, republish state, settle calls whose events were missed. */
   private async onConnected(): Promise<void> {
     this.state = 'connected';
-    this.retryDelay = RECONNECT_MIN_MS;
+    this.backoff.reset();
     this.lastProblem = undefined;
     this.log.info({ ariApp: this.cfg.app }, 'connected to Asterisk ARI');
     await this.rest.filterEvents(USED_EVENTS).catch((err: Error) =>
       this.log.warn({ err: err.message }, 'ARI event filter not accepted (Asterisk older than 16.3?); receiving all events'));
-    void this.flushTrunk();
+    void this.trunk.flush();
     await this.reconcile();
   }
 
@@ -129,22 +130,6 @@ export class AsteriskDriver implements AriCallHost {
       const botId = call.botLegId;
       if (!alive.has(call.id)) call.onCallerLeft();
       else if (botId !== undefined && !alive.has(botId)) call.onBotGone();
-    }
-  }
-
-  private async flushTrunk(): Promise<void> {
-    if (this.publishing || !this.restClient || this.state !== 'connected' || this.trunkValue === undefined) return;
-    this.publishing = true;
-    let sent: string | undefined;
-    try {
-      do {
-        sent = this.trunkValue;
-        await this.rest.setGlobal(`DEVICE_STATE(Custom:${this.cfg.device_state})`, sent);
-      } while (sent !== this.trunkValue);
-    } catch (err) {
-      this.log.warn({ err: (err as Error).message }, 'could not publish the trunk device state');
-    } finally {
-      this.publishing = false;
     }
   }
 

@@ -19,8 +19,9 @@ import {
   ASTERISK_ID, asteriskTime, bridgeJson, buildInvite, channelJson, fromHeader,
   type BotBehaviour, type CallerResult, type SimBridge, type SimChannel, type SimInvite,
 } from './model.js';
+import type { SimCall } from '../call-model.js';
 
-export type { BotBehaviour, CallerResult, SimInvite };
+export type { BotBehaviour, CallerResult, SimCall, SimInvite };
 
 /** The recorded api-docs live beside this file in src/; the built copy in dist/ reads them from there. */
 const API_DOCS_DIR = [new URL('./api-docs/', import.meta.url), new URL('../../../../src/sim/asterisk/api-docs/', import.meta.url)]
@@ -55,13 +56,6 @@ export interface PlaceCallOptions {
   app?: string;
 }
 
-/** A caller placed by a test: watch how it leaves, or hang it up. */
-export interface SimCall {
-  readonly channelId: string;
-  /** Resolves when the caller leaves our app (continued, hung up by the app or by itself). */
-  readonly left: Promise<CallerResult>;
-  hangup(): void;
-}
 
 export class AriSimulator {
   readonly username: string;
@@ -83,6 +77,7 @@ export class AriSimulator {
   botBehaviour: (invite: SimInvite) => BotBehaviour = () => ({ kind: 'answer', afterMs: 5 });
   /** REST requests received: "METHOD /path-pattern" → count. */
   readonly requests = new Map<string, number>();
+  private readonly byCall = new Map<string, number>();
   /** Every INVITE "sent" to the bot, in order (bounded by keepInvites). */
   readonly invites: SimInvite[] = [];
   keepInvites = Infinity;
@@ -127,7 +122,7 @@ export class AriSimulator {
     ch.dialplan = { context: 'from-caller', exten: opts.dialed ?? '100', priority: 4, app_name: 'Stasis', app_data: [appName, ...(opts.args ?? [])].join(',') };
     const left = new Promise<CallerResult>((resolve) => this.callerWaiters.set(id, resolve));
     if (!this.appConnected(appName)) {
-      this.finishCaller(ch, { kind: 'stasis-failed', vars: { STASISSTATUS: 'FAILED' } });
+      this.finishCaller(ch, { kind: 'app-unavailable', vars: { STASISSTATUS: 'FAILED' } });
     } else {
       this.channels.set(id, ch);
       ch.app = appName;
@@ -135,7 +130,7 @@ export class AriSimulator {
       ch.stasisStartAt = performance.now();
       this.emit(appName, 'StasisStart', { args: ch.appArgs, channel: channelJson(ch) });
     }
-    return { channelId: id, left, hangup: () => this.remoteHangup(id, 'caller') };
+    return { id, left, hangup: () => this.remoteHangup(id, 'caller') };
   }
 
   /** Cut every event websocket without a close frame (code 1006), as when Asterisk dies. */
@@ -157,6 +152,11 @@ export class AriSimulator {
 
   deviceState(name: string): string | undefined {
     return this.deviceStates.get(name);
+  }
+
+  /** Requests whose path or query named this caller (its channel, bridge or bot leg). */
+  requestsNaming(callId: string): number {
+    return this.byCall.get(callId) ?? 0;
   }
 
   totalRequests(): number {
@@ -234,6 +234,8 @@ export class AriSimulator {
     const segs = path.split('/').filter(Boolean).map(decodeURIComponent);
     this.count(req.method ?? 'GET', segs);
     this.onRequest?.(req.method ?? 'GET', path + url.search);
+    const callId = /(\d{10}\.\d+)/.exec(path + url.search)?.[1];
+    if (callId !== undefined && this.keepInvites > 0) this.byCall.set(callId, (this.byCall.get(callId) ?? 0) + 1);
     const [status, answer] = this.route(req.method ?? 'GET', segs, q, body);
     res.setHeader('cache-control', 'no-cache, no-store');
     if (status === 204) {

@@ -3,33 +3,10 @@
  * (../../../../shared/fixtures/asterisk/transcripts).
  */
 
-export type BotBehaviour =
-  /** 180, then 200 after `afterMs`; the bot sends BYE `hangupAfterMs` after answering, if given. */
-  | { kind: 'answer'; afterMs?: number; hangupAfterMs?: number }
-  /** 486 Busy Here after `afterMs`. */
-  | { kind: 'busy'; afterMs?: number }
-  /** 503 Service Unavailable after `afterMs`. */
-  | { kind: 'unavailable'; afterMs?: number }
-  /** 180 and never answers: the dial's own timeout ends it (cause 19, tech_cause 480). */
-  | { kind: 'no-answer' };
+import type { SimInvite } from '../call-model.js';
 
-/** The INVITE the bot would receive for a dialled PJSIP leg. */
-export interface SimInvite {
-  requestUri: string;
-  from: string;
-  /** Headers added through PJSIP_HEADER(add,...), in order, values verbatim. */
-  headers: [string, string][];
-  /** The INVITE as text (CRLF), shaped like the recorded ones. */
-  raw: string;
-}
-
-/** How a caller left our Stasis app, as the test sees it. */
-export type CallerResult =
-  | { kind: 'continued'; context: string; extension: string; priority: number; vars: Record<string, string> }
-  | { kind: 'hungup-by-app'; reasonCode?: string; reason?: string; vars: Record<string, string> }
-  | { kind: 'hungup-by-caller'; vars: Record<string, string> }
-  /** Stasis() found no connected app: STASISSTATUS=FAILED, the dialplan goes on. */
-  | { kind: 'stasis-failed'; vars: Record<string, string> };
+export type { BotBehaviour, CallerResult, SimInvite } from '../call-model.js';
+export { fromHeader, parseInviteHeaders } from '../call-model.js';
 
 export interface SimChannel {
   id: string;
@@ -102,14 +79,6 @@ export function bridgeJson(b: SimBridge): Record<string, unknown> {
   };
 }
 
-/** Display names are quoted and stripped of what PJSIP would not put in a From header. */
-export function fromHeader(caller: { name: string; number: string } | undefined): string {
-  if (!caller) return '"Anonymous" <sip:anonymous@anonymous.invalid>';
-  const name = caller.name.replace(/[\r\n\0]/g, '').replace(/(["\\])/g, '\\$1');
-  const user = caller.number.replace(/[^A-Za-z0-9+*#._-]/g, '') || 'anonymous';
-  return `"${name}" <sip:${user}@127.0.0.1>`;
-}
-
 export function buildInvite(requestUri: string, from: string, headers: [string, string][], callId: string): SimInvite {
   const lines = [
     `INVITE ${requestUri} SIP/2.0`,
@@ -132,13 +101,4 @@ export function buildInvite(requestUri: string, from: string, headers: [string, 
     '',
   ];
   return { requestUri, from, headers, raw: lines.join('\r\n') };
-}
-
-/** Reads header lines back out of a raw INVITE the way a SIP parser would (CRLF or bare LF ends a line). */
-export function parseInviteHeaders(raw: string): [string, string][] {
-  const head = raw.split(/\r\n\r\n/)[0] ?? '';
-  return head.split(/\r\n|\n|\r/).slice(1).map((line) => {
-    const colon = line.indexOf(':');
-    return [line.slice(0, colon).trim(), line.slice(colon + 1).trim()] as [string, string];
-  });
 }

@@ -1,0 +1,235 @@
+/**
+ * The only module that uses drachtio-modesl (the maintained, API-compatible fork of modesl). It
+ * gives the driver promises with timeouts instead of callbacks that may never come, and contains
+ * three defects of the library:
+ * - its parser decodes header values with decodeURIComponent, which throws inside the socket's
+ *   data handler on a stray `%` (the linger notice's Channel-Name is sent raw) and would kill the
+ *   process: header values are decoded leniently instead;
+ * - its inbound connection reconnects by itself forever, without a cap on the delay and even after
+ *   a wrong password: we turn that off and reconnect with our own backoff;
+ * - its outbound Server does not handle `listen` errors: we listen ourselves and hand it the server;
+ * - it announces an outbound connection as ready *before* it dispatches the `connect` reply, so a
+ *   command sent from the ready handler gets the `connect` reply as its own, and every later reply
+ *   is one off: the first command is sent after that dispatch instead.
+ */
+import { createServer, type Server, type Socket } from 'node:net';
+import { createRequire } from 'node:module';
+import { EventEmitter } from 'node:events';
+
+const require = createRequire(import.meta.url);
+const esl = require('drachtio-modesl') as ModeslModule;
+const Parser = require('drachtio-modesl/lib/esl/Parser.js') as { prototype: { _parseHeaderText(text: string): Record<string, unknown> } };
+
+interface ModeslEvent {
+  headers: { name: string; value: string }[];
+  getHeader(name: string): string | undefined;
+  getBody(): string;
+}
+interface ModeslConnection {
+  socket: Socket | null;
+  closing?: boolean;
+  getInfo(): ModeslEvent | null;
+  sendRecv(command: string, args: Record<string, string> | null, cb: (reply: ModeslEvent) => void): void;
+  api(command: string, cb: (reply: ModeslEvent) => void): void;
+  on(event: string, listener: (...args: never[]) => void): void;
+  once(event: string, listener: (...args: never[]) => void): void;
+  removeAllListeners(): void;
+}
+interface ModeslModule {
+  Server: new (opts: { server: Server }) => { on(event: string, listener: (conn: ModeslConnection) => void): void };
+  Connection: new (host: string, port: number, password: string, ready: () => void) => ModeslConnection;
+}
+
+Parser.prototype._parseHeaderText = function parseHeaderText(text: string): Record<string, unknown> {
+  const headers: Record<string, unknown> = {};
+  for (const line of text.split('\n')) {
+    const colon = line.indexOf(': ');
+    const name = colon >= 0 ? line.slice(0, colon) : line;
+    const value = colon >= 0 ? lenientDecode(line.slice(colon + 2)) : '';
+    headers[name] = name === 'Content-Length' ? parseInt(value, 10) : value;
+  }
+  return headers;
+};
+
+function lenientDecode(value: string): string {
+  try {
+    return decodeURIComponent(value);
+  } catch {
+    return value;
+  }
+}
+
+export class EslError extends Error {}
+
+/** One event of the controlled channel, or a disconnect notice. */
+export interface EslEvent {
+  name: string;
+  get(header: string): string | undefined;
+  entries(): [string, string][];
+}
+
+const CHANNEL_EVENTS = [
+  'CHANNEL_EXECUTE', 'CHANNEL_EXECUTE_COMPLETE', 'CHANNEL_BRIDGE', 'CHANNEL_UNBRIDGE', 'CHANNEL_HANGUP',
+  'CHANNEL_HANGUP_COMPLETE',
+];
+
+function withTimeout<T>(what: string, timeoutMs: number, start: (done: (value: T) => void) => void): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new EslError(`FreeSWITCH did not answer "${what}" within ${timeoutMs} ms`)), timeoutMs);
+    start((value) => {
+      clearTimeout(timer);
+      resolve(value);
+    });
+  });
+}
+
+/**
+ * One call's outbound socket (FreeSWITCH's `socket` app connected to us). Emits 'event' (EslEvent)
+ * for the channel's events and disconnect notices, and 'end' once the socket is closed.
+ */
+export class CallSocket extends EventEmitter {
+  /** ESL commands sent on this socket, `connect` included. */
+  commands = 1;
+  private ended = false;
+
+  constructor(private readonly conn: ModeslConnection, private readonly timeoutMs: number) {
+    super();
+    for (const name of CHANNEL_EVENTS) {
+      conn.on(`esl::event::${name}::*`, (event: ModeslEvent) => this.emit('event', wrap(name, event)));
+    }
+    conn.on('esl::event::disconnect::notice', (event: ModeslEvent) => this.emit('event', wrap('DISCONNECT_NOTICE', event)));
+    conn.on('esl::end', () => this.onEnd());
+    conn.on('error', () => { /* a socket error is followed by 'esl::end' */ });
+    if (!conn.socket) queueMicrotask(() => this.onEnd());
+  }
+
+  /** The `connect` reply: the channel's data, variables included. */
+  get channelData(): EslEvent {
+    return wrap('CHANNEL_DATA', this.conn.getInfo()!);
+  }
+
+  get isOpen(): boolean {
+    return !this.ended;
+  }
+
+  /** A command with a command/reply (myevents, linger, sendmsg): resolves with its Reply-Text. */
+  command(line: string, headers: Record<string, string> | null = null): Promise<string> {
+    if (this.ended) return Promise.reject(new EslError('the call\'s ESL socket is closed'));
+    this.commands++;
+    return withTimeout(line, this.timeoutMs, (done) =>
+      this.conn.sendRecv(line, headers, (reply) => done(reply.getHeader('Reply-Text') ?? '')));
+  }
+
+  /** `sendmsg` execute: FreeSWITCH queues the app and answers +OK at once; the result comes as events. */
+  async execute(app: string, arg: string, eventUuid?: string): Promise<void> {
+    const headers: Record<string, string> = { 'call-command': 'execute', 'execute-app-name': app, 'execute-app-arg': arg };
+    if (eventUuid) headers['event-uuid'] = eventUuid;
+    const reply = await this.command('sendmsg', headers);
+    if (!reply.startsWith('+OK')) throw new EslError(`FreeSWITCH refused ${app}: ${reply}`);
+  }
+
+  /** An `api` command: runs at once (not queued behind the channel's apps); resolves with its body. */
+  api(command: string): Promise<string> {
+    if (this.ended) return Promise.reject(new EslError('the call\'s ESL socket is closed'));
+    this.commands++;
+    return withTimeout(`api ${command.split(' ')[0]}`, this.timeoutMs, (done) =>
+      this.conn.api(command, (reply) => done(reply.getBody())));
+  }
+
+  close(): void {
+    if (this.ended) return;
+    this.conn.socket?.end();
+  }
+
+  private onEnd(): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.emit('end');
+    this.conn.removeAllListeners();
+  }
+}
+
+function wrap(name: string, event: ModeslEvent): EslEvent {
+  return {
+    name,
+    get: (header) => event.getHeader(header),
+    entries: () => event.headers.map((h) => [h.name, String(h.value)] as [string, string]),
+  };
+}
+
+/** Listens for FreeSWITCH's `socket` app; calls `onCall` once a socket is ready (connect + myevents). */
+export class CallSocketServer {
+  private readonly server = createServer();
+
+  constructor(private readonly onCall: (socket: CallSocket) => void, private readonly timeoutMs: number) {}
+
+  async listen(host: string, port: number): Promise<void> {
+    await new Promise<void>((resolve, reject) => {
+      this.server.once('error', (err: NodeJS.ErrnoException) =>
+        reject(new EslError(`cannot listen for FreeSWITCH on ${host}:${port}: ${err.code === 'EADDRINUSE' ? 'address already in use' : err.message}`)));
+      this.server.listen(port, host, () => resolve());
+    });
+    this.server.on('error', () => { /* after listening, errors belong to single sockets */ });
+    const modeslServer = new esl.Server({ server: this.server });
+    modeslServer.on('connection::ready', (conn: ModeslConnection) => this.accept(conn));
+  }
+
+  get port(): number {
+    return (this.server.address() as { port: number } | null)?.port ?? 0;
+  }
+
+  close(): Promise<void> {
+    return new Promise((resolve) => this.server.close(() => resolve()));
+  }
+
+  private accept(conn: ModeslConnection): void {
+    const socket = new CallSocket(conn, this.timeoutMs);
+    // JSON events: no URL decoding, every value a string (fixture a2). Sent once modesl has
+    // dispatched the connect reply (see the header comment).
+    queueMicrotask(() => socket.command('myevents json').then(() => this.onCall(socket), () => socket.close()));
+  }
+}
+
+/** An inbound ESL connection (host:port, password) for API commands such as global_setvar. */
+export class EslControl extends EventEmitter {
+  private constructor(private readonly conn: ModeslConnection, private readonly timeoutMs: number) {
+    super();
+  }
+
+  /** Connects and authenticates; rejects with a plain-words reason. Emits 'end' when the connection is lost. */
+  static connect(host: string, port: number, password: string, timeoutMs: number): Promise<EslControl> {
+    return new Promise((resolve, reject) => {
+      let settled = false;
+      const fail = (reason: string) => {
+        conn.closing = true; // no reconnect of modesl's own: the driver decides
+        conn.socket?.destroy();
+        if (!settled) {
+          settled = true;
+          clearTimeout(timer);
+          reject(new EslError(reason));
+        }
+      };
+      const conn = new esl.Connection(host, port, password, () => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        const control = new EslControl(conn, timeoutMs);
+        conn.on('esl::end', () => { conn.closing = true; control.emit('end'); });
+        resolve(control);
+      });
+      const timer = setTimeout(() => fail(`FreeSWITCH ESL at ${host}:${port} did not answer within ${timeoutMs} ms`), timeoutMs);
+      conn.on('esl::event::auth::fail', () => fail(`FreeSWITCH ESL at ${host}:${port} refused the password (see event_socket.conf.xml)`));
+      conn.on('error', (err: NodeJS.ErrnoException) => fail(`cannot reach FreeSWITCH ESL at ${host}:${port}: ${err.code === 'ECONNREFUSED' ? 'connection refused' : err.message}`));
+      conn.on('esl::end', () => fail(`FreeSWITCH ESL at ${host}:${port} closed the connection`));
+    });
+  }
+
+  api(command: string): Promise<string> {
+    return withTimeout(`api ${command.split(' ')[0]}`, this.timeoutMs, (done) => this.conn.api(command, (reply) => done(reply.getBody())));
+  }
+
+  close(): void {
+    this.conn.closing = true;
+    this.conn.socket?.end();
+  }
+}

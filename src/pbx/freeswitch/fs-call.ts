@@ -1,0 +1,245 @@
+import { randomUUID } from 'node:crypto';
+import type { FreeswitchConfig } from '../../config/schema.js';
+import type { Logger } from '../../log.js';
+import type { SipTarget } from '../../twin/sip.js';
+import { causeName } from '../../core/q850.js';
+import type {
+  AnsweredCall, BotFailure, ConnectResult, Fallback, HoldKind, TwinStatus,
+} from '../../core/types.js';
+import type { CallSocket, EslEvent } from './esl.js';
+
+type BotLeg =
+  | { state: 'none' }
+  | { state: 'dialing'; appUuid: string; settle: (r: ConnectResult) => void; timer: NodeJS.Timeout }
+  | { state: 'answered'; appUuid: string }
+  | { state: 'done' };
+
+/** How long release() waits for FreeSWITCH's last events before closing the socket anyway. */
+const FINAL_EVENTS_MS = 5000;
+
+/**
+ * One caller on FreeSWITCH's outbound socket (`socket host:port async full`, with `linger`).
+ * Plan (fixtures a1, c1b, c4b): `set continue_on_fail=true` so a failed bot leg leaves the caller
+ * with us, a looping playback as ringback/MOH during the warm-up, `uuid_break` then `bridge` with
+ * the Twin headers as `sip_h_` variables. Results come as events only: CHANNEL_BRIDGE = answered;
+ * EXECUTE_COMPLETE(bridge) without it = failed, read from originate_disposition; after a bridge,
+ * EXECUTE_COMPLETE(bridge) with the caller still up = the bot hung up first. Fallbacks use `api`
+ * commands, which act at once instead of queueing behind a running app.
+ */
+export class FsCall implements AnsweredCall {
+  readonly pbx = 'freeswitch' as const;
+  readonly direction = 'inbound' as const;
+  readonly id: string;
+  readonly caller: string;
+  readonly callerName: string;
+  readonly dialed: string;
+  readonly hints: Readonly<Record<string, string>>;
+  private readonly abort = new AbortController();
+  readonly ended = this.abort.signal;
+  /** The hold playback: its event-uuid, and whether FreeSWITCH has started it (only then can uuid_break stop it). */
+  private hold_?: { appUuid: string; started: Promise<void>; markStarted: () => void };
+  private bot: BotLeg = { state: 'none' };
+  private resolveEnd?: (who: 'caller' | 'bot') => void;
+  /** Resolves when FreeSWITCH is done with the channel on this socket (hung up or sent elsewhere). */
+  private readonly finished: Promise<void>;
+  private markFinished!: () => void;
+
+  constructor(private readonly socket: CallSocket, private readonly cfg: FreeswitchConfig, private readonly log: Logger) {
+    const data = socket.channelData;
+    this.id = data.get('Unique-ID') ?? '';
+    this.caller = data.get('Caller-Caller-ID-Number') ?? '';
+    this.callerName = data.get('Caller-Caller-ID-Name') ?? '';
+    this.dialed = data.get('Caller-Destination-Number') ?? '';
+    this.hints = routeHints(data);
+    this.finished = new Promise((resolve) => { this.markFinished = resolve; });
+    socket.on('event', (event: EslEvent) => this.onEvent(event));
+    socket.on('end', () => this.onSocketEnd());
+  }
+
+  /** `linger` keeps the socket open after a hangup so the final events still arrive. */
+  async start(): Promise<void> {
+    await this.socket.command('linger');
+  }
+
+  async hold(kind: HoldKind): Promise<void> {
+    const steps = [this.socket.execute('set', 'continue_on_fail=true')];
+    if (kind !== 'none') {
+      let markStarted!: () => void;
+      const started = new Promise<void>((resolve) => { markStarted = resolve; });
+      this.hold_ = { appUuid: randomUUID(), started, markStarted };
+      const media = kind === 'ring' ? `tone_stream://${this.cfg.ringback};loops=-1` : this.cfg.moh_source;
+      steps.push(this.socket.execute('playback', media, this.hold_.appUuid));
+    }
+    await Promise.all(steps);
+  }
+
+  async connect(target: SipTarget, answerTimeoutS: number): Promise<ConnectResult> {
+    if (this.ended.aborted) return { kind: 'caller-gone' };
+    await this.stopHold();
+    const appUuid = randomUUID();
+    const result = new Promise<ConnectResult>((settle) => {
+      // Our own bound on top of originate_timeout, in case FreeSWITCH's events are lost.
+      const timer = setTimeout(() => this.botFailed('no-answer'), (answerTimeoutS + 5) * 1000);
+      this.bot = { state: 'dialing', appUuid, settle, timer };
+    });
+    try {
+      await this.socket.execute('bridge', dialString(this.cfg.bot_endpoint, target, answerTimeoutS), appUuid);
+    } catch (err) {
+      this.log.warn({ callId: this.id, err: (err as Error).message }, 'bot leg could not be dialled');
+      this.botFailed('error');
+    }
+    return result;
+  }
+
+  async setStatus(status: TwinStatus): Promise<void> {
+    await this.apiOk(`uuid_setvar ${this.id} TWIN_STATUS ${status}`);
+  }
+
+  async leave(action: Fallback, status: TwinStatus): Promise<void> {
+    await this.setStatus(status);
+    this.hold_ = undefined; // uuid_kill and uuid_transfer end the playback themselves
+    if (action.action === 'hangup') await this.apiOk(`uuid_kill ${this.id} ${causeName(action.cause)}`);
+    else await this.apiOk(`uuid_transfer ${this.id} ${action.extension} XML ${action.context}`);
+  }
+
+  /** Waits (bounded) for the channel to leave this socket, then closes it: with `linger` FreeSWITCH never does. */
+  async release(): Promise<void> {
+    if (this.bot.state === 'dialing') clearTimeout(this.bot.timer);
+    let timer: NodeJS.Timeout | undefined;
+    const bound = new Promise<void>((resolve) => { timer = setTimeout(resolve, FINAL_EVENTS_MS); });
+    await Promise.race([this.finished, bound]);
+    clearTimeout(timer);
+    this.socket.close();
+  }
+
+  // ---- events ----
+
+  private onEvent(event: EslEvent): void {
+    switch (event.name) {
+      case 'CHANNEL_EXECUTE':
+        if (this.hold_ && event.get('Application-UUID') === this.hold_.appUuid) this.hold_.markStarted();
+        return;
+      case 'CHANNEL_BRIDGE': return this.onBotAnswered();
+      case 'CHANNEL_EXECUTE_COMPLETE': return this.onAppComplete(event);
+      case 'CHANNEL_HANGUP': return this.onCallerGone();
+      case 'CHANNEL_HANGUP_COMPLETE': return this.markFinished();
+      case 'DISCONNECT_NOTICE':
+        // linger: the channel hung up; disconnect: FreeSWITCH closes the socket next.
+        return this.onCallerGone();
+    }
+  }
+
+  private onAppComplete(event: EslEvent): void {
+    const app = event.get('Application');
+    if (app === 'socket') return this.markFinished(); // transferred (b3) or hung up: no longer ours
+    if (app !== 'bridge' || event.get('Application-UUID') !== this.botAppUuid()) return;
+    if (this.bot.state === 'dialing') {
+      if (this.ended.aborted) return this.settleBot({ kind: 'caller-gone' });
+      this.botFailed(failureFromDisposition(event), sipCode(event));
+    } else if (this.bot.state === 'answered') {
+      this.bot = { state: 'done' };
+      if (!this.ended.aborted) this.resolveEnd?.('bot'); // a3: the caller is still here, parked
+    }
+  }
+
+  private onBotAnswered(): void {
+    if (this.bot.state !== 'dialing') return;
+    const { appUuid, settle, timer } = this.bot;
+    clearTimeout(timer);
+    this.bot = { state: 'answered', appUuid };
+    settle({ kind: 'answered', ended: new Promise((resolve) => { this.resolveEnd = resolve; }) });
+  }
+
+  private onCallerGone(): void {
+    if (this.ended.aborted) return;
+    this.abort.abort();
+    if (this.bot.state === 'dialing') this.settleBot({ kind: 'caller-gone' });
+    this.resolveEnd?.('caller');
+  }
+
+  /** The socket is gone: nothing more can be done for this call here (a bridged call goes on in FreeSWITCH, e1). */
+  private onSocketEnd(): void {
+    this.onCallerGone();
+    this.markFinished();
+  }
+
+  private botFailed(reason: BotFailure, code?: number): void {
+    this.settleBot({ kind: 'failed', reason, sipCode: code });
+  }
+
+  private settleBot(result: ConnectResult): void {
+    if (this.bot.state !== 'dialing') return;
+    clearTimeout(this.bot.timer);
+    const { settle } = this.bot;
+    this.bot = { state: 'done' };
+    settle(result);
+  }
+
+  private botAppUuid(): string | undefined {
+    return this.bot.state === 'dialing' || this.bot.state === 'answered' ? this.bot.appUuid : undefined;
+  }
+
+  /**
+   * Apps run one after another, so the bridge would wait behind an endless ringback: break it. A
+   * uuid_break sent before the playback has started does nothing, so wait for its CHANNEL_EXECUTE.
+   */
+  private async stopHold(): Promise<void> {
+    const hold = this.hold_;
+    if (!hold) return;
+    this.hold_ = undefined;
+    let timer: NodeJS.Timeout | undefined;
+    const bound = new Promise<void>((resolve) => { timer = setTimeout(resolve, this.cfg.command_timeout_ms); });
+    await Promise.race([hold.started, bound, this.finished]);
+    clearTimeout(timer);
+    await this.apiOk(`uuid_break ${this.id} all`).catch((err: Error) =>
+      this.log.warn({ callId: this.id, err: err.message }, 'could not stop the ringback'));
+  }
+
+  private async apiOk(command: string): Promise<void> {
+    const reply = await this.socket.api(command);
+    if (!reply.startsWith('+OK')) throw new Error(`FreeSWITCH: ${command.split(' ')[0]} → ${reply.trim()}`);
+  }
+}
+
+/** Channel variables twin_bot, twin_record, twin_var_lang ... set by the dialplan → route hints bot, record, var_lang. */
+export function routeHints(data: EslEvent): Record<string, string> {
+  const hints: Record<string, string> = {};
+  for (const [name, value] of data.entries()) {
+    if (name.startsWith('variable_twin_')) hints[name.slice('variable_twin_'.length)] = value;
+  }
+  return hints;
+}
+
+/** FreeSWITCH's originate result (fixture table "Values observed") → what happened to the bot leg. */
+export function failureFromDisposition(event: EslEvent): BotFailure {
+  const disposition = event.get('variable_originate_disposition') ?? event.get('variable_DIALSTATUS') ?? '';
+  const code = sipCode(event);
+  if (disposition === 'USER_BUSY' || code === 486 || code === 600) return 'busy';
+  if (['NO_ANSWER', 'ALLOTTED_TIMEOUT', 'NO_USER_RESPONSE', 'PROGRESS_TIMEOUT'].includes(disposition)) return 'no-answer';
+  if ((code !== undefined && code >= 500) || ['NORMAL_TEMPORARY_FAILURE', 'NORMAL_CIRCUIT_CONGESTION', 'SWITCH_CONGESTION',
+    'DESTINATION_OUT_OF_ORDER', 'NETWORK_OUT_OF_ORDER', 'GATEWAY_DOWN', 'RECOVERY_ON_TIMER_EXPIRE'].includes(disposition)) return 'unavailable';
+  return 'error';
+}
+
+function sipCode(event: EslEvent): number | undefined {
+  const m = /^sip:(\d{3})$/.exec(event.get('variable_last_bridge_proto_specific_hangup_cause') ?? '');
+  return m ? Number(m[1]) : undefined;
+}
+
+/**
+ * `{sip_h_X-TWIN-CallId=...,originate_timeout=30}sofia/gateway/twin/twinbot`. Header values are
+ * already restricted to safe characters; ones with a comma or space are single-quoted so
+ * FreeSWITCH does not split them.
+ */
+export function dialString(endpointTemplate: string, target: SipTarget, answerTimeoutS: number): string {
+  const vars = Object.entries(target.headers).map(([name, value]) => `sip_h_${name}=${quoteIfNeeded(value)}`);
+  vars.push(`originate_timeout=${answerTimeoutS}`);
+  const address = target.uri.replace(/^sips?:/, '');
+  const user = address.split('@')[0] ?? address;
+  const endpoint = endpointTemplate.replace('{uri}', target.uri).replace('{address}', address).replace('{user}', user);
+  return `{${vars.join(',')}}${endpoint}`;
+}
+
+function quoteIfNeeded(value: string): string {
+  return /[, ]/.test(value) ? `'${value}'` : value;
+}

@@ -1,0 +1,66 @@
+/** Pieces both PBX drivers need: reconnect backoff and publishing the trunk state. */
+import type { TrunkSnapshot } from '../core/trunk.js';
+import type { Logger } from '../log.js';
+
+export type ConnectionState = 'connecting' | 'connected' | 'reconnecting' | 'stopped';
+
+/** Doubling delay between reconnect attempts: 250 ms up to 10 s, back to the start once connected. */
+export class Backoff {
+  private delay: number;
+
+  constructor(private readonly minMs = 250, private readonly maxMs = 10_000) {
+    this.delay = minMs;
+  }
+
+  next(): number {
+    const current = this.delay;
+    this.delay = Math.min(this.delay * 2, this.maxMs);
+    return current;
+  }
+
+  reset(): void {
+    this.delay = this.minMs;
+  }
+}
+
+/** The word the dialplan sees for the trunk, as in Asterisk's device states. */
+export function trunkWord(trunk: TrunkSnapshot): 'NOT_INUSE' | 'BUSY' | 'UNAVAILABLE' {
+  return trunk.state !== 'open' ? 'UNAVAILABLE' : trunk.atCapacity ? 'BUSY' : 'NOT_INUSE';
+}
+
+/**
+ * Sends only the latest value, one request at a time: a flapping trunk costs one request in flight
+ * plus one for the final state, not one per change. Resent after a reconnect with flush().
+ */
+export class LatestValuePublisher {
+  private value?: string;
+  private sending = false;
+
+  constructor(
+    private readonly send: (value: string) => Promise<unknown>,
+    private readonly canSend: () => boolean,
+    private readonly log: Logger,
+    private readonly what: string,
+  ) {}
+
+  set(value: string): void {
+    this.value = value;
+    void this.flush();
+  }
+
+  async flush(): Promise<void> {
+    if (this.sending || !this.canSend() || this.value === undefined) return;
+    this.sending = true;
+    let sent: string | undefined;
+    try {
+      do {
+        sent = this.value;
+        await this.send(sent);
+      } while (sent !== this.value);
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, `could not publish ${this.what}`);
+    } finally {
+      this.sending = false;
+    }
+  }
+}

@@ -1,0 +1,543 @@
+/**
+ * FreeSWITCH simulator: the ESL side of a FreeSWITCH 1.10.12 on loopback, built from the recordings
+ * in shared/fixtures/freeswitch (see its README, "Quirks a fake server should reproduce").
+ *
+ * - Outbound: placeCall() connects to the product like the dialplan's `socket host:port async full`
+ *   and answers `connect`, `myevents`, `linger`, `api`, `sendmsg`, `exit` with the recorded bytes.
+ * - sendmsg is acknowledged `+OK` at once, even on a dead channel; apps then run in order, one at a
+ *   time (a looping playback holds the queue until `uuid_break`); results arrive only as events.
+ * - A failed bridge hangs up the caller unless `continue_on_fail` is set or the cause is NO_ANSWER.
+ * - Closing the socket before a bridge hangs up the call; a bridged call outlives the socket.
+ * - Inbound: `auth/request`, `-ERR invalid` + disconnect notice on a bad password, global variables.
+ */
+import { createConnection, createServer, type Server, type Socket } from 'node:net';
+import { randomUUID } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
+import { causeCode } from '../../core/q850.js';
+import { fromHeader, type BotBehaviour, type CallerResult, type CallSpec, type SimCall, type SimInvite } from '../call-model.js';
+import { appHeaders, channelData, eventHeaders, otherLeg, type BotLeg, type FsChannel, type RunningApp } from './channel.js';
+import {
+  apiResponse, authRequest, commandReply, CommandReader, connectReply, disconnectNotice, jsonEvent,
+  lingerNotice, parseDialString, plainEvent, type AppCommand, type Headers,
+} from './wire.js';
+
+export interface FsSimOptions {
+  password?: string;
+  /** Gateway name → proxy host:port, for `sofia/gateway/<name>/<user>` dial strings. */
+  gateways?: Record<string, string>;
+  /** Time between a sendmsg's +OK and the app starting (about 20 ms recorded); 0 in the benchmark. */
+  execDelayMs?: number;
+}
+
+export interface FsPlaceCall extends CallSpec {
+  /** Whether the dialplan answered before `socket` (default true). */
+  answered?: boolean;
+}
+
+const BREAKABLE = new Set(['playback', 'sleep', 'park']);
+
+export class FreeSwitchSimulator {
+  readonly password: string;
+  /** The product's outbound socket server, as in the dialplan's `socket host:port`. */
+  socketTarget = { host: '127.0.0.1', port: 8084 };
+  botBehaviour: (invite: SimInvite) => BotBehaviour = () => ({ kind: 'answer', afterMs: 5 });
+  readonly invites: SimInvite[] = [];
+  keepInvites = 1000;
+  readonly globals = new Map<string, string>();
+  /** ESL commands received per caller uuid, and on inbound connections. */
+  readonly commands = new Map<string, number>();
+  inboundCommands = 0;
+  port = 0;
+  onBotDial?: (socketAt: number, dialAt: number, uuid: string) => void;
+  onChannelVar?: (uuid: string, name: string, value: string) => void;
+  onCommand?: (uuid: string, line: string) => void;
+
+  private readonly server: Server;
+  private readonly channels = new Map<string, FsChannel>();
+  private readonly inbound = new Set<Socket>();
+  private callCount = 0;
+
+  constructor(private readonly options: FsSimOptions = {}) {
+    this.password = options.password ?? 'ClueCon';
+    this.server = createServer((socket) => this.acceptInbound(socket));
+  }
+
+  async start(port = 0): Promise<number> {
+    await new Promise<void>((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(port, '127.0.0.1', () => resolve());
+    });
+    this.port = (this.server.address() as { port: number }).port;
+    return this.port;
+  }
+
+  async stop(): Promise<void> {
+    for (const ch of this.channels.values()) this.clearTimers(ch);
+    for (const ch of this.channels.values()) ch.session?.socket.destroy();
+    for (const s of this.inbound) s.destroy();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+
+  // ---- test controls ----
+
+  /** A caller whose dialplan runs `answer` (unless told not to), sets twin_* variables, then `socket`. */
+  placeCall(spec: FsPlaceCall = {}): SimCall {
+    const uuid = randomUUID();
+    const number = spec.number ?? '+15551230000';
+    let finish: (r: CallerResult) => void = () => {};
+    const left = new Promise<CallerResult>((resolve) => { finish = resolve; });
+    const ch: FsChannel = {
+      uuid, name: `sofia/lab/${number}@127.0.0.1:5082`, caller: { name: spec.name ?? 'Customer', number },
+      dialed: spec.dialed ?? '100', answered: spec.answered ?? true, state: 'socket', vars: new Map(),
+      queue: [], timers: [], created: Date.now(), seq: 0, earlyLingerNotice: this.callCount++ % 2 === 1, finish,
+    };
+    for (const [k, v] of Object.entries(spec.hints ?? {})) ch.vars.set(`twin_${k}`, v);
+    this.channels.set(uuid, ch);
+    this.connectOut(ch);
+    return { id: uuid, left, hangup: () => this.hangup(ch, 'NORMAL_CLEARING', { kind: 'hungup-by-caller', vars: {} }) };
+  }
+
+  /** Cut every outbound socket from FreeSWITCH's side, as when the product's host goes away. */
+  dropOutboundSockets(): void {
+    for (const ch of this.channels.values()) ch.session?.socket.destroy();
+  }
+
+  dropInbound(): void {
+    for (const s of this.inbound) s.destroy();
+  }
+
+  channel(uuid: string): FsChannel | undefined {
+    return this.channels.get(uuid);
+  }
+
+  /** Calls not yet ended, and sockets the product left open after its call ended. */
+  leftovers(): string[] {
+    const left: string[] = [];
+    for (const ch of this.channels.values()) {
+      if (ch.state !== 'hungup') left.push(`channel ${ch.name} (${ch.state})`);
+      else if (ch.session && !ch.session.closed) left.push(`socket of ${ch.name} still open`);
+    }
+    return left;
+  }
+
+  totalCommands(): number {
+    let n = this.inboundCommands;
+    for (const v of this.commands.values()) n += v;
+    return n;
+  }
+
+  // ---- outbound socket (FreeSWITCH → product) ----
+
+  private connectOut(ch: FsChannel): void {
+    const socket = createConnection(this.socketTarget);
+    const session = { socket, format: 'none' as const, linger: null, closed: false };
+    ch.session = session;
+    const reader = new CommandReader();
+    socket.on('connect', () => { ch.socketAt = performance.now(); });
+    socket.on('data', (chunk) => {
+      for (const cmd of reader.push(chunk)) this.onOutboundCommand(ch, cmd);
+    });
+    socket.on('error', () => { /* reported by close */ });
+    socket.on('end', () => this.closeOutbound(ch, true));
+    socket.on('close', () => {
+      const neverConnected = ch.socketAt === undefined;
+      this.closeOutbound(ch, false);
+      // e5: nothing listening. The shipped dialplan goes on to its fallback after `socket`.
+      if (neverConnected) this.end(ch, 'NORMAL_CLEARING', { kind: 'app-unavailable', vars: { socket_failed: 'true' } });
+    });
+  }
+
+  /** The app closed (or lost) the socket: FreeSWITCH says goodbye, and ends the call unless it is bridged. */
+  private closeOutbound(ch: FsChannel, writeGoodbye: boolean): void {
+    const session = ch.session;
+    if (!session || session.closed) return;
+    session.closed = true;
+    if (writeGoodbye && !session.socket.destroyed) session.socket.end(disconnectNotice(ch.uuid));
+    else session.socket.destroy();
+    this.forgetIfDone(ch);
+    if (ch.state !== 'socket' || ch.socketAt === undefined) return;
+    if (ch.bot?.state === 'answered') return; // e1/e2: the bridge goes on without us
+    this.hangup(ch, 'NORMAL_CLEARING', { kind: 'hungup-by-app', reasonCode: '16', reason: 'socket closed', vars: {} });
+  }
+
+  private write(ch: FsChannel, bytes: string): void {
+    const s = ch.session;
+    if (s && !s.closed && !s.socket.destroyed) s.socket.write(bytes);
+  }
+
+  private onOutboundCommand(ch: FsChannel, cmd: AppCommand): void {
+    this.commands.set(ch.uuid, (this.commands.get(ch.uuid) ?? 0) + 1);
+    this.onCommand?.(ch.uuid, cmd.line);
+    const [verb = '', ...args] = cmd.line.split(' ');
+    const session = ch.session!;
+    switch (verb) {
+      case 'connect': return this.write(ch, connectReply(channelData(ch)));
+      case 'myevents':
+        session.format = args[0] === 'json' ? 'json' : 'plain';
+        return this.write(ch, commandReply('+OK Events Enabled'));
+      case 'linger': {
+        const seconds = args[0] ? Number(args[0]) : -1;
+        session.linger = seconds;
+        return this.write(ch, commandReply(seconds > 0 ? `+OK will linger ${seconds} seconds` : '+OK will linger'));
+      }
+      case 'nolinger':
+        session.linger = null;
+        return this.write(ch, commandReply('+OK will not linger'));
+      case 'event':
+        session.format = args[0] === 'json' ? 'json' : 'plain';
+        return this.write(ch, commandReply(`+OK event listener enabled ${session.format}`));
+      case 'api': return this.write(ch, apiResponse(this.api(args.join(' '))));
+      case 'sendmsg':
+        this.write(ch, commandReply('+OK'));
+        return this.sendmsg(ch, cmd.headers);
+      case 'exit':
+        this.write(ch, commandReply('+OK bye'));
+        return this.closeOutbound(ch, true);
+      default: return this.write(ch, commandReply('-ERR command not found'));
+    }
+  }
+
+  private sendmsg(ch: FsChannel, h: Map<string, string>): void {
+    if (ch.state !== 'socket') return; // a5: +OK, and nothing happens
+    const command = h.get('call-command');
+    if (command === 'hangup') {
+      const cause = h.get('hangup-cause') ?? 'NORMAL_CLEARING';
+      return this.later(ch, () => this.appHangup(ch, cause));
+    }
+    if (command !== 'execute') return;
+    const app = h.get('execute-app-name') ?? '';
+    ch.queue.push({ app, arg: h.get('execute-app-arg') ?? '', uuid: h.get('event-uuid') ?? randomUUID() });
+    this.later(ch, () => this.runQueue(ch));
+  }
+
+  private later(ch: FsChannel, fn: () => void, ms = this.options.execDelayMs ?? 2): void {
+    ch.timers.push(setTimeout(fn, ms));
+  }
+
+  // ---- events ----
+
+  private emitEvent(ch: FsChannel, name: string, state: string, extra: Headers = [], trailer: Headers = []): void {
+    const format = ch.session?.format ?? 'none';
+    if (format === 'none' || !ch.session || ch.session.closed) return;
+    const headers = eventHeaders(ch, name, state, extra, trailer);
+    this.write(ch, format === 'json' ? jsonEvent(headers) : plainEvent(headers));
+  }
+
+  private setVar(ch: FsChannel, name: string, value: string): void {
+    ch.vars.set(name, value);
+    this.onChannelVar?.(ch.uuid, name, value);
+  }
+
+  // ---- apps ----
+
+  private runQueue(ch: FsChannel): void {
+    while (!ch.running && ch.state === 'socket') {
+      const next = ch.queue.shift();
+      if (!next) return;
+      this.emitEvent(ch, 'CHANNEL_EXECUTE', 'CS_EXECUTE', [], appHeaders(next));
+      this.setVar(ch, 'current_application', next.app);
+      this.startApp(ch, next);
+    }
+  }
+
+  private startApp(ch: FsChannel, app: { app: string; arg: string; uuid: string }): void {
+    switch (app.app) {
+      case 'set': case 'export': {
+        const [name = '', ...value] = app.arg.replace(/^nolocal:/, '').split('=');
+        this.setVar(ch, name, value.join('='));
+        return this.complete(ch, app);
+      }
+      case 'answer':
+        ch.answered = true;
+        return this.complete(ch, app);
+      case 'playback': return this.playback(ch, app);
+      case 'bridge': return this.bridge(ch, app);
+      case 'transfer': {
+        this.complete(ch, app);
+        const [extension = '', , context = 'default'] = app.arg.split(' ');
+        return this.transfer(ch, extension, context);
+      }
+      case 'hangup': return this.appHangup(ch, app.arg || 'NORMAL_CLEARING');
+      default:
+        return this.complete(ch, app, '-ERR no such application');
+    }
+  }
+
+  private complete(ch: FsChannel, app: { app: string; arg: string; uuid: string }, response = '_none_'): void {
+    if (ch.running?.uuid === app.uuid) ch.running = undefined;
+    this.emitEvent(ch, 'CHANNEL_EXECUTE_COMPLETE', 'CS_EXECUTE', [], appHeaders(app, response));
+  }
+
+  private playback(ch: FsChannel, app: { app: string; arg: string; uuid: string }): void {
+    const endless = /loops=-1/.test(app.arg) || app.arg.startsWith('local_stream://');
+    ch.playing = app.arg.startsWith('local_stream://') ? 'moh' : 'ring';
+    const running: RunningApp = { ...app, interrupt: () => { ch.playing = undefined; this.complete(ch, app, 'FILE PLAYED'); } };
+    ch.running = running;
+    if (!endless) this.later(ch, () => { if (ch.running === running) { running.interrupt!(); this.runQueue(ch); } }, 20);
+  }
+
+  private bridge(ch: FsChannel, app: { app: string; arg: string; uuid: string }): void {
+    const { vars, endpoint } = parseDialString(app.arg);
+    const invite = this.makeInvite(ch, endpoint, vars);
+    this.invites.push(invite);
+    if (this.invites.length > this.keepInvites) this.invites.shift();
+    if (ch.socketAt !== undefined) this.onBotDial?.(ch.socketAt, performance.now(), ch.uuid);
+    const bot: BotLeg = { uuid: randomUUID(), state: 'ringing', invite, timers: [] };
+    ch.bot = bot;
+    const running: RunningApp = { ...app };
+    ch.running = running;
+    const botLater = (ms: number, fn: () => void) => bot.timers.push(setTimeout(fn, ms));
+    const fail = (cause: string, dialStatus: string, proto?: string, alwaysContinues = false) => {
+      this.endBot(ch);
+      this.setVar(ch, 'originate_disposition', cause);
+      this.setVar(ch, 'DIALSTATUS', dialStatus);
+      this.setVar(ch, 'last_bridge_hangup_cause', cause);
+      this.setVar(ch, 'originate_failed_cause', cause);
+      if (proto) this.setVar(ch, 'last_bridge_proto_specific_hangup_cause', proto);
+      if (alwaysContinues || ch.vars.get('continue_on_fail') === 'true') {
+        this.complete(ch, running);
+        this.runQueue(ch);
+      } else {
+        this.hangup(ch, cause, { kind: 'hungup-by-app', reasonCode: String(causeCode(cause) ?? ''), reason: cause, vars: {} });
+      }
+    };
+    const originateTimeout = Number(vars.get('originate_timeout') ?? 0);
+    const legTimeout = Number(vars.get('leg_timeout') ?? 0);
+    if (legTimeout > 0) botLater(legTimeout * 1000, () => fail('ALLOTTED_TIMEOUT', 'ALLOTTED_TIMEOUT'));
+    else botLater((originateTimeout || 60) * 1000, () => fail('NO_ANSWER', 'NOANSWER', undefined, true));
+
+    const b = this.botBehaviour(invite);
+    switch (b.kind) {
+      case 'answer':
+        return void botLater(b.afterMs ?? 5, () => this.botAnswered(ch, running, b.hangupAfterMs));
+      case 'busy':
+        return void botLater(b.afterMs ?? 5, () => fail('USER_BUSY', 'BUSY', 'sip:486'));
+      case 'unavailable':
+        return void botLater(b.afterMs ?? 5, () => fail('NORMAL_TEMPORARY_FAILURE', 'NORMAL_TEMPORARY_FAILURE', 'sip:503'));
+      case 'no-answer':
+        return;
+    }
+  }
+
+  private botAnswered(ch: FsChannel, running: RunningApp, hangupAfterMs?: number): void {
+    const bot = ch.bot!;
+    bot.timers.forEach(clearTimeout);
+    bot.state = 'answered';
+    this.setVar(ch, 'originate_disposition', 'SUCCESS');
+    this.setVar(ch, 'DIALSTATUS', 'SUCCESS');
+    this.setVar(ch, 'bridge_uuid', bot.uuid);
+    this.emitEvent(ch, 'CHANNEL_BRIDGE', 'CS_EXECUTE', otherLeg(ch, bot));
+    if (hangupAfterMs !== undefined) bot.timers.push(setTimeout(() => this.botHungUp(ch, running), hangupAfterMs));
+  }
+
+  /** a3: the bot's BYE unbridges; the caller stays parked under the socket's control. */
+  private botHungUp(ch: FsChannel, running: RunningApp): void {
+    if (ch.bot?.state !== 'answered') return;
+    this.endBot(ch);
+    this.setVar(ch, 'bridge_hangup_cause', 'NORMAL_CLEARING');
+    this.setVar(ch, 'last_bridge_hangup_cause', 'NORMAL_CLEARING');
+    this.emitEvent(ch, 'CHANNEL_UNBRIDGE', 'CS_EXECUTE');
+    this.complete(ch, running);
+    // e2: with the socket gone, the socket app returns and the extension has nothing more to do.
+    if (!ch.session || ch.session.closed) this.hangup(ch, 'NORMAL_CLEARING', { kind: 'hungup-by-app', reasonCode: '16', vars: {} });
+    else this.runQueue(ch);
+  }
+
+  private endBot(ch: FsChannel): void {
+    if (!ch.bot || ch.bot.state === 'gone') return;
+    ch.bot.timers.forEach(clearTimeout);
+    ch.bot.state = 'gone';
+  }
+
+  private makeInvite(ch: FsChannel, endpoint: string, vars: Map<string, string>): SimInvite {
+    const headers: [string, string][] = [];
+    const add = (name: string, value: string) => {
+      const m = /^sip_h_(.+)$/.exec(name.replace(/^nolocal:/, ''));
+      if (m) headers.push([m[1]!, value]);
+    };
+    for (const [n, v] of ch.vars) add(n, v);
+    for (const [n, v] of vars) add(n, v);
+    const gateway = /^sofia\/gateway\/([^/]+)\/(.+)$/.exec(endpoint);
+    const direct = /^sofia\/[^/]+\/(?:sips?:)?(.+)$/.exec(endpoint);
+    const requestUri = gateway
+      ? `sip:${gateway[2]}@${this.options.gateways?.[gateway[1]!] ?? '127.0.0.1:5072'}`
+      : `sip:${direct?.[1] ?? endpoint}`;
+    const from = fromHeader(ch.caller);
+    const lines = [
+      `INVITE ${requestUri} SIP/2.0`, 'Via: SIP/2.0/UDP 127.0.0.1:5090;rport;branch=z9hG4bK' + ch.uuid.slice(0, 8),
+      'Max-Forwards: 69', `From: ${from};tag=${ch.uuid.slice(-8)}`, `To: <${requestUri}>`, `Call-ID: ${randomUUID()}`,
+      'CSeq: 1 INVITE', gateway ? `Contact: <sip:gw+${gateway[1]}@127.0.0.1:5090;transport=udp;gw=${gateway[1]}>` : 'Contact: <sip:mod_sofia@127.0.0.1:5090>',
+      'User-Agent: FreeSWITCH-mod_sofia/1.10.12-release~64bit',
+      'Allow: INVITE, ACK, BYE, CANCEL, OPTIONS, MESSAGE, INFO, UPDATE, REGISTER, REFER, NOTIFY',
+      'Supported: timer, path, replaces', 'Allow-Events: talk, hold, conference, refer',
+      'Content-Type: application/sdp', 'Content-Disposition: session', 'Content-Length: 0',
+      // Quirk 13: the custom headers come after Content-Length.
+      ...headers.map(([n, v]) => `${n}: ${v}`),
+      'X-FS-Support: update_display,send_info', `Remote-Party-ID: ${from};party=calling;screen=yes;privacy=off`, '', '',
+    ];
+    return { requestUri, from, headers, raw: lines.join('\r\n') };
+  }
+
+  // ---- leaving the socket: transfer, hangup ----
+
+  private transfer(ch: FsChannel, extension: string, context: string): void {
+    if (ch.state !== 'socket') return;
+    this.interruptRunning(ch);
+    this.endBot(ch);
+    ch.queue = [];
+    ch.state = 'transferred';
+    this.emitEvent(ch, 'CHANNEL_UNPARK', 'CS_EXECUTE');
+    this.emitEvent(ch, 'CHANNEL_EXECUTE_COMPLETE', 'CS_EXECUTE', [], appHeaders({ app: 'socket', arg: `${this.socketTarget.host}:${this.socketTarget.port} async full`, uuid: ch.uuid }, '_none_'));
+    this.emitEvent(ch, 'CHANNEL_STATE', 'CS_ROUTING');
+    this.emitEvent(ch, 'CHANNEL_STATE', 'CS_EXECUTE');
+    ch.finish({ kind: 'continued', context, extension, priority: 1, vars: Object.fromEntries(ch.vars) });
+    // The fallback extension answers, plays a prompt and hangs up; its events still reach the socket (b3).
+    this.later(ch, () => this.end(ch, 'NORMAL_CLEARING'), 10);
+  }
+
+  private appHangup(ch: FsChannel, cause: string): void {
+    this.hangup(ch, cause, { kind: 'hungup-by-app', reasonCode: String(causeCode(cause) ?? cause), reason: cause, vars: {} });
+  }
+
+  /** Ends a channel under our socket, with the recorded event order (a1, b1, c1). */
+  private hangup(ch: FsChannel, cause: string, result: CallerResult): void {
+    if (ch.state !== 'socket') {
+      if (ch.state === 'transferred') this.end(ch, cause);
+      return;
+    }
+    this.end(ch, cause, result);
+  }
+
+  private end(ch: FsChannel, cause: string, result?: CallerResult): void {
+    if (ch.state === 'hungup') return;
+    const underSocket = ch.state === 'socket';
+    ch.state = 'hungup';
+    this.setVar(ch, 'hangup_cause', cause);
+    this.emitEvent(ch, 'CHANNEL_HANGUP', 'CS_EXECUTE');
+    const session = ch.session;
+    const lingering = session !== undefined && !session.closed && session.linger !== null;
+    if (lingering && ch.earlyLingerNotice) this.write(ch, lingerNotice(ch.uuid, ch.name, session.linger!));
+    if (ch.bot?.state === 'answered') this.emitEvent(ch, 'CHANNEL_UNBRIDGE', 'CS_EXECUTE');
+    if (ch.bot?.state === 'ringing') this.setVar(ch, 'originate_disposition', 'ORIGINATOR_CANCEL');
+    this.endBot(ch);
+    this.interruptRunning(ch);
+    if (underSocket) {
+      this.emitEvent(ch, 'CHANNEL_UNPARK', 'CS_EXECUTE');
+      this.emitEvent(ch, 'CHANNEL_EXECUTE_COMPLETE', 'CS_EXECUTE', [], appHeaders({ app: 'socket', arg: `${this.socketTarget.host}:${this.socketTarget.port} async full`, uuid: ch.uuid }, '_none_'));
+    }
+    this.emitEvent(ch, 'CHANNEL_STATE', 'CS_HANGUP');
+    this.emitEvent(ch, 'CHANNEL_STATE', 'CS_REPORTING');
+    this.emitEvent(ch, 'CHANNEL_HANGUP_COMPLETE', 'CS_REPORTING');
+    if (lingering && !ch.earlyLingerNotice) this.write(ch, lingerNotice(ch.uuid, ch.name, session.linger!));
+    if (lingering && session.linger! > 0) this.later(ch, () => this.closeOutbound(ch, true), session.linger! * 1000);
+    if (session && !lingering) this.closeOutbound(ch, true);
+    this.clearTimers(ch);
+    if (result) ch.finish({ ...result, vars: { ...Object.fromEntries(ch.vars), ...result.vars } } as CallerResult);
+    this.forgetIfDone(ch);
+  }
+
+  /** A channel is forgotten once it has hung up and its socket is closed, as FreeSWITCH destroys it then. */
+  private forgetIfDone(ch: FsChannel): void {
+    if (ch.state === 'hungup' && (!ch.session || ch.session.closed)) this.channels.delete(ch.uuid);
+  }
+
+  private interruptRunning(ch: FsChannel): void {
+    const running = ch.running;
+    if (!running) return;
+    ch.running = undefined;
+    ch.playing = undefined;
+    this.emitEvent(ch, 'CHANNEL_EXECUTE_COMPLETE', 'CS_EXECUTE', [], appHeaders(running, '_none_'));
+  }
+
+  private clearTimers(ch: FsChannel): void {
+    ch.timers.forEach(clearTimeout);
+    ch.timers = [];
+    ch.bot?.timers.forEach(clearTimeout);
+  }
+
+  // ---- api (both kinds of connection) ----
+
+  private api(line: string): string {
+    const [command = '', ...args] = line.split(' ').filter((a) => a !== '');
+    const ch = args[0] ? this.channels.get(args[0]) : undefined;
+    const live = ch && ch.state !== 'hungup' ? ch : undefined;
+    const noChannel = '-ERR No such channel!\n';
+    switch (command) {
+      case 'status':
+        return `UP 0 years, 0 days, 0 hours, 1 minute, 0 seconds, 0 milliseconds, 0 microseconds\nFreeSWITCH (Version 1.10.12-release  64bit) is ready\n${this.channels.size} session(s) since startup\n`;
+      case 'global_setvar': {
+        const [name = '', ...value] = args.join(' ').split('=');
+        this.globals.set(name.trim(), value.join('=').trim());
+        return '+OK';
+      }
+      case 'global_getvar': return this.globals.get(args[0] ?? '') ?? '-ERR no reply\n';
+      case 'uuid_getvar':
+        if (!live) return noChannel;
+        return live.vars.get(args[1] ?? '') ?? '_undef_';
+      case 'uuid_setvar':
+        if (!live) return noChannel;
+        this.setVar(live, args[1] ?? '', args.slice(2).join(' '));
+        return '+OK\n';
+      case 'uuid_break':
+        if (!live) return noChannel;
+        if (live.running && BREAKABLE.has(live.running.app)) {
+          live.running.interrupt?.();
+          live.running = undefined;
+          this.later(live, () => this.runQueue(live), 0);
+        }
+        return '+OK\n';
+      case 'uuid_transfer': {
+        if (!live) return args[0] ? noChannel : '-USAGE: <uuid> [-bleg|-both] <dest-exten> [<dialplan>] [<context>]\n';
+        const rest = args.slice(1).filter((a) => !a.startsWith('-'));
+        this.later(live, () => this.transfer(live, rest[0] ?? '', rest[2] ?? 'default'), 0);
+        return '+OK\n';
+      }
+      case 'uuid_kill':
+        if (!args[0]) return '-USAGE: <uuid> [cause]\n';
+        if (!live) return noChannel;
+        this.later(live, () => this.appHangup(live, args[1] ?? 'NORMAL_CLEARING'), 0);
+        return '+OK\n';
+      default:
+        return `-ERR ${command} Command not found!\n`;
+    }
+  }
+
+  // ---- inbound connections (product → FreeSWITCH :8021) ----
+
+  private acceptInbound(socket: Socket): void {
+    this.inbound.add(socket);
+    let authed = false;
+    const reader = new CommandReader();
+    socket.write(authRequest());
+    socket.on('error', () => {});
+    socket.on('close', () => this.inbound.delete(socket));
+    socket.on('data', (chunk) => {
+      for (const cmd of reader.push(chunk)) {
+        this.inboundCommands++;
+        const [verb = '', ...args] = cmd.line.split(' ');
+        if (verb === 'auth') {
+          if (args.join(' ') === this.password) {
+            authed = true;
+            socket.write(commandReply('+OK accepted'));
+          } else {
+            socket.write(commandReply('-ERR invalid'));
+            socket.end(disconnectNotice()); // d1
+          }
+        } else if (!authed) {
+          socket.write(commandReply('-ERR command not found')); // d1b: stays open
+        } else if (verb === 'api') {
+          socket.write(apiResponse(this.api(args.join(' '))));
+        } else if (verb === 'event' || verb === 'myevents') {
+          socket.write(commandReply(`+OK event listener enabled ${args[0] === 'json' ? 'json' : 'plain'}`));
+        } else if (verb === 'noevents') {
+          socket.write(commandReply('+OK no longer listening for events'));
+        } else if (verb === 'exit') {
+          socket.write(commandReply('+OK bye'));
+          socket.end(disconnectNotice());
+        } else {
+          socket.write(commandReply('-ERR command not found'));
+        }
+      }
+    });
+  }
+}

@@ -1,0 +1,138 @@
+/**
+ * ESL bytes as a real FreeSWITCH 1.10.12 writes them (shared/fixtures/freeswitch/README.md, "ESL wire
+ * formats observed"): `\n` line ends, Content-Length before Content-Type on events, a header-only
+ * URL-encoded CHANNEL_DATA dump as the outbound `connect` reply, bodiless command/replies.
+ */
+
+export type Headers = [string, string][];
+
+const GOODBYE = 'Disconnected, goodbye.\nSee you at ClueCon! http://www.cluecon.com/\n';
+/** What switch_url_encode escapes; `,` `/` `(` `)` `-` `_` `.` stay as they are (fixture quirk 3). */
+const URL_UNSAFE = /[\0-\x20\x7f-\uffff"#%&+:;<=>?@[\\\]^`{|}']/gu;
+
+export function fsUrlEncode(value: string): string {
+  return value.replace(URL_UNSAFE, (ch) =>
+    [...Buffer.from(ch, 'utf8')].map((b) => `%${b.toString(16).toUpperCase().padStart(2, '0')}`).join(''));
+}
+
+function encodedLines(headers: Headers): string {
+  return headers.map(([name, value]) => `${name}: ${fsUrlEncode(value)}\n`).join('');
+}
+
+export function commandReply(text: string, extra: Headers = []): string {
+  return `Content-Type: command/reply\nReply-Text: ${text}\n${extra.map(([n, v]) => `${n}: ${v}\n`).join('')}\n`;
+}
+
+export function apiResponse(body: string): string {
+  return `Content-Type: api/response\nContent-Length: ${Buffer.byteLength(body)}\n\n${body}`;
+}
+
+export function authRequest(): string {
+  return 'Content-Type: auth/request\n\n';
+}
+
+/** The outbound `connect` reply: the channel's data in the header block itself, no Content-Length. */
+export function connectReply(channelData: Headers): string {
+  return `${encodedLines(channelData)}Content-Type: command/reply\nReply-Text: %2BOK%0A\nSocket-Mode: async\nControl: full\n\n`;
+}
+
+export function plainEvent(headers: Headers, body?: string): string {
+  let payload = encodedLines(headers);
+  payload += body === undefined ? '\n' : `Content-Length: ${Buffer.byteLength(body)}\n\n${body}`;
+  return `Content-Length: ${Buffer.byteLength(payload)}\nContent-Type: text/event-plain\n\n${payload}`;
+}
+
+export function jsonEvent(headers: Headers, body?: string): string {
+  const object: Record<string, string> = Object.fromEntries(headers);
+  if (body !== undefined) {
+    object['Content-Length'] = String(Buffer.byteLength(body));
+    object._body = body;
+  }
+  const payload = JSON.stringify(object);
+  return `Content-Length: ${Buffer.byteLength(payload)}\nContent-Type: text/event-json\n\n${payload}`;
+}
+
+/** Sent when the channel hangs up while the app asked to linger; Channel-Name is not URL-encoded. */
+export function lingerNotice(uuid: string, channelName: string, lingerTime: number): string {
+  return `Content-Type: text/disconnect-notice\nControlled-Session-UUID: ${uuid}\nContent-Disposition: linger\n`
+    + `Channel-Name: ${channelName}\nLinger-Time: ${lingerTime}\nContent-Length: 0\n\n`;
+}
+
+/** Written before FreeSWITCH closes a connection; outbound ones name the controlled session. */
+export function disconnectNotice(uuid?: string): string {
+  const session = uuid ? `Controlled-Session-UUID: ${uuid}\nContent-Disposition: disconnect\n` : '';
+  return `Content-Type: text/disconnect-notice\n${session}Content-Length: ${Buffer.byteLength(GOODBYE)}\n\n${GOODBYE}`;
+}
+
+export interface AppCommand {
+  /** The first line, e.g. `api uuid_getvar <uuid> x` or `sendmsg`. */
+  line: string;
+  /** Header lines after it (sendmsg's call-command, execute-app-name, ...), names lower-cased. */
+  headers: Map<string, string>;
+}
+
+/** Splits what an ESL client writes into commands: a block of lines ended by an empty line. */
+export class CommandReader {
+  private pending = '';
+
+  push(chunk: Buffer): AppCommand[] {
+    this.pending += chunk.toString('utf8');
+    const commands: AppCommand[] = [];
+    for (let end = this.pending.indexOf('\n\n'); end >= 0; end = this.pending.indexOf('\n\n')) {
+      const block = this.pending.slice(0, end).replace(/\r/g, '');
+      this.pending = this.pending.slice(end + 2);
+      const [line = '', ...rest] = block.split('\n');
+      const headers = new Map<string, string>();
+      for (const h of rest) {
+        const colon = h.indexOf(':');
+        if (colon > 0) headers.set(h.slice(0, colon).trim().toLowerCase(), h.slice(colon + 1).trim());
+      }
+      commands.push({ line: line.trim(), headers });
+    }
+    return commands;
+  }
+}
+
+/**
+ * A dial string's `{a=b,c='d,e'}[f=g]endpoint` → variables and endpoint. Single quotes protect
+ * commas, as in FreeSWITCH's own separator.
+ */
+export function parseDialString(dial: string): { vars: Map<string, string>; endpoint: string } {
+  const vars = new Map<string, string>();
+  let rest = dial.trim();
+  while (rest.startsWith('{') || rest.startsWith('[') || rest.startsWith('<')) {
+    const close = { '{': '}', '[': ']', '<': '>' }[rest[0] as '{' | '[' | '<'];
+    const end = findUnquoted(rest, close, 1);
+    if (end < 0) break;
+    for (const pair of splitUnquoted(rest.slice(1, end), ',')) {
+      const eq = pair.indexOf('=');
+      if (eq > 0) vars.set(pair.slice(0, eq).trim(), unquote(pair.slice(eq + 1).trim()));
+    }
+    rest = rest.slice(end + 1);
+  }
+  return { vars, endpoint: rest.trim() };
+}
+
+function findUnquoted(text: string, ch: string, from: number): number {
+  let quoted = false;
+  for (let i = from; i < text.length; i++) {
+    if (text[i] === "'") quoted = !quoted;
+    else if (text[i] === ch && !quoted) return i;
+  }
+  return -1;
+}
+
+function splitUnquoted(text: string, sep: string): string[] {
+  const parts: string[] = [];
+  let start = 0;
+  for (let i = findUnquoted(text, sep, 0); i >= 0; i = findUnquoted(text, sep, start)) {
+    parts.push(text.slice(start, i));
+    start = i + 1;
+  }
+  parts.push(text.slice(start));
+  return parts;
+}
+
+function unquote(value: string): string {
+  return value.length >= 2 && value.startsWith("'") && value.endsWith("'") ? value.slice(1, -1) : value;
+}
