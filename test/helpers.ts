@@ -1,5 +1,6 @@
 import { expect } from 'vitest';
 import type { Lab } from '../src/sim/lab.js';
+import type { PbxKind } from '../src/sim/pbx-sim.js';
 
 /** Polls until `check` returns a value other than undefined/false (real events take a few ms). */
 export async function waitFor<T>(check: () => T | undefined | false, what: string, timeoutMs = 5000): Promise<T> {
@@ -12,8 +13,12 @@ export async function waitFor<T>(check: () => T | undefined | false, what: strin
   }
 }
 
-/** Nothing of ours may be left in Asterisk once every call has left the product. */
-export async function expectNoLeftovers(lab: Lab): Promise<void> {
+/** Nothing of ours may be left in any PBX once every call has left the product. */
+export async function expectNoLeftovers(lab: Lab, kinds: PbxKind[]): Promise<void> {
   await waitFor(() => lab.daemon.activeCalls === 0, 'every call to leave the product');
-  expect(lab.ari.leftovers()).toEqual({ channels: [], bridges: [] });
+  for (const kind of kinds) {
+    await waitFor(() => lab.pbx(kind).leftovers().length === 0 || undefined, `${kind} to hold nothing of ours`, 2000)
+      .catch(() => undefined);
+    expect(lab.pbx(kind).leftovers()).toEqual([]);
+  }
 }

@@ -71,7 +71,7 @@ describe('logs', () => {
     let output = '';
     const sink = new Writable({ write(chunk, _enc, done) { output += String(chunk); done(); } });
     const lab = await Lab.start({ log: createLogger({ level: 'trace', destination: sink }), ari: { password: 'ari-pass-5f3e9' } });
-    cleanups.push(async () => { await expectNoLeftovers(lab); await lab.stop(); });
+    cleanups.push(async () => { await expectNoLeftovers(lab, ["asterisk"]); await lab.stop(); });
     const first = lab.ari.placeCall();
     await waitFor(() => lab.ari.channel(first.id)?.vars.get('TWIN_STATUS'), 'first call connected');
     lab.twin.expireTokens();

@@ -87,7 +87,7 @@ export class FreeSwitchSimulator {
     let finish: (r: CallerResult) => void = () => {};
     const left = new Promise<CallerResult>((resolve) => { finish = resolve; });
     const ch: FsChannel = {
-      uuid, name: `sofia/lab/${number}@127.0.0.1:5082`, caller: { name: spec.name ?? 'Customer', number },
+      uuid, name: `sofia/lab/${number.replace(/[^A-Za-z0-9+*#._%-]/g, '')}@127.0.0.1:5082`, caller: { name: spec.name ?? 'Customer', number },
       dialed: spec.dialed ?? '100', answered: spec.answered ?? true, state: 'socket', vars: new Map(),
       queue: [], timers: [], created: Date.now(), seq: 0, earlyLingerNotice: this.callCount++ % 2 === 1, finish,
     };

@@ -1,0 +1,263 @@
+/**
+ * One table of end-to-end cases, run against both PBXs: the real daemon, the Twin simulator and
+ * the Asterisk (ARI) or FreeSWITCH (ESL) simulator over loopback sockets. Same names, same
+ * expected TWIN_STATUS, same leak check after every case.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { ManualClock } from '../src/clock.js';
+import { Lab, type LabOptions } from '../src/sim/lab.js';
+import { parseInviteHeaders } from '../src/sim/call-model.js';
+import type { PbxKind, PbxSim } from '../src/sim/pbx-sim.js';
+import { expectNoLeftovers, waitFor } from './helpers.js';
+
+let lab: Lab | undefined;
+let kind: PbxKind;
+
+afterEach(async () => {
+  if (lab) {
+    await expectNoLeftovers(lab, [kind]);
+    await lab.stop();
+    lab = undefined;
+  }
+});
+
+describe.each<PbxKind>(['asterisk', 'freeswitch'])('%s: answered call to the bot', (pbxKind) => {
+  /** The PBX section of the config is named after the PBX; `pbx` merges into it. */
+  async function start(options: LabOptions & { pbxConfig?: Record<string, unknown> } = {}): Promise<{ lab: Lab; pbx: PbxSim }> {
+    kind = pbxKind;
+    const config = { ...options.config, ...(options.pbxConfig ? { [pbxKind]: options.pbxConfig } : {}) };
+    lab = await Lab.start({ ...options, pbx: pbxKind, config });
+    return { lab, pbx: lab.pbx() };
+  }
+  const status = (pbx: PbxSim, id: string) => pbx.channelVar(id, 'TWIN_STATUS');
+
+  it('bridges the caller to the bot with Twin id and record header, and sets TWIN_STATUS=CONNECTED', async () => {
+    const { lab, pbx } = await start();
+    const call = pbx.placeCall({ number: '+15550100', hints: { bot: 'sales', record: '1', var_lang: 'en' } });
+
+    const invite = await waitFor(() => pbx.invites[0], 'the INVITE');
+    await waitFor(() => status(pbx, call.id) === 'CONNECTED', 'TWIN_STATUS');
+    const warmup = lab.twin.warmups[0]!;
+    const twinIds = JSON.parse(warmup.answer!) as Record<string, string>;
+    const headers = Object.fromEntries(parseInviteHeaders(invite.raw));
+    expect(headers['X-TWIN-CallId']).toMatch(/^[0-9a-f-]{36}$/);
+    expect(headers['X-TWIN-CallId']).toBe(twinIds[call.id]);
+    expect(headers['X-TWIN-ClientCallId']).toBe(call.id);
+    expect(headers['X-TWIN-EnableRecord']).toBe('1');
+    expect(invite.requestUri).toBe('sip:twinbot@127.0.0.1:5070');
+    expect(warmup.body.returnAnswerAsync).toBe(false);
+    expect(warmup.body.calls![0]).toMatchObject({ botSettingsId: 'sales', callerId: '+15550100', variables: { lang: 'en', direction: 'inbound' } });
+    expect(pbx.holding(call.id)).toBe('none'); // the ringback stopped once bridged
+
+    call.hangup();
+    expect(await lab.outcomeOf(call.id)).toMatchObject({ status: 'CONNECTED', endedBy: 'caller', bot: 'sales', pbx: pbxKind });
+    expect(lab.outcomes).toHaveLength(1);
+  });
+
+  it('sends no record header when recording is off', async () => {
+    const { lab, pbx } = await start();
+    const call = pbx.placeCall({ hints: { record: 'no' } });
+    const invite = await waitFor(() => pbx.invites[0], 'the INVITE');
+    expect(parseInviteHeaders(invite.raw).map(([n]) => n)).not.toContain('X-TWIN-EnableRecord');
+    await waitFor(() => status(pbx, call.id), 'TWIN_STATUS');
+    call.hangup();
+    await lab.outcomeOf(call.id);
+  });
+
+  it('rejects a call Twin answers null for: hang-up with the route cause, no bot leg', async () => {
+    const { lab, pbx } = await start({ config: { routes: { default: { bot: 'b', fallback: { action: 'hangup', cause: 21 } } } } });
+    lab.twin.script(() => ({ kind: 'null' }));
+    const call = pbx.placeCall();
+    expect(await call.left).toMatchObject({ kind: 'hungup-by-app', reasonCode: '21', vars: { TWIN_STATUS: 'REJECTED' } });
+    expect((await lab.outcomeOf(call.id)).status).toBe('REJECTED');
+    expect(pbx.invites).toHaveLength(0);
+    expect(lab.daemon.gate.snapshot().state).toBe('open');
+  });
+
+  it('rejects a call Twin answers null for: continue in the dialplan from the route hints', async () => {
+    const { lab, pbx } = await start();
+    lab.twin.script(() => ({ kind: 'null' }));
+    const call = pbx.placeCall({ hints: { fallback_context: 'agents', fallback_extension: 'queue' } });
+    expect(await call.left).toMatchObject({ kind: 'continued', context: 'agents', extension: 'queue', vars: { TWIN_STATUS: 'REJECTED' } });
+    expect(pbx.invites).toHaveLength(0);
+  });
+
+  it('throttles the trunk after a 500: later calls are THROTTLED without a warm-up until the cool-down ends, then one probe', async () => {
+    const clock = new ManualClock(Date.now());
+    const { lab, pbx } = await start({ clock, config: { trunk: { cooldown_s: 180 } } });
+    lab.twin.script(() => ({ kind: 'status', status: 500 }));
+    expect((await pbx.placeCall().left).vars.TWIN_STATUS).toBe('UNAVAILABLE');
+    await waitFor(() => pbx.trunkState() === 'UNAVAILABLE', 'trunk published UNAVAILABLE');
+
+    lab.twin.script(() => ({ kind: 'id' }));
+    clock.advance(179_000);
+    expect((await pbx.placeCall().left).vars.TWIN_STATUS).toBe('THROTTLED');
+    expect(lab.twin.warmups).toHaveLength(1);
+
+    clock.advance(1_000);
+    lab.twin.script(() => ({ kind: 'slow', delayMs: 150 }));
+    const probe = pbx.placeCall();
+    await waitFor(() => lab.twin.warmups.length === 2, 'the probe warm-up');
+    expect((await pbx.placeCall().left).vars.TWIN_STATUS).toBe('THROTTLED');
+    await waitFor(() => status(pbx, probe.id) === 'CONNECTED', 'probe connected');
+    expect(lab.daemon.gate.snapshot().state).toBe('open');
+    await waitFor(() => pbx.trunkState() === 'NOT_INUSE', 'trunk published NOT_INUSE');
+    probe.hangup();
+    await lab.outcomeOf(probe.id);
+    expect(lab.twin.warmups).toHaveLength(2);
+  });
+
+  it('never sends a session older than session.max_age_s: STALE', async () => {
+    const clock = new ManualClock(Date.now());
+    const { lab, pbx } = await start({ clock });
+    lab.twin.script(() => ({ kind: 'slow', delayMs: 100 }));
+    const call = pbx.placeCall();
+    await waitFor(() => lab.twin.warmups.length === 1, 'the warm-up');
+    clock.advance(171_000); // Twin took longer than the 170 s limit to answer
+    expect((await call.left).vars.TWIN_STATUS).toBe('STALE');
+    expect(pbx.invites).toHaveLength(0);
+  });
+
+  it('plays music on hold instead of ringback during the warm-up when configured, and stops it once bridged', async () => {
+    const { lab, pbx } = await start({ pbxConfig: { hold: 'moh' } });
+    lab.twin.script(() => ({ kind: 'slow', delayMs: 150 }));
+    const call = pbx.placeCall();
+    await waitFor(() => pbx.holding(call.id) === 'moh', 'music on hold during the warm-up');
+    await waitFor(() => status(pbx, call.id), 'connected');
+    expect(pbx.holding(call.id)).toBe('none');
+    call.hangup();
+    await lab.outcomeOf(call.id);
+  });
+
+  it('treats a warm-up timeout as Twin not ready', async () => {
+    const { lab, pbx } = await start({ config: { twin: { warmup_timeout_ms: 100 } } });
+    lab.twin.script(() => ({ kind: 'slow', delayMs: 400 }));
+    const call = pbx.placeCall();
+    expect((await call.left).vars.TWIN_STATUS).toBe('UNAVAILABLE');
+    expect((await lab.outcomeOf(call.id)).detail).toMatch(/no answer within 100 ms/);
+    expect(lab.daemon.gate.snapshot().state).toBe('throttled');
+  });
+
+  it.each([
+    ['garbage body', { kind: 'garbage' as const }],
+    ['200 without the call', { kind: 'missing' as const }],
+  ])('treats a %s as Twin not ready', async (_, behaviour) => {
+    const { lab, pbx } = await start();
+    lab.twin.script(() => behaviour);
+    expect((await pbx.placeCall().left).vars.TWIN_STATUS).toBe('UNAVAILABLE');
+  });
+
+  it('logs in once for many concurrent calls, and once more after a 401', async () => {
+    const { lab, pbx } = await start();
+    const calls = Array.from({ length: 5 }, () => pbx.placeCall());
+    await waitFor(() => pbx.invites.length === 5, '5 INVITEs');
+    expect(lab.twin.logins).toBe(1);
+    lab.twin.expireTokens();
+    const late = pbx.placeCall();
+    await waitFor(() => [...calls, late].every((c) => status(pbx, c.id) === 'CONNECTED'), 'all six calls connected');
+    expect(lab.twin.logins).toBe(2);
+    expect(lab.twin.warmups.map((w) => w.status)).toEqual([200, 200, 200, 200, 200, 401, 200]);
+    for (const c of [...calls, late]) c.hangup();
+    await lab.outcomesReached(6);
+    expect(lab.outcomes.every((o) => o.status === 'CONNECTED')).toBe(true);
+  });
+
+  it('plays ringback during the warm-up, and leaves no bot leg when the caller hangs up then', async () => {
+    const { lab, pbx } = await start();
+    lab.twin.script(() => ({ kind: 'slow', delayMs: 200 }));
+    const call = pbx.placeCall();
+    await waitFor(() => lab.twin.warmups.length === 1, 'the warm-up');
+    await waitFor(() => pbx.holding(call.id) === 'ring', 'ringback');
+    call.hangup();
+    expect((await lab.outcomeOf(call.id)).status).toBe('ABANDONED');
+    expect(pbx.invites).toHaveLength(0);
+  });
+
+  it('sends the caller to the fallback with BOT_FAILED when the bot is busy; the trunk stays open', async () => {
+    const { lab, pbx } = await start({ config: { routes: { default: { bot: 'b', fallback: { action: 'continue', context: 'twin-fallback', extension: 'agent' } } } } });
+    pbx.setBotBehaviour(() => ({ kind: 'busy' }));
+    const call = pbx.placeCall();
+    expect(await call.left).toMatchObject({ kind: 'continued', context: 'twin-fallback', extension: 'agent', vars: { TWIN_STATUS: 'BOT_FAILED' } });
+    expect((await lab.outcomeOf(call.id)).detail).toBe('bot leg busy (SIP 486)');
+    expect(lab.daemon.gate.snapshot().state).toBe('open');
+  });
+
+  it('counts a bot 503 toward throttling', async () => {
+    const { lab, pbx } = await start();
+    pbx.setBotBehaviour(() => ({ kind: 'unavailable' }));
+    const call = pbx.placeCall();
+    expect((await call.left).vars.TWIN_STATUS).toBe('BOT_FAILED');
+    expect((await lab.outcomeOf(call.id)).detail).toBe('bot leg unavailable (SIP 503)');
+    expect(lab.daemon.gate.snapshot().state).toBe('throttled');
+  });
+
+  it('sends the caller to the fallback when the bot does not answer within the answer timeout', async () => {
+    const { lab, pbx } = await start({ pbxConfig: { bot_answer_timeout_s: 1 } });
+    pbx.setBotBehaviour(() => ({ kind: 'no-answer' }));
+    const call = pbx.placeCall();
+    expect((await call.left).vars.TWIN_STATUS).toBe('BOT_FAILED');
+    expect((await lab.outcomeOf(call.id)).detail).toMatch(/^bot leg no-answer/);
+    expect(lab.daemon.gate.snapshot().state).toBe('open');
+  });
+
+  it('continues the caller in the dialplan when the bot hangs up first, if the route says so', async () => {
+    const { lab, pbx } = await start({
+      config: { routes: { default: { bot: 'b', after_bot_hangup: { action: 'continue', context: 'operators', extension: 's' } } } },
+    });
+    pbx.setBotBehaviour(() => ({ kind: 'answer', afterMs: 5, hangupAfterMs: 30 }));
+    const call = pbx.placeCall();
+    expect(await call.left).toMatchObject({ kind: 'continued', context: 'operators', vars: { TWIN_STATUS: 'CONNECTED' } });
+    expect(await lab.outcomeOf(call.id)).toMatchObject({ status: 'CONNECTED', endedBy: 'bot' });
+  });
+
+  it('hangs up the caller when the bot hangs up first, by default', async () => {
+    const { pbx } = await start();
+    pbx.setBotBehaviour(() => ({ kind: 'answer', afterMs: 5, hangupAfterMs: 30 }));
+    expect(await pbx.placeCall().left).toMatchObject({ kind: 'hungup-by-app', vars: { TWIN_STATUS: 'CONNECTED' } });
+  });
+
+  it('answers BUSY over capacity, without a warm-up, and publishes the trunk as BUSY', async () => {
+    const { lab, pbx } = await start({ config: { trunk: { max_concurrent_calls: 1 } } });
+    const first = pbx.placeCall();
+    await waitFor(() => status(pbx, first.id), 'first call connected');
+    await waitFor(() => pbx.trunkState() === 'BUSY', 'trunk published BUSY');
+    expect((await pbx.placeCall().left).vars.TWIN_STATUS).toBe('BUSY');
+    expect(lab.twin.warmups).toHaveLength(1);
+    first.hangup();
+    await lab.outcomeOf(first.id);
+  });
+
+  it('never lets a hostile caller id reach a SIP header or the warm-up JSON unescaped', async () => {
+    const { lab, pbx } = await start({
+      config: { twin: { sip: { uri: 'sip:twinbot@127.0.0.1:5070', headers: { 'X-TWIN-CallId': '{twin_id}', 'X-TWIN-Caller': '{caller}', 'X-TWIN-Route': '{external_id}' } } } },
+    });
+    const call = pbx.placeCall({
+      number: '+1555\r\nX-Injected: yes',
+      name: 'Eve "the\r\nContact: <sip:evil@x>" \u0000',
+      hints: { external_id: 'a, b}c' },
+    });
+    const invite = await waitFor(() => pbx.invites[0], 'the INVITE');
+    const headers = parseInviteHeaders(invite.raw);
+    expect(headers.map(([n]) => n)).not.toContain('X-Injected');
+    expect(headers.filter(([n]) => n === 'Contact')).toHaveLength(1);
+    for (const [, value] of invite.headers) expect(value).not.toMatch(/[\r\n\0"<>{}]/);
+    expect(Object.fromEntries(invite.headers)['X-TWIN-Caller']).toBe('+1555');
+    expect(Object.fromEntries(invite.headers)['X-TWIN-Route']).toBe('a, bc');
+
+    const raw = lab.twin.warmups[0]!.raw;
+    expect(raw).not.toMatch(/[\r\n\0]/);
+    expect(JSON.parse(raw).calls[0].callerId).toBe('+1555');
+    await waitFor(() => status(pbx, call.id), 'connected');
+    call.hangup();
+    await lab.outcomeOf(call.id);
+  });
+
+  it('takes no call while stopped: the PBX reports the app unavailable so the dialplan falls back', async () => {
+    const { lab, pbx } = await start();
+    if (pbxKind === 'asterisk') lab.daemon.asterisk!.stop();
+    else await lab.daemon.freeswitch!.stop();
+    await new Promise((r) => setTimeout(r, 50));
+    expect(await pbx.placeCall().left).toMatchObject({ kind: 'app-unavailable' });
+    expect(lab.outcomes).toHaveLength(0);
+  });
+});
