@@ -5,6 +5,8 @@ import { systemClock } from './clock.js';
 import { TwinHttp } from './twin/http.js';
 import { TwinAuth } from './twin/auth.js';
 import { probeAri } from './pbx/asterisk/ari-rest.js';
+import { EslControl } from './pbx/freeswitch/esl.js';
+import type { FreeswitchConfig } from './config/schema.js';
 
 const ok = (line: string) => process.stdout.write(`ok    ${line}\n`);
 const fail = (line: string) => process.stdout.write(`FAIL  ${line}\n`);
@@ -35,10 +37,22 @@ export async function runCheck(configPath: string): Promise<number> {
       failures += 1;
       fail(probe.problem);
     }
-  } else {
-    fail('no PBX configured: add an asterisk: section');
-    failures += 1;
   }
+  if (config.freeswitch) failures += await checkFreeswitch(config.freeswitch);
   process.stdout.write(failures === 0 ? 'all checks passed\n' : `${failures} check(s) failed\n`);
   return failures === 0 ? 0 : 1;
+}
+
+/** Logs in to FreeSWITCH's event socket and asks for its status; the call socket port is not probed. */
+async function checkFreeswitch(cfg: FreeswitchConfig): Promise<number> {
+  try {
+    const control = await EslControl.connect(cfg.esl_host, cfg.esl_port, cfg.esl_password, cfg.command_timeout_ms);
+    const status = await control.api('status').finally(() => control.close());
+    const version = /Version ([^\s)]+)/.exec(status)?.[1] ?? 'unknown version';
+    ok(`FreeSWITCH ESL at ${cfg.esl_host}:${cfg.esl_port} (FreeSWITCH ${version}); dialplan socket target ${cfg.listen_host}:${cfg.listen_port}`);
+    return 0;
+  } catch (err) {
+    fail((err as Error).message);
+    return 1;
+  }
 }

@@ -6,6 +6,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { AriSimulator } from '../src/sim/asterisk/ari-sim.js';
+import { FreeSwitchSimulator } from '../src/sim/freeswitch/esl-sim.js';
 import { TwinSimulator } from '../src/sim/twin-sim.js';
 import { labConfig } from '../src/sim/lab.js';
 
@@ -13,6 +14,7 @@ const run = promisify(execFile);
 const dir = mkdtempSync(join(tmpdir(), 'twin-cli-'));
 const twin = new TwinSimulator();
 const ari = new AriSimulator();
+const fs = new FreeSwitchSimulator();
 
 async function cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; out: string }> {
   try {
@@ -25,7 +27,7 @@ async function cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code:
 }
 
 function writeConfig(name: string, overrides: (c: Record<string, any>) => void): string {
-  const config = labConfig(twin, ari) as Record<string, any>;
+  const config = labConfig(twin, ari, fs) as Record<string, any>;
   overrides(config);
   const file = join(dir, name);
   writeFileSync(file, stringify(config));
@@ -33,10 +35,10 @@ function writeConfig(name: string, overrides: (c: Record<string, any>) => void):
 }
 
 beforeAll(async () => {
-  await Promise.all([twin.start(), ari.start()]);
+  await Promise.all([twin.start(), ari.start(), fs.start()]);
 });
 afterAll(async () => {
-  await Promise.all([twin.stop(), ari.stop()]);
+  await Promise.all([twin.stop(), ari.stop(), fs.stop()]);
 });
 
 describe('twin-connector check', () => {
@@ -46,22 +48,29 @@ describe('twin-connector check', () => {
     expect(out).toContain(`ok    config ${file} is valid`);
     expect(out).toContain('ok    Twin IAM login');
     expect(out).toContain('ok    Asterisk ARI at');
+    expect(out).toContain(`ok    FreeSWITCH ESL at 127.0.0.1:${fs.port} (FreeSWITCH 1.10.12-release)`);
     expect(code).toBe(0);
   });
 
   it('says in plain words what failed, without the secrets, and exits 1', async () => {
-    const file = writeConfig('bad-pass.yaml', (c) => { c.twin.password = 'wrong-twin-pw'; c.asterisk.password = 'wrong-ari-pw'; });
+    const file = writeConfig('bad-pass.yaml', (c) => {
+      c.twin.password = 'wrong-twin-pw';
+      c.asterisk.password = 'wrong-ari-pw';
+      c.freeswitch.esl_password = 'wrong-esl-pw';
+    });
     const { code, out } = await cli(['check', '--config', file]);
     expect(out).toContain('FAIL  Twin IAM login failed: HTTP 401 (wrong email or password?)');
     expect(out).toContain("refused user 'asterisk': wrong username or password");
-    expect(out).not.toMatch(/wrong-(twin|ari)-pw/);
+    expect(out).toContain(`FAIL  FreeSWITCH ESL at 127.0.0.1:${fs.port} refused the password (see event_socket.conf.xml)`);
+    expect(out).not.toMatch(/wrong-(twin|ari|esl)-pw/);
     expect(code).toBe(1);
   });
 
-  it('reports an unreachable ARI', async () => {
-    const file = writeConfig('no-ari.yaml', (c) => { c.asterisk.url = 'http://127.0.0.1:1'; });
+  it('reports an unreachable ARI and ESL', async () => {
+    const file = writeConfig('no-pbx.yaml', (c) => { c.asterisk.url = 'http://127.0.0.1:1'; c.freeswitch.esl_port = 1; });
     const { code, out } = await cli(['check', '--config', file]);
     expect(out).toMatch(/cannot reach ARI at http:\/\/127\.0\.0\.1:1 \(ECONNREFUSED\)/);
+    expect(out).toContain('FAIL  cannot reach FreeSWITCH ESL at 127.0.0.1:1: connection refused');
     expect(code).toBe(1);
   });
 

@@ -50,7 +50,13 @@ export class Lab {
     await Promise.all([twin.start(), ari?.start(), fs?.start()]);
     const config = parseConfig(merge(labConfig(twin, ari, fs), options.config ?? {}), {});
     const daemon = new Daemon(config, { clock: options.clock, log: options.log ?? silentLogger });
-    await daemon.start();
+    try {
+      await daemon.start();
+    } catch (err) {
+      await daemon.stop();
+      await Promise.all([twin.stop(), ari?.stop(), fs?.stop()]);
+      throw err;
+    }
     if (fs && daemon.freeswitch) fs.socketTarget = { host: '127.0.0.1', port: daemon.freeswitch.listenPort };
     return new Lab(twin, { ari, fs }, daemon, config);
   }

@@ -73,11 +73,21 @@ const CHANNEL_EVENTS = [
   'CHANNEL_HANGUP_COMPLETE',
 ];
 
-function withTimeout<T>(what: string, timeoutMs: number, start: (done: (value: T) => void) => void): Promise<T> {
+/** A command's reply with a bound; `pending` lets a closed socket fail every waiting command at once. */
+function withTimeout<T>(
+  what: string, timeoutMs: number, start: (done: (value: T) => void) => void, pending?: Set<(err: Error) => void>,
+): Promise<T> {
   return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new EslError(`FreeSWITCH did not answer "${what}" within ${timeoutMs} ms`)), timeoutMs);
+    const fail = (err: Error) => {
+      clearTimeout(timer);
+      pending?.delete(fail);
+      reject(err);
+    };
+    const timer = setTimeout(() => fail(new EslError(`FreeSWITCH did not answer "${what}" within ${timeoutMs} ms`)), timeoutMs);
+    pending?.add(fail);
     start((value) => {
       clearTimeout(timer);
+      pending?.delete(fail);
       resolve(value);
     });
   });
@@ -91,6 +101,7 @@ export class CallSocket extends EventEmitter {
   /** ESL commands sent on this socket, `connect` included. */
   commands = 1;
   private ended = false;
+  private readonly pending = new Set<(err: Error) => void>();
 
   constructor(private readonly conn: ModeslConnection, private readonly timeoutMs: number) {
     super();
@@ -117,7 +128,7 @@ export class CallSocket extends EventEmitter {
     if (this.ended) return Promise.reject(new EslError('the call\'s ESL socket is closed'));
     this.commands++;
     return withTimeout(line, this.timeoutMs, (done) =>
-      this.conn.sendRecv(line, headers, (reply) => done(reply.getHeader('Reply-Text') ?? '')));
+      this.conn.sendRecv(line, headers, (reply) => done(reply.getHeader('Reply-Text') ?? '')), this.pending);
   }
 
   /** `sendmsg` execute: FreeSWITCH queues the app and answers +OK at once; the result comes as events. */
@@ -133,7 +144,7 @@ export class CallSocket extends EventEmitter {
     if (this.ended) return Promise.reject(new EslError('the call\'s ESL socket is closed'));
     this.commands++;
     return withTimeout(`api ${command.split(' ')[0]}`, this.timeoutMs, (done) =>
-      this.conn.api(command, (reply) => done(reply.getBody())));
+      this.conn.api(command, (reply) => done(reply.getBody())), this.pending);
   }
 
   close(): void {
@@ -144,6 +155,7 @@ export class CallSocket extends EventEmitter {
   private onEnd(): void {
     if (this.ended) return;
     this.ended = true;
+    for (const fail of [...this.pending]) fail(new EslError('the call\'s ESL socket closed'));
     this.emit('end');
     this.conn.removeAllListeners();
   }
