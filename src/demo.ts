@@ -1,15 +1,17 @@
 /**
- * `twin-connector demo`: the real daemon against the built-in Asterisk and Twin simulators, a
- * handful of calls with different outcomes, one readable line per step and a summary table.
+ * `twin-connector demo`: the real daemon against the built-in Twin simulator and, in turn, the
+ * Asterisk (ARI) and FreeSWITCH (ESL) simulators: the same handful of calls with different
+ * outcomes on each PBX, one readable line per step and a summary table.
  */
 import { Lab } from './sim/lab.js';
-import type { BotBehaviour, CallerResult } from './sim/asterisk/ari-sim.js';
+import type { BotBehaviour, CallerResult } from './sim/call-model.js';
+import type { PbxKind, PbxSim } from './sim/pbx-sim.js';
 import type { TwinBehaviour } from './sim/twin-sim.js';
 import type { CallOutcome } from './core/types.js';
 
 interface Scenario {
   title: string;
-  args: string[];
+  hints: Record<string, string>;
   twin: TwinBehaviour;
   bot: BotBehaviour;
   /** The caller hangs up this many ms after being answered. */
@@ -17,44 +19,55 @@ interface Scenario {
 }
 
 const SCENARIOS: Scenario[] = [
-  { title: 'bot takes the call', args: ['bot=sales', 'record=1', 'var_lang=en'], twin: { kind: 'id' }, bot: { kind: 'answer', afterMs: 40 }, callerHangsUpAfterMs: 400 },
-  { title: 'Twin rejects the call (null)', args: ['bot=sales', 'fallback_context=agents'], twin: { kind: 'null' }, bot: { kind: 'answer' } },
-  { title: 'bot leg busy (486)', args: ['bot=sales'], twin: { kind: 'id' }, bot: { kind: 'busy', afterMs: 30 } },
-  { title: 'bot hangs up first', args: ['bot=support'], twin: { kind: 'id' }, bot: { kind: 'answer', afterMs: 20, hangupAfterMs: 200 } },
-  { title: 'caller hangs up during the warm-up', args: ['bot=sales'], twin: { kind: 'slow', delayMs: 500 }, bot: { kind: 'answer' }, callerHangsUpAfterMs: 100 },
-  { title: 'Twin answers 500', args: ['bot=sales'], twin: { kind: 'status', status: 500 }, bot: { kind: 'answer' } },
-  { title: 'next call while throttled', args: ['bot=sales'], twin: { kind: 'id' }, bot: { kind: 'answer' } },
+  { title: 'bot takes the call', hints: { bot: 'sales', record: '1', var_lang: 'en' }, twin: { kind: 'id' }, bot: { kind: 'answer', afterMs: 40 }, callerHangsUpAfterMs: 400 },
+  { title: 'Twin rejects the call (null)', hints: { bot: 'sales', fallback_context: 'agents' }, twin: { kind: 'null' }, bot: { kind: 'answer' } },
+  { title: 'bot leg busy (486)', hints: { bot: 'sales' }, twin: { kind: 'id' }, bot: { kind: 'busy', afterMs: 30 } },
+  { title: 'bot hangs up first', hints: { bot: 'support' }, twin: { kind: 'id' }, bot: { kind: 'answer', afterMs: 20, hangupAfterMs: 200 } },
+  { title: 'caller hangs up during the warm-up', hints: { bot: 'sales' }, twin: { kind: 'slow', delayMs: 500 }, bot: { kind: 'answer' }, callerHangsUpAfterMs: 100 },
+  { title: 'Twin answers 500', hints: { bot: 'sales' }, twin: { kind: 'status', status: 500 }, bot: { kind: 'answer' } },
+  { title: 'next call while throttled', hints: { bot: 'sales' }, twin: { kind: 'id' }, bot: { kind: 'answer' } },
 ];
+
+const PBX_NAMES: Record<PbxKind, string> = { asterisk: 'Asterisk (ARI)', freeswitch: 'FreeSWITCH (ESL)' };
+const TRUNK_NAMES: Record<PbxKind, string> = { asterisk: 'device state Custom:twin-trunk', freeswitch: 'global variable twin_trunk' };
+
+interface Row { pbx: PbxKind; n: number; title: string; outcome: CallOutcome; leftTo: string }
 
 const say = (line: string) => process.stdout.write(`${line}\n`);
 
 export async function runDemo(): Promise<number> {
-  say('twin-connector demo: the real daemon against built-in Asterisk (ARI) and Twin simulators on loopback\n');
+  say('twin-connector demo: the real daemon against built-in Twin, Asterisk and FreeSWITCH simulators on loopback\n');
+  const rows: Row[] = [];
+  const leaks: string[] = [];
+  for (const kind of ['asterisk', 'freeswitch'] as const) leaks.push(...await runPbx(kind, rows));
+  printSummary(rows);
+  if (leaks.length === 0) say('\nEvery call left the product (bridged, continued in the dialplan or hung up); neither PBX holds a channel, bridge or socket of ours.');
+  else say(`\nLEAK: ${leaks.join(', ')}`);
+  return leaks.length === 0 ? 0 : 1;
+}
+
+/** One fresh daemon per PBX, so the second run does not start throttled by the first one's 500. */
+async function runPbx(kind: PbxKind, rows: Row[]): Promise<string[]> {
   const lab = await Lab.start({
+    pbx: kind,
     config: { routes: { default: { bot: 'sales', fallback: { action: 'continue', context: 'twin-fallback', extension: 'agent' } } } },
   });
-  await waitUntil(() => lab.ari.deviceState('Custom:twin-trunk') !== undefined);
-  say(`asterisk  ARI simulator at ${lab.ari.url}, app 'twin' connected; trunk device state Custom:twin-trunk = ${lab.ari.deviceState('Custom:twin-trunk') ?? '(not published)'}`);
-  say(`twin      Twin simulator at ${lab.twin.url}\n`);
-  const rows: { n: number; title: string; outcome: CallOutcome; leftTo: string }[] = [];
-  let leftovers: ReturnType<Lab['ari']['leftovers']>;
+  const pbx = lab.pbx();
+  await waitUntil(() => pbx.trunkState() !== undefined);
+  const where = kind === 'asterisk' ? `ARI simulator at ${lab.ari.url}, app 'twin' connected` : `ESL simulator at 127.0.0.1:${lab.fs.port}, product's call socket on 127.0.0.1:${lab.daemon.freeswitch!.listenPort}`;
+  say(`${kind.padEnd(11)}${PBX_NAMES[kind]}: ${where}; trunk ${TRUNK_NAMES[kind]} = ${pbx.trunkState() ?? '(not published)'}`);
+  say(`${'twin'.padEnd(11)}Twin simulator at ${lab.twin.url}\n`);
   try {
     for (const [i, scenario] of SCENARIOS.entries()) {
-      const n = i + 1;
-      const { outcome, left } = await runScenario(lab, scenario, n);
-      rows.push({ n, title: scenario.title, outcome, leftTo: describeExit(left) });
+      const { outcome, left } = await runScenario(lab, pbx, scenario, i + 1);
+      rows.push({ pbx: kind, n: i + 1, title: scenario.title, outcome, leftTo: describeExit(left) });
       say('');
     }
-    await waitUntil(() => lab.daemon.activeCalls === 0);
-    leftovers = lab.ari.leftovers();
+    await waitUntil(() => lab.daemon.activeCalls === 0 && pbx.leftovers().length === 0);
+    return pbx.leftovers();
   } finally {
     await lab.stop();
   }
-  printSummary(rows);
-  const leaked = leftovers.channels.length + leftovers.bridges.length;
-  if (leaked === 0) say('\nEvery call left the product (bridged, continued in the dialplan or hung up); Asterisk holds no channel or bridge of ours.');
-  else say(`\nLEAK: Asterisk still holds ${leftovers.channels.join(', ')} ${leftovers.bridges.join(', ')}`);
-  return leaked === 0 ? 0 : 1;
 }
 
 async function waitUntil(check: () => boolean, timeoutMs = 2000): Promise<void> {
@@ -62,29 +75,35 @@ async function waitUntil(check: () => boolean, timeoutMs = 2000): Promise<void> 
   while (!check() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
 }
 
-async function runScenario(lab: Lab, s: Scenario, n: number): Promise<{ outcome: CallOutcome; left: CallerResult }> {
-  const tag = `asterisk  call ${n}`;
+async function runScenario(lab: Lab, pbx: PbxSim, s: Scenario, n: number): Promise<{ outcome: CallOutcome; left: CallerResult }> {
+  const tag = `${pbx.kind.padEnd(11)}call ${n}`;
   lab.twin.script(() => s.twin);
-  lab.ari.botBehaviour = () => s.bot;
+  pbx.setBotBehaviour(() => s.bot);
   const warmupsBefore = lab.twin.warmups.length;
-  const invitesBefore = lab.ari.invites.length;
-  say(`${tag}: ${s.title} — caller +1555010${n} answered, dialplan runs Stasis(twin,${s.args.join(',')})`);
-  const call = lab.ari.placeCall({ number: `+1555010${n}`, dialed: '100', args: s.args });
+  const invitesBefore = pbx.invites.length;
+  say(`${tag}: ${s.title} — caller +1555010${n} answered, dialplan: ${pbx.describeEntry(s.hints)}`);
+  const call = pbx.placeCall({ number: `+1555010${n}`, dialed: '100', hints: s.hints });
   if (s.callerHangsUpAfterMs !== undefined) setTimeout(() => call.hangup(), s.callerHangsUpAfterMs);
   const [left, outcome] = await Promise.all([call.left, lab.outcomeOf(call.id)]);
 
   const warmup = lab.twin.warmups[warmupsBefore];
   if (!warmup) say(`${tag}: no warm-up sent (trunk ${lab.daemon.gate.snapshot().state})`);
   else say(`${tag}: Twin warm-up → HTTP ${warmup.status || 'no answer (caller gone)'} ${shorten(warmup.answer ?? '')}`);
-  const invite = lab.ari.invites[invitesBefore];
+  const invite = pbx.invites[invitesBefore];
   if (invite) {
     const headers = invite.headers.map(([k, v]) => `${k}: ${v}`).join(', ');
     say(`${tag}: bot leg INVITE ${invite.requestUri} with ${headers}`);
   }
   say(`${tag}: caller ${describeExit(left)}; TWIN_STATUS=${left.vars.TWIN_STATUS ?? '(not set)'}`);
   say(`${tag}: outcome ${outcome.status}${outcome.detail ? ` (${outcome.detail})` : ''}${outcome.endedBy ? `, ${outcome.endedBy} hung up first` : ''}`);
-  say(`${tag}: trunk is ${lab.daemon.gate.snapshot().state}, device state Custom:twin-trunk = ${lab.ari.deviceState('Custom:twin-trunk')}`);
+  await waitUntil(() => pbx.trunkState() === expectedTrunkWord(lab), 500);
+  say(`${tag}: trunk is ${lab.daemon.gate.snapshot().state}, ${TRUNK_NAMES[pbx.kind]} = ${pbx.trunkState()}`);
   return { outcome, left };
+}
+
+function expectedTrunkWord(lab: Lab): string {
+  const trunk = lab.daemon.gate.snapshot();
+  return trunk.state !== 'open' ? 'UNAVAILABLE' : trunk.atCapacity ? 'BUSY' : 'NOT_INUSE';
 }
 
 function describeExit(left: CallerResult): string {
@@ -100,9 +119,9 @@ function shorten(text: string): string {
   return text.length > 90 ? `${text.slice(0, 87)}...` : text;
 }
 
-function printSummary(rows: { n: number; title: string; outcome: CallOutcome; leftTo: string }[]): void {
-  const header = ['#', 'scenario', 'TWIN_STATUS', 'warm-up ms', 'caller'];
-  const lines = rows.map((r) => [String(r.n), r.title, r.outcome.status, r.outcome.warmupMs === undefined ? '-' : String(r.outcome.warmupMs), r.leftTo]);
+function printSummary(rows: Row[]): void {
+  const header = ['pbx', '#', 'scenario', 'TWIN_STATUS', 'warm-up ms', 'caller'];
+  const lines = rows.map((r) => [r.pbx, String(r.n), r.title, r.outcome.status, r.outcome.warmupMs === undefined ? '-' : String(r.outcome.warmupMs), r.leftTo]);
   const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)));
   const fmt = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ');
   say('summary');

@@ -182,6 +182,8 @@ export class CallSocketServer {
       this.server.listen(port, host, () => resolve());
     });
     this.server.on('error', () => { /* after listening, errors belong to single sockets */ });
+    // modesl writes a command line by line: without this, Nagle + delayed ACK stall each command ~40 ms.
+    this.server.on('connection', (socket: Socket) => socket.setNoDelay(true));
     const modeslServer = new esl.Server({ server: this.server });
     modeslServer.on('connection::ready', (conn: ModeslConnection) => this.accept(conn));
   }
@@ -229,6 +231,7 @@ export class EslControl extends EventEmitter {
         conn.on('esl::end', () => { conn.closing = true; control.emit('end'); });
         resolve(control);
       });
+      conn.socket?.setNoDelay(true);
       const timer = setTimeout(() => fail(`FreeSWITCH ESL at ${host}:${port} did not answer within ${timeoutMs} ms`), timeoutMs);
       conn.on('esl::event::auth::fail', () => fail(`FreeSWITCH ESL at ${host}:${port} refused the password (see event_socket.conf.xml)`));
       conn.on('error', (err: NodeJS.ErrnoException) => fail(`cannot reach FreeSWITCH ESL at ${host}:${port}: ${err.code === 'ECONNREFUSED' ? 'connection refused' : err.message}`));

@@ -37,7 +37,7 @@ export class FsCall implements AnsweredCall {
   private readonly abort = new AbortController();
   readonly ended = this.abort.signal;
   /** The hold playback: its event-uuid, and whether FreeSWITCH has started it (only then can uuid_break stop it). */
-  private hold_?: { appUuid: string; started: Promise<void>; markStarted: () => void };
+  private hold_?: { appUuid: string; started: Promise<void>; markStarted: () => void; stopped: boolean };
   private bot: BotLeg = { state: 'none' };
   private resolveEnd?: (who: 'caller' | 'bot') => void;
   /** Resolves when FreeSWITCH is done with the channel on this socket (hung up or sent elsewhere). */
@@ -66,7 +66,7 @@ export class FsCall implements AnsweredCall {
     if (kind !== 'none') {
       let markStarted!: () => void;
       const started = new Promise<void>((resolve) => { markStarted = resolve; });
-      this.hold_ = { appUuid: randomUUID(), started, markStarted };
+      this.hold_ = { appUuid: randomUUID(), started, markStarted, stopped: false };
       const media = kind === 'ring' ? `tone_stream://${this.cfg.ringback};loops=-1` : this.cfg.moh_source;
       steps.push(this.socket.execute('playback', media, this.hold_.appUuid));
     }
@@ -97,7 +97,7 @@ export class FsCall implements AnsweredCall {
 
   async leave(action: Fallback, status: TwinStatus): Promise<void> {
     await this.setStatus(status);
-    this.hold_ = undefined; // uuid_kill and uuid_transfer end the playback themselves
+    if (this.hold_) this.hold_.stopped = true; // uuid_kill and uuid_transfer end the playback themselves
     if (action.action === 'hangup') await this.apiOk(`uuid_kill ${this.id} ${causeName(action.cause)}`);
     else await this.apiOk(`uuid_transfer ${this.id} ${action.extension} XML ${action.context}`);
   }
@@ -185,8 +185,8 @@ export class FsCall implements AnsweredCall {
    */
   private async stopHold(): Promise<void> {
     const hold = this.hold_;
-    if (!hold) return;
-    this.hold_ = undefined;
+    if (!hold || hold.stopped) return;
+    hold.stopped = true;
     let timer: NodeJS.Timeout | undefined;
     const bound = new Promise<void>((resolve) => { timer = setTimeout(resolve, this.cfg.command_timeout_ms); });
     await Promise.race([hold.started, bound, this.finished]);

@@ -130,6 +130,7 @@ export class FreeSwitchSimulator {
 
   private connectOut(ch: FsChannel): void {
     const socket = createConnection(this.socketTarget);
+    socket.setNoDelay(true);
     const session = { socket, format: 'none' as const, linger: null, closed: false };
     ch.session = session;
     const reader = new CommandReader();
@@ -506,6 +507,7 @@ export class FreeSwitchSimulator {
 
   private acceptInbound(socket: Socket): void {
     this.inbound.add(socket);
+    socket.setNoDelay(true);
     let authed = false;
     const reader = new CommandReader();
     socket.write(authRequest());
