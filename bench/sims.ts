@@ -1,12 +1,16 @@
 /**
- * Benchmark child process: the Asterisk and Twin simulators, driven over IPC by bench/setups.ts,
- * so that the parent's heap and CPU are the product's alone.
+ * Benchmark child process: the Twin simulator and one PBX simulator (argv[2]: asterisk |
+ * freeswitch), driven over IPC by bench/setups.ts, so that the parent's heap and CPU are the
+ * product's alone.
  */
 import { AriSimulator } from '../src/sim/asterisk/ari-sim.js';
+import { FreeSwitchSimulator } from '../src/sim/freeswitch/esl-sim.js';
 import { TwinSimulator } from '../src/sim/twin-sim.js';
+import type { SimCall } from '../src/sim/call-model.js';
 
 export type BenchCommand =
   | { cmd: 'run'; calls: number; ratePerS: number; maxInFlight: number; holdMs: number }
+  | { cmd: 'target'; port: number }
   | { cmd: 'hangupAll' }
   | { cmd: 'leftovers' };
 
@@ -15,41 +19,90 @@ export interface RunReport {
   elapsedMs: number;
   connected: number;
   addedMs: number[];
+  /** ARI requests / ESL commands that named the call, up to the bot's dial. */
   requestsUpToDial: number[];
   requestsTotal: number;
   /** CPU time the simulators used during the run, ms. */
   cpuMs: number;
 }
 
-const twin = new TwinSimulator();
-const ari = new AriSimulator();
-twin.keepRecords = 0;
-ari.keepInvites = 0;
-ari.botBehaviour = () => ({ kind: 'answer', afterMs: 0 });
+export interface Ready {
+  cmd: 'ready'; twinUrl: string; email: string; password: string;
+  ariUrl?: string; ariUser?: string; ariPassword?: string; eslPort?: number; eslPassword?: string;
+}
 
-/** Per caller channel: warm-up time inside Twin, and REST requests that named this call. */
+/** What the benchmark needs from either PBX simulator. */
+interface BenchPbx {
+  placeCall(n: number): SimCall;
+  totalRequests(): number;
+  leftovers(): string[];
+}
+
+const kind = process.argv[2] === 'freeswitch' ? 'freeswitch' : 'asterisk';
+const twin = new TwinSimulator();
+twin.keepRecords = 0;
+
+/** Per caller: warm-up time inside Twin, and requests/commands that named this call. */
 const warmupMs = new Map<string, number>();
 const requestsBefore = new Map<string, number>();
-const callerOf = (path: string) => /(\d{10}\.\d+)/.exec(path)?.[1];
 let live: { onConnected: (id: string) => void } | undefined;
 const held = new Map<string, () => void>();
-
-twin.onAnswered = (callId, ms) => warmupMs.set(callId, ms);
-ari.onRequest = (_, path) => {
-  const id = callerOf(path);
-  if (id !== undefined) requestsBefore.set(id, (requestsBefore.get(id) ?? 0) + 1);
-};
-ari.onChannelVar = (id, variable, value) => {
-  if (variable === 'TWIN_STATUS' && value === 'CONNECTED') live?.onConnected(id);
-};
-
 const added: number[] = [];
 const upToDial: number[] = [];
-ari.onBotDial = (stasisStartAt, dialAt, callerId) => {
-  added.push(dialAt - stasisStartAt - (warmupMs.get(callerId) ?? 0));
+
+twin.onAnswered = (callId, ms) => warmupMs.set(callId, ms);
+const countRequest = (id: string | undefined) => {
+  if (id !== undefined) requestsBefore.set(id, (requestsBefore.get(id) ?? 0) + 1);
+};
+const onConnectedVar = (id: string, variable: string, value: string) => {
+  if (variable === 'TWIN_STATUS' && value === 'CONNECTED') live?.onConnected(id);
+};
+/** Time from the call reaching the product to the bot's dial, minus the warm-up's own time. */
+const onBotDial = (arrivedAt: number, dialAt: number, callerId: string) => {
+  added.push(dialAt - arrivedAt - (warmupMs.get(callerId) ?? 0));
   upToDial.push(requestsBefore.get(callerId) ?? 0);
   warmupMs.delete(callerId);
 };
+
+function asterisk(): [BenchPbx, () => Promise<Omit<Ready, 'cmd' | 'twinUrl' | 'email' | 'password'>>] {
+  const ari = new AriSimulator();
+  ari.keepInvites = 0;
+  ari.botBehaviour = () => ({ kind: 'answer', afterMs: 0 });
+  ari.onRequest = (_, path) => countRequest(/(\d{10}\.\d+)/.exec(path)?.[1]);
+  ari.onChannelVar = onConnectedVar;
+  ari.onBotDial = onBotDial;
+  const pbx: BenchPbx = {
+    placeCall: (n) => ari.placeCall({ number: `+1555${String(n).padStart(7, '0')}`, args: ['bot=bench'] }),
+    totalRequests: () => ari.totalRequests(),
+    leftovers: () => Object.values(ari.leftovers()).flat(),
+  };
+  return [pbx, async () => {
+    await ari.start();
+    return { ariUrl: ari.url, ariUser: ari.username, ariPassword: ari.password };
+  }];
+}
+
+function freeswitch(): [BenchPbx, () => Promise<Omit<Ready, 'cmd' | 'twinUrl' | 'email' | 'password'>>] {
+  const fs = new FreeSwitchSimulator({ execDelayMs: 0, gateways: { twin: '127.0.0.1:5070' } });
+  fs.keepInvites = 0;
+  fs.botBehaviour = () => ({ kind: 'answer', afterMs: 0 });
+  fs.onCommand = (uuid) => countRequest(uuid);
+  fs.onChannelVar = onConnectedVar;
+  fs.onBotDial = onBotDial;
+  targetPort = (port) => { fs.socketTarget = { host: '127.0.0.1', port }; };
+  const pbx: BenchPbx = {
+    placeCall: (n) => fs.placeCall({ number: `+1555${String(n).padStart(7, '0')}`, hints: { bot: 'bench' } }),
+    totalRequests: () => fs.totalCommands(),
+    leftovers: () => fs.leftovers(),
+  };
+  return [pbx, async () => {
+    await fs.start();
+    return { eslPort: fs.port, eslPassword: fs.password };
+  }];
+}
+
+let targetPort: (port: number) => void = () => {};
+const [pbx, startPbx] = kind === 'freeswitch' ? freeswitch() : asterisk();
 
 function cpuMs(u: NodeJS.CpuUsage): number {
   return (u.user + u.system) / 1000;
@@ -58,7 +111,7 @@ function cpuMs(u: NodeJS.CpuUsage): number {
 async function run(c: Extract<BenchCommand, { cmd: 'run' }>): Promise<RunReport> {
   added.length = 0;
   upToDial.length = 0;
-  const requestsAtStart = ari.totalRequests();
+  const requestsAtStart = pbx.totalRequests();
   const cpuAtStart = process.cpuUsage();
   const started = performance.now();
   let placed = 0;
@@ -67,7 +120,7 @@ async function run(c: Extract<BenchCommand, { cmd: 'run' }>): Promise<RunReport>
   return new Promise((resolve) => {
     const finish = () => resolve({
       cmd: 'run', elapsedMs: performance.now() - started, connected, addedMs: [...added],
-      requestsUpToDial: [...upToDial], requestsTotal: ari.totalRequests() - requestsAtStart,
+      requestsUpToDial: [...upToDial], requestsTotal: pbx.totalRequests() - requestsAtStart,
       cpuMs: cpuMs(process.cpuUsage(cpuAtStart)),
     });
     const calls = new Map<string, () => void>();
@@ -86,7 +139,7 @@ async function run(c: Extract<BenchCommand, { cmd: 'run' }>): Promise<RunReport>
     const place = () => {
       placed += 1;
       inFlight += 1;
-      const call = ari.placeCall({ number: `+1555${String(placed).padStart(7, '0')}`, args: ['bot=bench'] });
+      const call = pbx.placeCall(placed);
       calls.set(call.id, call.hangup);
       void call.left.then(() => requestsBefore.delete(call.id));
     };
@@ -115,9 +168,12 @@ process.on('message', (msg: BenchCommand) => {
       for (const hangup of held.values()) hangup();
       held.clear();
       process.send!({ cmd: 'hangupAll' });
-    } else if (msg.cmd === 'leftovers') process.send!({ cmd: 'leftovers', ...ari.leftovers() });
+    } else if (msg.cmd === 'target') {
+      targetPort(msg.port);
+      process.send!({ cmd: 'target' });
+    } else if (msg.cmd === 'leftovers') process.send!({ cmd: 'leftovers', leftovers: pbx.leftovers() });
   })();
 });
 
-await Promise.all([twin.start(), ari.start()]);
-process.send!({ cmd: 'ready', ariUrl: ari.url, twinUrl: twin.url, email: twin.email, password: twin.password, ariUser: ari.username, ariPassword: ari.password });
+const [, pbxReady] = await Promise.all([twin.start(), startPbx()]);
+process.send!({ cmd: 'ready', twinUrl: twin.url, email: twin.email, password: twin.password, ...pbxReady } satisfies Ready);

@@ -26,7 +26,7 @@ export class FreeSwitchDriver {
   lastProblem?: string;
 
   constructor(readonly cfg: FreeswitchConfig, private readonly log: Logger, private readonly onCall: FsCallHandler) {
-    this.server = new CallSocketServer((socket) => void this.accept(socket), cfg.command_timeout_ms);
+    this.server = new CallSocketServer((socket) => this.accept(socket), cfg.command_timeout_ms);
     this.trunk = new LatestValuePublisher(
       (value) => this.control!.api(`global_setvar ${cfg.trunk_variable}=${value}`),
       () => this.control !== undefined && this.state === 'connected',
@@ -63,15 +63,9 @@ export class FreeSwitchDriver {
     this.trunk.set(trunkWord(trunk));
   }
 
-  private async accept(socket: CallSocket): Promise<void> {
-    const call = new FsCall(socket, this.cfg, this.log);
+  private accept(socket: CallSocket): void {
     if (this.stopped) return socket.close();
-    try {
-      await call.start();
-    } catch (err) {
-      this.log.warn({ callId: call.id, err: (err as Error).message }, 'FreeSWITCH call socket failed before the call started');
-      return socket.close();
-    }
+    const call = new FsCall(socket, this.cfg, this.log);
     this.calls.add(call);
     socket.on('end', () => this.calls.delete(call));
     this.onCall(call);

@@ -27,6 +27,7 @@ interface ModeslEvent {
 }
 interface ModeslConnection {
   socket: Socket | null;
+  channelData: ModeslEvent | null;
   closing?: boolean;
   getInfo(): ModeslEvent | null;
   sendRecv(command: string, args: Record<string, string> | null, cb: (reply: ModeslEvent) => void): void;
@@ -114,9 +115,14 @@ export class CallSocket extends EventEmitter {
     if (!conn.socket) queueMicrotask(() => this.onEnd());
   }
 
-  /** The `connect` reply: the channel's data, variables included. */
-  get channelData(): EslEvent {
-    return wrap('CHANNEL_DATA', this.conn.getInfo()!);
+  /**
+   * The `connect` reply: the channel's data, variables included. Handed out once: modesl would
+   * keep its ~170 headers for the whole call.
+   */
+  takeChannelData(): EslEvent {
+    const data = wrap('CHANNEL_DATA', this.conn.getInfo()!);
+    this.conn.channelData = null;
+    return data;
   }
 
   get isOpen(): boolean {
@@ -198,9 +204,13 @@ export class CallSocketServer {
 
   private accept(conn: ModeslConnection): void {
     const socket = new CallSocket(conn, this.timeoutMs);
-    // JSON events: no URL decoding, every value a string (fixture a2). Sent once modesl has
-    // dispatched the connect reply (see the header comment).
-    queueMicrotask(() => socket.command('myevents json').then(() => this.onCall(socket), () => socket.close()));
+    // JSON events: no URL decoding, every value a string (fixture a2). `linger` keeps the socket
+    // open after a hangup so the final events arrive. Sent once modesl has dispatched the connect
+    // reply (see the header comment), together: FreeSWITCH answers them in order.
+    queueMicrotask(() => {
+      Promise.all([socket.command('myevents json'), socket.command('linger')])
+        .then(() => this.onCall(socket), () => socket.close());
+    });
   }
 }
 

@@ -45,7 +45,7 @@ export class FsCall implements AnsweredCall {
   private markFinished!: () => void;
 
   constructor(private readonly socket: CallSocket, private readonly cfg: FreeswitchConfig, private readonly log: Logger) {
-    const data = socket.channelData;
+    const data = socket.takeChannelData();
     this.id = data.get('Unique-ID') ?? '';
     this.caller = data.get('Caller-Caller-ID-Number') ?? '';
     this.callerName = data.get('Caller-Caller-ID-Name') ?? '';
@@ -54,11 +54,6 @@ export class FsCall implements AnsweredCall {
     this.finished = new Promise((resolve) => { this.markFinished = resolve; });
     socket.on('event', (event: EslEvent) => this.onEvent(event));
     socket.on('end', () => this.onSocketEnd());
-  }
-
-  /** `linger` keeps the socket open after a hangup so the final events still arrive. */
-  async start(): Promise<void> {
-    await this.socket.command('linger');
   }
 
   async hold(kind: HoldKind): Promise<void> {
