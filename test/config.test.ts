@@ -78,8 +78,21 @@ describe('config', () => {
     expect(() => loadConfigFile(join(dir, 'bad.yaml'))).toThrow(/is not valid YAML/);
   });
 
+  it('needs a PBX, and names the FreeSWITCH fields that are wrong', () => {
+    const { asterisk: _, ...noPbx } = minimal();
+    expect(problems(noPbx)).toEqual(['(top level): configure asterisk or freeswitch (or both): the product needs a PBX to take calls from']);
+    expect(problems({ ...noPbx, freeswitch: { listen_port: 70000, trunk_variable: 'a b' } })).toEqual([
+      'freeswitch.listen_port: Too big: expected number to be <=65535',
+      'freeswitch.esl_password: Invalid input: expected string, received undefined',
+      'freeswitch.trunk_variable: must be a variable name (letters, digits, _)',
+    ]);
+    const fs = parseConfig({ ...noPbx, freeswitch: { esl_password: 'p' } }, {}).freeswitch!;
+    expect(fs).toMatchObject({ listen_port: 8084, esl_port: 8021, bot_endpoint: 'sofia/gateway/twin/{user}', trunk_variable: 'twin_trunk', hold: 'ring' });
+  });
+
   it('ships an example config that validates', () => {
-    const config = loadConfigFile(new URL('../config.example.yaml', import.meta.url).pathname, { TWIN_PASSWORD: 'x', ARI_PASSWORD: 'y' });
+    const config = loadConfigFile(new URL('../config.example.yaml', import.meta.url).pathname, { TWIN_PASSWORD: 'x', ARI_PASSWORD: 'y', ESL_PASSWORD: 'z' });
     expect(config.routes.table).toHaveLength(2);
+    expect(config.freeswitch?.esl_password).toBe('z');
   });
 });
