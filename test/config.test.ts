@@ -83,7 +83,7 @@ describe('config', () => {
     expect(problems(noPbx)).toEqual(['(top level): configure asterisk or freeswitch (or both): the product needs a PBX to take calls from']);
     expect(problems({ ...noPbx, freeswitch: { listen_port: 70000, trunk_variable: 'a b' } })).toEqual([
       'freeswitch.listen_port: Too big: expected number to be <=65535',
-      'freeswitch.esl_password: Invalid input: expected string, received undefined',
+      'freeswitch.esl_password: is required',
       'freeswitch.trunk_variable: must be a variable name (letters, digits, _)',
     ]);
     const fs = parseConfig({ ...noPbx, freeswitch: { esl_password: 'p' } }, {}).freeswitch!;
