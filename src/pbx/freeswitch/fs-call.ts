@@ -154,6 +154,12 @@ export class FsCall implements AnsweredCall {
 
   /** The socket is gone: nothing more can be done for this call here (a bridged call goes on in FreeSWITCH, e1). */
   private onSocketEnd(): void {
+    if (!this.ended.aborted) {
+      const bridged = this.bot.state === 'answered';
+      this.log.warn({ callId: this.id }, bridged
+        ? 'FreeSWITCH call socket closed while bridged: the call goes on in FreeSWITCH, no longer tracked here'
+        : 'FreeSWITCH call socket closed before the call was done: FreeSWITCH continues its dialplan after `socket`');
+    }
     this.onCallerGone();
     this.markFinished();
   }
