@@ -54,7 +54,7 @@ export function asteriskSim(ari: AriSimulator, deviceState = 'twin-trunk'): PbxS
 export function freeswitchSim(fs: FreeSwitchSimulator, trunkVariable = 'twin_trunk'): PbxSim {
   return {
     kind: 'freeswitch',
-    describeEntry: (hints) => [...Object.entries(hints).map(([k, v]) => `set twin_${k}=${v}; `), 'socket 127.0.0.1:8084 async full'].join(''),
+    describeEntry: (hints) => [...Object.entries(hints).map(([k, v]) => `set twin_${k}=${v}; `), `socket ${fs.socketTarget.host}:${fs.socketTarget.port} async full`].join(''),
     placeCall: (spec = {}) => fs.placeCall(spec),
     setBotBehaviour: (b) => { fs.botBehaviour = b; },
     invites: fs.invites,
