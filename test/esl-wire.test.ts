@@ -1,0 +1,42 @@
+/** The ESL simulator's bytes, pinned to values copied from shared/fixtures/freeswitch recordings. */
+import { describe, expect, it } from 'vitest';
+import { CommandReader, connectReply, fsUrlEncode, lingerNotice, parseDialString, plainEvent } from '../src/sim/freeswitch/wire.js';
+
+describe('ESL wire format (simulator)', () => {
+  it('URL-encodes values the way FreeSWITCH does (a1 connect reply)', () => {
+    expect(fsUrlEncode('sip:mod_sofia@127.0.0.1:5090')).toBe('sip%3Amod_sofia%40127.0.0.1%3A5090');
+    expect(fsUrlEncode('Sat, 21 Nov 2026 14:11:34 GMT')).toBe('Sat,%2021%20Nov%202026%2014%3A11%3A34%20GMT');
+    expect(fsUrlEncode('{sip_h_X-TWIN-EnableRecord=1,sip_h_X-TWIN-CallId=abc}sofia/gateway/bot/bot'))
+      .toBe('%7Bsip_h_X-TWIN-EnableRecord%3D1,sip_h_X-TWIN-CallId%3Dabc%7Dsofia/gateway/bot/bot');
+  });
+
+  it('frames plain events with Content-Length first, counting the closing blank line', () => {
+    const bytes = plainEvent([['Event-Name', 'CHANNEL_HANGUP'], ['Hangup-Cause', 'NORMAL_CLEARING']]);
+    const headerEnd = bytes.indexOf('\n\n');
+    const payload = bytes.slice(headerEnd + 2);
+    expect(bytes.slice(0, headerEnd)).toBe(`Content-Length: ${Buffer.byteLength(payload)}\nContent-Type: text/event-plain`);
+    expect(payload).toBe('Event-Name: CHANNEL_HANGUP\nHangup-Cause: NORMAL_CLEARING\n\n');
+  });
+
+  it('ends the connect reply with the recorded trailer and no Content-Length', () => {
+    const reply = connectReply([['Event-Name', 'CHANNEL_DATA'], ['Unique-ID', 'u1']]);
+    expect(reply.startsWith('Event-Name: CHANNEL_DATA\n')).toBe(true);
+    expect(reply.endsWith('Content-Type: command/reply\nReply-Text: %2BOK%0A\nSocket-Mode: async\nControl: full\n\n')).toBe(true);
+    expect(reply).not.toContain('Content-Length');
+  });
+
+  it('writes the linger notice with a raw Channel-Name', () => {
+    expect(lingerNotice('u1', 'sofia/lab/sipp@127.0.0.1:5082', -1)).toBe('Content-Type: text/disconnect-notice\n'
+      + 'Controlled-Session-UUID: u1\nContent-Disposition: linger\nChannel-Name: sofia/lab/sipp@127.0.0.1:5082\nLinger-Time: -1\nContent-Length: 0\n\n');
+  });
+
+  it('reads commands split across chunks, and dial strings with quoted values', () => {
+    const reader = new CommandReader();
+    expect(reader.push(Buffer.from('sendmsg\ncall-command: exe'))).toEqual([]);
+    const [cmd] = reader.push(Buffer.from('cute\nexecute-app-name: bridge\n\n'));
+    expect(cmd!.headers.get('call-command')).toBe('execute');
+    const { vars, endpoint } = parseDialString("{sip_h_X-A='a, b',originate_timeout=30}[sip_h_X-B=c]sofia/gateway/twin/bot");
+    expect(Object.fromEntries(vars)).toEqual({ 'sip_h_X-A': 'a, b', originate_timeout: '30', 'sip_h_X-B': 'c' });
+    expect(endpoint).toBe('sofia/gateway/twin/bot');
+  });
+});
