@@ -8,6 +8,7 @@ import type { BotBehaviour, CallerResult } from './sim/call-model.js';
 import type { PbxKind, PbxSim } from './sim/pbx-sim.js';
 import type { TwinBehaviour } from './sim/twin-sim.js';
 import type { CallOutcome } from './core/types.js';
+import { trunkWord } from './pbx/shared.js';
 
 interface Scenario {
   title: string;
@@ -96,14 +97,9 @@ async function runScenario(lab: Lab, pbx: PbxSim, s: Scenario, n: number): Promi
   }
   say(`${tag}: caller ${describeExit(left)}; TWIN_STATUS=${left.vars.TWIN_STATUS ?? '(not set)'}`);
   say(`${tag}: outcome ${outcome.status}${outcome.detail ? ` (${outcome.detail})` : ''}${outcome.endedBy ? `, ${outcome.endedBy} hung up first` : ''}`);
-  await waitUntil(() => pbx.trunkState() === expectedTrunkWord(lab), 500);
+  await waitUntil(() => pbx.trunkState() === trunkWord(lab.daemon.gate.snapshot()), 500);
   say(`${tag}: trunk is ${lab.daemon.gate.snapshot().state}, ${TRUNK_NAMES[pbx.kind]} = ${pbx.trunkState()}`);
   return { outcome, left };
-}
-
-function expectedTrunkWord(lab: Lab): string {
-  const trunk = lab.daemon.gate.snapshot();
-  return trunk.state !== 'open' ? 'UNAVAILABLE' : trunk.atCapacity ? 'BUSY' : 'NOT_INUSE';
 }
 
 function describeExit(left: CallerResult): string {

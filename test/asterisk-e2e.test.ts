@@ -1,23 +1,9 @@
 /** Asterisk-only behaviour; the cases shared with FreeSWITCH are in e2e-matrix.test.ts. */
-import { afterEach, describe, expect, it } from 'vitest';
-import { Lab } from '../src/sim/lab.js';
+import { describe, expect, it } from 'vitest';
 import { parseInviteHeaders } from '../src/sim/call-model.js';
-import { expectNoLeftovers, waitFor } from './helpers.js';
+import { labPerTest, waitFor } from './helpers.js';
 
-let lab: Lab | undefined;
-
-async function startLab(): Promise<Lab> {
-  lab = await Lab.start({ pbx: 'asterisk' });
-  return lab;
-}
-
-afterEach(async () => {
-  if (lab) {
-    await expectNoLeftovers(lab, ['asterisk']);
-    await lab.stop();
-    lab = undefined;
-  }
-});
+const startLab = labPerTest('asterisk');
 
 describe('Asterisk (ARI) specifics', () => {
   it('needs at most 6 ARI requests up to the dial, and bridges both legs in the call\'s own bridge', async () => {

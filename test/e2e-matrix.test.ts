@@ -3,30 +3,19 @@
  * the Asterisk (ARI) or FreeSWITCH (ESL) simulator over loopback sockets. Same names, same
  * expected TWIN_STATUS, same leak check after every case.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../src/clock.js';
-import { Lab, type LabOptions } from '../src/sim/lab.js';
+import type { Lab, LabOptions } from '../src/sim/lab.js';
 import { parseInviteHeaders } from '../src/sim/call-model.js';
 import type { PbxKind, PbxSim } from '../src/sim/pbx-sim.js';
-import { expectNoLeftovers, waitFor } from './helpers.js';
-
-let lab: Lab | undefined;
-let kind: PbxKind;
-
-afterEach(async () => {
-  if (lab) {
-    await expectNoLeftovers(lab, [kind]);
-    await lab.stop();
-    lab = undefined;
-  }
-});
+import { labPerTest, waitFor } from './helpers.js';
 
 describe.each<PbxKind>(['asterisk', 'freeswitch'])('%s: answered call to the bot', (pbxKind) => {
-  /** The PBX section of the config is named after the PBX; `pbx` merges into it. */
+  const startLab = labPerTest(pbxKind);
+  /** The PBX section of the config is named after the PBX; `pbxConfig` merges into it. */
   async function start(options: LabOptions & { pbxConfig?: Record<string, unknown> } = {}): Promise<{ lab: Lab; pbx: PbxSim }> {
-    kind = pbxKind;
     const config = { ...options.config, ...(options.pbxConfig ? { [pbxKind]: options.pbxConfig } : {}) };
-    lab = await Lab.start({ ...options, pbx: pbxKind, config });
+    const lab = await startLab({ ...options, config });
     return { lab, pbx: lab.pbx() };
   }
   const status = (pbx: PbxSim, id: string) => pbx.channelVar(id, 'TWIN_STATUS');

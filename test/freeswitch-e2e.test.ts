@@ -1,22 +1,9 @@
 /** FreeSWITCH-only behaviour (ESL); the cases shared with Asterisk are in e2e-matrix.test.ts. */
-import { afterEach, describe, expect, it } from 'vitest';
-import { Lab, type LabOptions } from '../src/sim/lab.js';
-import { expectNoLeftovers, waitFor } from './helpers.js';
+import { describe, expect, it } from 'vitest';
+import { Lab } from '../src/sim/lab.js';
+import { labPerTest, waitFor } from './helpers.js';
 
-let lab: Lab | undefined;
-
-async function startLab(options: LabOptions = {}): Promise<Lab> {
-  lab = await Lab.start({ ...options, pbx: 'freeswitch' });
-  return lab;
-}
-
-afterEach(async () => {
-  if (lab) {
-    await expectNoLeftovers(lab, ['freeswitch']);
-    await lab.stop();
-    lab = undefined;
-  }
-});
+const startLab = labPerTest('freeswitch');
 
 const connected = (lab: Lab, id: string) => lab.fs.channel(id)?.vars.get('TWIN_STATUS') === 'CONNECTED';
 

@@ -1,5 +1,5 @@
-import { expect } from 'vitest';
-import type { Lab } from '../src/sim/lab.js';
+import { afterEach, expect } from 'vitest';
+import { Lab, type LabOptions } from '../src/sim/lab.js';
 import type { PbxKind } from '../src/sim/pbx-sim.js';
 
 /** Polls until `check` returns a value other than undefined/false (real events take a few ms). */
@@ -21,4 +21,20 @@ export async function expectNoLeftovers(lab: Lab, kinds: PbxKind[]): Promise<voi
       .catch(() => undefined);
     expect(lab.pbx(kind).leftovers()).toEqual([]);
   }
+}
+
+/** A lab on one PBX per test: after each test, nothing may be left in the PBX, and the lab stops. */
+export function labPerTest(kind: PbxKind): (options?: LabOptions) => Promise<Lab> {
+  let current: Lab | undefined;
+  afterEach(async () => {
+    const lab = current;
+    current = undefined;
+    if (!lab) return;
+    try {
+      await expectNoLeftovers(lab, [kind]);
+    } finally {
+      await lab.stop();
+    }
+  });
+  return async (options = {}) => (current = await Lab.start({ ...options, pbx: kind }));
 }

@@ -99,8 +99,6 @@ function withTimeout<T>(
  * for the channel's events and disconnect notices, and 'end' once the socket is closed.
  */
 export class CallSocket extends EventEmitter {
-  /** ESL commands sent on this socket, `connect` included. */
-  commands = 1;
   private ended = false;
   private readonly pending = new Set<(err: Error) => void>();
 
@@ -125,14 +123,9 @@ export class CallSocket extends EventEmitter {
     return data;
   }
 
-  get isOpen(): boolean {
-    return !this.ended;
-  }
-
   /** A command with a command/reply (myevents, linger, sendmsg): resolves with its Reply-Text. */
   command(line: string, headers: Record<string, string> | null = null): Promise<string> {
     if (this.ended) return Promise.reject(new EslError('the call\'s ESL socket is closed'));
-    this.commands++;
     return withTimeout(line, this.timeoutMs, (done) =>
       this.conn.sendRecv(line, headers, (reply) => done(reply.getHeader('Reply-Text') ?? '')), this.pending);
   }
@@ -148,7 +141,6 @@ export class CallSocket extends EventEmitter {
   /** An `api` command: runs at once (not queued behind the channel's apps); resolves with its body. */
   api(command: string): Promise<string> {
     if (this.ended) return Promise.reject(new EslError('the call\'s ESL socket is closed'));
-    this.commands++;
     return withTimeout(`api ${command.split(' ')[0]}`, this.timeoutMs, (done) =>
       this.conn.api(command, (reply) => done(reply.getBody())), this.pending);
   }

@@ -12,7 +12,7 @@ export interface RunningApp {
   app: string;
   arg: string;
   uuid: string;
-  /** Ends the app early (uuid_break, hangup, transfer); returns the Application-Response. */
+  /** Ends the app early (uuid_break) and reports its completion. */
   interrupt?: () => void;
 }
 
