@@ -74,6 +74,9 @@ export const ConfigSchema = z.object({
     app: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be a Stasis application name (letters, digits, _ -)').default('twin'),
     /** Channel endpoint of the bot leg; {uri} is replaced by the SIP URI. */
     bot_endpoint: z.string().min(1).default('PJSIP/twin/{uri}'),
+    /** Channel endpoint that reaches a subscriber for outbound calls; {number} is the E.164 number. */
+    outbound_endpoint: z.string().regex(/^[A-Za-z]+\/\S*\{number\}\S*$/, 'must be an endpoint with {number}, e.g. PJSIP/{number}@carrier')
+      .default('PJSIP/{number}@carrier'),
     /** Custom device state that shows the trunk's state to the dialplan: Custom:<name>. */
     device_state: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/).default('twin-trunk'),
     hold: z.enum(['ring', 'moh', 'none']).default('ring'),
@@ -104,6 +107,9 @@ export const ConfigSchema = z.object({
     moh_source: z.string().regex(/^[^\s]+$/, 'must be a sound source such as local_stream://moh').default('local_stream://moh'),
     bot_answer_timeout_s: positiveInt.max(300).default(30),
     command_timeout_ms: positiveInt.default(5000),
+    /** Dial string that reaches a subscriber for outbound calls; {number} is the E.164 number. */
+    outbound_dial: z.string().regex(/^\S*\{number\}\S*$/, 'must be a dial string with {number} and no spaces, e.g. sofia/gateway/carrier/{number}')
+      .default('sofia/gateway/carrier/{number}'),
   }).strict().optional(),
 
   trunk: z.object({
@@ -116,6 +122,28 @@ export const ConfigSchema = z.object({
     /** A Twin session older than this is never sent; Twin's own limit is 180 s. */
     max_age_s: positiveInt.max(180).default(170),
   }).strict().default({ max_age_s: 170 }),
+
+  outbound: z.object({
+    /** ISO country for numbers written without +, e.g. GB; without it only +E.164 is accepted. */
+    default_country: z.string().regex(/^[A-Z]{2}$/, 'must be a two-letter country code such as GB').optional(),
+    /** Caller ID of outbound calls when none is given. */
+    caller_id: z.string().min(1).optional(),
+    ring_timeout_s: positiveInt.max(120).default(30),
+    /** A subscriber who answers after the session's max age: warm up again, or hang up with STALE. */
+    on_stale_session: z.enum(['rewarm', 'drop']).default('rewarm'),
+    /** Campaigns: calls per warm-up request, calls at once, new calls per second. */
+    batch_size: positiveInt.max(100).default(10),
+    concurrency: positiveInt.default(10),
+    calls_per_second: positiveInt.default(5),
+  }).strict().default({ ring_timeout_s: 30, on_stale_session: 'rewarm', batch_size: 10, concurrency: 10, calls_per_second: 5 }),
+
+  http: z.object({
+    listen_host: z.string().min(1).default('127.0.0.1'),
+    /** 0 picks a free port (tests). */
+    listen_port: z.number().int().min(0).max(65535).default(8080),
+    /** Bearer token of the dialer API (POST/GET /v1/calls); the API is off without it. */
+    api_token: z.string().min(16, 'must be at least 16 characters').optional(),
+  }).strict().optional(),
 
   routes: z.object({
     default: z.object({ ...RouteFields, bot: z.string().min(1).max(128) }).strict(),
@@ -130,6 +158,7 @@ export type Config = z.infer<typeof ConfigSchema>;
 export type RouteEntry = z.infer<typeof RouteSchema>;
 export type AsteriskConfig = NonNullable<Config['asterisk']>;
 export type FreeswitchConfig = NonNullable<Config['freeswitch']>;
+export type OutboundConfig = Config['outbound'];
 
 /** What the call flow needs from the configured PBX of a call. */
 export function pbxSettings(config: Config, pbx: 'asterisk' | 'freeswitch'): { hold: 'ring' | 'moh' | 'none'; bot_answer_timeout_s: number } {

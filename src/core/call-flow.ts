@@ -10,7 +10,7 @@ import type { TwinApi, WarmupCall } from '../twin/warmup.js';
 import { buildSipTarget } from '../twin/sip.js';
 import { selectRoute, type Route } from './route.js';
 import type { Admission, TrunkGate } from './trunk.js';
-import type { AnsweredCall, CallOutcome, CallStatus, Fallback, TwinStatus } from './types.js';
+import type { AnsweredCall, CallOutcome, CallStatus, Fallback, HoldKind, TwinStatus } from './types.js';
 
 export interface FlowDeps {
   /** Read at each call so a reloaded config applies to the next call. */
@@ -52,35 +52,94 @@ async function admitAndConnect(call: AnsweredCall, route: Route, deps: FlowDeps,
 async function warmUpAndConnect(
   call: AnsweredCall, route: Route, deps: FlowDeps, admission: Admission, startedAt: number,
 ): Promise<Verdict> {
+  const warm = await warmUpHolding(call, route, deps, admission, pbxSettings(deps.config(), call.pbx).hold);
+  if ('verdict' in warm) return warm.verdict;
+  return connectToBot(call, route, { ...warm, startedAt }, deps, admission);
+}
+
+/**
+ * The outbound call flow once the subscriber has answered: the session from the warm-up before
+ * the dial is used only while younger than session.max_age_s; an older one is renewed with a
+ * fresh warm-up (or the call is dropped with STALE, per outbound.on_stale_session).
+ */
+export async function runAnsweredOutbound(
+  call: AnsweredCall, route: Route, session: WarmSession, admission: Admission, deps: FlowDeps,
+): Promise<CallOutcome> {
+  const startedAt = deps.clock.now();
+  let verdict: Verdict;
+  try {
+    verdict = await renewIfStaleAndConnect(call, route, session, admission, deps, startedAt);
+  } catch (err) {
+    deps.log.error({ callId: call.id, err }, 'outbound call flow failed; hanging up');
+    verdict = { status: await leave(call, route.fallback, 'ERROR', deps), detail: (err as Error).message };
+  } finally {
+    await call.release().catch((err: unknown) => deps.log.warn({ callId: call.id, err }, 'release failed'));
+  }
+  return { callId: call.id, pbx: call.pbx, bot: route.bot, setupMs: deps.clock.now() - startedAt, ...verdict };
+}
+
+async function renewIfStaleAndConnect(
+  call: AnsweredCall, route: Route, session: WarmSession, admission: Admission, deps: FlowDeps, startedAt: number,
+): Promise<Verdict> {
   const config = deps.config();
-  const pbx = pbxSettings(config, call.pbx);
-  const holding = call.hold(pbx.hold).catch((err: unknown) => {
+  if (deps.clock.now() - session.sentAt <= config.session.max_age_s * 1000) {
+    await call.hold('none');
+    return connectToBot(call, route, { ...session, startedAt }, deps, admission);
+  }
+  const ageS = Math.round((deps.clock.now() - session.sentAt) / 1000);
+  if (config.outbound.on_stale_session === 'drop') {
+    return { status: await leave(call, route.fallback, 'STALE', deps), twinId: session.twinId, detail: `answered ${ageS} s after the warm-up` };
+  }
+  deps.log.info({ callId: call.id, ageS }, 'session too old when the subscriber answered; warming up again');
+  const warm = await warmUpHolding(call, route, deps, admission, pbxSettings(config, call.pbx).hold);
+  if ('verdict' in warm) return warm.verdict;
+  return connectToBot(call, route, { ...warm, startedAt }, deps, admission);
+}
+
+/** A Twin session: its id and when its warm-up was sent. */
+export interface WarmSession {
+  twinId: string;
+  sentAt: number;
+  warmupMs: number;
+}
+
+/** Holds the caller while a sync warm-up runs; a verdict when the call goes no further. */
+async function warmUpHolding(
+  call: AnsweredCall, route: Route, deps: FlowDeps, admission: Admission, hold: HoldKind,
+): Promise<WarmSession | { verdict: Verdict }> {
+  const config = deps.config();
+  const holding = call.hold(hold).catch((err: unknown) => {
     deps.log.warn({ callId: call.id, err }, 'could not play ringback');
   });
-
   const sentAt = deps.clock.now();
   const warm = await deps.twin.warmUp(warmupRequest(call, route, config), call.ended);
   const warmupMs = deps.clock.now() - sentAt;
   await holding;
 
-  if (warm.kind === 'aborted' || call.ended.aborted) return { status: 'ABANDONED', warmupMs, detail: 'caller hung up during the warm-up' };
+  if (warm.kind === 'aborted' || call.ended.aborted) return { verdict: { status: 'ABANDONED', warmupMs, detail: 'caller hung up during the warm-up' } };
   if (warm.kind === 'unavailable') {
     deps.gate.reportFailure(admission, warm.reason);
-    return { status: await leave(call, route.fallback, 'UNAVAILABLE', deps), warmupMs, detail: warm.reason };
+    return { verdict: { status: await leave(call, route.fallback, 'UNAVAILABLE', deps), warmupMs, detail: warm.reason } };
   }
   deps.gate.reportSuccess(admission);
-  if (warm.kind === 'rejected') return { status: await leave(call, route.fallback, 'REJECTED', deps), warmupMs };
+  if (warm.kind === 'rejected') return { verdict: { status: await leave(call, route.fallback, 'REJECTED', deps), warmupMs } };
+  return { twinId: warm.twinId, sentAt, warmupMs };
+}
 
-  const twinId = warm.twinId;
-  if (deps.clock.now() - sentAt > config.session.max_age_s * 1000) {
+/** Opens the bot leg with the session's id and bridges it; waits until the conversation ends. */
+async function connectToBot(
+  call: AnsweredCall, route: Route, session: WarmSession & { startedAt: number }, deps: FlowDeps, admission: Admission,
+): Promise<Verdict> {
+  const config = deps.config();
+  const { twinId, warmupMs } = session;
+  if (deps.clock.now() - session.sentAt > config.session.max_age_s * 1000) {
     return { status: await leave(call, route.fallback, 'STALE', deps), warmupMs, twinId, detail: 'session too old to send' };
   }
-
   const target = buildSipTarget(config.twin.sip, {
     twin_id: twinId, call_id: call.id, external_id: route.externalId ?? '', bot: route.bot,
     caller: cleanNumber(call.caller), dialed: cleanNumber(call.dialed),
   }, route.record);
-  const result = await call.connect(target, pbx.bot_answer_timeout_s);
+  const result = await call.connect(target, pbxSettings(config, call.pbx).bot_answer_timeout_s);
 
   if (result.kind === 'caller-gone') return { status: 'ABANDONED', warmupMs, twinId, detail: 'caller hung up while the bot leg rang' };
   if (result.kind === 'failed') {
@@ -90,7 +149,7 @@ async function warmUpAndConnect(
   }
 
   await call.setStatus('CONNECTED').catch((err: unknown) => deps.log.warn({ callId: call.id, err }, 'could not set TWIN_STATUS'));
-  deps.log.info({ callId: call.id, twinId, warmupMs, setupMs: deps.clock.now() - startedAt }, 'caller connected to the bot');
+  deps.log.info({ callId: call.id, twinId, warmupMs, setupMs: deps.clock.now() - session.startedAt }, 'caller connected to the bot');
   const endedBy = await result.ended;
   if (endedBy === 'bot' && !call.ended.aborted) await leave(call, route.afterBotHangup, 'CONNECTED', deps);
   return { status: 'CONNECTED', warmupMs, twinId, endedBy };
@@ -108,7 +167,7 @@ async function leave(call: AnsweredCall, action: Fallback, status: TwinStatus, d
   return status;
 }
 
-function warmupRequest(call: AnsweredCall, route: Route, config: Config): WarmupCall {
+export function warmupRequest(call: AnsweredCall, route: Route, config: Config): WarmupCall {
   return {
     callId: call.id,
     clientExternalId: route.externalId ?? call.id,

@@ -64,3 +64,26 @@ export interface CallOutcome {
   /** After CONNECTED: who hung up first. */
   endedBy?: 'caller' | 'bot';
 }
+
+/** An outbound call for a PBX to place: the subscriber's phone rings; answered, it joins the call flow. */
+export interface DialRequest {
+  /** Our id for the call; the PBX's channel id / uuid of the subscriber leg. Letters, digits, dashes. */
+  id: string;
+  /** E.164 numbers. */
+  to: string;
+  from: string;
+  ringTimeoutS: number;
+}
+
+export type DialFailure = 'busy' | 'no-answer' | 'unavailable' | 'error';
+
+export type DialResult =
+  | { kind: 'answered'; call: AnsweredCall }
+  | { kind: 'failed'; reason: DialFailure; cause?: number; detail: string };
+
+/** What the outbound side needs from a PBX driver. */
+export interface OutboundDialer {
+  readonly pbx: AnsweredCall['pbx'];
+  /** Rings the subscriber; resolves when answered (the call is ours) or when the dial has failed. */
+  originate(request: DialRequest): Promise<DialResult>;
+}

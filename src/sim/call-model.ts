@@ -40,6 +40,12 @@ export interface SimCall {
   hangup(): void;
 }
 
+/** A subscriber the product dialled (ARI originate / ESL originate). */
+export interface SimDial extends SimCall {
+  readonly to: string;
+  readonly from: string;
+}
+
 /** How the dialplan hands a caller to the product; hints become Stasis args or twin_* channel variables. */
 export interface CallSpec {
   number?: string;

@@ -2,7 +2,7 @@
  * One face for both PBX simulators, so the end-to-end cases, the demo and the benchmark are
  * written once and run against Asterisk (ARI) and FreeSWITCH (ESL).
  */
-import type { BotBehaviour, CallSpec, SimCall, SimInvite } from './call-model.js';
+import type { BotBehaviour, CallSpec, SimCall, SimDial, SimInvite } from './call-model.js';
 import type { AriSimulator } from './asterisk/ari-sim.js';
 import type { FreeSwitchSimulator } from './freeswitch/esl-sim.js';
 
@@ -14,6 +14,10 @@ export interface PbxSim {
   describeEntry(hints: Record<string, string>): string;
   placeCall(spec?: CallSpec): SimCall;
   setBotBehaviour(behaviour: (invite: SimInvite) => BotBehaviour): void;
+  /** How subscribers the product dials (originate) behave, by number. */
+  setSubscriberBehaviour(behaviour: (number: string) => BotBehaviour): void;
+  /** Subscribers the product dialled, in order. */
+  readonly dials: SimDial[];
   readonly invites: SimInvite[];
   /** A channel variable of a caller still in the PBX (TWIN_STATUS ...). */
   channelVar(callId: string, name: string): string | undefined;
@@ -35,6 +39,8 @@ export function asteriskSim(ari: AriSimulator, deviceState = 'twin-trunk'): PbxS
     describeEntry: (hints) => `Stasis(twin${args(hints).map((a) => `,${a}`).join('')})`,
     placeCall: (spec = {}) => ari.placeCall({ number: spec.number, name: spec.name, dialed: spec.dialed, args: args(spec.hints ?? {}) }),
     setBotBehaviour: (b) => { ari.botBehaviour = b; },
+    setSubscriberBehaviour: (b) => { ari.subscriberBehaviour = b; },
+    dials: ari.dials,
     invites: ari.invites,
     channelVar: (id, name) => ari.channel(id)?.vars.get(name),
     holding: (id) => {
@@ -57,6 +63,8 @@ export function freeswitchSim(fs: FreeSwitchSimulator, trunkVariable = 'twin_tru
     describeEntry: (hints) => [...Object.entries(hints).map(([k, v]) => `set twin_${k}=${v}; `), `socket ${fs.socketTarget.host}:${fs.socketTarget.port} async full`].join(''),
     placeCall: (spec = {}) => fs.placeCall(spec),
     setBotBehaviour: (b) => { fs.botBehaviour = b; },
+    setSubscriberBehaviour: (b) => { fs.subscriberBehaviour = b; },
+    dials: fs.dials,
     invites: fs.invites,
     channelVar: (id, name) => fs.channel(id)?.vars.get(name),
     holding: (id) => {

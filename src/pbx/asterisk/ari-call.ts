@@ -31,7 +31,6 @@ type BotLeg =
  */
 export class AriCall implements AnsweredCall {
   readonly pbx = 'asterisk' as const;
-  readonly direction = 'inbound' as const;
   private readonly abort = new AbortController();
   readonly ended = this.abort.signal;
   private readonly bridgeId: string;
@@ -48,6 +47,7 @@ export class AriCall implements AnsweredCall {
     readonly callerName: string,
     readonly dialed: string,
     readonly hints: Readonly<Record<string, string>>,
+    readonly direction: 'inbound' | 'outbound' = 'inbound',
   ) {
     this.bridgeId = `twin-${id}`;
   }

@@ -132,6 +132,10 @@ export class AriRest extends EventEmitter {
   createChannel(p: { channelId: string; endpoint: string; appArgs: string; variables: Record<string, string> }) {
     return this.call('channels', 'create', { ...p, app: this.cfg.app });
   }
+  /** POST /channels: the channel enters our app (StasisStart) once it is answered. */
+  originate(p: { channelId: string; endpoint: string; callerId: string; timeout: number; appArgs: string; variables: Record<string, string> }) {
+    return this.call('channels', 'originate', { ...p, app: this.cfg.app });
+  }
   dial(channelId: string, caller: string, timeout: number) { return this.call('channels', 'dial', { channelId, caller, timeout }); }
   async channelIds(): Promise<Set<string>> {
     const list = (await this.call('channels', 'list', {})) as { id: string }[];

@@ -6,16 +6,26 @@
 import type { AsteriskConfig } from '../../config/schema.js';
 import type { Logger } from '../../log.js';
 import type { TrunkSnapshot } from '../../core/trunk.js';
+import type { DialRequest, DialResult, OutboundDialer } from '../../core/types.js';
 import { Backoff, LatestValuePublisher, trunkWord, type ConnectionState } from '../shared.js';
-import { AriCall, type AriCallHost } from './ari-call.js';
+import { AriCall, failureFromCause, type AriCallHost } from './ari-call.js';
 import { AriRest, probeAri, USED_EVENTS, type AriEvent } from './ari-rest.js';
 
 export type CallHandler = (call: AriCall) => void;
 
-export class AsteriskDriver implements AriCallHost {
+interface PendingDial {
+  request: DialRequest;
+  settle: (result: DialResult) => void;
+  timer: NodeJS.Timeout;
+}
+
+export class AsteriskDriver implements AriCallHost, OutboundDialer {
+  readonly pbx = 'asterisk' as const;
   private restClient?: AriRest;
   private readonly calls = new Map<string, AriCall>();
   private readonly botLegs = new Map<string, AriCall>();
+  /** Outbound calls ringing: channel id → who waits for the answer. */
+  private readonly dials = new Map<string, PendingDial>();
   private stopped = false;
   private readonly backoff = new Backoff();
   private retryTimer?: NodeJS.Timeout;
@@ -51,12 +61,48 @@ export class AsteriskDriver implements AriCallHost {
     this.stopped = true;
     this.state = 'stopped';
     clearTimeout(this.retryTimer);
+    for (const id of [...this.dials.keys()]) this.settleDial(id, { kind: 'failed', reason: 'error', detail: 'the product is stopping' });
     this.restClient?.stop();
   }
 
   /** Shows the trunk to the dialplan: DEVICE_STATE(Custom:<name>) through ARI's global-variable call. */
   publishTrunk(trunk: TrunkSnapshot): void {
     this.trunk.set(trunkWord(trunk));
+  }
+
+  /**
+   * ARI originate into our app (fixture b1): the channel enters Stasis when the subscriber answers;
+   * a failed dial ends with ChannelDestroyed and its cause, without StasisStart.
+   */
+  originate(request: DialRequest): Promise<DialResult> {
+    return new Promise((settle) => {
+      // Our own bound on top of Asterisk's ring timeout, in case its events are lost.
+      const timer = setTimeout(() => {
+        this.settleDial(request.id, { kind: 'failed', reason: 'no-answer', detail: 'no answer and no event from Asterisk' });
+        if (this.restClient) void this.restClient.hangup(request.id).catch(() => {});
+      }, (request.ringTimeoutS + 10) * 1000);
+      this.dials.set(request.id, { request, settle, timer });
+      try {
+        this.rest.originate({
+          channelId: request.id,
+          endpoint: this.cfg.outbound_endpoint.replace('{number}', request.to),
+          callerId: request.from,
+          timeout: request.ringTimeoutS,
+          appArgs: 'outbound',
+          variables: { TWIN_DIRECTION: 'outbound' },
+        }).catch((err: Error) => this.settleDial(request.id, { kind: 'failed', reason: 'error', detail: `Asterisk refused the call: ${err.message}` }));
+      } catch (err) {
+        this.settleDial(request.id, { kind: 'failed', reason: 'error', detail: (err as Error).message });
+      }
+    });
+  }
+
+  private settleDial(id: string, result: DialResult): void {
+    const dial = this.dials.get(id);
+    if (!dial) return;
+    clearTimeout(dial.timer);
+    this.dials.delete(id);
+    dial.settle(result);
   }
 
   // ---- AriCallHost ----
@@ -118,13 +164,16 @@ export class AsteriskDriver implements AriCallHost {
 
   /** Asterisk does not replay events missed while we were away: ask which channels still exist. */
   private async reconcile(): Promise<void> {
-    if (this.calls.size === 0) return;
+    if (this.calls.size === 0 && this.dials.size === 0) return;
     let alive: Set<string>;
     try {
       alive = await this.rest.channelIds();
     } catch (err) {
       this.log.warn({ err: (err as Error).message }, 'could not list channels after reconnecting');
       return;
+    }
+    for (const id of [...this.dials.keys()]) {
+      if (!alive.has(id)) this.settleDial(id, { kind: 'failed', reason: 'error', detail: 'the call ended while ARI was disconnected' });
     }
     for (const call of [...this.calls.values()]) {
       const botId = call.botLegId;
@@ -147,6 +196,7 @@ export class AsteriskDriver implements AriCallHost {
           return this.botLegs.get(channelId)?.onBotLeftStasis();
         case 'ChannelDestroyed':
           if (channelId === undefined) return;
+          this.onDialEnded(channelId, event.cause, event.cause_txt, event.tech_cause);
           this.calls.get(channelId)?.onCallerLeft();
           return this.botLegs.get(channelId)?.onBotGone(event.cause, event.tech_cause);
         case 'Dial':
@@ -162,6 +212,8 @@ export class AsteriskDriver implements AriCallHost {
     const channel = event.channel;
     if (!channel || this.calls.has(channel.id) || this.botLegs.has(channel.id)) return;
     const args = event.args ?? [];
+    const dial = this.dials.get(channel.id);
+    if (dial) return this.onDialAnswered(dial);
     if (args[0] === 'bot') {
       // A bot leg we no longer track (e.g. from before a restart): never treat it as a caller.
       this.log.warn({ channel: channel.id }, 'unknown bot leg entered the app; hanging it up');
@@ -174,6 +226,18 @@ export class AsteriskDriver implements AriCallHost {
     );
     this.calls.set(channel.id, call);
     this.onCall(call);
+  }
+
+  private onDialAnswered({ request }: PendingDial): void {
+    const call = new AriCall(this, request.id, request.from, '', request.to, {}, 'outbound');
+    this.calls.set(request.id, call);
+    this.settleDial(request.id, { kind: 'answered', call });
+  }
+
+  private onDialEnded(id: string, cause?: number, causeText?: string, techCause?: number): void {
+    if (!this.dials.has(id)) return;
+    const detail = `cause ${cause ?? '?'}${causeText ? ` (${causeText})` : ''}${techCause ? `, SIP ${techCause}` : ''}`;
+    this.settleDial(id, { kind: 'failed', reason: failureFromCause(cause, techCause), cause, detail });
   }
 }
 

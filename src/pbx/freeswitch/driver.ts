@@ -8,12 +8,16 @@ import type { FreeswitchConfig } from '../../config/schema.js';
 import type { Logger } from '../../log.js';
 import type { TrunkSnapshot } from '../../core/trunk.js';
 import { Backoff, LatestValuePublisher, trunkWord, type ConnectionState } from '../shared.js';
+import { randomUUID } from 'node:crypto';
+import type { DialRequest, DialResult, OutboundDialer } from '../../core/types.js';
+import { causeCode } from '../../core/q850.js';
 import { CallSocketServer, EslControl, type CallSocket } from './esl.js';
-import { FsCall } from './fs-call.js';
+import { failureFromCauseName, FsCall } from './fs-call.js';
 
 export type FsCallHandler = (call: FsCall) => void;
 
-export class FreeSwitchDriver {
+export class FreeSwitchDriver implements OutboundDialer {
+  readonly pbx = 'freeswitch' as const;
   private readonly server: CallSocketServer;
   private control?: EslControl;
   private readonly backoff = new Backoff();
@@ -21,6 +25,8 @@ export class FreeSwitchDriver {
   private stopped = false;
   private readonly trunk: LatestValuePublisher;
   private readonly calls = new Set<FsCall>();
+  /** Outbound calls ringing: origination uuid → who waits for its call socket. */
+  private readonly dials = new Map<string, (result: DialResult) => void>();
   /** State of the inbound ESL connection (the outbound socket server does not depend on it). */
   state: ConnectionState = 'connecting';
   lastProblem?: string;
@@ -55,6 +61,7 @@ export class FreeSwitchDriver {
     this.stopped = true;
     this.state = 'stopped';
     clearTimeout(this.retryTimer);
+    for (const id of [...this.dials.keys()]) this.settleDial(id, { kind: 'failed', reason: 'error', detail: 'the product is stopping' });
     this.control?.close();
     await this.server.close();
   }
@@ -63,12 +70,63 @@ export class FreeSwitchDriver {
     this.trunk.set(trunkWord(trunk));
   }
 
+  /**
+   * `bgapi originate … &socket(<us> async full)` on the inbound connection: answered, the channel
+   * connects to our call socket like a dialplan call; failed, the job's body names the cause
+   * (`-ERR USER_BUSY`). The job ends only after the answer (fixture d2), so it is bounded by the
+   * ring time plus a margin.
+   */
+  originate(request: DialRequest): Promise<DialResult> {
+    const control = this.control;
+    if (!control) {
+      return Promise.resolve({ kind: 'failed', reason: 'error', detail: `FreeSWITCH ESL is not connected${this.lastProblem ? ` (${this.lastProblem})` : ''}` });
+    }
+    const result = new Promise<DialResult>((settle) => this.dials.set(request.id, settle));
+    const jobTimeoutMs = (request.ringTimeoutS + 10) * 1000;
+    control.bgapi(this.originateCommand(request), randomUUID(), jobTimeoutMs).then(
+      (body) => this.onOriginateJob(request.id, body.trim()),
+      (err: Error) => this.settleDial(request.id, { kind: 'failed', reason: 'error', detail: err.message }),
+    );
+    return result;
+  }
+
+  private originateCommand(request: DialRequest): string {
+    const vars = [
+      `origination_uuid=${request.id}`, `origination_caller_id_number=${request.from}`, `origination_caller_id_name=${request.from}`,
+      `originate_timeout=${request.ringTimeoutS}`, 'twin_direction=outbound',
+    ].join(',');
+    const host = ['0.0.0.0', '::'].includes(this.cfg.listen_host) ? '127.0.0.1' : this.cfg.listen_host;
+    return `originate {${vars}}${this.cfg.outbound_dial.replace('{number}', request.to)} &socket(${host}:${this.listenPort} async full)`;
+  }
+
+  private onOriginateJob(id: string, body: string): void {
+    if (!this.dials.has(id)) return;
+    if (!body.startsWith('+OK')) {
+      const cause = body.replace(/^-ERR\s*/, '').split(/\s/)[0] ?? '';
+      this.settleDial(id, { kind: 'failed', reason: failureFromCauseName(cause), cause: causeCode(cause), detail: cause || body.slice(0, 80) });
+      return;
+    }
+    // Answered: its call socket normally connects within milliseconds.
+    setTimeout(() => {
+      if (!this.dials.has(id)) return;
+      this.settleDial(id, { kind: 'failed', reason: 'error', detail: 'answered, but its call socket never reached us' });
+      void this.control?.api(`uuid_kill ${id}`).catch(() => {});
+    }, this.cfg.command_timeout_ms).unref();
+  }
+
+  private settleDial(id: string, result: DialResult): void {
+    const settle = this.dials.get(id);
+    this.dials.delete(id);
+    settle?.(result);
+  }
+
   private accept(socket: CallSocket): void {
     if (this.stopped) return socket.close();
     const call = new FsCall(socket, this.cfg, this.log);
     this.calls.add(call);
     socket.on('end', () => this.calls.delete(call));
-    this.onCall(call);
+    if (this.dials.has(call.id)) this.settleDial(call.id, { kind: 'answered', call });
+    else this.onCall(call);
   }
 
   private async connectControl(): Promise<void> {

@@ -33,6 +33,7 @@ interface ModeslConnection {
   sendRecv(command: string, args: Record<string, string> | null, cb: (reply: ModeslEvent) => void): void;
   api(command: string, cb: (reply: ModeslEvent) => void): void;
   on(event: string, listener: (...args: never[]) => void): void;
+  removeListener(event: string, listener: (...args: never[]) => void): void;
   once(event: string, listener: (...args: never[]) => void): void;
   removeAllListeners(): void;
 }
@@ -226,12 +227,15 @@ export class EslControl extends EventEmitter {
         }
       };
       const conn = new esl.Connection(host, port, password, () => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        const control = new EslControl(conn, timeoutMs);
-        conn.on('esl::end', () => { conn.closing = true; control.emit('end'); });
-        resolve(control);
+        // Originate results come as BACKGROUND_JOB events; modesl asks for none on inbound connections.
+        conn.sendRecv('event json BACKGROUND_JOB', null, () => {
+          if (settled) return;
+          settled = true;
+          clearTimeout(timer);
+          const control = new EslControl(conn, timeoutMs);
+          conn.on('esl::end', () => { conn.closing = true; control.emit('end'); });
+          resolve(control);
+        });
       });
       conn.socket?.setNoDelay(true);
       const timer = setTimeout(() => fail(`FreeSWITCH ESL at ${host}:${port} did not answer within ${timeoutMs} ms`), timeoutMs);
@@ -243,6 +247,32 @@ export class EslControl extends EventEmitter {
 
   api(command: string): Promise<string> {
     return withTimeout(`api ${command.split(' ')[0]}`, this.timeoutMs, (done) => this.conn.api(command, (reply) => done(reply.getBody())));
+  }
+
+  /**
+   * `bgapi` with our own Job-UUID (honoured by FreeSWITCH, fixture d2): resolves with the
+   * BACKGROUND_JOB body. Bounded by `timeoutMs`, and fails at once if the connection is lost.
+   */
+  bgapi(command: string, jobUuid: string, timeoutMs: number): Promise<string> {
+    const verb = command.split(' ')[0];
+    return new Promise((resolve, reject) => {
+      const eventName = `esl::event::BACKGROUND_JOB::${jobUuid}`;
+      const finish = () => {
+        clearTimeout(timer);
+        this.conn.removeListener(eventName, onJob);
+        this.off('end', onEnd);
+      };
+      const onJob = (event: ModeslEvent) => { finish(); resolve(event.getBody()); };
+      const fail = (reason: string) => { finish(); reject(new EslError(reason)); };
+      const onEnd = () => fail(`the ESL connection was lost before "bgapi ${verb}" finished`);
+      const timer = setTimeout(() => fail(`FreeSWITCH did not finish "bgapi ${verb}" within ${timeoutMs} ms`), timeoutMs);
+      this.conn.on(eventName, onJob);
+      this.once('end', onEnd);
+      this.conn.sendRecv(`bgapi ${command}`, { 'Job-UUID': jobUuid }, (reply) => {
+        const text = reply.getHeader('Reply-Text') ?? '';
+        if (!text.startsWith('+OK')) fail(`FreeSWITCH refused "bgapi ${verb}": ${text}`);
+      });
+    });
   }
 
   close(): void {

@@ -28,7 +28,7 @@ const FINAL_EVENTS_MS = 5000;
  */
 export class FsCall implements AnsweredCall {
   readonly pbx = 'freeswitch' as const;
-  readonly direction = 'inbound' as const;
+  readonly direction: 'inbound' | 'outbound';
   readonly id: string;
   readonly caller: string;
   readonly callerName: string;
@@ -50,6 +50,7 @@ export class FsCall implements AnsweredCall {
     this.caller = data.get('Caller-Caller-ID-Number') ?? '';
     this.callerName = data.get('Caller-Caller-ID-Name') ?? '';
     this.dialed = data.get('Caller-Destination-Number') ?? '';
+    this.direction = data.get('variable_twin_direction') === 'outbound' ? 'outbound' : 'inbound';
     this.hints = routeHints(data);
     this.finished = new Promise((resolve) => { this.markFinished = resolve; });
     socket.on('event', (event: EslEvent) => this.onEvent(event));
@@ -214,7 +215,11 @@ export function routeHints(data: EslEvent): Record<string, string> {
 /** FreeSWITCH's originate result (fixture table "Values observed") → what happened to the bot leg. */
 export function failureFromDisposition(event: EslEvent): BotFailure {
   const disposition = event.get('variable_originate_disposition') ?? event.get('variable_DIALSTATUS') ?? '';
-  const code = sipCode(event);
+  return failureFromCauseName(disposition, sipCode(event));
+}
+
+/** A FreeSWITCH hang-up cause name (and SIP code, if known) → what happened to the dialled leg. */
+export function failureFromCauseName(disposition: string, code?: number): BotFailure {
   if (disposition === 'USER_BUSY' || code === 486 || code === 600) return 'busy';
   if (['NO_ANSWER', 'ALLOTTED_TIMEOUT', 'NO_USER_RESPONSE', 'PROGRESS_TIMEOUT'].includes(disposition)) return 'no-answer';
   if ((code !== undefined && code >= 500) || ['NORMAL_TEMPORARY_FAILURE', 'NORMAL_CIRCUIT_CONGESTION', 'SWITCH_CONGESTION',

@@ -19,7 +19,7 @@ import {
   ASTERISK_ID, asteriskTime, bridgeJson, buildInvite, channelJson, fromHeader,
   type BotBehaviour, type CallerResult, type SimBridge, type SimChannel, type SimInvite,
 } from './model.js';
-import type { SimCall } from '../call-model.js';
+import type { SimCall, SimDial } from '../call-model.js';
 
 export type { BotBehaviour, CallerResult, SimCall, SimInvite };
 
@@ -75,6 +75,10 @@ export class AriSimulator {
   /** While true the websocket upgrade answers 503 "Asterisk not booted". */
   booting = false;
   botBehaviour: (invite: SimInvite) => BotBehaviour = () => ({ kind: 'answer', afterMs: 5 });
+  /** How a subscriber called with ARI originate (PJSIP/<number>@<endpoint>) behaves; called once per dial. */
+  subscriberBehaviour: (number: string) => BotBehaviour = () => ({ kind: 'answer', afterMs: 5 });
+  /** Every subscriber dialled with originate, in order; `left` resolves when its channel is gone. */
+  readonly dials: SimDial[] = [];
   /** REST requests received: "METHOD /path-pattern" → count. */
   readonly requests = new Map<string, number>();
   private readonly byCall = new Map<string, number>();
@@ -284,6 +288,7 @@ export class AriSimulator {
       case 'GET deviceStates/:id': return [200, { name: id, state: this.deviceStates.get(id!) ?? 'UNKNOWN' }];
       case 'PUT deviceStates/:id': return id!.startsWith('Custom:') ? [409, { message: 'Uncontrolled device specified' }] : this.putDeviceState(id!, q);
       case 'GET channels': return [200, [...this.channels.values()].map(channelJson)];
+      case 'POST channels': return this.originate(q, body);
       case 'POST channels/create': return this.createChannel(q, body);
       case 'GET channels/:id': return this.withChannel(id!, (ch) => [200, channelJson(ch)]);
       case 'DELETE channels/:id': return this.withChannel(id!, (ch) => this.appHangup(ch, q));
@@ -387,7 +392,7 @@ export class AriSimulator {
   }
 
   private withStasisChannel(id: string, fn: (ch: SimChannel) => [number, unknown]): [number, unknown] {
-    return this.withChannel(id, (ch) => (ch.app ? fn(ch) : [409, { message: 'Channel not in Stasis application' }]));
+    return this.withChannel(id, (ch) => (ch.app && !ch.awaitingAnswer ? fn(ch) : [409, { message: 'Channel not in Stasis application' }]));
   }
 
   private withBridge(id: string, fn: (b: SimBridge) => [number, unknown]): [number, unknown] {
@@ -434,6 +439,37 @@ export class AriSimulator {
     return [200, channelJson(ch)];
   }
 
+  /** POST /channels with app=: rings PJSIP/<number>@<endpoint>; answered, it enters Stasis (b1, d4, d6). */
+  private originate(q: URLSearchParams, body?: Record<string, unknown>): [number, unknown] {
+    const endpoint = q.get('endpoint');
+    const appName = q.get('app');
+    if (!endpoint) return [400, { message: 'Endpoint must be specified' }];
+    if (!appName) return [400, { message: 'Application or extension must be specified' }];
+    const variables = (body?.variables ?? {}) as Record<string, unknown>;
+    if (Object.values(variables).some((v) => typeof v !== 'string')) {
+      return [400, { message: "Each value in 'variables' must be a string or an object with 'value' and optional 'report_events'" }];
+    }
+    const m = /^PJSIP\/([^@/]+)@([^/]+)$/.exec(endpoint);
+    if (!m || !(this.options.endpoints ?? ['twin', 'carrier']).includes(m[2]!)) return [500, { error: 'Allocation failed' }];
+    const id = q.get('channelId') ?? this.nextId();
+    if (this.channels.has(id)) return [409, { message: 'Channel with given unique ID already exists' }];
+    const callerId = /<([^>]*)>/.exec(q.get('callerId') ?? '')?.[1] ?? q.get('callerId') ?? '';
+    const ch = this.newChannel(id, `PJSIP/${m[2]}-${this.hexSeq()}`, 'created', { name: '', number: callerId });
+    ch.endpoint = endpoint;
+    ch.subscriber = m[1]!;
+    for (const [k, v] of Object.entries(variables)) ch.vars.set(k, v as string);
+    ch.app = appName;
+    ch.awaitingAnswer = true;
+    ch.appArgs = (q.get('appArgs') ?? '').split(',').filter((a) => a !== '');
+    ch.dialplan = { context: 'default', exten: m[1]!, priority: 1, app_name: '', app_data: '' };
+    this.channels.set(id, ch);
+    const left = new Promise<CallerResult>((resolve) => this.callerWaiters.set(id, resolve));
+    this.dials.push({ id, to: m[1]!, from: callerId, left, hangup: () => this.remoteHangup(id, 'caller') });
+    const timeoutS = Number(q.get('timeout') ?? '30');
+    this.afterReply.push(() => this.ring(ch, this.subscriberBehaviour(m[1]!), timeoutS));
+    return [200, channelJson(ch)];
+  }
+
   private dial(ch: SimChannel, q: URLSearchParams): [number, unknown] {
     if (ch.role !== 'created' || ch.state !== 'Down') return [409, { message: "Channel is not in the 'Down' state" }];
     if (ch.dialled) {
@@ -451,7 +487,7 @@ export class AriSimulator {
     if (this.invites.length > this.keepInvites) this.invites.shift();
     if (callerChannel?.stasisStartAt !== undefined) this.onBotDial?.(callerChannel.stasisStartAt, ch.dialAt, callerChannel.id);
     const timeoutS = Number(q.get('timeout') ?? '0');
-    this.afterReply.push(() => this.runBot(ch, invite, timeoutS));
+    this.afterReply.push(() => this.ring(ch, this.botBehaviour(invite), timeoutS));
     return [204, undefined];
   }
 
@@ -466,7 +502,8 @@ export class AriSimulator {
     return buildInvite(requestUri, fromHeader(callerChannel?.caller), headers, ch.protocolId);
   }
 
-  private runBot(ch: SimChannel, invite: SimInvite, timeoutS: number): void {
+  /** A dialled leg (bot leg or originated subscriber) rings, then answers or fails as `b` says. */
+  private ring(ch: SimChannel, b: BotBehaviour, timeoutS: number): void {
     const dialstring = (ch.endpoint ?? '').replace(/^PJSIP\//, '');
     const peer = () => channelJson(ch);
     this.emit(ch.app, 'Dial', { peer: peer(), dialstatus: '', dialstring, forward: '' });
@@ -474,10 +511,11 @@ export class AriSimulator {
     this.emit(ch.app, 'ChannelStateChange', { channel: peer() });
     this.emit(ch.app, 'Dial', { peer: peer(), dialstatus: 'RINGING' });
     const later = (ms: number, fn: () => void): void => { ch.timers.push(setTimeout(fn, ms)); };
+    // Only an originated leg reports a final Dial status on failure; create+dial does not (d1 vs d4).
+    const finalDial = (status: string) => (ch.awaitingAnswer ? status : undefined);
     if (timeoutS > 0) {
-      later(timeoutS * 1000, () => this.destroy(ch, { hangupCause: 32, soft: true, destroyCause: 19, causeTxt: 'User alerting, no answer', techCause: 480 }));
+      later(timeoutS * 1000, () => this.destroy(ch, { hangupCause: 32, soft: true, destroyCause: 19, causeTxt: 'User alerting, no answer', techCause: 480, dialstatus: finalDial('NOANSWER') }));
     }
-    const b = this.botBehaviour(invite);
     switch (b.kind) {
       case 'answer':
         return later(b.afterMs ?? 5, () => {
@@ -485,12 +523,17 @@ export class AriSimulator {
           ch.state = 'Up';
           this.emit(ch.app, 'ChannelStateChange', { channel: peer() });
           this.emit(ch.app, 'Dial', { peer: peer(), dialstatus: 'ANSWER' });
+          if (ch.awaitingAnswer) {
+            ch.awaitingAnswer = false;
+            ch.stasisStartAt = performance.now();
+            this.emit(ch.app, 'StasisStart', { args: ch.appArgs, channel: channelJson(ch) });
+          }
           if (b.hangupAfterMs !== undefined) later(b.hangupAfterMs, () => this.remoteHangup(ch.id, 'bot'));
         });
       case 'busy':
-        return later(b.afterMs ?? 5, () => this.destroy(ch, { hangupCause: 17, techCause: 486, destroyCause: 17, causeTxt: 'User busy' }));
+        return later(b.afterMs ?? 5, () => this.destroy(ch, { hangupCause: 17, techCause: 486, destroyCause: 17, causeTxt: 'User busy', dialstatus: finalDial('BUSY') }));
       case 'unavailable':
-        return later(b.afterMs ?? 5, () => this.destroy(ch, { hangupCause: 34, techCause: 503, destroyCause: 34, causeTxt: 'Circuit/channel congestion' }));
+        return later(b.afterMs ?? 5, () => this.destroy(ch, { hangupCause: 34, techCause: 503, destroyCause: 34, causeTxt: 'Circuit/channel congestion', dialstatus: finalDial('CONGESTION') }));
       case 'no-answer':
         return;
     }
@@ -527,7 +570,7 @@ export class AriSimulator {
   /** Hang-up of a channel: the recorded event order, then a caller goes back to the dialplan. */
   private destroy(
     ch: SimChannel,
-    how: { hangupCause?: number; soft?: boolean; techCause?: number; destroyCause: number; causeTxt: string },
+    how: { hangupCause?: number; soft?: boolean; techCause?: number; destroyCause: number; causeTxt: string; dialstatus?: string },
     callerResult?: CallerResult,
   ): void {
     if (!this.channels.has(ch.id)) return;
@@ -538,10 +581,11 @@ export class AriSimulator {
     if (how.techCause !== undefined) hangup.tech_cause = how.techCause;
     if (how.soft) hangup.soft = true;
     this.emit(app, 'ChannelHangupRequest', hangup);
+    if (how.dialstatus !== undefined) this.emit(app, 'Dial', { peer: channelJson(ch), dialstatus: how.dialstatus });
     if (ch.bridgeId) this.bridges.get(ch.bridgeId)!.hadHangupInside = true;
     this.leaveBridge(ch);
     if (ch.state === 'Up') for (let i = 0; i < RTP_QOS_VARS; i++) this.emitVarset(ch, `RTPAUDIOQOS${i}`, '');
-    if (app) this.emit(app, 'StasisEnd', { channel: channelJson(ch) });
+    if (app && !ch.awaitingAnswer) this.emit(app, 'StasisEnd', { channel: channelJson(ch) });
     ch.app = undefined;
     this.channels.delete(ch.id);
     if (ch.role === 'created') {
@@ -549,6 +593,7 @@ export class AriSimulator {
       const destroyed: Record<string, unknown> = { channel: channelJson(ch), cause: how.destroyCause, cause_txt: how.causeTxt };
       if (how.techCause !== undefined) destroyed.tech_cause = how.techCause;
       this.emit(app, 'ChannelDestroyed', destroyed);
+      if (ch.subscriber !== undefined) this.finishCaller(ch, callerResult ?? { kind: 'hungup-by-caller', vars: {} });
     } else {
       this.finishCaller(ch, callerResult ?? { kind: 'hungup-by-caller', vars: {} });
     }
@@ -578,7 +623,7 @@ export class AriSimulator {
     if (ids.length === 0) return [400, { message: 'Missing parameter channel' }];
     const chans = ids.map((id) => this.channels.get(id));
     if (chans.some((c) => c === undefined)) return [400, { message: 'Channel not found' }];
-    if (chans.some((c) => c!.app === undefined)) return [422, { message: 'Channel not in Stasis application' }];
+    if (chans.some((c) => c!.app === undefined || c!.awaitingAnswer)) return [422, { message: 'Channel not in Stasis application' }];
     this.afterReply.push(() => {
       for (const ch of chans as SimChannel[]) {
         if (!this.channels.has(ch.id)) continue;

@@ -31,6 +31,10 @@ export interface SimChannel {
   /** Performance timestamps for the benchmark. */
   stasisStartAt?: number;
   dialAt?: number;
+  /** Originated by POST /channels into an app: in Stasis only once answered (fixture b1). */
+  awaitingAnswer?: boolean;
+  /** For an originated subscriber leg: the number dialled. */
+  subscriber?: string;
   /** For a bot leg: the caller channel it was dialled for. */
   callerChannelId?: string;
 }

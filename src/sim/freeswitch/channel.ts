@@ -50,6 +50,8 @@ export interface FsChannel {
   seq: number;
   /** Alternate where the linger notice goes (fixture a1 vs a2): some calls get it right after CHANNEL_HANGUP. */
   earlyLingerNotice: boolean;
+  /** Originated through ESL (a subscriber we called), not a caller who called in. */
+  originated?: boolean;
   finish: (result: CallerResult) => void;
   /** Performance timestamps for the benchmark. */
   socketAt?: number;
@@ -131,7 +133,7 @@ function callerProfile(ch: FsChannel, prefix: string): Headers {
 
 function variables(ch: FsChannel): Headers {
   const own: Headers = [
-    ['variable_direction', 'inbound'], ['variable_uuid', ch.uuid], ['variable_session_id', String(ch.seq)],
+    ['variable_direction', ch.originated ? 'outbound' : 'inbound'], ['variable_uuid', ch.uuid], ['variable_session_id', String(ch.seq)],
     ['variable_sip_from_user', ch.caller.number], ['variable_sip_from_display', ch.caller.name],
     ['variable_channel_name', ch.name], ['variable_sip_req_user', ch.dialed], ['variable_sip_to_user', ch.dialed],
     ['variable_call_uuid', ch.uuid],

@@ -14,8 +14,8 @@ import { createConnection, createServer, type Server, type Socket } from 'node:n
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { causeCode } from '../../core/q850.js';
-import { fromHeader, type BotBehaviour, type CallerResult, type CallSpec, type SimCall, type SimInvite } from '../call-model.js';
-import { appHeaders, channelData, eventHeaders, otherLeg, type BotLeg, type FsChannel, type RunningApp } from './channel.js';
+import { fromHeader, type BotBehaviour, type CallerResult, type CallSpec, type SimCall, type SimDial, type SimInvite } from '../call-model.js';
+import { appHeaders, CORE_UUID, channelData, eventHeaders, otherLeg, type BotLeg, type FsChannel, type RunningApp } from './channel.js';
 import {
   apiResponse, authRequest, commandReply, CommandReader, connectReply, disconnectNotice, jsonEvent,
   lingerNotice, parseDialString, plainEvent, type AppCommand, type Headers,
@@ -41,6 +41,10 @@ export class FreeSwitchSimulator {
   /** The product's outbound socket server, as in the dialplan's `socket host:port`. */
   socketTarget = { host: '127.0.0.1', port: 8084 };
   botBehaviour: (invite: SimInvite) => BotBehaviour = () => ({ kind: 'answer', afterMs: 5 });
+  /** How a subscriber called with `bgapi originate` behaves; called once per dial with the number. */
+  subscriberBehaviour: (number: string) => BotBehaviour = () => ({ kind: 'answer', afterMs: 5 });
+  /** Every subscriber dialled with originate, in order. */
+  readonly dials: SimDial[] = [];
   readonly invites: SimInvite[] = [];
   keepInvites = 1000;
   readonly globals = new Map<string, string>();
@@ -55,6 +59,9 @@ export class FreeSwitchSimulator {
   private readonly server: Server;
   private readonly channels = new Map<string, FsChannel>();
   private readonly inbound = new Set<Socket>();
+  /** Inbound connections that asked for BACKGROUND_JOB events, and in which format. */
+  private readonly jobListeners = new Map<Socket, 'json' | 'plain'>();
+  private readonly jobTimers = new Set<NodeJS.Timeout>();
   private callCount = 0;
 
   constructor(private readonly options: FsSimOptions = {}) {
@@ -73,6 +80,7 @@ export class FreeSwitchSimulator {
 
   async stop(): Promise<void> {
     for (const ch of this.channels.values()) this.clearTimers(ch);
+    this.jobTimers.forEach(clearTimeout);
     for (const ch of this.channels.values()) ch.session?.socket.destroy();
     for (const s of this.inbound) s.destroy();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
@@ -82,18 +90,25 @@ export class FreeSwitchSimulator {
 
   /** A caller whose dialplan runs `answer` (unless told not to), sets twin_* variables, then `socket`. */
   placeCall(spec: FsPlaceCall = {}): SimCall {
-    const uuid = randomUUID();
+    const vars = new Map(Object.entries(spec.hints ?? {}).map(([k, v]) => [`twin_${k}`, v]));
     const number = spec.number ?? '+15551230000';
+    return this.openChannel(randomUUID(), { name: spec.name ?? 'Customer', number }, spec.dialed ?? '100', vars, this.socketTarget, spec.answered ?? true);
+  }
+
+  /** A channel that runs `socket host:port async full`, answered or not. */
+  private openChannel(
+    uuid: string, caller: { name: string; number: string }, dialed: string, vars: Map<string, string>,
+    target: { host: string; port: number }, answered: boolean, originated = false,
+  ): SimCall {
     let finish: (r: CallerResult) => void = () => {};
     const left = new Promise<CallerResult>((resolve) => { finish = resolve; });
     const ch: FsChannel = {
-      uuid, name: `sofia/lab/${number.replace(/[^A-Za-z0-9+*#._%-]/g, '')}@127.0.0.1:5082`, caller: { name: spec.name ?? 'Customer', number },
-      dialed: spec.dialed ?? '100', answered: spec.answered ?? true, state: 'socket', vars: new Map(),
+      uuid, name: `sofia/lab/${caller.number.replace(/[^A-Za-z0-9+*#._%-]/g, '')}@127.0.0.1:5082`, caller,
+      dialed, answered, state: 'socket', vars, originated,
       queue: [], timers: [], created: Date.now(), seq: 0, earlyLingerNotice: this.callCount++ % 2 === 1, finish,
     };
-    for (const [k, v] of Object.entries(spec.hints ?? {})) ch.vars.set(`twin_${k}`, v);
     this.channels.set(uuid, ch);
-    this.connectOut(ch);
+    this.connectOut(ch, target);
     return { id: uuid, left, hangup: () => this.hangup(ch, 'NORMAL_CLEARING', { kind: 'hungup-by-caller', vars: {} }) };
   }
 
@@ -128,8 +143,8 @@ export class FreeSwitchSimulator {
 
   // ---- outbound socket (FreeSWITCH → product) ----
 
-  private connectOut(ch: FsChannel): void {
-    const socket = createConnection(this.socketTarget);
+  private connectOut(ch: FsChannel, target: { host: string; port: number }): void {
+    const socket = createConnection(target);
     socket.setNoDelay(true);
     const session = { socket, format: 'none' as const, linger: null, closed: false };
     ch.session = session;
@@ -503,6 +518,66 @@ export class FreeSwitchSimulator {
     }
   }
 
+  // ---- bgapi originate ----
+
+  private backgroundJob(jobUuid: string, line: string): void {
+    const [command = '', ...rest] = line.split(' ');
+    if (command !== 'originate') return this.finishJob(jobUuid, command, rest.join(' '), this.api(line));
+    this.originate(jobUuid, rest.join(' '));
+  }
+
+  /**
+   * `originate {vars}<dial> &socket(host:port async full)`: the subscriber answers or fails as
+   * subscriberBehaviour says. Answered, the channel connects to the socket target like a dialplan
+   * call; the job's body is `+OK <uuid>` after the answer, or `-ERR <CAUSE>` (fixture d2).
+   */
+  private originate(jobUuid: string, arg: string): void {
+    const space = arg.lastIndexOf(' &');
+    const { vars, endpoint } = parseDialString(space > 0 ? arg.slice(0, space) : arg);
+    const socketArg = /&socket\(([^:)]+):(\d+)[^)]*\)/.exec(arg.slice(space));
+    const uuid = vars.get('origination_uuid') ?? randomUUID();
+    const to = endpoint.split('/').pop() ?? '';
+    const from = vars.get('origination_caller_id_number') ?? '0000000000';
+    const fail = (cause: string) => () => {
+      this.finishJob(jobUuid, 'originate', arg, `-ERR ${cause}\n`);
+      finishDial({ kind: 'hungup-by-caller', vars: {} });
+    };
+    let finishDial: (r: CallerResult) => void = () => {};
+    const dial: SimDial = { id: uuid, to, from, left: new Promise((resolve) => { finishDial = resolve; }), hangup: () => {} };
+    this.dials.push(dial);
+    if (!socketArg) return this.later0(fail('INVALID_GATEWAY'), 1);
+    const b = this.subscriberBehaviour(to);
+    switch (b.kind) {
+      case 'busy': return this.later0(fail('USER_BUSY'), b.afterMs ?? 5);
+      case 'unavailable': return this.later0(fail('NORMAL_TEMPORARY_FAILURE'), b.afterMs ?? 5);
+      case 'no-answer': return this.later0(fail('NO_ANSWER'), Number(vars.get('originate_timeout') ?? '60') * 1000);
+      case 'answer':
+        return this.later0(() => {
+          const call = this.openChannel(uuid, { name: vars.get('origination_caller_id_name') ?? from, number: from }, to, vars,
+            { host: socketArg[1]!, port: Number(socketArg[2]) }, true, true);
+          Object.assign(dial, { left: call.left, hangup: call.hangup });
+          void call.left.then(finishDial);
+          this.finishJob(jobUuid, 'originate', arg, `+OK ${uuid}\n`);
+        }, b.afterMs ?? 5);
+    }
+  }
+
+  private later0(fn: () => void, ms: number): void {
+    const timer = setTimeout(() => { this.jobTimers.delete(timer); fn(); }, ms);
+    this.jobTimers.add(timer);
+  }
+
+  private finishJob(jobUuid: string, command: string, arg: string, body: string): void {
+    const headers: Headers = [
+      ['Event-Name', 'BACKGROUND_JOB'], ['Core-UUID', CORE_UUID], ['FreeSWITCH-Hostname', 'fslab'],
+      ['Event-Date-Timestamp', String(Date.now() * 1000)], ['Event-Calling-File', 'mod_event_socket.c'],
+      ['Job-UUID', jobUuid], ['Job-Command', command], ['Job-Command-Arg', arg],
+    ];
+    for (const [socket, format] of this.jobListeners) {
+      socket.write(format === 'json' ? jsonEvent(headers, body) : plainEvent(headers, body));
+    }
+  }
+
   // ---- inbound connections (product → FreeSWITCH :8021) ----
 
   private acceptInbound(socket: Socket): void {
@@ -512,7 +587,10 @@ export class FreeSwitchSimulator {
     const reader = new CommandReader();
     socket.write(authRequest());
     socket.on('error', () => {});
-    socket.on('close', () => this.inbound.delete(socket));
+    socket.on('close', () => {
+      this.inbound.delete(socket);
+      this.jobListeners.delete(socket);
+    });
     socket.on('data', (chunk) => {
       for (const cmd of reader.push(chunk)) {
         this.inboundCommands++;
@@ -529,8 +607,14 @@ export class FreeSwitchSimulator {
           socket.write(commandReply('-ERR command not found')); // d1b: stays open
         } else if (verb === 'api') {
           socket.write(apiResponse(this.api(args.join(' '))));
+        } else if (verb === 'bgapi') {
+          const jobUuid = cmd.headers.get('job-uuid') ?? randomUUID();
+          socket.write(commandReply(`+OK Job-UUID: ${jobUuid}`, [['Job-UUID', jobUuid]]));
+          this.backgroundJob(jobUuid, args.join(' '));
         } else if (verb === 'event' || verb === 'myevents') {
-          socket.write(commandReply(`+OK event listener enabled ${args[0] === 'json' ? 'json' : 'plain'}`));
+          const format = args[0] === 'json' ? 'json' : 'plain';
+          if (args.includes('BACKGROUND_JOB') || args.includes('ALL')) this.jobListeners.set(socket, format);
+          socket.write(commandReply(`+OK event listener enabled ${format}`));
         } else if (verb === 'noevents') {
           socket.write(commandReply('+OK no longer listening for events'));
         } else if (verb === 'exit') {
