@@ -5,7 +5,10 @@ import { EventEmitter } from 'node:events';
 import { systemClock, type Clock } from './clock.js';
 import type { Config } from './config/schema.js';
 import type { Logger } from './log.js';
-import { runCallFlow } from './core/call-flow.js';
+import { runCallFlow, type FlowDeps } from './core/call-flow.js';
+import { Outbound, type OutboundResult } from './outbound/outbound.js';
+import type { CallRequest } from './outbound/request.js';
+import { randomUUID } from 'node:crypto';
 import { TrunkGate, type TrunkSnapshot } from './core/trunk.js';
 import type { AnsweredCall, CallOutcome } from './core/types.js';
 import { TwinHttp } from './twin/http.js';
@@ -17,6 +20,11 @@ import { FreeSwitchDriver } from './pbx/freeswitch/driver.js';
 export interface DaemonOptions {
   clock?: Clock;
   log: Logger;
+  /**
+   * 'dialer' runs beside a daemon for the CLI's call and campaign: its own Stasis app name and a
+   * free call-socket port (originate names both), and it leaves the trunk state to the daemon.
+   */
+  role?: 'daemon' | 'dialer';
 }
 
 /** Emits 'outcome' (CallOutcome) when a call has left the product, and 'trunk' (TrunkSnapshot). */
@@ -26,6 +34,8 @@ export class Daemon extends EventEmitter {
   readonly twin: TwinApi;
   readonly asterisk?: AsteriskDriver;
   readonly freeswitch?: FreeSwitchDriver;
+  readonly outbound: Outbound;
+  private readonly publishesTrunk: boolean;
   private readonly http: TwinHttp;
   private readonly log: Logger;
   private readonly live = new Set<Promise<unknown>>();
@@ -37,16 +47,29 @@ export class Daemon extends EventEmitter {
     this.http = new TwinHttp(config.twin.max_connections);
     this.twin = new TwinApi(config.twin, this.http, new TwinAuth(config.twin, this.http, this.clock, this.log), this.log);
     this.gate = new TrunkGate(config.trunk, this.clock);
-    if (config.asterisk) this.asterisk = new AsteriskDriver(config.asterisk, this.log, (call) => this.handle(call));
-    if (config.freeswitch) this.freeswitch = new FreeSwitchDriver(config.freeswitch, this.log, (call) => this.handle(call));
+    const dialer = options.role === 'dialer';
+    this.publishesTrunk = !dialer;
+    if (config.asterisk) {
+      const cfg = dialer ? { ...config.asterisk, app: `${config.asterisk.app}-dialer-${process.pid}` } : config.asterisk;
+      this.asterisk = new AsteriskDriver(cfg, this.log, (call) => this.handle(call));
+    }
+    if (config.freeswitch) {
+      const cfg = dialer ? { ...config.freeswitch, listen_port: 0 } : config.freeswitch;
+      this.freeswitch = new FreeSwitchDriver(cfg, this.log, (call) => this.handle(call));
+    }
+    this.outbound = new Outbound({
+      ...this.flowDeps(), dialers: { asterisk: this.asterisk, freeswitch: this.freeswitch },
+    });
     this.gate.on('change', (snapshot: TrunkSnapshot) => this.onTrunkChange(snapshot));
   }
 
   /** Connects to each configured PBX; rejects only if FreeSWITCH's call socket port cannot be used. */
   async start(): Promise<void> {
-    const trunk = this.gate.snapshot();
-    this.asterisk?.publishTrunk(trunk);
-    this.freeswitch?.publishTrunk(trunk);
+    if (this.publishesTrunk) {
+      const trunk = this.gate.snapshot();
+      this.asterisk?.publishTrunk(trunk);
+      this.freeswitch?.publishTrunk(trunk);
+    }
     await Promise.all([this.asterisk?.start(), this.freeswitch?.start()]);
   }
 
@@ -62,11 +85,24 @@ export class Daemon extends EventEmitter {
     return this.live.size;
   }
 
+  /** Places one outbound call now (warm-up, dial, connect); `result` settles when the call is over. */
+  placeCall(request: CallRequest, id: string = randomUUID()): { id: string; result: Promise<OutboundResult> } {
+    return { id, result: this.track(this.outbound.place(id, request)) };
+  }
+
+  /** Tracks work that stop() must wait for: calls in progress, inbound or outbound. */
+  track<T>(work: Promise<T>): Promise<T> {
+    this.live.add(work);
+    void work.finally(() => this.live.delete(work)).catch(() => {});
+    return work;
+  }
+
+  private flowDeps(): FlowDeps {
+    return { config: () => this.config, twin: this.twin, gate: this.gate, clock: this.clock, log: this.log };
+  }
+
   private handle(call: AnsweredCall): void {
-    const flow = runCallFlow(call, { config: () => this.config, twin: this.twin, gate: this.gate, clock: this.clock, log: this.log })
-      .then((outcome) => this.report(outcome));
-    this.live.add(flow);
-    void flow.finally(() => this.live.delete(flow));
+    this.track(runCallFlow(call, this.flowDeps()).then((outcome) => this.report(outcome)));
   }
 
   private report(outcome: CallOutcome): void {

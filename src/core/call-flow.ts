@@ -19,6 +19,8 @@ export interface FlowDeps {
   gate: TrunkGate;
   clock: Clock;
   log: Logger;
+  /** Told when the bot has answered and the call is bridged. */
+  onConnected?: (callId: string) => void;
 }
 
 type Verdict = Omit<CallOutcome, 'callId' | 'pbx' | 'bot' | 'setupMs'>;
@@ -148,6 +150,7 @@ async function connectToBot(
     return { status: await leave(call, route.fallback, 'BOT_FAILED', deps), warmupMs, twinId, detail };
   }
 
+  deps.onConnected?.(call.id);
   await call.setStatus('CONNECTED').catch((err: unknown) => deps.log.warn({ callId: call.id, err }, 'could not set TWIN_STATUS'));
   deps.log.info({ callId: call.id, twinId, warmupMs, setupMs: deps.clock.now() - session.startedAt }, 'caller connected to the bot');
   const endedBy = await result.ended;
@@ -167,7 +170,9 @@ async function leave(call: AnsweredCall, action: Fallback, status: TwinStatus, d
   return status;
 }
 
-export function warmupRequest(call: AnsweredCall, route: Route, config: Config): WarmupCall {
+export function warmupRequest(
+  call: Pick<AnsweredCall, 'id' | 'caller' | 'dialed' | 'direction'>, route: Route, config: Config,
+): WarmupCall {
   return {
     callId: call.id,
     clientExternalId: route.externalId ?? call.id,

@@ -82,7 +82,7 @@ export type DialResult =
   | { kind: 'failed'; reason: DialFailure; cause?: number; detail: string };
 
 /** What the outbound side needs from a PBX driver. */
-export interface OutboundDialer {
+export interface PbxDialer {
   readonly pbx: AnsweredCall['pbx'];
   /** Rings the subscriber; resolves when answered (the call is ours) or when the dial has failed. */
   originate(request: DialRequest): Promise<DialResult>;

@@ -42,7 +42,7 @@ export class TwinSimulator {
   private readonly server: Server;
   private readonly secret = new TextEncoder().encode(randomUUID());
   private readonly validTokens = new Set<string>();
-  private behaviour: (callId: string) => TwinBehaviour = () => ({ kind: 'id' });
+  private behaviour: (callId: string, call: { number?: string }) => TwinBehaviour = () => ({ kind: 'id' });
   port = 0;
   logins = 0;
   readonly warmups: WarmupRecord[] = [];
@@ -70,8 +70,8 @@ export class TwinSimulator {
     return closeServer(this.server);
   }
 
-  /** Decide each call's answer; the default answers an id. */
-  script(fn: (callId: string) => TwinBehaviour): void {
+  /** Decide each call's answer (by its callId or number); the default answers an id. */
+  script(fn: (callId: string, call: { number?: string }) => TwinBehaviour): void {
     this.behaviour = fn;
   }
 
@@ -119,7 +119,7 @@ export class TwinSimulator {
 
     const answer: Record<string, string | null> = {};
     for (const call of calls) {
-      let b = this.behaviour(call.callId);
+      let b = this.behaviour(call.callId, call);
       while (b.kind === 'slow') {
         await new Promise((r) => setTimeout(r, b.kind === 'slow' ? b.delayMs : 0));
         b = b.then ?? { kind: 'id' };

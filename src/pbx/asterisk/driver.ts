@@ -6,7 +6,7 @@
 import type { AsteriskConfig } from '../../config/schema.js';
 import type { Logger } from '../../log.js';
 import type { TrunkSnapshot } from '../../core/trunk.js';
-import type { DialRequest, DialResult, OutboundDialer } from '../../core/types.js';
+import type { DialRequest, DialResult, PbxDialer } from '../../core/types.js';
 import { Backoff, LatestValuePublisher, trunkWord, type ConnectionState } from '../shared.js';
 import { AriCall, failureFromCause, type AriCallHost } from './ari-call.js';
 import { AriRest, probeAri, USED_EVENTS, type AriEvent } from './ari-rest.js';
@@ -19,7 +19,7 @@ interface PendingDial {
   timer: NodeJS.Timeout;
 }
 
-export class AsteriskDriver implements AriCallHost, OutboundDialer {
+export class AsteriskDriver implements AriCallHost, PbxDialer {
   readonly pbx = 'asterisk' as const;
   private restClient?: AriRest;
   private readonly calls = new Map<string, AriCall>();

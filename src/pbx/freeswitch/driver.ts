@@ -9,14 +9,14 @@ import type { Logger } from '../../log.js';
 import type { TrunkSnapshot } from '../../core/trunk.js';
 import { Backoff, LatestValuePublisher, trunkWord, type ConnectionState } from '../shared.js';
 import { randomUUID } from 'node:crypto';
-import type { DialRequest, DialResult, OutboundDialer } from '../../core/types.js';
+import type { DialRequest, DialResult, PbxDialer } from '../../core/types.js';
 import { causeCode } from '../../core/q850.js';
 import { CallSocketServer, EslControl, type CallSocket } from './esl.js';
 import { failureFromCauseName, FsCall } from './fs-call.js';
 
 export type FsCallHandler = (call: FsCall) => void;
 
-export class FreeSwitchDriver implements OutboundDialer {
+export class FreeSwitchDriver implements PbxDialer {
   readonly pbx = 'freeswitch' as const;
   private readonly server: CallSocketServer;
   private control?: EslControl;

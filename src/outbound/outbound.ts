@@ -1,0 +1,172 @@
+/**
+ * Outbound calling, the vendor's recommended order: warm up first (one request may carry many
+ * calls), dial the subscriber only if Twin gave an id, and on answer connect to the bot with that
+ * id while the session is young enough (src/core/call-flow.ts renews or drops an old one).
+ *
+ * Emits 'progress' ({ id, state }) as a call moves on, and 'result' (OutboundResult) once.
+ */
+import { EventEmitter } from 'node:events';
+import type { Clock } from '../clock.js';
+import type { Config } from '../config/schema.js';
+import type { Logger } from '../log.js';
+import { runAnsweredOutbound, warmupRequest, type FlowDeps, type WarmSession } from '../core/call-flow.js';
+import { selectRoute, type Route } from '../core/route.js';
+import type { Admission, TrunkGate } from '../core/trunk.js';
+import type { CallOutcome, PbxDialer } from '../core/types.js';
+import type { TwinApi, WarmupResult } from '../twin/warmup.js';
+import type { CallRequest } from './request.js';
+
+export type OutboundStatus =
+  | 'connected' | 'rejected' | 'no-answer' | 'busy' | 'failed' | 'bot-failed' | 'stale'
+  | 'throttled' | 'over-capacity' | 'unavailable' | 'abandoned' | 'error' | 'unknown';
+
+export type CallState = 'queued' | 'warming-up' | 'ringing' | 'connecting' | 'connected' | 'ended';
+
+export interface OutboundResult {
+  id: string;
+  to: string;
+  from: string;
+  bot: string;
+  pbx: CallRequest['pbx'];
+  status: OutboundStatus;
+  twinId?: string;
+  detail?: string;
+  warmupMs?: number;
+  /** From the dial to the answer (or the failure). */
+  ringMs?: number;
+  endedBy?: 'caller' | 'bot';
+}
+
+/** A call let through the trunk gate, about to be warmed up. */
+export interface AdmittedCall {
+  id: string;
+  request: CallRequest;
+  admission: Admission;
+}
+
+export interface OutboundDeps extends FlowDeps {
+  dialers: Partial<Record<CallRequest['pbx'], PbxDialer>>;
+}
+
+export class Outbound extends EventEmitter {
+  constructor(private readonly deps: OutboundDeps) {
+    super();
+  }
+
+  private get clock(): Clock {
+    return this.deps.clock;
+  }
+
+  private get log(): Logger {
+    return this.deps.log;
+  }
+
+  /** One call, now: throttled or over capacity → that result at once, without waiting. */
+  async place(id: string, request: CallRequest): Promise<OutboundResult> {
+    const gate = this.deps.gate.admit();
+    if (!gate.admitted) {
+      const status = gate.status === 'THROTTLED' ? 'throttled' : 'over-capacity';
+      const until = this.deps.gate.snapshot().cooldownUntil;
+      const detail = status === 'throttled' ? `Twin is throttled${until ? ` until ${new Date(until).toISOString()}` : ''}` : 'at the configured call capacity';
+      return this.finish({ ...this.describe(id, request), status, detail });
+    }
+    const call = { id, request, admission: gate.admission };
+    const [warm] = await this.warmUp([call]);
+    return warm!.session ? this.dial(call, warm!.session) : this.finish(warm!.result!);
+  }
+
+  /**
+   * One warm-up request for the batch. Each call comes back with a session (dial it) or a result
+   * not yet announced with finish(): rejected, or Twin unavailable (the trunk is then throttled,
+   * and a campaign tries the call again later). Admissions of calls that stop here are released.
+   */
+  async warmUp(batch: AdmittedCall[]): Promise<{ call: AdmittedCall; session?: WarmSession; result?: OutboundResult }[]> {
+    for (const call of batch) this.progress(call.id, 'warming-up');
+    const config = this.deps.config();
+    const sentAt = this.clock.now();
+    const answers = await this.deps.twin.warmUpBatch(batch.map((c) => warmupRequest({
+      id: c.id, caller: c.request.from, dialed: c.request.to, direction: 'outbound',
+    }, this.route(c.request), config)), { async: false });
+    const warmupMs = this.clock.now() - sentAt;
+    return batch.map((call) => {
+      const warm: WarmupResult = answers.get(call.id) ?? { kind: 'unavailable', reason: 'no answer for the call' };
+      if (warm.kind === 'accepted') {
+        this.deps.gate.reportSuccess(call.admission);
+        return { call, session: { twinId: warm.twinId, sentAt, warmupMs } };
+      }
+      this.deps.gate.release(call.admission);
+      if (warm.kind === 'rejected') {
+        this.deps.gate.reportSuccess(call.admission);
+        return { call, result: { ...this.describe(call.id, call.request), status: 'rejected', warmupMs, detail: 'Twin answered null: not dialled' } };
+      }
+      const reason = warm.kind === 'unavailable' ? warm.reason : 'warm-up aborted';
+      this.deps.gate.reportFailure(call.admission, reason);
+      return { call, result: { ...this.describe(call.id, call.request), status: 'unavailable', warmupMs, detail: reason } };
+    });
+  }
+
+  /** Rings the subscriber; answered, runs the outbound call flow. Releases the call's admission. */
+  async dial(call: AdmittedCall, session: WarmSession): Promise<OutboundResult> {
+    const { id, request } = call;
+    const base = { ...this.describe(id, request), twinId: session.twinId, warmupMs: session.warmupMs };
+    try {
+      const dialer = this.deps.dialers[request.pbx];
+      if (!dialer) return this.finish({ ...base, status: 'error', detail: `${request.pbx} is not configured` });
+      this.progress(id, 'ringing');
+      const ringAt = this.clock.now();
+      const dial = await dialer.originate({ id, to: request.to, from: request.from, ringTimeoutS: this.deps.config().outbound.ring_timeout_s });
+      const ringMs = this.clock.now() - ringAt;
+      if (dial.kind === 'failed') {
+        const status = dial.reason === 'unavailable' ? 'failed' : dial.reason;
+        return this.finish({ ...base, status, ringMs, detail: dial.detail });
+      }
+      this.progress(id, 'connecting');
+      const outcome = await runAnsweredOutbound(dial.call, this.route(request), session, call.admission, {
+        ...this.deps, onConnected: () => this.progress(id, 'connected'),
+      });
+      return this.finish({ ...base, ...fromOutcome(outcome), ringMs });
+    } catch (err) {
+      this.log.error({ callId: id, err }, 'outbound call failed');
+      return this.finish({ ...base, status: 'error', detail: (err as Error).message });
+    } finally {
+      this.deps.gate.release(call.admission);
+    }
+  }
+
+  /** The result of a call that will not be tried again, announced once. */
+  finish(result: OutboundResult): OutboundResult {
+    this.progress(result.id, 'ended');
+    this.log.info({ outbound: result }, `outbound call ${result.status}`);
+    this.emit('result', result);
+    return result;
+  }
+
+  private route(request: CallRequest): Route {
+    const hints: Record<string, string> = { record: request.record ? 'yes' : 'no' };
+    if (request.bot) hints.bot = request.bot;
+    if (request.externalId) hints.external_id = request.externalId;
+    for (const [k, v] of Object.entries(request.variables)) hints[`var_${k}`] = v;
+    return selectRoute(this.deps.config().routes, { hints, dialed: request.to, caller: request.from });
+  }
+
+  private describe(id: string, request: CallRequest) {
+    return { id, to: request.to, from: request.from, bot: this.route(request).bot, pbx: request.pbx };
+  }
+
+  private progress(id: string, state: CallState): void {
+    this.emit('progress', { id, state });
+  }
+}
+
+function fromOutcome(outcome: CallOutcome): Pick<OutboundResult, 'status' | 'detail' | 'twinId' | 'warmupMs' | 'endedBy'> {
+  const status: Record<CallOutcome['status'], OutboundStatus> = {
+    CONNECTED: 'connected', REJECTED: 'rejected', UNAVAILABLE: 'unavailable', THROTTLED: 'throttled', BUSY: 'over-capacity',
+    BOT_FAILED: 'bot-failed', STALE: 'stale', ERROR: 'error', ABANDONED: 'abandoned',
+  };
+  const picked: Pick<OutboundResult, 'status' | 'detail' | 'twinId' | 'warmupMs' | 'endedBy'> = { status: status[outcome.status] };
+  if (outcome.detail !== undefined) picked.detail = outcome.detail;
+  if (outcome.twinId !== undefined) picked.twinId = outcome.twinId;
+  if (outcome.warmupMs !== undefined) picked.warmupMs = outcome.warmupMs;
+  if (outcome.endedBy !== undefined) picked.endedBy = outcome.endedBy;
+  return picked;
+}
