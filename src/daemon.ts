@@ -8,6 +8,9 @@ import type { Logger } from './log.js';
 import { runCallFlow, type FlowDeps } from './core/call-flow.js';
 import { Outbound, type OutboundResult } from './outbound/outbound.js';
 import type { CallRequest } from './outbound/request.js';
+import { Campaign, type CampaignLimits } from './outbound/campaign.js';
+import type { CampaignRow } from './outbound/campaign-file.js';
+import type { Journal } from './outbound/journal.js';
 import { randomUUID } from 'node:crypto';
 import { TrunkGate, type TrunkSnapshot } from './core/trunk.js';
 import type { AnsweredCall, CallOutcome } from './core/types.js';
@@ -88,6 +91,13 @@ export class Daemon extends EventEmitter {
   /** Places one outbound call now (warm-up, dial, connect); `result` settles when the call is over. */
   placeCall(request: CallRequest, id: string = randomUUID()): { id: string; result: Promise<OutboundResult> } {
     return { id, result: this.track(this.outbound.place(id, request)) };
+  }
+
+  /** A campaign over these rows, journalled in `journal`, with this daemon's trunk and PBXs. */
+  campaign(rows: CampaignRow[], journal: Journal, limits: CampaignLimits): Campaign {
+    return new Campaign(rows, journal, limits, {
+      outbound: this.outbound, gate: this.gate, clock: this.clock, log: this.log, track: (work) => this.track(work),
+    });
   }
 
   /** Tracks work that stop() must wait for: calls in progress, inbound or outbound. */

@@ -25,7 +25,7 @@ describe.each<PbxKind>(['asterisk', 'freeswitch'])('%s: outbound call', (pbxKind
 
   it('warms up, dials the subscriber, connects the answer to the bot with the session id', async () => {
     const { lab, pbx, call } = await start();
-    pbx.setBotBehaviour(() => ({ kind: 'answer', afterMs: 5, hangupAfterMs: 20 }));
+    pbx.setBotBehaviour(() => ({ kind: 'answer', afterMs: 5, hangupAfterMs: 50 }));
     const placed = call({ record: true, variables: { lang: 'en' }, external_id: 'crm-7' });
     const result = await placed.result;
 
@@ -61,7 +61,7 @@ describe.each<PbxKind>(['asterisk', 'freeswitch'])('%s: outbound call', (pbxKind
     expect(lab.twin.warmups).toHaveLength(1);
 
     lab.twin.script(() => ({ kind: 'id' }));
-    pbx.setBotBehaviour(() => ({ kind: 'answer', afterMs: 5, hangupAfterMs: 10 }));
+    pbx.setBotBehaviour(() => ({ kind: 'answer', afterMs: 5, hangupAfterMs: 50 }));
     clock.advance(60_000);
     expect(await call().result).toMatchObject({ status: 'connected' });
     expect(lab.daemon.gate.snapshot().state).toBe('open');
@@ -85,7 +85,7 @@ describe.each<PbxKind>(['asterisk', 'freeswitch'])('%s: outbound call', (pbxKind
   it('warms up again when the subscriber answers after the session max age, and sends only the fresh id', async () => {
     const clock = new ManualClock();
     const { lab, pbx, call } = await start({ clock });
-    pbx.setBotBehaviour(() => ({ kind: 'answer', afterMs: 5, hangupAfterMs: 10 }));
+    pbx.setBotBehaviour(() => ({ kind: 'answer', afterMs: 5, hangupAfterMs: 50 }));
     pbx.setSubscriberBehaviour(() => {
       clock.advance(171_000); // the phone rang for 171 s
       return { kind: 'answer', afterMs: 5 };

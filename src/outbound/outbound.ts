@@ -18,7 +18,7 @@ import type { CallRequest } from './request.js';
 
 export type OutboundStatus =
   | 'connected' | 'rejected' | 'no-answer' | 'busy' | 'failed' | 'bot-failed' | 'stale'
-  | 'throttled' | 'over-capacity' | 'unavailable' | 'abandoned' | 'error' | 'unknown';
+  | 'throttled' | 'over-capacity' | 'unavailable' | 'abandoned' | 'error' | 'unknown' | 'invalid';
 
 export type CallState = 'queued' | 'warming-up' | 'ringing' | 'connecting' | 'connected' | 'ended';
 

@@ -1,0 +1,196 @@
+/**
+ * A campaign: many outbound calls with bounded concurrency and calls per second, warm-ups batched
+ * (one request for up to batch_size calls), numbers Twin rejects skipped, and the whole campaign
+ * paused while the trunk is throttled, resuming by itself after the cool-down (one probe first).
+ * Every step is journalled first (journal.ts), so a restart dials nobody twice.
+ *
+ * Emits 'result' (row key, OutboundResult), 'paused' (until, reason) and 'resumed'.
+ */
+import { randomUUID } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import type { Clock } from '../clock.js';
+import type { TrunkGate } from '../core/trunk.js';
+import type { Logger } from '../log.js';
+import type { CampaignRow } from './campaign-file.js';
+import type { Journal } from './journal.js';
+import type { AdmittedCall, Outbound, OutboundResult, OutboundStatus } from './outbound.js';
+
+export interface CampaignLimits {
+  concurrency: number;
+  callsPerSecond: number;
+  batchSize: number;
+}
+
+export interface CampaignDeps {
+  outbound: Outbound;
+  gate: TrunkGate;
+  clock: Clock;
+  log: Logger;
+  /** Lets the daemon wait for calls in progress when it stops. */
+  track: <T>(work: Promise<T>) => Promise<T>;
+}
+
+export interface CampaignSummary {
+  total: number;
+  counts: Partial<Record<OutboundStatus, number>>;
+  /** Rows still without an outcome (the campaign was stopped). */
+  pending: number;
+  warmupRequests: number;
+}
+
+type Queued = CampaignRow & { request: NonNullable<CampaignRow['request']> };
+type CampaignCall = AdmittedCall & { key: string };
+
+export class Campaign extends EventEmitter {
+  readonly results = new Map<string, OutboundResult>();
+  private readonly queue: Queued[] = [];
+  private readonly byKey = new Map<string, Queued>();
+  private inFlight = 0;
+  private readonly starts: number[] = [];
+  private wake = new AbortController();
+  private stopping = false;
+  private paused = false;
+  private warmupRequests = 0;
+
+  constructor(
+    private readonly rows: CampaignRow[],
+    private readonly journal: Journal,
+    private readonly limits: CampaignLimits,
+    private readonly deps: CampaignDeps,
+  ) {
+    super();
+  }
+
+  /** Runs until every row has an outcome, or stop() was called and the calls in progress ended. */
+  async run(): Promise<CampaignSummary> {
+    this.resume();
+    while (this.inFlight > 0 || (this.queue.length > 0 && !this.stopping)) {
+      const wait = this.stopping ? Infinity : this.startBatch();
+      if (wait > 0) await this.deps.clock.sleep(Math.min(wait, 2 ** 31 - 1), this.wake.signal);
+      if (this.wake.signal.aborted) this.wake = new AbortController();
+    }
+    return this.summary();
+  }
+
+  /** Stops starting calls; calls in progress finish and are journalled. */
+  stop(): void {
+    this.stopping = true;
+    this.wake.abort();
+  }
+
+  summary(): CampaignSummary {
+    const counts: Partial<Record<OutboundStatus, number>> = {};
+    for (const row of this.rows) {
+      const status = this.results.get(row.key)?.status ?? (row.invalid ? 'invalid' : undefined);
+      if (status) counts[status] = (counts[status] ?? 0) + 1;
+    }
+    const finished = Object.values(counts).reduce((a, b) => a + b, 0);
+    return { total: this.rows.length, counts, pending: this.rows.length - finished, warmupRequests: this.warmupRequests };
+  }
+
+  /** Takes what the journal already knows: finished rows are skipped, half-dialled ones closed as unknown. */
+  private resume(): void {
+    for (const row of this.rows) {
+      if (row.invalid || !row.request) continue;
+      const state = this.journal.rows.get(row.key);
+      if (state?.result) {
+        this.results.set(row.key, state.result);
+      } else if (state?.dialledId) {
+        const request = row.request;
+        const result: OutboundResult = {
+          id: state.dialledId, to: request.to, from: request.from, bot: request.bot ?? '', pbx: request.pbx, status: 'unknown',
+          detail: 'was being dialled when the previous run stopped: outcome unknown, not dialled again',
+        };
+        this.record(row.key, result);
+      } else {
+        this.queue.push(row as Queued);
+        this.byKey.set(row.key, row as Queued);
+      }
+    }
+  }
+
+  /** Starts one batch if limits allow; returns how long to wait before trying again (0: try at once). */
+  private startBatch(): number {
+    const now = this.deps.clock.now();
+    while (this.starts.length > 0 && now - this.starts[0]! >= 1000) this.starts.shift();
+    const room = Math.min(this.limits.concurrency - this.inFlight, this.limits.batchSize, this.queue.length,
+      this.limits.callsPerSecond - this.starts.length);
+    if (this.queue.length === 0 || this.limits.concurrency - this.inFlight <= 0) return Infinity; // woken when a call ends
+    if (room <= 0) return this.starts[0]! + 1000 - now;
+    const batch: CampaignCall[] = [];
+    let refusal: 'THROTTLED' | 'BUSY' | undefined;
+    while (batch.length < room) {
+      const gate = this.deps.gate.admit();
+      if (!gate.admitted) {
+        refusal = gate.status;
+        break;
+      }
+      const row = this.queue.shift()!;
+      batch.push({ id: randomUUID(), request: row.request, admission: gate.admission, key: row.key });
+    }
+    if (batch.length === 0) return this.waitForTrunk(refusal ?? 'BUSY', now);
+    if (this.paused) {
+      this.paused = false;
+      this.emit('resumed');
+    }
+    for (let i = 0; i < batch.length; i++) this.starts.push(now);
+    this.inFlight += batch.length;
+    void this.warmUpAndDial(batch);
+    return 0;
+  }
+
+  private waitForTrunk(refusal: 'THROTTLED' | 'BUSY', now: number): number {
+    if (refusal === 'BUSY') return this.inFlight > 0 ? Infinity : 50; // the trunk's own capacity: wait for a call to end
+    const trunk = this.deps.gate.snapshot();
+    const until = trunk.cooldownUntil ?? now;
+    if (!this.paused) {
+      this.paused = true;
+      this.emit('paused', until, trunk.lastFailure ?? 'Twin unavailable');
+    }
+    // After the cool-down one probe call goes first; while it runs, wait for it to end.
+    return until > now ? until - now : this.inFlight > 0 ? Infinity : 50;
+  }
+
+  private async warmUpAndDial(batch: CampaignCall[]): Promise<void> {
+    this.warmupRequests += 1;
+    let warmed: Awaited<ReturnType<Outbound['warmUp']>>;
+    try {
+      warmed = await this.deps.track(this.deps.outbound.warmUp(batch));
+    } catch (err) {
+      this.deps.log.error({ err }, 'campaign warm-up failed');
+      for (const call of batch) this.deps.gate.release(call.admission);
+      warmed = batch.map((call) => ({ call, result: this.deps.outbound.finish({ ...describe(call), status: 'error', detail: (err as Error).message }) }));
+    }
+    const requeue: Queued[] = [];
+    for (const { call, session, result } of warmed) {
+      const { key } = call as CampaignCall;
+      if (session) {
+        this.journal.markDialling(key, call.id);
+        void this.deps.track(this.deps.outbound.dial(call, session)).then((r) => this.callEnded(key, r));
+        continue;
+      }
+      this.inFlight -= 1;
+      if (result?.status === 'unavailable') requeue.push(this.byKey.get(key)!);
+      else if (result) this.record(key, result.status === 'rejected' ? this.deps.outbound.finish(result) : result);
+    }
+    // Twin was unavailable: the trunk is throttled now; these rows go first after the cool-down.
+    this.queue.unshift(...requeue);
+    this.wake.abort();
+  }
+
+  private callEnded(key: string, result: OutboundResult): void {
+    this.inFlight -= 1;
+    this.record(key, result);
+    this.wake.abort();
+  }
+
+  private record(key: string, result: OutboundResult): void {
+    this.journal.markDone(key, result);
+    this.results.set(key, result);
+    this.emit('result', key, result);
+  }
+}
+
+function describe(call: AdmittedCall): Pick<OutboundResult, 'id' | 'to' | 'from' | 'bot' | 'pbx'> {
+  return { id: call.id, to: call.request.to, from: call.request.from, bot: call.request.bot ?? '', pbx: call.request.pbx };
+}
