@@ -1,23 +1,35 @@
 #!/usr/bin/env node
-/** Entry point: run | check | demo. */
+/** Entry point: run | check | call | campaign | demo. */
 import { parseArgs } from 'node:util';
 import { CONFIG_ENV, ConfigError, loadConfigFile } from './config/load.js';
 import { createLogger } from './log.js';
 import { Daemon } from './daemon.js';
+import { RequestError } from './outbound/request.js';
+import { CampaignFileError } from './outbound/campaign-file.js';
+import type { Output } from './outbound/commands.js';
 
 const USAGE = `usage: twin-connector <command> [--config FILE]
 
 commands:
-  run     run the daemon (config from --config or $${CONFIG_ENV})
-  check   validate the config, log in to Twin IAM, connect to the PBX; exit 1 on any failure
-  demo    run the daemon against the built-in Asterisk and Twin simulators and show calls flowing
+  run       run the daemon (config from --config or $${CONFIG_ENV})
+  check     validate the config, log in to Twin IAM, connect to the PBX; exit 1 on any failure
+  call      --to NUMBER [--from NUMBER] --bot BOT [--var k=v]... [--record] [--external-id X] [--pbx asterisk|freeswitch]
+            warm up, dial, connect the answer to the bot; exit 0 when connected, 1 otherwise
+  campaign  FILE.csv [--results FILE] [--journal FILE] [--concurrency N] [--cps N] [--batch N] [--pbx P]
+            call every row (columns: number, caller, bot, external_id, record, var_*); rerun to resume
+  demo      run the daemon against the built-in Asterisk/FreeSWITCH/Twin simulators and show calls flowing
 `;
 
 async function main(argv: string[]): Promise<number> {
   const { positionals, values } = parseArgs({
     args: argv,
     allowPositionals: true,
-    options: { config: { type: 'string', short: 'c' }, help: { type: 'boolean', short: 'h' } },
+    options: {
+      config: { type: 'string', short: 'c' }, help: { type: 'boolean', short: 'h' },
+      to: { type: 'string' }, from: { type: 'string' }, bot: { type: 'string' }, var: { type: 'string', multiple: true },
+      record: { type: 'boolean' }, 'external-id': { type: 'string' }, pbx: { type: 'string' },
+      results: { type: 'string' }, journal: { type: 'string' }, concurrency: { type: 'string' }, cps: { type: 'string' }, batch: { type: 'string' },
+    },
   });
   const command = positionals[0];
   if (values.help || command === undefined) {
@@ -36,10 +48,78 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'run':
       return runDaemon(requireConfig(configPath));
+    case 'call': {
+      const config = loadConfigFile(requireConfig(configPath));
+      const { runCall } = await import('./outbound/commands.js');
+      return runCall(config, createLogger({ level: quietLevel(config.log.level) }), {
+        to: values.to as string, from: values.from, bot: values.bot, record: values.record ?? false,
+        variables: parseVars(values.var ?? []), external_id: values['external-id'], pbx: pbxOption(values.pbx),
+      }, plainOutput());
+    }
+    case 'campaign': {
+      const file = positionals[1];
+      if (!file) throw new UsageError('campaign needs a CSV file: twin-connector campaign FILE.csv');
+      const config = loadConfigFile(requireConfig(configPath));
+      const { runCampaign } = await import('./outbound/commands.js');
+      const stop = new AbortController();
+      process.once('SIGINT', () => stop.abort());
+      process.once('SIGTERM', () => stop.abort());
+      return runCampaign(config, createLogger({ level: quietLevel(config.log.level) }), {
+        file, results: values.results, journal: values.journal, pbx: pbxOption(values.pbx),
+        limits: { concurrency: count('--concurrency', values.concurrency), callsPerSecond: count('--cps', values.cps), batchSize: count('--batch', values.batch) },
+      }, process.stdout.isTTY ? ttyOutput() : plainOutput(), stop.signal);
+    }
     default:
       process.stderr.write(`unknown command '${command}'\n\n${USAGE}`);
       return 2;
   }
+}
+
+class UsageError extends Error {}
+
+function parseVars(pairs: string[]): Record<string, string> {
+  const vars: Record<string, string> = {};
+  for (const pair of pairs) {
+    const eq = pair.indexOf('=');
+    if (eq <= 0) throw new UsageError(`--var ${JSON.stringify(pair)}: expected name=value`);
+    vars[pair.slice(0, eq)] = pair.slice(eq + 1);
+  }
+  return vars;
+}
+
+function pbxOption(value: string | undefined): 'asterisk' | 'freeswitch' | undefined {
+  if (value === undefined || value === 'asterisk' || value === 'freeswitch') return value;
+  throw new UsageError(`--pbx ${JSON.stringify(value)}: expected asterisk or freeswitch`);
+}
+
+function count(flag: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new UsageError(`${flag} ${JSON.stringify(value)}: expected a whole number of at least 1`);
+  return n;
+}
+
+/** The CLI's own lines tell the story; the log shows only warnings unless asked for more. */
+function quietLevel(level: string): string {
+  return level === 'info' ? 'warn' : level;
+}
+
+function plainOutput(): Output {
+  return { line: (text) => process.stdout.write(`${text}\n`) };
+}
+
+function ttyOutput(): Output {
+  let drawn = false;
+  return {
+    line: (text) => {
+      process.stdout.write(`${drawn ? '\r\x1b[2K' : ''}${text}\n`);
+      drawn = false;
+    },
+    status: (text) => {
+      process.stdout.write(`\r\x1b[2K${text}`);
+      drawn = true;
+    },
+  };
 }
 
 function requireConfig(path: string | undefined): string {
@@ -64,7 +144,9 @@ async function runDaemon(configPath: string): Promise<number> {
 main(process.argv.slice(2)).then(
   (code) => { process.exitCode = code; },
   (err: unknown) => {
-    if (err instanceof ConfigError) process.stderr.write(`${err.message}\n`);
+    if (err instanceof ConfigError || err instanceof UsageError || err instanceof RequestError || err instanceof CampaignFileError) {
+      process.stderr.write(`${err.message}\n`);
+    }
     else if ((err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) process.stderr.write(`${(err as Error).message}\n\n${USAGE}`);
     else process.stderr.write(`twin-connector: ${(err as Error).message ?? String(err)}\n`);
     process.exitCode = 2;

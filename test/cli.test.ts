@@ -82,3 +82,36 @@ describe('twin-connector check', () => {
     expect(code).toBe(2);
   });
 });
+
+describe('twin-connector call', () => {
+  it('prints the progress and the outcome, and exits 0 when the bot was connected', async () => {
+    ari.botBehaviour = () => ({ kind: 'answer', afterMs: 5, hangupAfterMs: 50 });
+    const file = writeConfig('call.yaml', () => {});
+    const { code, out } = await cli(['call', '--config', file, '--to', '+442079460018', '--from', '+12025550143', '--bot', 'sales', '--var', 'lang=en', '--record']);
+    expect(out).toContain('warming up the Twin session');
+    expect(out).toContain('dialling +442079460018');
+    expect(out).toContain('connected to the bot');
+    expect(out).toMatch(/outcome: connected \(twin id [0-9a-f-]{36}; bot hung up first\)/);
+    expect(code).toBe(0);
+    expect(ari.dials.at(-1)).toMatchObject({ to: '+442079460018', from: '+12025550143' });
+  });
+
+  it('refuses a number it cannot read, saying which and why, before dialling anyone', async () => {
+    const file = writeConfig('call-bad.yaml', () => {});
+    const dials = ari.dials.length;
+    const { code, out } = await cli(['call', '--config', file, '--to', '020 7946 0018', '--from', '+12025550143', '--bot', 'b']);
+    expect(out.trim()).toBe('to: "020 7946 0018" is not in E.164 form (+ and country code) and outbound.default_country is not set');
+    expect(code).toBe(2);
+    expect(ari.dials.length).toBe(dials);
+  });
+
+  it('exits 1 with the outcome when the subscriber is busy', async () => {
+    ari.subscriberBehaviour = () => ({ kind: 'busy' });
+    const file = writeConfig('call-busy.yaml', (c) => { c.outbound = { default_country: 'GB', caller_id: '+12025550143' }; });
+    const { code, out } = await cli(['call', '--config', file, '--to', '020 7946 0018', '--bot', 'b', '--pbx', 'asterisk']);
+    ari.subscriberBehaviour = () => ({ kind: 'answer', afterMs: 5 });
+    expect(out).toContain('outcome: busy (cause 17 (User busy), SIP 486');
+    expect(code).toBe(1);
+    expect(ari.dials.at(-1)!.to).toBe('+442079460018');
+  });
+});
