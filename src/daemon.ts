@@ -12,6 +12,7 @@ import { Campaign, type CampaignLimits } from './outbound/campaign.js';
 import type { CampaignRow } from './outbound/campaign-file.js';
 import type { Journal } from './outbound/journal.js';
 import { randomUUID } from 'node:crypto';
+import { HttpServer } from './http/server.js';
 import { TrunkGate, type TrunkSnapshot } from './core/trunk.js';
 import type { AnsweredCall, CallOutcome } from './core/types.js';
 import { TwinHttp } from './twin/http.js';
@@ -38,6 +39,8 @@ export class Daemon extends EventEmitter {
   readonly asterisk?: AsteriskDriver;
   readonly freeswitch?: FreeSwitchDriver;
   readonly outbound: Outbound;
+  /** The HTTP port (dialer API), when configured and running as the daemon. */
+  readonly httpServer?: HttpServer;
   private readonly publishesTrunk: boolean;
   private readonly http: TwinHttp;
   private readonly log: Logger;
@@ -63,6 +66,13 @@ export class Daemon extends EventEmitter {
     this.outbound = new Outbound({
       ...this.flowDeps(), dialers: { asterisk: this.asterisk, freeswitch: this.freeswitch },
     });
+    if (config.http && !dialer) {
+      this.httpServer = new HttpServer(config.http, {
+        config: () => this.config,
+        placeCall: (request) => this.placeCall(request),
+        onProgress: (listener) => this.outbound.on('progress', listener),
+      }, this.log);
+    }
     this.gate.on('change', (snapshot: TrunkSnapshot) => this.onTrunkChange(snapshot));
   }
 
@@ -73,11 +83,13 @@ export class Daemon extends EventEmitter {
       this.asterisk?.publishTrunk(trunk);
       this.freeswitch?.publishTrunk(trunk);
     }
+    await this.httpServer?.listen();
     await Promise.all([this.asterisk?.start(), this.freeswitch?.start()]);
   }
 
   /** Stops taking events and waits for the calls in progress to leave. */
   async stop(): Promise<void> {
+    await this.httpServer?.close(); // no new calls from the dialer API
     await Promise.allSettled([...this.live]);
     this.asterisk?.stop();
     await this.freeswitch?.stop();
