@@ -38,6 +38,9 @@ export interface CampaignSummary {
   warmupRequests: number;
 }
 
+/** How long a free slot may wait for others, so that warm-ups go out in fuller batches. */
+const BATCH_WAIT_MS = 100;
+
 type Queued = CampaignRow & { request: NonNullable<CampaignRow['request']> };
 type CampaignCall = AdmittedCall & { key: string };
 
@@ -51,6 +54,7 @@ export class Campaign extends EventEmitter {
   private stopping = false;
   private paused = false;
   private warmupRequests = 0;
+  private fillingSince?: number;
 
   constructor(
     private readonly rows: CampaignRow[],
@@ -117,6 +121,12 @@ export class Campaign extends EventEmitter {
       this.limits.callsPerSecond - this.starts.length);
     if (this.queue.length === 0 || this.limits.concurrency - this.inFlight <= 0) return Infinity; // woken when a call ends
     if (room <= 0) return this.starts[0]! + 1000 - now;
+    // Calls end one by one: give a few more a moment to end, for one warm-up request instead of many.
+    if (room < Math.min(this.limits.batchSize, this.queue.length) && this.inFlight > 0) {
+      this.fillingSince ??= now;
+      if (now - this.fillingSince < BATCH_WAIT_MS) return BATCH_WAIT_MS - (now - this.fillingSince);
+    }
+    this.fillingSince = undefined;
     const batch: CampaignCall[] = [];
     let refusal: 'THROTTLED' | 'BUSY' | undefined;
     while (batch.length < room) {

@@ -211,6 +211,7 @@ export class CallSocketServer {
 export class EslControl extends EventEmitter {
   private constructor(private readonly conn: ModeslConnection, private readonly timeoutMs: number) {
     super();
+    this.setMaxListeners(0); // one 'end' listener per running bgapi (originate)
   }
 
   /** Connects and authenticates; rejects with a plain-words reason. Emits 'end' when the connection is lost. */
