@@ -1,7 +1,8 @@
 /**
  * `twin-connector demo`: the real daemon against the built-in Twin simulator and, in turn, the
  * Asterisk (ARI) and FreeSWITCH (ESL) simulators: the same handful of calls with different
- * outcomes on each PBX, one readable line per step and a summary table.
+ * outcomes on each PBX, one readable line per step and a summary table; then a small outbound
+ * campaign on each PBX (answered, rejected, no answer, busy).
  */
 import { Lab } from './sim/lab.js';
 import type { BotBehaviour, CallerResult } from './sim/call-model.js';
@@ -9,6 +10,12 @@ import type { PbxKind, PbxSim } from './sim/pbx-sim.js';
 import type { TwinBehaviour } from './sim/twin-sim.js';
 import type { CallOutcome } from './core/types.js';
 import { trunkWord } from './pbx/shared.js';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { readCampaign, writeResults } from './outbound/campaign-file.js';
+import { Journal } from './outbound/journal.js';
+import type { OutboundResult } from './outbound/outbound.js';
 
 interface Scenario {
   title: string;
@@ -42,6 +49,8 @@ export async function runDemo(): Promise<number> {
   const leaks: string[] = [];
   for (const kind of ['asterisk', 'freeswitch'] as const) leaks.push(...await runPbx(kind, rows));
   printSummary(rows);
+  say('');
+  for (const kind of ['asterisk', 'freeswitch'] as const) leaks.push(...await runCampaignDemo(kind));
   if (leaks.length === 0) say('\nEvery call left the product (bridged, continued in the dialplan or hung up); neither PBX holds a channel, bridge or socket of ours.');
   else say(`\nLEAK: ${leaks.join(', ')}`);
   return leaks.length === 0 ? 0 : 1;
@@ -64,6 +73,45 @@ async function runPbx(kind: PbxKind, rows: Row[]): Promise<string[]> {
       rows.push({ pbx: kind, n: i + 1, title: scenario.title, outcome, leftTo: describeExit(left) });
       say('');
     }
+    await waitUntil(() => lab.daemon.activeCalls === 0 && pbx.leftovers().length === 0);
+    return pbx.leftovers();
+  } finally {
+    await lab.stop();
+  }
+}
+
+const CAMPAIGN: { number: string; what: string; twin: TwinBehaviour; subscriber: BotBehaviour }[] = [
+  { number: '+442079460101', what: 'answers', twin: { kind: 'id' }, subscriber: { kind: 'answer', afterMs: 50 } },
+  { number: '+442079460102', what: 'Twin rejects (null)', twin: { kind: 'null' }, subscriber: { kind: 'answer' } },
+  { number: '+442079460103', what: 'never answers', twin: { kind: 'id' }, subscriber: { kind: 'no-answer' } },
+  { number: '+442079460104', what: 'is busy', twin: { kind: 'id' }, subscriber: { kind: 'busy', afterMs: 30 } },
+  { number: '+442079460105', what: 'answers', twin: { kind: 'id' }, subscriber: { kind: 'answer', afterMs: 80 } },
+];
+
+/** A small outbound campaign: warm up (batched), dial, connect; one outcome per number. */
+async function runCampaignDemo(kind: PbxKind): Promise<string[]> {
+  const lab = await Lab.start({ pbx: kind, config: { outbound: { caller_id: '+12025550143', ring_timeout_s: 1 }, routes: { default: { bot: 'sales' } } } });
+  const pbx = lab.pbx();
+  const byNumber = new Map(CAMPAIGN.map((c) => [c.number, c]));
+  lab.twin.script((_id, call) => byNumber.get(call.number ?? '')?.twin ?? { kind: 'id' });
+  pbx.setSubscriberBehaviour((n) => byNumber.get(n)?.subscriber ?? { kind: 'answer' });
+  pbx.setBotBehaviour(() => ({ kind: 'answer', afterMs: 20, hangupAfterMs: 300 }));
+  const dir = mkdtempSync(join(tmpdir(), 'twin-demo-'));
+  const csv = join(dir, 'campaign.csv');
+  writeFileSync(csv, `number,bot,var_name\n${CAMPAIGN.map((c, i) => `${c.number},sales,Customer ${i + 1}`).join('\n')}\n`);
+  const tag = `${kind.padEnd(11)}campaign`;
+  say(`${tag}: ${CAMPAIGN.length} numbers from ${csv}: ${CAMPAIGN.map((c) => `${c.number} ${c.what}`).join(', ')}`);
+  try {
+    const rows = readCampaign(csv, lab.config);
+    const journal = new Journal(`${csv}.journal`);
+    const campaign = lab.daemon.campaign(rows, journal, { concurrency: 5, callsPerSecond: 10, batchSize: 5 });
+    campaign.on('result', (_key: string, r: OutboundResult) => say(`${tag}: ${r.to} ${r.status}${r.detail ? ` (${r.detail})` : ''}`));
+    const summary = await campaign.run();
+    journal.close();
+    writeResults(`${csv}.results.csv`, rows, campaign.results);
+    const counts = Object.entries(summary.counts).map(([k, v]) => `${k} ${v}`).join(', ');
+    say(`${tag}: summary ${counts}; ${summary.warmupRequests} warm-up request(s) for ${summary.total} numbers; results in ${csv}.results.csv`);
+    say('');
     await waitUntil(() => lab.daemon.activeCalls === 0 && pbx.leftovers().length === 0);
     return pbx.leftovers();
   } finally {
