@@ -91,8 +91,15 @@ describe('config', () => {
   });
 
   it('ships an example config that validates', () => {
-    const config = loadConfigFile(new URL('../config.example.yaml', import.meta.url).pathname, { TWIN_PASSWORD: 'x', ARI_PASSWORD: 'y', ESL_PASSWORD: 'z' });
+    const config = loadConfigFile(new URL('../config.example.yaml', import.meta.url).pathname, { TWIN_PASSWORD: 'x', ARI_PASSWORD: 'y', ESL_PASSWORD: 'z', TWIN_CONNECTOR_API_TOKEN: 'a-long-dialer-api-token' });
     expect(config.routes.table).toHaveLength(2);
     expect(config.freeswitch?.esl_password).toBe('z');
+    expect(config.outbound).toMatchObject({ default_country: 'GB', on_stale_session: 'rewarm', batch_size: 10 });
+    expect(config.http?.api_token).toBe('a-long-dialer-api-token');
+  });
+
+  it('names the outbound and http fields that are wrong', () => {
+    expect(() => parseConfig({ ...minimal(), outbound: { default_country: 'Britain', on_stale_session: 'later' }, http: { api_token: 'short' } }))
+      .toThrow(/outbound\.default_country: must be a two-letter country code such as GB[\s\S]*outbound\.on_stale_session[\s\S]*http\.api_token: must be at least 16 characters/);
   });
 });
