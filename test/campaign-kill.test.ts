@@ -87,6 +87,8 @@ describe.each<PbxKind>(['asterisk', 'freeswitch'])('%s: campaign killed with SIG
     const connected = rows.filter((r) => r[2] === 'connected').map((r) => r[1]);
     expect(connected.every((n) => dialled.includes(n!))).toBe(true);
     expect(dialled.length).toBeGreaterThanOrEqual(connected.length);
-    expect(second.output()).toMatch(/summary: connected \d+, unknown \d+/);
+    const summary = /summary: (.*)/.exec(second.output())?.[1] ?? '';
+    expect(summary).toMatch(/connected \d+/);
+    expect(summary).toMatch(/unknown \d+/);
   }, 40_000);
 });

@@ -9,7 +9,7 @@ import { Daemon } from '../daemon.js';
 import { readCampaign, writeResults } from './campaign-file.js';
 import type { CampaignLimits, CampaignSummary } from './campaign.js';
 import { Journal } from './journal.js';
-import type { CallState, OutboundResult } from './outbound.js';
+import type { CallState, OutboundResult, OutboundStatus } from './outbound.js';
 import { parseCallRequest, type CallRequestInput } from './request.js';
 
 const CONNECT_TIMEOUT_MS = 10_000;
@@ -131,7 +131,12 @@ function progressLine(s: CampaignSummary): string {
   return `[${s.total - s.pending}/${s.total}] ${summaryLine(s)}`;
 }
 
+const STATUS_ORDER: OutboundStatus[] = [
+  'connected', 'rejected', 'no-answer', 'busy', 'failed', 'bot-failed', 'abandoned', 'stale',
+  'unavailable', 'throttled', 'over-capacity', 'error', 'unknown', 'invalid',
+];
+
 function summaryLine(s: CampaignSummary): string {
-  const counts = Object.entries(s.counts).map(([status, n]) => `${status} ${n}`).join(', ') || 'nothing yet';
+  const counts = STATUS_ORDER.filter((status) => s.counts[status]).map((status) => `${status} ${s.counts[status]}`).join(', ') || 'nothing yet';
   return `${counts}${s.pending ? `, not yet done ${s.pending}` : ''} (${s.total} rows, ${s.warmupRequests} warm-up requests)`;
 }
