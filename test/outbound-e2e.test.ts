@@ -9,7 +9,7 @@ import type { Lab, LabOptions } from '../src/sim/lab.js';
 import { parseInviteHeaders } from '../src/sim/call-model.js';
 import type { PbxKind, PbxSim } from '../src/sim/pbx-sim.js';
 import { parseCallRequest, type CallRequestInput } from '../src/outbound/request.js';
-import { labPerTest, waitFor } from './helpers.js';
+import { labPerTest } from './helpers.js';
 
 const TO = '+442079460018';
 const FROM = '+12025550143';

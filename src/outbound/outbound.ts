@@ -7,13 +7,12 @@
  */
 import { EventEmitter } from 'node:events';
 import type { Clock } from '../clock.js';
-import type { Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import { runAnsweredOutbound, warmupRequest, type FlowDeps, type WarmSession } from '../core/call-flow.js';
 import { selectRoute, type Route } from '../core/route.js';
-import type { Admission, TrunkGate } from '../core/trunk.js';
+import type { Admission } from '../core/trunk.js';
 import type { CallOutcome, PbxDialer } from '../core/types.js';
-import type { TwinApi, WarmupResult } from '../twin/warmup.js';
+import type { WarmupResult } from '../twin/warmup.js';
 import type { CallRequest } from './request.js';
 
 export type OutboundStatus =
