@@ -69,15 +69,16 @@ describe.each<PbxKind>(['asterisk', 'freeswitch'])('%s: outbound call', (pbxKind
   });
 
   it.each([
-    ['busy', { kind: 'busy' as const }, 'busy'],
-    ['no answer', { kind: 'no-answer' as const }, 'no-answer'],
-    ['congestion', { kind: 'unavailable' as const }, 'failed'],
-  ])('reports a subscriber who is %s, without a bot leg', async (_name, behaviour, status) => {
+    // The PBX's own words: Asterisk's ChannelDestroyed cause, FreeSWITCH's BACKGROUND_JOB -ERR cause.
+    ['busy', { kind: 'busy' as const }, 'busy', /^(cause 17 \(User busy\), SIP 486|USER_BUSY)$/],
+    ['no answer', { kind: 'no-answer' as const }, 'no-answer', /^(cause 19 \(User alerting, no answer\), SIP 480|NO_ANSWER)$/],
+    ['congestion', { kind: 'unavailable' as const }, 'failed', /^(cause 34 \(Circuit\/channel congestion\), SIP 503|NORMAL_TEMPORARY_FAILURE)$/],
+  ])('reports a subscriber who is %s, without a bot leg', async (_name, behaviour, status, detail) => {
     const { lab, pbx, call } = await start({ config: { outbound: { ring_timeout_s: 1 } } });
     pbx.setSubscriberBehaviour(() => behaviour);
     const result = await call().result;
     expect(result).toMatchObject({ status });
-    expect(result.detail).toBeTruthy();
+    expect(result.detail).toMatch(detail);
     expect(pbx.invites).toHaveLength(0);
     expect(lab.daemon.gate.snapshot().active).toBe(0);
   });

@@ -29,9 +29,16 @@ export async function runCallFlow(call: AnsweredCall, deps: FlowDeps): Promise<C
   const startedAt = deps.clock.now();
   const route = selectRoute(deps.config().routes, { hints: call.hints, dialed: call.dialed, caller: call.caller });
   for (const warning of route.warnings) deps.log.warn({ callId: call.id }, warning);
+  return settle(call, route, deps, startedAt, () => admitAndConnect(call, route, deps, startedAt));
+}
+
+/** Runs a call's flow to its verdict; an unexpected error sends the caller to the fallback. Always releases. */
+async function settle(
+  call: AnsweredCall, route: Route, deps: FlowDeps, startedAt: number, flow: () => Promise<Verdict>,
+): Promise<CallOutcome> {
   let verdict: Verdict;
   try {
-    verdict = await admitAndConnect(call, route, deps, startedAt);
+    verdict = await flow();
   } catch (err) {
     deps.log.error({ callId: call.id, err }, 'call flow failed; sending the caller to the fallback');
     verdict = { status: await leave(call, route.fallback, 'ERROR', deps), detail: (err as Error).message };
@@ -68,16 +75,7 @@ export async function runAnsweredOutbound(
   call: AnsweredCall, route: Route, session: WarmSession, admission: Admission, deps: FlowDeps,
 ): Promise<CallOutcome> {
   const startedAt = deps.clock.now();
-  let verdict: Verdict;
-  try {
-    verdict = await renewIfStaleAndConnect(call, route, session, admission, deps, startedAt);
-  } catch (err) {
-    deps.log.error({ callId: call.id, err }, 'outbound call flow failed; hanging up');
-    verdict = { status: await leave(call, route.fallback, 'ERROR', deps), detail: (err as Error).message };
-  } finally {
-    await call.release().catch((err: unknown) => deps.log.warn({ callId: call.id, err }, 'release failed'));
-  }
-  return { callId: call.id, pbx: call.pbx, bot: route.bot, setupMs: deps.clock.now() - startedAt, ...verdict };
+  return settle(call, route, deps, startedAt, () => renewIfStaleAndConnect(call, route, session, admission, deps, startedAt));
 }
 
 async function renewIfStaleAndConnect(

@@ -411,20 +411,15 @@ export class AriSimulator {
   }
 
   private createChannel(q: URLSearchParams, body?: Record<string, unknown>): [number, unknown] {
-    const endpoint = q.get('endpoint');
-    const appName = q.get('app');
-    if (!endpoint) return [400, { message: 'Endpoint must be specified' }];
-    if (!appName) return [400, { message: 'Application or extension must be specified' }];
-    const variables = (body?.variables ?? {}) as Record<string, unknown>;
-    if (Object.values(variables).some((v) => typeof v !== 'string')) {
-      return [400, { message: "Each value in 'variables' must be a string or an object with 'value' and optional 'report_events'" }];
-    }
+    const parsed = channelParams(q, body);
+    if ('error' in parsed) return parsed.error;
+    const { endpoint, appName, variables } = parsed;
     const [tech, resource] = endpoint.split('/');
     if (tech !== 'PJSIP' || !(this.options.endpoints ?? ['twin']).includes(resource ?? '')) return [500, { error: 'Allocation failed' }];
     const id = q.get('channelId') ?? this.nextId();
     const ch = this.newChannel(id, `PJSIP/${resource}-${this.hexSeq()}`, 'created', { name: '', number: '' });
     ch.endpoint = endpoint;
-    for (const [k, v] of Object.entries(variables)) ch.vars.set(k, v as string);
+    for (const [k, v] of Object.entries(variables)) ch.vars.set(k, v);
     ch.app = appName;
     ch.appArgs = (q.get('appArgs') ?? '').split(',').filter((a) => a !== '');
     ch.dialplan = { context: 'from-twin', exten: 's', priority: 1, app_name: '', app_data: '' };
@@ -441,14 +436,9 @@ export class AriSimulator {
 
   /** POST /channels with app=: rings PJSIP/<number>@<endpoint>; answered, it enters Stasis (b1, d4, d6). */
   private originate(q: URLSearchParams, body?: Record<string, unknown>): [number, unknown] {
-    const endpoint = q.get('endpoint');
-    const appName = q.get('app');
-    if (!endpoint) return [400, { message: 'Endpoint must be specified' }];
-    if (!appName) return [400, { message: 'Application or extension must be specified' }];
-    const variables = (body?.variables ?? {}) as Record<string, unknown>;
-    if (Object.values(variables).some((v) => typeof v !== 'string')) {
-      return [400, { message: "Each value in 'variables' must be a string or an object with 'value' and optional 'report_events'" }];
-    }
+    const parsed = channelParams(q, body);
+    if ('error' in parsed) return parsed.error;
+    const { endpoint, appName, variables } = parsed;
     const m = /^PJSIP\/([^@/]+)@([^/]+)$/.exec(endpoint);
     if (!m || !(this.options.endpoints ?? ['twin', 'carrier']).includes(m[2]!)) return [500, { error: 'Allocation failed' }];
     const id = q.get('channelId') ?? this.nextId();
@@ -457,7 +447,7 @@ export class AriSimulator {
     const ch = this.newChannel(id, `PJSIP/${m[2]}-${this.hexSeq()}`, 'created', { name: '', number: callerId });
     ch.endpoint = endpoint;
     ch.subscriber = m[1]!;
-    for (const [k, v] of Object.entries(variables)) ch.vars.set(k, v as string);
+    for (const [k, v] of Object.entries(variables)) ch.vars.set(k, v);
     ch.app = appName;
     ch.awaitingAnswer = true;
     ch.appArgs = (q.get('appArgs') ?? '').split(',').filter((a) => a !== '');
@@ -666,4 +656,18 @@ export class AriSimulator {
     }
     return [204, undefined];
   }
+}
+
+/** What POST /channels and /channels/create both require, with Asterisk's error bodies. */
+function channelParams(q: URLSearchParams, body?: Record<string, unknown>):
+  { endpoint: string; appName: string; variables: Record<string, string> } | { error: [number, unknown] } {
+  const endpoint = q.get('endpoint');
+  const appName = q.get('app');
+  if (!endpoint) return { error: [400, { message: 'Endpoint must be specified' }] };
+  if (!appName) return { error: [400, { message: 'Application or extension must be specified' }] };
+  const variables = (body?.variables ?? {}) as Record<string, unknown>;
+  if (Object.values(variables).some((v) => typeof v !== 'string')) {
+    return { error: [400, { message: "Each value in 'variables' must be a string or an object with 'value' and optional 'report_events'" }] };
+  }
+  return { endpoint, appName, variables: variables as Record<string, string> };
 }
