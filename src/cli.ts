@@ -127,17 +127,29 @@ function requireConfig(path: string | undefined): string {
   return path;
 }
 
+/** SIGTERM/SIGINT: graceful stop (a second one hangs up at once); SIGHUP: reload the config file. */
 async function runDaemon(configPath: string): Promise<number> {
   const config = loadConfigFile(configPath);
-  const log = createLogger({ level: config.log.level });
+  const log = createLogger({ level: config.log.level, maskNumbers: config.log.mask_numbers });
   const daemon = new Daemon(config, { log });
+  process.on('SIGHUP', () => {
+    try {
+      daemon.reload(loadConfigFile(configPath));
+    } catch (err) {
+      log.error({ problems: err instanceof ConfigError ? err.problems : [(err as Error).message] },
+        'config not reloaded: the file has errors; still running with the previous config');
+    }
+  });
   await daemon.start();
   await new Promise<void>((resolve) => {
     process.once('SIGTERM', resolve);
     process.once('SIGINT', resolve);
   });
-  log.info('stopping: waiting for live calls to leave');
+  const stopNow = () => daemon.hurry();
+  process.once('SIGTERM', stopNow);
+  process.once('SIGINT', stopNow);
   await daemon.stop();
+  log.info('stopped');
   return 0;
 }
 

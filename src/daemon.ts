@@ -5,7 +5,9 @@ import { EventEmitter } from 'node:events';
 import { systemClock, type Clock } from './clock.js';
 import type { Config } from './config/schema.js';
 import type { Logger } from './log.js';
-import { runCallFlow, type FlowDeps } from './core/call-flow.js';
+import { runCallFlow, runRefusedCall, type FlowDeps } from './core/call-flow.js';
+import { Callbacks } from './callbacks/callbacks.js';
+import { Metrics } from './http/metrics.js';
 import { Outbound, type OutboundResult } from './outbound/outbound.js';
 import type { CallRequest } from './outbound/request.js';
 import { Campaign, type CampaignLimits } from './outbound/campaign.js';
@@ -39,12 +41,17 @@ export class Daemon extends EventEmitter {
   readonly asterisk?: AsteriskDriver;
   readonly freeswitch?: FreeSwitchDriver;
   readonly outbound: Outbound;
-  /** The HTTP port (dialer API), when configured and running as the daemon. */
+  /** The HTTP port (health, metrics, trunk, callbacks, dialer API), when configured and running as the daemon. */
   readonly httpServer?: HttpServer;
+  readonly metrics?: Metrics;
+  readonly callbacks?: Callbacks;
   private readonly publishesTrunk: boolean;
   private readonly http: TwinHttp;
   private readonly log: Logger;
   private readonly live = new Set<Promise<unknown>>();
+  private stopping = false;
+  /** Aborted by a second SIGTERM: stop waiting for live calls. */
+  private readonly impatience = new AbortController();
 
   constructor(private config: Config, options: DaemonOptions) {
     super();
@@ -66,34 +73,96 @@ export class Daemon extends EventEmitter {
     this.outbound = new Outbound({
       ...this.flowDeps(), dialers: { asterisk: this.asterisk, freeswitch: this.freeswitch },
     });
-    if (config.http && !dialer) {
-      this.httpServer = new HttpServer(config.http, {
-        config: () => this.config,
-        placeCall: (request) => this.placeCall(request),
-        onProgress: (listener) => this.outbound.on('progress', listener),
-      }, this.log);
+    if (!dialer) {
+      const metrics = this.metrics = this.createMetrics();
+      this.outbound.on('result', (result: OutboundResult) => metrics.recordOutbound(result));
+      if (config.callbacks) this.callbacks = new Callbacks(config.callbacks, this.clock, this.log, (r) => metrics.recordCallback(r));
     }
+    if (config.http && this.metrics) this.httpServer = this.createHttpServer(config.http, this.metrics);
     this.gate.on('change', (snapshot: TrunkSnapshot) => this.onTrunkChange(snapshot));
   }
 
-  /** Connects to each configured PBX; rejects only if FreeSWITCH's call socket port cannot be used. */
+  /** Connects to each configured PBX; rejects only if a port (HTTP, FreeSWITCH's call socket) or the callback folder cannot be used. */
   async start(): Promise<void> {
     if (this.publishesTrunk) {
       const trunk = this.gate.snapshot();
       this.asterisk?.publishTrunk(trunk);
       this.freeswitch?.publishTrunk(trunk);
     }
+    await this.callbacks?.start().catch((err: NodeJS.ErrnoException) => {
+      throw new Error(`cannot use the callback folder ${this.config.callbacks?.dir}: ${err.code ?? err.message}`);
+    });
     await this.httpServer?.listen();
     await Promise.all([this.asterisk?.start(), this.freeswitch?.start()]);
   }
 
-  /** Stops taking events and waits for the calls in progress to leave. */
-  async stop(): Promise<void> {
-    await this.httpServer?.close(); // no new calls from the dialer API
-    await Promise.allSettled([...this.live]);
+  /**
+   * Graceful stop: new calls go to their fallback (UNAVAILABLE), the dialer API answers 503, live
+   * calls go on for up to `timeoutMs` (shutdown.timeout_s); the ones left then are hung up.
+   */
+  async stop(timeoutMs = this.config.shutdown.timeout_s * 1000): Promise<void> {
+    this.stopping = true;
+    this.httpServer?.drain();
+    if (this.live.size > 0) this.log.info({ activeCalls: this.live.size, timeoutS: Math.round(timeoutMs / 1000) }, 'stopping: waiting for live calls to end');
+    if (!(await this.waitForCalls(timeoutMs))) {
+      this.log.warn({ activeCalls: this.live.size }, 'shutdown timeout: hanging up the calls still in progress');
+      await Promise.all([this.asterisk?.hangupAll(), this.freeswitch?.hangupAll()]);
+      await this.waitForCalls(10_000);
+    }
     this.asterisk?.stop();
     await this.freeswitch?.stop();
+    await this.callbacks?.stop();
+    await this.httpServer?.close();
     await this.http.close();
+  }
+
+  /** During stop(): hang up the calls left now instead of waiting for the timeout. */
+  hurry(): void {
+    this.impatience.abort();
+  }
+
+  /**
+   * Applies a reloaded config (SIGHUP): routes, trunk limits, session, outbound, SIP headers,
+   * callback URLs, log level and the API token take effect for the next call. Connection settings
+   * (PBX, Twin's addresses and login, HTTP address, callbacks) need a restart: kept, with a warning.
+   */
+  reload(next: Config): string[] {
+    const needRestart = (['asterisk', 'freeswitch', 'http', 'callbacks'] as const)
+      .filter((key) => JSON.stringify(withoutToken(key, next[key])) !== JSON.stringify(withoutToken(key, this.config[key])));
+    const { sip, callback_urls, ...twinRest } = next.twin;
+    const { sip: _sip, callback_urls: _urls, ...oldTwinRest } = this.config.twin;
+    if (JSON.stringify(twinRest) !== JSON.stringify(oldTwinRest)) needRestart.push('twin' as never);
+    this.config = {
+      ...next,
+      twin: { ...this.config.twin, sip, callback_urls },
+      asterisk: this.config.asterisk, freeswitch: this.config.freeswitch, callbacks: this.config.callbacks,
+      http: this.config.http && next.http ? { ...this.config.http, api_token: next.http.api_token } : this.config.http,
+    };
+    this.gate.setLimits(this.config.trunk);
+    this.log.level = this.config.log.level;
+    const skipped = needRestart.map((key) => `${key} changed: takes effect after a restart`);
+    for (const line of skipped) this.log.warn(line);
+    this.log.info({ routes: this.config.routes.table.length, trunk: this.config.trunk }, 'config reloaded');
+    return skipped;
+  }
+
+  /** Why the product cannot take calls now; empty when it can (GET /readyz). */
+  async notReadyBecause(): Promise<string[]> {
+    const problems: string[] = [];
+    if (this.stopping) problems.push('stopping');
+    for (const driver of [this.asterisk, this.freeswitch]) {
+      if (driver && driver.state !== 'connected') problems.push(`${driver.pbx}: ${driver.state}${driver.lastProblem ? ` (${driver.lastProblem})` : ''}`);
+    }
+    const trunk = this.gate.snapshot();
+    if (trunk.state === 'throttled') {
+      problems.push(`Twin trunk throttled until ${new Date(trunk.cooldownUntil ?? 0).toISOString()} (${trunk.lastFailure ?? 'failure'})`);
+    }
+    try {
+      await this.twin.auth.token();
+    } catch (err) {
+      problems.push((err as Error).message);
+    }
+    return problems;
   }
 
   get activeCalls(): number {
@@ -124,12 +193,53 @@ export class Daemon extends EventEmitter {
   }
 
   private handle(call: AnsweredCall): void {
-    this.track(runCallFlow(call, this.flowDeps()).then((outcome) => this.report(outcome)));
+    const flow = this.stopping ? runRefusedCall(call, this.flowDeps(), 'the product is stopping') : runCallFlow(call, this.flowDeps());
+    this.track(flow.then((outcome) => this.report(outcome)));
   }
 
+  /** One log line per call: id, route, outcome, warm-up and setup times. */
   private report(outcome: CallOutcome): void {
     this.log.info({ outcome }, `call ${outcome.status.toLowerCase()}`);
+    this.metrics?.recordInbound(outcome);
     this.emit('outcome', outcome);
+  }
+
+  /** Resolves true when no call is left, false after `timeoutMs` (on the daemon's clock). */
+  private async waitForCalls(timeoutMs: number): Promise<boolean> {
+    const timeout = new AbortController();
+    const timedOut = this.clock.sleep(timeoutMs, AbortSignal.any([timeout.signal, this.impatience.signal])).then(() => false);
+    const drained = (async () => {
+      while (this.live.size > 0) await Promise.allSettled([...this.live]);
+      return true;
+    })();
+    const result = await Promise.race([drained, timedOut]);
+    timeout.abort();
+    return result;
+  }
+
+  private createMetrics(): Metrics {
+    const auth = this.twin.auth;
+    return new Metrics({
+      activeCalls: () => this.live.size,
+      trunk: () => this.gate.snapshot(),
+      pbxConnections: () => [this.asterisk, this.freeswitch].flatMap((d) => (d ? [{ pbx: d.pbx, state: d.state }] : [])),
+      logins: () => ({ ok: auth.logins - auth.loginFailures, failed: auth.loginFailures }),
+      warmupRequests: () => this.twin.requests,
+      callbacks: () => ({ pending: this.callbacks?.pending ?? 0 }),
+    });
+  }
+
+  private createHttpServer(cfg: NonNullable<Config['http']>, metrics: Metrics): HttpServer {
+    const callbacks = this.callbacks;
+    return new HttpServer(cfg, {
+      config: () => this.config,
+      placeCall: (request) => this.placeCall(request),
+      onProgress: (listener) => this.outbound.on('progress', listener),
+      metrics: () => metrics.text(),
+      notReadyBecause: () => this.notReadyBecause(),
+      trunk: () => this.gate.snapshot(),
+      receiveCallback: callbacks ? (raw) => callbacks.receive(raw) : undefined,
+    }, this.log);
   }
 
   private onTrunkChange(snapshot: TrunkSnapshot): void {
@@ -139,4 +249,11 @@ export class Daemon extends EventEmitter {
     this.freeswitch?.publishTrunk(snapshot);
     this.emit('trunk', snapshot);
   }
+}
+
+/** The API token is reloadable; the rest of the http section is not. */
+function withoutToken(key: string, section: unknown): unknown {
+  if (key !== 'http' || section === undefined) return section;
+  const { api_token: _token, ...rest } = section as { api_token?: string };
+  return rest;
 }

@@ -12,8 +12,13 @@ const REDACTED_PATHS = [
   'config.asterisk.password', 'refreshToken', '*.refreshToken',
 ];
 
+/** Fields that hold phone numbers; masked when log.mask_numbers is on. */
+const NUMBER_PATHS = ['outcome.caller', 'outcome.dialed', 'outbound.to', 'outbound.from', 'caller', 'dialed', 'to', 'from'];
+
 export interface LogOptions {
   level?: string;
+  /** Keep only the last 3 digits of phone numbers. */
+  maskNumbers?: boolean;
   /** Destination stream; defaults to stdout. Tests pass a buffer to read the lines back. */
   destination?: NodeJS.WritableStream;
 }
@@ -23,7 +28,10 @@ export function createLogger(options: LogOptions = {}): Logger {
     {
       level: options.level ?? 'info',
       base: { app: 'twin-connector' },
-      redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
+      redact: {
+        paths: options.maskNumbers ? [...REDACTED_PATHS, ...NUMBER_PATHS] : REDACTED_PATHS,
+        censor: (value, path) => (NUMBER_PATHS.includes(path.join('.')) ? maskNumber(value) : '[redacted]'),
+      },
       timestamp: pino.stdTimeFunctions.isoTime,
     },
     options.destination ?? process.stdout,
@@ -31,3 +39,8 @@ export function createLogger(options: LogOptions = {}): Logger {
 }
 
 export const silentLogger: Logger = pino({ level: 'silent' });
+
+/** '+447700900123' → '+*********123'. */
+export function maskNumber(value: unknown): string {
+  return String(value).replace(/\d(?=\d{3})/g, '*');
+}

@@ -40,7 +40,14 @@ export const RouteSchema = z.object({
 export const ConfigSchema = z.object({
   log: z.object({
     level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-  }).strict().default({ level: 'info' }),
+    /** Show only the last 3 digits of phone numbers in log lines. */
+    mask_numbers: z.boolean().default(false),
+  }).strict().default({ level: 'info', mask_numbers: false }),
+
+  shutdown: z.object({
+    /** On SIGTERM, live calls may go on this long; then the ones left are hung up and the process exits. */
+    timeout_s: positiveInt.default(300),
+  }).strict().default({ timeout_s: 300 }),
 
   twin: z.object({
     iam_url: url,
@@ -145,6 +152,20 @@ export const ConfigSchema = z.object({
     api_token: z.string().min(16, 'must be at least 16 characters').optional(),
   }).strict().optional(),
 
+  callbacks: z.object({
+    /** How Twin reaches this product's HTTP port, e.g. https://connector.example.com:8080. */
+    public_url: url,
+    /** Put in the callback URL's path so only Twin (who got it in the warm-up) can post. */
+    secret: z.string().regex(/^[A-Za-z0-9_-]{16,128}$/, 'must be 16 to 128 letters, digits, _ or -'),
+    /** Where callbacks are kept until forwarded (and for de-duplication afterwards). */
+    dir: z.string().min(1).default('/var/lib/twin-connector/callbacks'),
+    /** The customer's URL(s) that get every callback. */
+    forward_to: z.array(url).min(1, 'name at least one URL to forward callbacks to'),
+    forward_timeout_ms: positiveInt.default(5000),
+    /** Give up forwarding a callback after this long (it stays in failed/). */
+    retry_for_h: positiveInt.max(720).default(24),
+  }).strict().optional(),
+
   routes: z.object({
     default: z.object({ ...RouteFields, bot: z.string().min(1).max(128) }).strict(),
     table: z.array(RouteSchema).default([]),
@@ -152,6 +173,9 @@ export const ConfigSchema = z.object({
 }).strict()
   .refine((c) => c.asterisk !== undefined || c.freeswitch !== undefined, {
     message: 'configure asterisk or freeswitch (or both): the product needs a PBX to take calls from',
+  })
+  .refine((c) => c.callbacks === undefined || c.http !== undefined, {
+    message: 'callbacks need the http section: Twin posts them to the product\'s HTTP port', path: ['callbacks'],
   });
 
 export type Config = z.infer<typeof ConfigSchema>;

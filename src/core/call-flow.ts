@@ -8,6 +8,7 @@ import { pbxSettings, type Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import type { TwinApi, WarmupCall } from '../twin/warmup.js';
 import { buildSipTarget } from '../twin/sip.js';
+import { ownCallbackUrl } from '../callbacks/callbacks.js';
 import { selectRoute, type Route } from './route.js';
 import type { Admission, TrunkGate } from './trunk.js';
 import type { AnsweredCall, CallOutcome, CallStatus, Fallback, HoldKind, TwinStatus } from './types.js';
@@ -23,13 +24,20 @@ export interface FlowDeps {
   onConnected?: (callId: string) => void;
 }
 
-type Verdict = Omit<CallOutcome, 'callId' | 'pbx' | 'bot' | 'setupMs'>;
+/** How a call ended; setupMs is set when the bot answered (else it is the time until the verdict). */
+type Verdict = Omit<CallOutcome, 'callId' | 'pbx' | 'direction' | 'caller' | 'dialed' | 'route' | 'bot' | 'setupMs'> & { setupMs?: number };
 
 export async function runCallFlow(call: AnsweredCall, deps: FlowDeps): Promise<CallOutcome> {
   const startedAt = deps.clock.now();
   const route = selectRoute(deps.config().routes, { hints: call.hints, dialed: call.dialed, caller: call.caller });
   for (const warning of route.warnings) deps.log.warn({ callId: call.id }, warning);
   return settle(call, route, deps, startedAt, () => admitAndConnect(call, route, deps, startedAt));
+}
+
+/** A call that arrives while the product is stopping: straight to the route's fallback. */
+export async function runRefusedCall(call: AnsweredCall, deps: FlowDeps, detail: string): Promise<CallOutcome> {
+  const route = selectRoute(deps.config().routes, { hints: call.hints, dialed: call.dialed, caller: call.caller });
+  return settle(call, route, deps, deps.clock.now(), async () => ({ status: await leave(call, route.fallback, 'UNAVAILABLE', deps), detail }));
 }
 
 /** Runs a call's flow to its verdict; an unexpected error sends the caller to the fallback. Always releases. */
@@ -45,7 +53,11 @@ async function settle(
   } finally {
     await call.release().catch((err: unknown) => deps.log.warn({ callId: call.id, err }, 'release failed'));
   }
-  return { callId: call.id, pbx: call.pbx, bot: route.bot, setupMs: deps.clock.now() - startedAt, ...verdict };
+  return {
+    callId: call.id, pbx: call.pbx, direction: call.direction, caller: cleanNumber(call.caller), dialed: cleanNumber(call.dialed),
+    route: route.name, bot: route.bot,
+    ...verdict, setupMs: verdict.setupMs ?? deps.clock.now() - startedAt,
+  };
 }
 
 async function admitAndConnect(call: AnsweredCall, route: Route, deps: FlowDeps, startedAt: number): Promise<Verdict> {
@@ -148,12 +160,13 @@ async function connectToBot(
     return { status: await leave(call, route.fallback, 'BOT_FAILED', deps), warmupMs, twinId, detail };
   }
 
+  const setupMs = deps.clock.now() - session.startedAt;
   deps.onConnected?.(call.id);
   await call.setStatus('CONNECTED').catch((err: unknown) => deps.log.warn({ callId: call.id, err }, 'could not set TWIN_STATUS'));
-  deps.log.info({ callId: call.id, twinId, warmupMs, setupMs: deps.clock.now() - session.startedAt }, 'caller connected to the bot');
+  deps.log.info({ callId: call.id, twinId, warmupMs, setupMs }, 'caller connected to the bot');
   const endedBy = await result.ended;
   if (endedBy === 'bot' && !call.ended.aborted) await leave(call, route.afterBotHangup, 'CONNECTED', deps);
-  return { status: 'CONNECTED', warmupMs, twinId, endedBy };
+  return { status: 'CONNECTED', warmupMs, twinId, endedBy, setupMs };
 }
 
 /** Sends the caller to the route's fallback; a caller who already hung up is left alone. */
@@ -178,8 +191,13 @@ export function warmupRequest(
     number: cleanNumber(call.dialed),
     botSettingsId: route.bot,
     variables: { ...route.variables, direction: call.direction },
-    callback: config.twin.callback_urls.map((url) => ({ url, data: { callId: call.id } })),
+    callback: callbackUrls(config).map((url) => ({ url, data: { callId: call.id } })),
   };
+}
+
+/** The product's own callback URL (stored, then forwarded) first, then any Twin should call directly. */
+function callbackUrls(config: Config): string[] {
+  return [...(config.callbacks ? [ownCallbackUrl(config.callbacks)] : []), ...config.twin.callback_urls];
 }
 
 /** Phone numbers from the network may carry anything; Twin gets digits, + * # only. */

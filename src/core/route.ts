@@ -1,6 +1,8 @@
 import type { Config, Fallback, RouteEntry } from '../config/schema.js';
 
 export interface Route {
+  /** Which config entry matched: 'default' or 'table[N]' (for the outcome log line). */
+  name: string;
   bot: string;
   record: boolean;
   externalId?: string;
@@ -27,9 +29,11 @@ const SAFE_VALUE = /^[^\u0000-\u001f\u007f]{0,256}$/;
  * and caller, then the default.
  */
 export function selectRoute(routes: Config['routes'], input: RouteInput): Route {
-  const entry = routes.table.find((r) => matches(r, input));
+  const index = routes.table.findIndex((r) => matches(r, input));
+  const entry = routes.table[index];
   const base = routes.default;
   const route: Route = {
+    name: entry ? `table[${index}]` : 'default',
     bot: entry?.bot ?? base.bot,
     record: entry?.record ?? base.record ?? false,
     variables: { ...base.variables, ...entry?.variables },

@@ -39,7 +39,7 @@ export class TrunkGate extends EventEmitter {
   private readonly recent: number[] = [];
   private wasAtCapacity = false;
 
-  constructor(private readonly limits: Config['trunk'], private readonly clock: Clock) {
+  constructor(private limits: Config['trunk'], private readonly clock: Clock) {
     super();
     this.since = clock.now();
   }
@@ -77,6 +77,13 @@ export class TrunkGate extends EventEmitter {
   release(admission: Admission): void {
     this.active = Math.max(0, this.active - 1);
     if (admission.probe) this.probeInFlight = false;
+    this.emitIfCapacityFlipped();
+  }
+
+  /** New limits from a reloaded config; calls already admitted stay. A running cool-down keeps its end. */
+  setLimits(limits: Config['trunk']): void {
+    this.limits = limits;
+    while (this.recent.length > limits.max_calls_per_second) this.recent.shift();
     this.emitIfCapacityFlipped();
   }
 

@@ -53,6 +53,12 @@ export interface AnsweredCall {
 export interface CallOutcome {
   callId: string;
   pbx: AnsweredCall['pbx'];
+  direction: AnsweredCall['direction'];
+  /** Caller and dialled numbers, cleaned (digits, + * #); maskable in logs. */
+  caller: string;
+  dialed: string;
+  /** The route entry that matched ('default', 'table[N]'). */
+  route: string;
   bot: string;
   status: CallStatus;
   twinId?: string;

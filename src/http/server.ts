@@ -1,23 +1,36 @@
 /**
- * The product's HTTP port. The dialer API: `POST /v1/calls` places an outbound call like the
- * CLI's `call` and answers 202 with its id; `GET /v1/calls/{id}` gives its state and outcome.
- * Bearer token from http.api_token; bad bodies get a 400 naming the field.
+ * The product's HTTP port (http.listen_host:listen_port):
+ *   GET  /healthz, /readyz         the process is alive; it can take calls (PBX connected, Twin reachable)
+ *   GET  /metrics                  Prometheus
+ *   GET  /v1/trunk                 trunk state, cool-down end, active calls, capacity
+ *   POST /v1/twin/callbacks/{secret}  Twin's callbacks: stored durably, then forwarded
+ *   POST /v1/calls, GET /v1/calls/{id}  the dialer API (bearer token from http.api_token)
+ * Bad requests get a JSON error naming what is wrong.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { CALLBACK_PATH } from '../callbacks/callbacks.js';
 import type { Config } from '../config/schema.js';
+import type { TrunkSnapshot } from '../core/trunk.js';
 import type { Logger } from '../log.js';
 import type { CallState, OutboundResult } from '../outbound/outbound.js';
 import { parseCallRequest, RequestError, type CallRequest } from '../outbound/request.js';
 
 const MAX_BODY_BYTES = 16 * 1024;
+/** Callbacks may carry a conversation's results. */
+const MAX_CALLBACK_BYTES = 1024 * 1024;
 /** Finished calls remembered for GET; the oldest are forgotten first. */
 const KEEP_FINISHED = 10_000;
 
-export interface DialerHost {
+export interface HttpHost {
   config(): Config;
   placeCall(request: CallRequest): { id: string; result: Promise<OutboundResult> };
   onProgress(listener: (p: { id: string; state: CallState }) => void): void;
+  metrics(): Promise<{ contentType: string; body: string }>;
+  /** Why the product cannot take calls now; empty when it can. */
+  notReadyBecause(): Promise<string[]>;
+  trunk(): TrunkSnapshot;
+  receiveCallback?(raw: Buffer): Promise<{ status: number; body: unknown }>;
 }
 
 interface CallRecord {
@@ -38,8 +51,9 @@ export class HttpServer {
   private readonly server: Server;
   private readonly calls = new Map<string, CallRecord>();
   private readonly finished: string[] = [];
+  private draining = false;
 
-  constructor(private readonly cfg: NonNullable<Config['http']>, private readonly host: DialerHost, private readonly log: Logger) {
+  constructor(private readonly cfg: NonNullable<Config['http']>, private readonly host: HttpHost, private readonly log: Logger) {
     this.server = createServer((req, res) => void this.handle(req, res));
     host.onProgress(({ id, state }) => {
       const call = this.calls.get(id);
@@ -60,6 +74,11 @@ export class HttpServer {
     return (this.server.address() as { port: number } | null)?.port ?? 0;
   }
 
+  /** Stopping: the dialer API answers 503; health, metrics and callbacks go on until close(). */
+  drain(): void {
+    this.draining = true;
+  }
+
   close(): Promise<void> {
     this.server.closeAllConnections();
     return new Promise((resolve) => this.server.close(() => resolve()));
@@ -68,12 +87,21 @@ export class HttpServer {
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     try {
       const path = new URL(req.url ?? '/', 'http://x').pathname;
-      if (path === '/v1/calls' || path.startsWith('/v1/calls/')) {
-        this.authorize(req);
-        if (path === '/v1/calls' && req.method === 'POST') return send(res, 202, this.placeCall(await readJson(req)));
-        const id = decodeURIComponent(path.slice('/v1/calls/'.length));
-        if (id && req.method === 'GET') return send(res, 200, this.describe(id));
-        throw new HttpError(405, 'use POST /v1/calls or GET /v1/calls/{id}');
+      if (path.startsWith(CALLBACK_PATH)) return await this.callback(req, res, path);
+      if (path === '/v1/calls' || path.startsWith('/v1/calls/')) return await this.dialerApi(req, res, path);
+      if (req.method !== 'GET') throw new HttpError(405, `use GET ${path}`);
+      switch (path) {
+        case '/healthz': return send(res, 200, { status: 'ok' });
+        case '/readyz': {
+          const problems = await this.host.notReadyBecause();
+          return send(res, problems.length === 0 ? 200 : 503, { ready: problems.length === 0, problems });
+        }
+        case '/metrics': {
+          const { contentType, body } = await this.host.metrics();
+          res.writeHead(200, { 'content-type': contentType, 'content-length': Buffer.byteLength(body) });
+          return void res.end(body);
+        }
+        case '/v1/trunk': return send(res, 200, describeTrunk(this.host.trunk()));
       }
       throw new HttpError(404, 'not found');
     } catch (err) {
@@ -86,8 +114,29 @@ export class HttpServer {
     }
   }
 
+  private async dialerApi(req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
+    this.authorize(req);
+    if (path === '/v1/calls' && req.method === 'POST') {
+      if (this.draining) throw new HttpError(503, 'the product is stopping: no new calls');
+      return send(res, 202, this.placeCall(await readJson(req)));
+    }
+    const id = decodeURIComponent(path.slice('/v1/calls/'.length));
+    if (id && req.method === 'GET') return send(res, 200, this.describe(id));
+    throw new HttpError(405, 'use POST /v1/calls or GET /v1/calls/{id}');
+  }
+
+  /** A wrong secret answers 404, as if there were nothing here. */
+  private async callback(req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
+    const secret = this.host.config().callbacks?.secret;
+    const given = decodeURIComponent(path.slice(CALLBACK_PATH.length));
+    if (!this.host.receiveCallback || secret === undefined || !sameSecret(given, secret)) throw new HttpError(404, 'not found');
+    if (req.method !== 'POST') throw new HttpError(405, 'Twin callbacks are POSTed');
+    const { status, body } = await this.host.receiveCallback(await readBody(req, MAX_CALLBACK_BYTES));
+    return send(res, status, body);
+  }
+
   private authorize(req: IncomingMessage): void {
-    const expected = this.cfg.api_token;
+    const expected = this.host.config().http?.api_token; // reloadable
     if (!expected) throw new HttpError(403, 'the dialer API is off: set http.api_token in the config');
     const header = req.headers.authorization ?? '';
     const given = header.startsWith('Bearer ') ? header.slice(7) : '';
@@ -130,19 +179,36 @@ function sameSecret(given: string, expected: string): boolean {
   return timingSafeEqual(digest(given), digest(expected));
 }
 
-async function readJson(req: IncomingMessage): Promise<unknown> {
+async function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of req) {
     size += (chunk as Buffer).length;
-    if (size > MAX_BODY_BYTES) throw new HttpError(413, `body larger than ${MAX_BODY_BYTES} bytes`);
+    if (size > limit) throw new HttpError(413, `body larger than ${limit} bytes`);
     chunks.push(chunk as Buffer);
   }
+  return Buffer.concat(chunks);
+}
+
+async function readJson(req: IncomingMessage): Promise<unknown> {
+  const raw = await readBody(req, MAX_BODY_BYTES);
   try {
-    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
+    return JSON.parse(raw.toString('utf8'));
   } catch {
     throw new HttpError(400, 'body is not JSON', '(body)');
   }
+}
+
+/** The trunk for dialers: times as ISO strings. */
+function describeTrunk(trunk: TrunkSnapshot): Record<string, unknown> {
+  return {
+    state: trunk.state,
+    since: new Date(trunk.since).toISOString(),
+    cooldownUntil: trunk.cooldownUntil === undefined ? null : new Date(trunk.cooldownUntil).toISOString(),
+    activeCalls: trunk.active,
+    capacity: { maxConcurrentCalls: trunk.maxConcurrent, maxCallsPerSecond: trunk.maxPerSecond, atCapacity: trunk.atCapacity },
+    lastFailure: trunk.lastFailure ?? null,
+  };
 }
 
 function send(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {

@@ -33,6 +33,8 @@ export interface OutboundResult {
   warmupMs?: number;
   /** From the dial to the answer (or the failure). */
   ringMs?: number;
+  /** From the answer to the bot answering. */
+  setupMs?: number;
   endedBy?: 'caller' | 'bot';
 }
 
@@ -157,12 +159,12 @@ export class Outbound extends EventEmitter {
   }
 }
 
-function fromOutcome(outcome: CallOutcome): Pick<OutboundResult, 'status' | 'detail' | 'twinId' | 'warmupMs' | 'endedBy'> {
+function fromOutcome(outcome: CallOutcome): Pick<OutboundResult, 'status' | 'detail' | 'twinId' | 'warmupMs' | 'endedBy' | 'setupMs'> {
   const status: Record<CallOutcome['status'], OutboundStatus> = {
     CONNECTED: 'connected', REJECTED: 'rejected', UNAVAILABLE: 'unavailable', THROTTLED: 'throttled', BUSY: 'over-capacity',
     BOT_FAILED: 'bot-failed', STALE: 'stale', ERROR: 'error', ABANDONED: 'abandoned',
   };
-  const picked: Pick<OutboundResult, 'status' | 'detail' | 'twinId' | 'warmupMs' | 'endedBy'> = { status: status[outcome.status] };
+  const picked: ReturnType<typeof fromOutcome> = { status: status[outcome.status], setupMs: outcome.setupMs };
   if (outcome.detail !== undefined) picked.detail = outcome.detail;
   if (outcome.twinId !== undefined) picked.twinId = outcome.twinId;
   if (outcome.warmupMs !== undefined) picked.warmupMs = outcome.warmupMs;

@@ -25,8 +25,9 @@ interface CachedToken {
 export class TwinAuth {
   private cached?: CachedToken;
   private inFlight?: Promise<string>;
-  /** Logins and refreshes made, for metrics and tests. */
+  /** Logins and refreshes made (and how many of them failed), for metrics and tests. */
   logins = 0;
+  loginFailures = 0;
 
   constructor(
     private readonly cfg: Config['twin'],
@@ -71,6 +72,15 @@ export class TwinAuth {
 
   private async request(path: string, body: unknown): Promise<string> {
     this.logins += 1;
+    try {
+      return await this.exchange(path, body);
+    } catch (err) {
+      this.loginFailures += 1;
+      throw err;
+    }
+  }
+
+  private async exchange(path: string, body: unknown): Promise<string> {
     let res;
     try {
       res = await this.http.postJson(new URL(path, this.cfg.iam_url).href, body, { timeoutMs: this.cfg.login_timeout_ms });

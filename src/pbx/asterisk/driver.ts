@@ -65,6 +65,11 @@ export class AsteriskDriver implements AriCallHost, PbxDialer {
     this.restClient?.stop();
   }
 
+  /** Hangs up every caller still with us (shutdown timeout); their flows then release bridges and bot legs. */
+  async hangupAll(): Promise<void> {
+    await Promise.allSettled([...this.calls.values()].map((call) => call.leave({ action: 'hangup', cause: 16 }, 'ERROR')));
+  }
+
   /** Shows the trunk to the dialplan: DEVICE_STATE(Custom:<name>) through ARI's global-variable call. */
   publishTrunk(trunk: TrunkSnapshot): void {
     this.trunk.set(trunkWord(trunk));

@@ -66,6 +66,11 @@ export class FreeSwitchDriver implements PbxDialer {
     await this.server.close();
   }
 
+  /** Hangs up every caller still with us (shutdown timeout). */
+  async hangupAll(): Promise<void> {
+    await Promise.allSettled([...this.calls].map((call) => call.leave({ action: 'hangup', cause: 16 }, 'ERROR')));
+  }
+
   publishTrunk(trunk: TrunkSnapshot): void {
     this.trunk.set(trunkWord(trunk));
   }
