@@ -2,11 +2,11 @@ import { afterEach, expect } from 'vitest';
 import { Lab, type LabOptions } from '../src/sim/lab.js';
 import type { PbxKind } from '../src/sim/pbx-sim.js';
 
-/** Polls until `check` returns a value other than undefined/false (real events take a few ms). */
-export async function waitFor<T>(check: () => T | undefined | false, what: string, timeoutMs = 5000): Promise<T> {
+/** Polls until `check` returns (or resolves to) a value other than undefined/false (real events take a few ms). */
+export async function waitFor<T>(check: () => T | undefined | false | Promise<T | undefined | false>, what: string, timeoutMs = 5000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const value = check();
+    const value = await check();
     if (value !== undefined && value !== false) return value;
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 5));

@@ -117,6 +117,9 @@ export class FreeSwitchSimulator {
     for (const ch of this.channels.values()) ch.session?.socket.destroy();
   }
 
+  /** While true, inbound connections are cut as soon as they arrive (FreeSWITCH restarting). */
+  restarting = false;
+
   dropInbound(): void {
     for (const s of this.inbound) s.destroy();
   }
@@ -581,6 +584,7 @@ export class FreeSwitchSimulator {
   // ---- inbound connections (product → FreeSWITCH :8021) ----
 
   private acceptInbound(socket: Socket): void {
+    if (this.restarting) return void socket.destroy();
     this.inbound.add(socket);
     socket.setNoDelay(true);
     let authed = false;
