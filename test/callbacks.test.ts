@@ -1,0 +1,148 @@
+/**
+ * Twin's callbacks through the daemon's HTTP port: named in the warm-up, stored on disk before the
+ * 200, de-duplicated, forwarded to the customer with retries on the injected clock.
+ */
+import { existsSync, mkdtempSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { ManualClock } from '../src/clock.js';
+import type { Lab } from '../src/sim/lab.js';
+import { CustomerServer } from './customer-server.js';
+import { labPerTest, waitFor } from './helpers.js';
+
+const SECRET = 'cb-secret-0123456789abcdef';
+
+describe('Twin callbacks', () => {
+  const startLab = labPerTest('asterisk');
+  let customer: CustomerServer;
+  let other: CustomerServer;
+  let dir: string;
+  beforeEach(async () => {
+    customer = new CustomerServer();
+    other = new CustomerServer();
+    await Promise.all([customer.start(), other.start()]);
+    dir = mkdtempSync(join(tmpdir(), 'twin-callbacks-'));
+  });
+  afterEach(async () => {
+    await Promise.all([customer.stop(), other.stop()]);
+  });
+
+  async function start(clock?: ManualClock, extra: Record<string, unknown> = {}): Promise<Lab> {
+    return startLab({
+      clock,
+      config: {
+        http: { listen_port: 0 },
+        callbacks: { public_url: 'https://connector.example.com:8443', secret: SECRET, dir, forward_to: [customer.url, other.url], ...extra },
+      },
+    });
+  }
+
+  function post(lab: Lab, body: string, secret = SECRET): Promise<Response> {
+    return fetch(`http://127.0.0.1:${lab.daemon.httpServer!.port}/v1/twin/callbacks/${secret}`, {
+      method: 'POST', headers: { 'content-type': 'application/json' }, body,
+    });
+  }
+
+  const files = (folder: string) => readdirSync(join(dir, folder)).filter((n) => n.endsWith('.json') || n.endsWith('.txt'));
+
+  it('names its own callback URL in the warm-up, ahead of the ones Twin should call directly', async () => {
+    const lab = await startLab({
+      config: {
+        http: { listen_port: 0 },
+        twin: { callback_urls: ['https://crm.example.com/direct'] },
+        callbacks: { public_url: 'https://connector.example.com:8443', secret: SECRET, dir, forward_to: [customer.url] },
+      },
+    });
+    const call = lab.ari.placeCall();
+    await waitFor(() => lab.ari.channel(call.id)?.vars.get('TWIN_STATUS'), 'the call to be bridged');
+    call.hangup();
+    const sent = JSON.parse(lab.twin.warmups[0]!.raw) as { calls: { callback: { url: string; data: unknown }[] }[] };
+    expect(sent.calls[0]!.callback).toEqual([
+      { url: `https://connector.example.com:8443/v1/twin/callbacks/${SECRET}`, data: { callId: call.id } },
+      { url: 'https://crm.example.com/direct', data: { callId: call.id } },
+    ]);
+  });
+
+  it('stores a callback before the 200, forwards it once to each URL, and answers a repeat as a duplicate', async () => {
+    const lab = await start();
+    const event = { type: 'CALL_ENDED', callId: 'twin-1', data: { callId: 'pbx-1' }, result: { success: true } };
+    const first = await post(lab, JSON.stringify(event));
+    expect(first.status).toBe(200);
+    const { id, result } = await first.json() as { id: string; result: string };
+    expect(result).toBe('stored');
+    // On disk once answered: still pending, or already delivered.
+    expect(existsSync(join(dir, 'pending', `${id}.json`)) || existsSync(join(dir, 'delivered', `${id}.json`))).toBe(true);
+
+    // Twin retries (it did not see our 200): same content, keys in another order.
+    const again = await post(lab, JSON.stringify({ result: { success: true }, data: { callId: 'pbx-1' }, callId: 'twin-1', type: 'CALL_ENDED' }));
+    expect(await again.json()).toEqual({ id, result: 'duplicate' });
+
+    await waitFor(() => files('delivered').length === 1, 'the callback to be delivered everywhere');
+    expect(customer.received).toEqual([{ id, body: event }]);
+    expect(other.received).toEqual([{ id, body: event }]);
+    expect(files('pending')).toEqual([]);
+
+    // Unknown event types are kept and forwarded too.
+    const unknown = await post(lab, JSON.stringify({ type: 'SOMETHING_NEW', callId: 'twin-1' }));
+    expect((await unknown.json() as { result: string }).result).toBe('stored');
+    await waitFor(() => files('delivered').length === 2, 'the unknown event to be delivered');
+    expect(customer.received.map((r) => r.body.type)).toEqual(['CALL_ENDED', 'SOMETHING_NEW']);
+    const metrics = await (await fetch(`http://127.0.0.1:${lab.daemon.httpServer!.port}/metrics`)).text();
+    expect(metrics).toContain('twin_connector_callbacks_total{result="stored"} 2');
+    expect(metrics).toContain('twin_connector_callbacks_total{result="duplicate"} 1');
+    expect(metrics).toContain('twin_connector_callbacks_total{result="forwarded"} 4');
+  });
+
+  it('retries a failing customer after 1, 2, 4 s of the clock until it answers 2xx', async () => {
+    const clock = new ManualClock(Date.now());
+    const lab = await start(clock, { forward_to: [customer.url] });
+    customer.status = 500;
+    expect((await post(lab, JSON.stringify({ type: 'CALL_ENDED', callId: 'twin-2' }))).status).toBe(200);
+    for (const [attempt, delayMs] of [[1, 1000], [2, 2000], [3, 4000]] as const) {
+      await waitFor(() => customer.attempts === attempt && clock.sleeping > 0, `attempt ${attempt} to fail`);
+      clock.advance(delayMs - 1);
+      await new Promise((r) => setTimeout(r, 20));
+      expect(customer.attempts).toBe(attempt); // not before its time
+      if (attempt === 3) customer.status = 204;
+      clock.advance(1);
+    }
+    await waitFor(() => files('delivered').length === 1, 'delivery on the fourth attempt');
+    expect(customer.attempts).toBe(4);
+    expect(customer.received).toHaveLength(1);
+  });
+
+  it('gives up after callbacks.retry_for_h and keeps the callback in failed/', async () => {
+    const clock = new ManualClock(Date.now());
+    const lab = await start(clock, { forward_to: [customer.url], retry_for_h: 1 });
+    customer.status = 503;
+    await post(lab, JSON.stringify({ type: 'CALL_ENDED', callId: 'twin-3' }));
+    await waitFor(() => customer.attempts === 1 && clock.sleeping > 0, 'the first attempt');
+    while (files('failed').length === 0 && clock.now() < Date.now() + 3 * 3600_000) {
+      await waitFor(() => clock.sleeping > 0, 'the forwarder to wait');
+      clock.advance(5 * 60_000);
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    await waitFor(() => files('failed').length === 1, 'the callback in failed/');
+    expect(files('pending')).toEqual([]);
+    expect(customer.received).toEqual([]);
+    // Attempts at 0, 1, 3, 7 … s, then every 5 min for the rest of the hour.
+    expect(customer.attempts).toBeGreaterThanOrEqual(12);
+    expect(customer.attempts).toBeLessThanOrEqual(22);
+  });
+
+  it('answers 400 to a body that is not a JSON object and keeps it; 404 to a wrong secret; 413 when too large', async () => {
+    const lab = await start();
+    const bad = await post(lab, '{"type": "CALL_ENDED", ');
+    expect(bad.status).toBe(400);
+    const { kept } = await bad.json() as { kept: string };
+    expect(files('malformed')).toEqual([kept]);
+    expect((await post(lab, '[1,2]')).status).toBe(400);
+
+    const wrong = await post(lab, JSON.stringify({ type: 'CALL_ENDED' }), 'not-the-secret-0123456789');
+    expect(wrong.status).toBe(404);
+    expect((await post(lab, JSON.stringify({ pad: 'x'.repeat(1024 * 1024) }))).status).toBe(413);
+    expect(files('pending')).toEqual([]);
+    expect(customer.attempts).toBe(0);
+  });
+});
