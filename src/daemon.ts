@@ -57,6 +57,7 @@ export class Daemon extends EventEmitter {
     super();
     this.clock = options.clock ?? systemClock;
     this.log = options.log;
+    this.log.debug({ config }, 'configuration (secrets redacted)');
     this.http = new TwinHttp(config.twin.max_connections);
     this.twin = new TwinApi(config.twin, this.http, new TwinAuth(config.twin, this.http, this.clock, this.log), this.log);
     this.gate = new TrunkGate(config.trunk, this.clock);

@@ -3,13 +3,14 @@ import { pino, type Logger } from 'pino';
 export type { Logger };
 
 /**
- * Paths that may carry a secret. pino replaces them before the line is written, so a token or
+ * Paths that may carry a secret (customers' URLs may carry a token in their query). pino replaces them before the line is written, so a token or
  * password handed to a log call by mistake still never reaches the output.
  */
 const REDACTED_PATHS = [
   'password', '*.password', 'token', '*.token', 'authorization', '*.authorization',
   'headers.authorization', '*.headers.authorization', 'config.twin.password', 'config.twin.token',
-  'config.asterisk.password', 'refreshToken', '*.refreshToken',
+  'config.asterisk.password', 'config.freeswitch.esl_password', 'config.http.api_token', 'config.callbacks.secret',
+  'config.callbacks.forward_to', 'config.twin.callback_urls', 'refreshToken', '*.refreshToken',
 ];
 
 /** Fields that hold phone numbers; masked when log.mask_numbers is on. */
