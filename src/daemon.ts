@@ -50,6 +50,7 @@ export class Daemon extends EventEmitter {
   private readonly log: Logger;
   private readonly live = new Set<Promise<unknown>>();
   private stopping = false;
+  private stopped?: Promise<void>;
   /** Aborted by a second SIGTERM: stop waiting for live calls. */
   private readonly impatience = new AbortController();
 
@@ -101,7 +102,12 @@ export class Daemon extends EventEmitter {
    * Graceful stop: new calls go to their fallback (UNAVAILABLE), the dialer API answers 503, live
    * calls go on for up to `timeoutMs` (shutdown.timeout_s); the ones left then are hung up.
    */
-  async stop(timeoutMs = this.config.shutdown.timeout_s * 1000): Promise<void> {
+  stop(timeoutMs = this.config.shutdown.timeout_s * 1000): Promise<void> {
+    this.stopped ??= this.stopGracefully(timeoutMs);
+    return this.stopped;
+  }
+
+  private async stopGracefully(timeoutMs: number): Promise<void> {
     this.stopping = true;
     this.httpServer?.drain();
     if (this.live.size > 0) this.log.info({ activeCalls: this.live.size, timeoutS: Math.round(timeoutMs / 1000) }, 'stopping: waiting for live calls to end');

@@ -103,3 +103,19 @@ describe('config', () => {
       .toThrow(/outbound\.default_country: must be a two-letter country code such as GB[\s\S]*outbound\.on_stale_session[\s\S]*http\.api_token: must be at least 16 characters/);
   });
 });
+
+describe('config: operations sections', () => {
+  it('tells a wrong type from a missing field, and checks the callbacks, log and shutdown fields', () => {
+    expect(problems({ ...minimal(), trunk: { cooldown_s: 'soon' } })).toEqual(['trunk.cooldown_s: Invalid input: expected number, received string']);
+    expect(problems({ ...minimal(), http: {}, callbacks: { public_url: 'https://c.example', secret: 'short', forward_to: [] } })).toEqual([
+      'callbacks.secret: must be 16 to 128 letters, digits, _ or -',
+      'callbacks.forward_to: name at least one URL to forward callbacks to',
+    ]);
+    expect(problems({ ...minimal(), callbacks: { public_url: 'https://c.example', secret: 'a'.repeat(16), forward_to: ['https://crm.example/x'] } }))
+      .toEqual(["callbacks: callbacks need the http section: Twin posts them to the product's HTTP port"]);
+    expect(problems({ ...minimal(), log: { mask_numbers: 'yes' }, shutdown: { timeout_s: 0 } })).toEqual([
+      'log.mask_numbers: Invalid input: expected boolean, received string',
+      'shutdown.timeout_s: Too small: expected number to be >0',
+    ]);
+  });
+});

@@ -37,7 +37,7 @@ export function parseConfig(raw: unknown, env: NodeJS.ProcessEnv = process.env):
   const problems: string[] = [];
   const resolved = resolveSecrets(raw, [], env, problems);
   if (problems.length > 0) throw new ConfigError(problems);
-  const result = ConfigSchema.safeParse(resolved);
+  const result = ConfigSchema.safeParse(resolved, { reportInput: true }); // tells a missing field from a wrong one
   if (!result.success) throw new ConfigError(result.error.issues.map(describeIssue));
   return result.data;
 }
