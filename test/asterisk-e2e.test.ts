@@ -57,4 +57,20 @@ describe('Asterisk (ARI) specifics', () => {
     expect((await lab.outcomeOf(call.id)).status).toBe('CONNECTED');
     expect((await lab.outcomeOf(next.id)).status).toBe('CONNECTED');
   });
+
+  it('picks up a call whose StasisStart was lost with the websocket and runs its call flow after the reconnect', async () => {
+    const lab = await startLab();
+    lab.ari.losingEvents = true; // the socket is dead but Asterisk has not noticed yet
+    const stranded = lab.ari.placeCall({ args: ['bot=picked-up'] });
+    lab.ari.booting = true;
+    lab.ari.dropWebSockets();
+    lab.ari.losingEvents = false;
+    expect(lab.ari.channel(stranded.id)?.app).toBe('twin'); // in the app, with nobody handling it
+    lab.ari.booting = false;
+    await waitFor(() => lab.ari.channel(stranded.id)?.vars.get('TWIN_STATUS'), 'the stranded call to be picked up');
+    expect(lab.ari.channel(stranded.id)?.vars.get('TWIN_STATUS')).toBe('CONNECTED');
+    expect(lab.twin.warmups.at(-1)!.raw).toContain('"botSettingsId":"picked-up"');
+    stranded.hangup();
+    expect(await lab.outcomeOf(stranded.id)).toMatchObject({ status: 'CONNECTED', bot: 'picked-up' });
+  });
 });

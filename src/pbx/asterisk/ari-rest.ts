@@ -137,9 +137,12 @@ export class AriRest extends EventEmitter {
     return this.call('channels', 'originate', { ...p, app: this.cfg.app });
   }
   dial(channelId: string, caller: string, timeout: number) { return this.call('channels', 'dial', { channelId, caller, timeout }); }
-  async channelIds(): Promise<Set<string>> {
-    const list = (await this.call('channels', 'list', {})) as { id: string }[];
-    return new Set(list.map((c) => c.id));
+  async getVar(channelId: string, variable: string): Promise<string> {
+    const answer = (await this.call('channels', 'getChannelVar', { channelId, variable })) as { value?: string } | undefined;
+    return answer?.value ?? '';
+  }
+  async channels(): Promise<AriChannel[]> {
+    return (await this.call('channels', 'list', {})) as AriChannel[];
   }
   createBridge(bridgeId: string) { return this.call('bridges', 'create', { type: 'mixing', bridgeId, name: bridgeId }); }
   addToBridge(bridgeId: string, channelIds: string[]) {

@@ -9,9 +9,11 @@ import type { TrunkSnapshot } from '../../core/trunk.js';
 import type { DialRequest, DialResult, PbxDialer } from '../../core/types.js';
 import { Backoff, LatestValuePublisher, trunkWord, type ConnectionState } from '../shared.js';
 import { AriCall, failureFromCause, type AriCallHost } from './ari-call.js';
-import { AriRest, probeAri, USED_EVENTS, type AriEvent } from './ari-rest.js';
+import { AriRest, probeAri, USED_EVENTS, type AriChannel, type AriEvent } from './ari-rest.js';
 
 export type CallHandler = (call: AriCall) => void;
+
+const REMEMBER_FINISHED = 10_000;
 
 interface PendingDial {
   request: DialRequest;
@@ -26,6 +28,8 @@ export class AsteriskDriver implements AriCallHost, PbxDialer {
   private readonly botLegs = new Map<string, AriCall>();
   /** Outbound calls ringing: channel id → who waits for the answer. */
   private readonly dials = new Map<string, PendingDial>();
+  /** Channels of calls that have left the product (most recent REMEMBER_FINISHED). */
+  private readonly finished = new Set<string>();
   private stopped = false;
   private readonly backoff = new Backoff();
   private retryTimer?: NodeJS.Timeout;
@@ -118,8 +122,18 @@ export class AsteriskDriver implements AriCallHost, PbxDialer {
 
   forget(call: AriCall): void {
     this.calls.delete(call.id);
+    this.remember(call.id);
     const botId = call.botLegId;
-    if (botId !== undefined) this.botLegs.delete(botId);
+    if (botId !== undefined) {
+      this.botLegs.delete(botId);
+      this.remember(botId);
+    }
+  }
+
+  /** A channel we are done with may still sit in Stasis for a moment: never pick it up again. */
+  private remember(id: string): void {
+    this.finished.add(id);
+    if (this.finished.size > REMEMBER_FINISHED) this.finished.delete(this.finished.values().next().value!);
   }
 
   // ---- connection ----
@@ -167,16 +181,20 @@ export class AsteriskDriver implements AriCallHost, PbxDialer {
     await this.reconcile();
   }
 
-  /** Asterisk does not replay events missed while we were away: ask which channels still exist. */
+  /**
+   * Asterisk does not replay events missed while we were away: ask which channels still exist,
+   * settle the calls and dials that ended meanwhile, and pick up callers that entered our app
+   * without their StasisStart reaching us.
+   */
   private async reconcile(): Promise<void> {
-    if (this.calls.size === 0 && this.dials.size === 0) return;
-    let alive: Set<string>;
+    let channels: AriChannel[];
     try {
-      alive = await this.rest.channelIds();
+      channels = await this.rest.channels();
     } catch (err) {
       this.log.warn({ err: (err as Error).message }, 'could not list channels after reconnecting');
       return;
     }
+    const alive = new Set(channels.map((c) => c.id));
     for (const id of [...this.dials.keys()]) {
       if (!alive.has(id)) this.settleDial(id, { kind: 'failed', reason: 'error', detail: 'the call ended while ARI was disconnected' });
     }
@@ -185,6 +203,31 @@ export class AsteriskDriver implements AriCallHost, PbxDialer {
       if (!alive.has(call.id)) call.onCallerLeft();
       else if (botId !== undefined && !alive.has(botId)) call.onBotGone();
     }
+    await Promise.all(channels.map((channel) => this.pickUpIfStranded(channel)));
+  }
+
+  /**
+   * A caller in our app that we know nothing about entered while its StasisStart was lost: run its
+   * call flow now. One with TWIN_STATUS set was handled by an earlier run of the product (its call
+   * goes on in Asterisk's bridge): left alone.
+   */
+  private async pickUpIfStranded(channel: AriChannel): Promise<void> {
+    const args = this.strandedInOurApp(channel);
+    if (!args) return;
+    const status = await this.rest.getVar(channel.id, 'TWIN_STATUS').catch(() => undefined);
+    if (status !== '' || !this.strandedInOurApp(channel)) return;
+    this.log.warn({ channel: channel.id }, 'picking up a call that entered the app while its events were lost');
+    this.onStasisStart({ type: 'StasisStart', args, channel });
+  }
+
+  /** The Stasis arguments of a channel sitting in our app that we know nothing about. */
+  private strandedInOurApp(channel: AriChannel): string[] | undefined {
+    const { app_name: appName, app_data: appData } = channel.dialplan ?? {};
+    if (appName !== 'Stasis' || appData === undefined) return undefined;
+    const [app, ...args] = appData.split(',');
+    if (app !== this.cfg.app) return undefined;
+    const known = this.calls.has(channel.id) || this.botLegs.has(channel.id) || this.dials.has(channel.id) || this.finished.has(channel.id);
+    return known ? undefined : args;
   }
 
   // ---- events ----
@@ -219,9 +262,10 @@ export class AsteriskDriver implements AriCallHost, PbxDialer {
     const args = event.args ?? [];
     const dial = this.dials.get(channel.id);
     if (dial) return this.onDialAnswered(dial);
-    if (args[0] === 'bot') {
-      // A bot leg we no longer track (e.g. from before a restart): never treat it as a caller.
-      this.log.warn({ channel: channel.id }, 'unknown bot leg entered the app; hanging it up');
+    if (args[0] === 'bot' || args[0] === 'outbound') {
+      // A bot leg we no longer track, or a subscriber answering a dial nobody waits for (from
+      // before a restart, or after its timeout): never treat it as a caller.
+      this.log.warn({ channel: channel.id, kind: args[0] }, 'unknown channel of ours entered the app; hanging it up');
       void this.rest.hangup(channel.id).catch(() => {});
       return;
     }

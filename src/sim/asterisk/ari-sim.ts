@@ -137,6 +137,12 @@ export class AriSimulator {
     return { id, left, hangup: () => this.remoteHangup(id, 'caller') };
   }
 
+  /**
+   * While true, events go nowhere though the app still looks connected: a websocket that died
+   * without Asterisk noticing yet. Calls entering Stasis then wait for someone to pick them up.
+   */
+  losingEvents = false;
+
   /** Cut every event websocket without a close frame (code 1006), as when Asterisk dies. */
   dropWebSockets(): void {
     for (const app of this.apps.values()) app.sockets.forEach((ws) => ws.terminate());
@@ -200,6 +206,7 @@ export class AriSimulator {
     if (appName === undefined) return;
     const app = this.apps.get(appName);
     if (!app || app.sockets.size === 0) return; // Asterisk does not queue events for an absent app
+    if (this.losingEvents) return;
     if (app.disallowed?.has(type) || (app.allowed && app.allowed.size > 0 && !app.allowed.has(type))) return;
     const frame = JSON.stringify({ type, timestamp: asteriskTime(), ...fields, asterisk_id: ASTERISK_ID, application: appName });
     for (const ws of app.sockets) ws.send(frame);
