@@ -31,7 +31,9 @@ export async function runCallFlow(call: AnsweredCall, deps: FlowDeps): Promise<C
   const startedAt = deps.clock.now();
   const route = selectRoute(deps.config().routes, { hints: call.hints, dialed: call.dialed, caller: call.caller });
   for (const warning of route.warnings) deps.log.warn({ callId: call.id }, warning);
-  return settle(call, route, deps, startedAt, () => admitAndConnect(call, route, deps, startedAt));
+  return settle(call, route, deps, startedAt, async () => call.ended.aborted
+    ? { status: 'ABANDONED', detail: 'caller hung up before the call reached the product' }
+    : admitAndConnect(call, route, deps, startedAt));
 }
 
 /** A call that arrives while the product is stopping: straight to the route's fallback. */

@@ -28,6 +28,8 @@ export interface PbxSim {
   leftovers(): string[];
   /** ARI requests / ESL commands so far that concerned this caller. */
   requestsFor(callId: string): number;
+  /** Whether the product was told about this caller (StasisStart delivered / `connect` received). */
+  wasAnnounced(callId: string): boolean;
   /** Cut the product's connections from the PBX's side. */
   dropConnections(): void;
 }
@@ -53,6 +55,7 @@ export function asteriskSim(ari: AriSimulator, deviceState = 'twin-trunk'): PbxS
       return [...left.channels.map((c) => `channel ${c}`), ...left.bridges.map((b) => `bridge ${b}`)];
     },
     requestsFor: (id) => ari.requestsNaming(id),
+    wasAnnounced: (id) => ari.wasAnnounced(id),
     dropConnections: () => ari.dropWebSockets(),
   };
 }
@@ -74,6 +77,7 @@ export function freeswitchSim(fs: FreeSwitchSimulator, trunkVariable = 'twin_tru
     trunkState: () => fs.globals.get(trunkVariable),
     leftovers: () => fs.leftovers(),
     requestsFor: (id) => fs.commands.get(id) ?? 0,
+    wasAnnounced: (id) => fs.wasAnnounced(id),
     dropConnections: () => fs.dropOutboundSockets(),
   };
 }

@@ -32,7 +32,7 @@ export class FreeSwitchDriver implements PbxDialer {
   lastProblem?: string;
 
   constructor(readonly cfg: FreeswitchConfig, private readonly log: Logger, private readonly onCall: FsCallHandler) {
-    this.server = new CallSocketServer((socket) => this.accept(socket), cfg.command_timeout_ms);
+    this.server = new CallSocketServer((socket, ready) => this.accept(socket, ready), cfg.command_timeout_ms);
     this.trunk = new LatestValuePublisher(
       (value) => this.control!.api(`global_setvar ${cfg.trunk_variable}=${value}`),
       () => this.control !== undefined && this.state === 'connected',
@@ -125,11 +125,15 @@ export class FreeSwitchDriver implements PbxDialer {
     settle?.(result);
   }
 
-  private accept(socket: CallSocket): void {
+  private accept(socket: CallSocket, ready: boolean): void {
     if (this.stopped) return socket.close();
     const call = new FsCall(socket, this.cfg, this.log);
-    this.calls.add(call);
-    socket.on('end', () => this.calls.delete(call));
+    // The caller hung up while the socket was being set up: the flow reports it as abandoned.
+    if (!ready) call.goneBeforeSetup();
+    if (!socket.isEnded) {
+      this.calls.add(call);
+      socket.on('end', () => this.calls.delete(call));
+    }
     if (this.dials.has(call.id)) this.settleDial(call.id, { kind: 'answered', call });
     else this.onCall(call);
   }

@@ -146,6 +146,10 @@ export class CallSocket extends EventEmitter {
       this.conn.api(command, (reply) => done(reply.getBody())), this.pending);
   }
 
+  get isEnded(): boolean {
+    return this.ended;
+  }
+
   close(): void {
     if (this.ended) return;
     this.conn.socket?.end();
@@ -172,7 +176,8 @@ function wrap(name: string, event: ModeslEvent): EslEvent {
 export class CallSocketServer {
   private readonly server = createServer();
 
-  constructor(private readonly onCall: (socket: CallSocket) => void, private readonly timeoutMs: number) {}
+  /** `onCall` gets every socket that sent channel data; `ready` is false when the set-up failed (caller gone). */
+  constructor(private readonly onCall: (socket: CallSocket, ready: boolean) => void, private readonly timeoutMs: number) {}
 
   async listen(host: string, port: number): Promise<void> {
     await new Promise<void>((resolve, reject) => {
@@ -201,8 +206,13 @@ export class CallSocketServer {
     // open after a hangup so the final events arrive. Sent once modesl has dispatched the connect
     // reply (see the header comment), together: FreeSWITCH answers them in order.
     queueMicrotask(() => {
-      Promise.all([socket.command('myevents json'), socket.command('linger')])
-        .then(() => this.onCall(socket), () => socket.close());
+      Promise.all([socket.command('myevents json'), socket.command('linger')]).then(
+        () => this.onCall(socket, true),
+        () => {
+          socket.close();
+          this.onCall(socket, false);
+        },
+      );
     });
   }
 }

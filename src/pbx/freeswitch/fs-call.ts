@@ -154,6 +154,12 @@ export class FsCall implements AnsweredCall {
   }
 
   /** The socket is gone: nothing more can be done for this call here (a bridged call goes on in FreeSWITCH, e1). */
+  /** The socket closed before `myevents`/`linger` were answered: nothing to do but report it. */
+  goneBeforeSetup(): void {
+    this.onCallerGone();
+    this.markFinished();
+  }
+
   private onSocketEnd(): void {
     if (!this.ended.aborted) {
       const bridged = this.bot.state === 'answered';

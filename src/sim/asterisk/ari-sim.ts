@@ -142,6 +142,13 @@ export class AriSimulator {
    * without Asterisk noticing yet. Calls entering Stasis then wait for someone to pick them up.
    */
   losingEvents = false;
+  /** Channels whose StasisStart reached an open websocket. */
+  private readonly announced = new Set<string>();
+
+  /** Whether the app was told about this channel (a lost StasisStart leaves it unknown to the product). */
+  wasAnnounced(channelId: string): boolean {
+    return this.announced.has(channelId);
+  }
 
   /** Cut every event websocket without a close frame (code 1006), as when Asterisk dies. */
   dropWebSockets(): void {
@@ -209,7 +216,14 @@ export class AriSimulator {
     if (this.losingEvents) return;
     if (app.disallowed?.has(type) || (app.allowed && app.allowed.size > 0 && !app.allowed.has(type))) return;
     const frame = JSON.stringify({ type, timestamp: asteriskTime(), ...fields, asterisk_id: ASTERISK_ID, application: appName });
-    for (const ws of app.sockets) ws.send(frame);
+    let delivered = false;
+    for (const ws of app.sockets) {
+      if (ws.readyState !== ws.OPEN) continue; // a socket being torn down: the event is lost
+      ws.send(frame);
+      delivered = true;
+    }
+    const channelId = (fields.channel as { id?: string } | undefined)?.id;
+    if (delivered && type === 'StasisStart' && channelId !== undefined) this.announced.add(channelId);
   }
 
   private emitVarset(ch: SimChannel, variable: string, value: string): void {

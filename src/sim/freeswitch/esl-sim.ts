@@ -117,6 +117,14 @@ export class FreeSwitchSimulator {
     for (const ch of this.channels.values()) ch.session?.socket.destroy();
   }
 
+  /** Channels whose socket got the product's `connect` while the caller was still there. */
+  private readonly announced = new Set<string>();
+
+  /** Whether the product asked for this channel's data (a caller gone before that is never seen). */
+  wasAnnounced(uuid: string): boolean {
+    return this.announced.has(uuid);
+  }
+
   /** While true, inbound connections are cut as soon as they arrive (FreeSWITCH restarting). */
   restarting = false;
 
@@ -190,7 +198,9 @@ export class FreeSwitchSimulator {
     const [verb = '', ...args] = cmd.line.split(' ');
     const session = ch.session!;
     switch (verb) {
-      case 'connect': return this.write(ch, connectReply(channelData(ch)));
+      case 'connect':
+        if (ch.state === 'socket') this.announced.add(ch.uuid);
+        return this.write(ch, connectReply(channelData(ch)));
       case 'myevents':
         session.format = args[0] === 'json' ? 'json' : 'plain';
         return this.write(ch, commandReply('+OK Events Enabled'));
