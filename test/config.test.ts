@@ -91,11 +91,22 @@ describe('config', () => {
   });
 
   it('ships an example config that validates', () => {
-    const config = loadConfigFile(new URL('../config.example.yaml', import.meta.url).pathname, { TWIN_PASSWORD: 'x', ARI_PASSWORD: 'y', ESL_PASSWORD: 'z', TWIN_CONNECTOR_API_TOKEN: 'a-long-dialer-api-token' });
+    const config = loadConfigFile(new URL('../config.example.yaml', import.meta.url).pathname, { TWIN_PASSWORD: 'x', ARI_PASSWORD: 'y', ESL_PASSWORD: 'z', TWIN_CONNECTOR_API_TOKEN: 'a-long-dialer-api-token', TWIN_CONNECTOR_CALLBACK_SECRET: 'callback-secret-0123' });
     expect(config.routes.table).toHaveLength(2);
     expect(config.freeswitch?.esl_password).toBe('z');
     expect(config.outbound).toMatchObject({ default_country: 'GB', on_stale_session: 'rewarm', batch_size: 10 });
     expect(config.http?.api_token).toBe('a-long-dialer-api-token');
+    expect(config.callbacks).toMatchObject({ secret: 'callback-secret-0123', retry_for_h: 24 });
+    expect(config.shutdown.timeout_s).toBe(300);
+  });
+
+  it('ships a docker compose config that validates', () => {
+    const config = loadConfigFile(new URL('../docker/config.yaml', import.meta.url).pathname, {
+      TWIN_EMAIL: 'robot@example.com', TWIN_PASSWORD: 'x', ARI_PASSWORD: 'y', TWIN_CONNECTOR_CALLBACK_SECRET: 'callback-secret-0123',
+    });
+    expect(config.http).toMatchObject({ listen_host: '0.0.0.0', listen_port: 8080 });
+    expect(config.callbacks?.dir).toBe('/var/lib/twin-connector/callbacks');
+    expect(config.freeswitch).toBeUndefined();
   });
 
   it('names the outbound and http fields that are wrong', () => {
