@@ -11,6 +11,8 @@ import type { TwinBehaviour } from './sim/twin-sim.js';
 import type { CallOutcome } from './core/types.js';
 import { trunkWord } from './pbx/shared.js';
 import { mkdtempSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import { closeServer, listen } from './sim/http-util.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readCampaign, writeResults } from './outbound/campaign-file.js';
@@ -58,9 +60,14 @@ export async function runDemo(): Promise<number> {
 
 /** One fresh daemon per PBX, so the second run does not start throttled by the first one's 500. */
 async function runPbx(kind: PbxKind, rows: Row[]): Promise<string[]> {
+  const customer = await startCustomer();
   const lab = await Lab.start({
     pbx: kind,
-    config: { routes: { default: { bot: 'sales', fallback: { action: 'continue', context: 'twin-fallback', extension: 'agent' } } } },
+    config: {
+      routes: { default: { bot: 'sales', fallback: { action: 'continue', context: 'twin-fallback', extension: 'agent' } } },
+      http: { listen_port: 0 },
+      callbacks: { public_url: 'https://connector.example.com', secret: 'demo-callback-secret', dir: mkdtempSync(join(tmpdir(), 'twin-demo-callbacks-')), forward_to: [customer.url] },
+    },
   });
   const pbx = lab.pbx();
   await waitUntil(() => pbx.trunkState() !== undefined);
@@ -73,11 +80,44 @@ async function runPbx(kind: PbxKind, rows: Row[]): Promise<string[]> {
       rows.push({ pbx: kind, n: i + 1, title: scenario.title, outcome, leftTo: describeExit(left) });
       say('');
     }
+    await showOperations(lab, kind, customer);
     await waitUntil(() => lab.daemon.activeCalls === 0 && pbx.leftovers().length === 0);
     return pbx.leftovers();
   } finally {
     await lab.stop();
+    await customer.stop();
   }
+}
+
+/** The daemon's HTTP port after the calls: trunk state, readiness, metrics, and a Twin callback forwarded. */
+async function showOperations(lab: Lab, kind: PbxKind, customer: Customer): Promise<void> {
+  const tag = `${kind.padEnd(11)}ops`;
+  const base = `http://127.0.0.1:${lab.daemon.httpServer!.port}`;
+  const get = async (path: string) => (await fetch(base + path)).text();
+  say(`${tag}: GET /v1/trunk → ${await get('/v1/trunk')}`);
+  say(`${tag}: GET /readyz → ${await get('/readyz')}`);
+  const calls = (await get('/metrics')).split('\n').filter((l) => l.startsWith('twin_connector_calls_total{'));
+  for (const line of calls) say(`${tag}: GET /metrics → ${line}`);
+  const first = lab.outcomes[0];
+  const event = { type: 'CALL_ENDED', callId: first?.twinId, data: { callId: first?.callId }, result: { duration: 12 } };
+  const res = await fetch(`${base}/v1/twin/callbacks/demo-callback-secret`, { method: 'POST', body: JSON.stringify(event) });
+  say(`${tag}: Twin posts CALL_ENDED for call 1 → HTTP ${res.status} ${await res.text()} (stored on disk before the answer)`);
+  await waitUntil(() => customer.received.length > 0);
+  say(`${tag}: forwarded to the customer's ${customer.url}: ${customer.received[0] ?? '(not yet)'}\n`);
+}
+
+interface Customer { url: string; received: string[]; stop(): Promise<void> }
+
+/** The customer's webhook receiver, for the demo's forwarded callback. */
+async function startCustomer(): Promise<Customer> {
+  const received: string[] = [];
+  const server = createServer((req, res) => {
+    let body = '';
+    req.on('data', (d: Buffer) => { body += d.toString(); });
+    req.on('end', () => { received.push(body); res.writeHead(204).end(); });
+  });
+  const port = await listen(server, 0);
+  return { url: `http://127.0.0.1:${port}/twin-results`, received, stop: () => closeServer(server) };
 }
 
 const CAMPAIGN: { number: string; what: string; twin: TwinBehaviour; subscriber: BotBehaviour }[] = [
