@@ -1,4 +1,6 @@
 /** `twin-connector check`: config, Twin IAM login and PBX connection, told in plain words. */
+import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { loadConfigFile } from './config/load.js';
 import { silentLogger } from './log.js';
 import { systemClock } from './clock.js';
@@ -39,6 +41,7 @@ export async function runCheck(configPath: string): Promise<number> {
     }
   }
   if (config.freeswitch) failures += await checkFreeswitch(config.freeswitch);
+  if (config.callbacks) failures += await checkCallbackFolder(config.callbacks.dir);
   process.stdout.write(failures === 0 ? 'all checks passed\n' : `${failures} check(s) failed\n`);
   return failures === 0 ? 0 : 1;
 }
@@ -53,6 +56,21 @@ async function checkFreeswitch(cfg: FreeswitchConfig): Promise<number> {
     return 0;
   } catch (err) {
     fail((err as Error).message);
+    return 1;
+  }
+}
+
+/** The callback folder must be writable by this user (callbacks are stored there before Twin's 200). */
+async function checkCallbackFolder(dir: string): Promise<number> {
+  const probe = join(dir, `.check-${process.pid}`);
+  try {
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    await writeFile(probe, 'ok', { mode: 0o600 });
+    await rm(probe);
+    ok(`callback folder ${dir} is writable`);
+    return 0;
+  } catch (err) {
+    fail(`callback folder ${dir} is not writable by this user: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
     return 1;
   }
 }

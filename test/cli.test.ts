@@ -66,6 +66,22 @@ describe('twin-connector check', () => {
     expect(code).toBe(1);
   });
 
+  it('checks that the callback folder is writable', async () => {
+    const good = writeConfig('callbacks-ok.yaml', (c) => {
+      c.http = { listen_port: 0 };
+      c.callbacks = { public_url: 'https://c.example', secret: 'check-secret-0123456789', dir: join(dir, 'callbacks'), forward_to: ['https://crm.example/x'] };
+    });
+    expect((await cli(['check', '--config', good], {})).out).toContain(`ok    callback folder ${join(dir, 'callbacks')} is writable`);
+    writeFileSync(join(dir, 'a-file'), 'not a folder');
+    const bad = writeConfig('callbacks-bad.yaml', (c) => {
+      c.http = { listen_port: 0 };
+      c.callbacks = { public_url: 'https://c.example', secret: 'check-secret-0123456789', dir: join(dir, 'a-file', 'callbacks'), forward_to: ['https://crm.example/x'] };
+    });
+    const { code, out } = await cli(['check', '--config', bad], {});
+    expect(out).toContain(`FAIL  callback folder ${join(dir, 'a-file', 'callbacks')} is not writable by this user: ENOTDIR`);
+    expect(code).toBe(1);
+  });
+
   it('reports an unreachable ARI and ESL', async () => {
     const file = writeConfig('no-pbx.yaml', (c) => { c.asterisk.url = 'http://127.0.0.1:1'; c.freeswitch.esl_port = 1; });
     const { code, out } = await cli(['check', '--config', file]);
