@@ -23,6 +23,8 @@ import { TwinApi } from './twin/warmup.js';
 import { AsteriskDriver } from './pbx/asterisk/driver.js';
 import { FreeSwitchDriver } from './pbx/freeswitch/driver.js';
 
+const READY_LOGIN_WAIT_MS = 1000;
+
 export interface DaemonOptions {
   clock?: Clock;
   log: Logger;
@@ -134,11 +136,12 @@ export class Daemon extends EventEmitter {
    * (PBX, Twin's addresses and login, HTTP address, callbacks) need a restart: kept, with a warning.
    */
   reload(next: Config): string[] {
-    const needRestart = (['asterisk', 'freeswitch', 'http', 'callbacks'] as const)
-      .filter((key) => JSON.stringify(withoutToken(key, next[key])) !== JSON.stringify(withoutToken(key, this.config[key])));
-    const { sip, callback_urls, ...twinRest } = next.twin;
-    const { sip: _sip, callback_urls: _urls, ...oldTwinRest } = this.config.twin;
-    if (JSON.stringify(twinRest) !== JSON.stringify(oldTwinRest)) needRestart.push('twin' as never);
+    const { sip, callback_urls, ...twinConnection } = next.twin;
+    const { sip: _sip, callback_urls: _urls, ...oldTwinConnection } = this.config.twin;
+    const differs = (a: unknown, b: unknown) => JSON.stringify(a) !== JSON.stringify(b);
+    const needRestart: string[] = (['asterisk', 'freeswitch', 'http', 'callbacks'] as const)
+      .filter((key) => differs(withoutToken(key, next[key]), withoutToken(key, this.config[key])));
+    if (differs(twinConnection, oldTwinConnection)) needRestart.push('twin');
     this.config = {
       ...next,
       twin: { ...this.config.twin, sip, callback_urls },
@@ -164,11 +167,15 @@ export class Daemon extends EventEmitter {
     if (trunk.state === 'throttled') {
       problems.push(`Twin trunk throttled until ${new Date(trunk.cooldownUntil ?? 0).toISOString()} (${trunk.lastFailure ?? 'failure'})`);
     }
-    try {
-      await this.twin.auth.token();
-    } catch (err) {
-      problems.push((err as Error).message);
-    }
+    // A probe must answer fast: a login still running after a second counts as Twin not answering.
+    const login = this.twin.auth.token().then(() => undefined, (err: Error) => err.message);
+    let timer: NodeJS.Timeout | undefined;
+    const slow = new Promise<string>((resolve) => {
+      timer = setTimeout(() => resolve(`Twin IAM did not answer within ${READY_LOGIN_WAIT_MS} ms`), READY_LOGIN_WAIT_MS);
+    });
+    const loginProblem = await Promise.race([login, slow]);
+    clearTimeout(timer);
+    if (loginProblem) problems.push(loginProblem);
     return problems;
   }
 
