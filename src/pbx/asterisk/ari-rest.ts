@@ -149,6 +149,9 @@ export class AriRest extends EventEmitter {
     return this.call('bridges', 'addChannel', { bridgeId, channel: channelIds.join(',') });
   }
   destroyBridge(bridgeId: string) { return this.call('bridges', 'destroy', { bridgeId }); }
+  async bridges(): Promise<{ id: string; channels?: string[] }[]> {
+    return (await this.call('bridges', 'list', {})) as { id: string; channels?: string[] }[];
+  }
   setGlobal(variable: string, value: string) { return this.call('asterisk', 'setGlobalVar', { variable, value }); }
   filterEvents(types: readonly string[]) {
     return this.call('applications', 'filter', { applicationName: this.cfg.app, filter: { allowed: types.map((type) => ({ type })) } });

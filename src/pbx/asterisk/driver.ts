@@ -9,6 +9,7 @@ import type { TrunkSnapshot } from '../../core/trunk.js';
 import type { DialRequest, DialResult, PbxDialer } from '../../core/types.js';
 import { Backoff, LatestValuePublisher, trunkWord, type ConnectionState } from '../shared.js';
 import { AriCall, failureFromCause, type AriCallHost } from './ari-call.js';
+import { LeftoverBridges } from './leftover-bridges.js';
 import { AriRest, probeAri, USED_EVENTS, type AriChannel, type AriEvent } from './ari-rest.js';
 
 export type CallHandler = (call: AriCall) => void;
@@ -34,11 +35,13 @@ export class AsteriskDriver implements AriCallHost, PbxDialer {
   private readonly backoff = new Backoff();
   private retryTimer?: NodeJS.Timeout;
   private readonly trunk: LatestValuePublisher;
+  private readonly leftovers: LeftoverBridges;
   state: ConnectionState = 'connecting';
   /** Why the last connection attempt failed, in plain words. */
   lastProblem?: string;
 
   constructor(readonly cfg: AsteriskConfig, readonly log: Logger, private readonly onCall: CallHandler) {
+    this.leftovers = new LeftoverBridges(() => this.rest, log);
     this.trunk = new LatestValuePublisher(
       (value) => this.rest.setGlobal(`DEVICE_STATE(Custom:${cfg.device_state})`, value),
       () => this.restClient !== undefined && this.state === 'connected',
@@ -195,6 +198,7 @@ export class AsteriskDriver implements AriCallHost, PbxDialer {
       return;
     }
     const alive = new Set(channels.map((c) => c.id));
+    const byId = new Map(channels.map((c) => [c.id, c]));
     for (const id of [...this.dials.keys()]) {
       if (!alive.has(id)) this.settleDial(id, { kind: 'failed', reason: 'error', detail: 'the call ended while ARI was disconnected' });
     }
@@ -203,6 +207,11 @@ export class AsteriskDriver implements AriCallHost, PbxDialer {
       if (!alive.has(call.id)) call.onCallerLeft();
       else if (botId !== undefined && !alive.has(botId)) call.onBotGone();
     }
+    await this.rest.bridges().then(
+      async (bridges) => this.leftovers.adopt(bridges, (id) => this.calls.has(id.slice('twin-'.length)), alive,
+        (id) => stasisArgs(byId.get(id), this.cfg.app) !== undefined),
+      (err: Error) => this.log.warn({ err: err.message }, 'could not list bridges after reconnecting'),
+    );
     await Promise.all(channels.map((channel) => this.pickUpIfStranded(channel)));
   }
 
@@ -222,11 +231,10 @@ export class AsteriskDriver implements AriCallHost, PbxDialer {
 
   /** The Stasis arguments of a channel sitting in our app that we know nothing about. */
   private strandedInOurApp(channel: AriChannel): string[] | undefined {
-    const { app_name: appName, app_data: appData } = channel.dialplan ?? {};
-    if (appName !== 'Stasis' || appData === undefined) return undefined;
-    const [app, ...args] = appData.split(',');
-    if (app !== this.cfg.app) return undefined;
-    const known = this.calls.has(channel.id) || this.botLegs.has(channel.id) || this.dials.has(channel.id) || this.finished.has(channel.id);
+    const args = stasisArgs(channel, this.cfg.app);
+    if (args === undefined) return undefined;
+    const known = this.calls.has(channel.id) || this.botLegs.has(channel.id) || this.dials.has(channel.id)
+      || this.finished.has(channel.id) || this.leftovers.has(channel.id);
     return known ? undefined : args;
   }
 
@@ -239,11 +247,13 @@ export class AsteriskDriver implements AriCallHost, PbxDialer {
         case 'StasisStart': return this.onStasisStart(event);
         case 'StasisEnd':
           if (channelId === undefined) return;
+          this.leftovers.onChannelGone(channelId);
           this.calls.get(channelId)?.onCallerLeft();
           // A ringing bot leg's failure cause comes with ChannelDestroyed, right after this.
           return this.botLegs.get(channelId)?.onBotLeftStasis();
         case 'ChannelDestroyed':
           if (channelId === undefined) return;
+          this.leftovers.onChannelGone(channelId);
           this.onDialEnded(channelId, event.cause, event.cause_txt, event.tech_cause);
           this.calls.get(channelId)?.onCallerLeft();
           return this.botLegs.get(channelId)?.onBotGone(event.cause, event.tech_cause);
@@ -288,6 +298,14 @@ export class AsteriskDriver implements AriCallHost, PbxDialer {
     const detail = `cause ${cause ?? '?'}${causeText ? ` (${causeText})` : ''}${techCause ? `, SIP ${techCause}` : ''}`;
     this.settleDial(id, { kind: 'failed', reason: failureFromCause(cause, techCause), cause, detail });
   }
+}
+
+/** The Stasis arguments of a channel in `app` (from its dialplan app_data), or undefined. */
+function stasisArgs(channel: AriChannel | undefined, app: string): string[] | undefined {
+  const { app_name: appName, app_data: appData } = channel?.dialplan ?? {};
+  if (appName !== 'Stasis' || appData === undefined) return undefined;
+  const [name, ...args] = appData.split(',');
+  return name === app ? args : undefined;
 }
 
 /** Stasis(app,bot=B,record=1,var_x=y) → { bot: 'B', record: '1', var_x: 'y' }; a bare word is ignored. */

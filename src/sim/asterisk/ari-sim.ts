@@ -447,6 +447,8 @@ export class AriSimulator {
     this.channels.set(id, ch);
     const announce = () => {
       if (!this.channels.has(id)) return;
+      // Fixture a2: from here on the channel's dialplan shows it in Stasis with the app's arguments.
+      ch.dialplan = { ...ch.dialplan!, app_name: 'Stasis', app_data: [appName, ...ch.appArgs].join(',') };
       this.emit(appName, 'ChannelDialplan', { channel: channelJson(ch), dialplan_app: 'Stasis', dialplan_app_data: [appName, ...ch.appArgs].join(',') });
       this.emit(appName, 'StasisStart', { args: ch.appArgs, channel: channelJson(ch) });
     };
@@ -537,6 +539,7 @@ export class AriSimulator {
           if (ch.awaitingAnswer) {
             ch.awaitingAnswer = false;
             ch.stasisStartAt = performance.now();
+            ch.dialplan = { ...ch.dialplan!, app_name: 'Stasis', app_data: [ch.app, ...ch.appArgs].join(',') };
             this.emit(ch.app, 'StasisStart', { args: ch.appArgs, channel: channelJson(ch) });
           }
           if (b.hangupAfterMs !== undefined) later(b.hangupAfterMs, () => this.remoteHangup(ch.id, 'bot'));
@@ -548,6 +551,11 @@ export class AriSimulator {
       case 'no-answer':
         return;
     }
+  }
+
+  /** The bot leg's far end sends BYE (a test's way to make one bot hang up). */
+  botHangsUp(channelId: string): void {
+    this.remoteHangup(channelId, 'bot');
   }
 
   /** A BYE from the far end: the caller (no cause) or the bot (cause 16). */

@@ -1,0 +1,67 @@
+/**
+ * Bridges an earlier run of the product left in Asterisk (it was restarted, or crashed, while calls
+ * were bridged). Asterisk keeps such calls going, but nobody would end the call when one side hangs
+ * up: the other would sit alone in the bridge, in silence. After each (re)connection the driver
+ * hands us its bridges named `twin-…` that no call of this run owns; we end each one with its call.
+ */
+import type { Logger } from '../../log.js';
+import type { AriRest } from './ari-rest.js';
+
+export interface AriBridge {
+  id: string;
+  channels?: string[];
+}
+
+const OUR_BRIDGE = /^twin-(.+)$/;
+
+export class LeftoverBridges {
+  /** Channel id → the leftover bridge it is in. */
+  private readonly byChannel = new Map<string, { bridgeId: string; channels: string[] }>();
+
+  constructor(private readonly rest: () => AriRest, private readonly log: Logger) {}
+
+  /** A channel sitting in a leftover bridge: not a stranded caller to pick up. */
+  has(channelId: string): boolean {
+    return this.byChannel.has(channelId);
+  }
+
+  /**
+   * Takes the bridges nobody in this run owns: a call still in one is watched; a lone channel
+   * (its partner is gone) is hung up; an empty one is destroyed (its caller, if still there, is
+   * picked up next and makes its own). `inOurApp` tells channels of this daemon's Stasis app from a
+   * dialer's (`twin call`), whose bridges are named alike and are its own business.
+   */
+  async adopt(bridges: AriBridge[], owned: (bridgeId: string) => boolean, alive: Set<string>, inOurApp: (channelId: string) => boolean): Promise<void> {
+    const emptied: Promise<void>[] = [];
+    for (const bridge of bridges) {
+      const callerId = OUR_BRIDGE.exec(bridge.id)?.[1];
+      if (callerId === undefined || owned(bridge.id)) continue;
+      const channels = bridge.channels ?? [];
+      if (channels.length >= 2 && channels.some(inOurApp)) {
+        const entry = { bridgeId: bridge.id, channels };
+        for (const id of channels) this.byChannel.set(id, entry);
+        this.log.info({ bridge: bridge.id }, 'watching a call bridged by an earlier run, to end it when one side hangs up');
+      } else if (channels.length === 1 && inOurApp(channels[0]!)) {
+        this.log.warn({ bridge: bridge.id, channel: channels[0] }, 'a channel is alone in a bridge left by an earlier run; hanging it up');
+        emptied.push(this.end(bridge.id, channels));
+      } else if (channels.length === 0 && (!alive.has(callerId) || inOurApp(callerId))) {
+        emptied.push(this.end(bridge.id, []));
+      }
+    }
+    await Promise.all(emptied);
+  }
+
+  /** One side of a watched call left: hang up the other and destroy the bridge. */
+  onChannelGone(channelId: string): void {
+    const entry = this.byChannel.get(channelId);
+    if (!entry) return;
+    for (const id of entry.channels) this.byChannel.delete(id);
+    void this.end(entry.bridgeId, entry.channels.filter((id) => id !== channelId));
+  }
+
+  private async end(bridgeId: string, channels: string[]): Promise<void> {
+    const rest = this.rest();
+    const ignore = () => {};
+    await Promise.all([...channels.map((id) => rest.hangup(id).catch(ignore)), rest.destroyBridge(bridgeId).catch(ignore)]);
+  }
+}
