@@ -72,7 +72,20 @@ export function writeResults(path: string, rows: CampaignRow[], results: Map<str
   });
   const text = /\.(jsonl|ndjson)$/i.test(path)
     ? lines.map((l) => JSON.stringify(l)).join('\n') + (lines.length ? '\n' : '')
-    : stringify(lines, { header: true, columns: [...COLUMNS] });
+    : stringify(lines.map(spreadsheetSafe), { header: true, columns: [...COLUMNS] });
   writeFileSync(`${path}.tmp`, text);
   renameSync(`${path}.tmp`, path);
+}
+
+/**
+ * A cell a spreadsheet would run as a formula (=, @, or + - followed by something other than a
+ * digit, as in a hostile number column) gets a leading apostrophe. Phone numbers like +44… stay as
+ * they are.
+ */
+function spreadsheetSafe(line: Record<string, string | number>): Record<string, string | number> {
+  const safe: Record<string, string | number> = {};
+  for (const [key, value] of Object.entries(line)) {
+    safe[key] = typeof value === 'string' && /^(?:[=@\t\r]|[+-][^0-9\s])/.test(value) ? `'${value}` : value;
+  }
+  return safe;
 }
