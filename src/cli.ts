@@ -54,20 +54,17 @@ async function main(argv: string[]): Promise<number> {
       return runCall(config, createLogger({ level: quietLevel(config.log.level) }), {
         to: values.to as string, from: values.from, bot: values.bot, record: values.record ?? false,
         variables: parseVars(values.var ?? []), external_id: values['external-id'], pbx: pbxOption(values.pbx),
-      }, plainOutput());
+      }, plainOutput(), stopOnSignal());
     }
     case 'campaign': {
       const file = positionals[1];
       if (!file) throw new UsageError('campaign needs a CSV file: twin-connector campaign FILE.csv');
       const config = loadConfigFile(requireConfig(configPath));
       const { runCampaign } = await import('./outbound/commands.js');
-      const stop = new AbortController();
-      process.once('SIGINT', () => stop.abort());
-      process.once('SIGTERM', () => stop.abort());
       return runCampaign(config, createLogger({ level: quietLevel(config.log.level) }), {
         file, results: values.results, journal: values.journal, pbx: pbxOption(values.pbx),
         limits: { concurrency: count('--concurrency', values.concurrency), callsPerSecond: count('--cps', values.cps), batchSize: count('--batch', values.batch) },
-      }, process.stdout.isTTY ? ttyOutput() : plainOutput(), stop.signal);
+      }, process.stdout.isTTY ? ttyOutput() : plainOutput(), stopOnSignal());
     }
     default:
       process.stderr.write(`unknown command '${command}'\n\n${USAGE}`);
@@ -76,6 +73,14 @@ async function main(argv: string[]): Promise<number> {
 }
 
 class UsageError extends Error {}
+
+/** Aborts on Ctrl-C or SIGTERM. */
+function stopOnSignal(): AbortSignal {
+  const stop = new AbortController();
+  process.once('SIGINT', () => stop.abort());
+  process.once('SIGTERM', () => stop.abort());
+  return stop.signal;
+}
 
 function parseVars(pairs: string[]): Record<string, string> {
   const vars: Record<string, string> = {};

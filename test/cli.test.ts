@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { execFile } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -8,6 +9,7 @@ import { stringify } from 'yaml';
 import { AriSimulator } from '../src/sim/asterisk/ari-sim.js';
 import { FreeSwitchSimulator } from '../src/sim/freeswitch/esl-sim.js';
 import { TwinSimulator } from '../src/sim/twin-sim.js';
+import { waitFor } from './helpers.js';
 import { labConfig } from '../src/sim/lab.js';
 
 const run = promisify(execFile);
@@ -129,5 +131,27 @@ describe('twin-connector call', () => {
     expect(out).toContain('outcome: busy (cause 17 (User busy), SIP 486');
     expect(code).toBe(1);
     expect(ari.dials.at(-1)!.to).toBe('+442079460018');
+  });
+
+  it('hangs up a ringing call on Ctrl-C and exits 1', async () => {
+    ari.subscriberBehaviour = () => ({ kind: 'no-answer' });
+    const file = writeConfig('call-ctrl-c.yaml', () => {});
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'call', '--config', file, '--to', '+442079460077', '--from', '+12025550143', '--bot', 'b'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => { out += d.toString(); });
+    child.stderr.on('data', (d: Buffer) => { out += d.toString(); });
+    const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
+    try {
+      await waitFor(() => out.includes('dialling +442079460077'), 'the call to ring', 10_000);
+      const dial = ari.dials.at(-1)!;
+      child.kill('SIGINT');
+      expect(await exited).toBe(1);
+      expect(out).toContain('stopping: hanging up the call');
+      expect(out).toContain('outcome: error (the product is stopping; twin id');
+      expect((await dial.left).kind).toBe('hungup-by-app'); // the phone stopped ringing
+    } finally {
+      child.kill('SIGKILL');
+      ari.subscriberBehaviour = () => ({ kind: 'answer', afterMs: 5 });
+    }
   });
 });

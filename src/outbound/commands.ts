@@ -21,9 +21,14 @@ export interface Output {
 }
 
 /** Exit codes: 0 connected, 1 any other outcome, 2 bad input (thrown before any dial). */
-export async function runCall(config: Config, log: Logger, input: CallRequestInput, out: Output): Promise<number> {
+/** Exit codes: 0 connected, 1 any other outcome. Ctrl-C (`stopSignal`) hangs the call up. */
+export async function runCall(config: Config, log: Logger, input: CallRequestInput, out: Output, stopSignal?: AbortSignal): Promise<number> {
   const request = parseCallRequest(input, config);
   const daemon = await startDialer(config, log, request.pbx);
+  stopSignal?.addEventListener('abort', () => {
+    out.line('stopping: hanging up the call');
+    void daemon.stop(0);
+  }, { once: true });
   try {
     const id = randomUUID();
     daemon.outbound.on('progress', (p: { id: string; state: CallState }) => {

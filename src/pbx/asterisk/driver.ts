@@ -68,13 +68,22 @@ export class AsteriskDriver implements AriCallHost, PbxDialer {
     this.stopped = true;
     this.state = 'stopped';
     clearTimeout(this.retryTimer);
-    for (const id of [...this.dials.keys()]) this.settleDial(id, { kind: 'failed', reason: 'error', detail: 'the product is stopping' });
+    this.cancelDials();
     this.restClient?.stop();
   }
 
-  /** Hangs up every caller still with us (shutdown timeout); their flows then release bridges and bot legs. */
+  /** Hangs up every call still with us (shutdown timeout); their flows then release bridges and bot legs. */
   async hangupAll(): Promise<void> {
+    this.cancelDials();
     await Promise.allSettled([...this.calls.values()].map((call) => call.leave({ action: 'hangup', cause: 16 }, 'ERROR')));
+  }
+
+  /** Outbound calls still ringing: the subscriber's phone stops ringing, the dial fails. */
+  private cancelDials(): void {
+    for (const id of [...this.dials.keys()]) {
+      void this.restClient?.hangup(id).catch(() => {});
+      this.settleDial(id, { kind: 'failed', reason: 'error', detail: 'the product is stopping' });
+    }
   }
 
   /** Shows the trunk to the dialplan: DEVICE_STATE(Custom:<name>) through ARI's global-variable call. */

@@ -61,14 +61,22 @@ export class FreeSwitchDriver implements PbxDialer {
     this.stopped = true;
     this.state = 'stopped';
     clearTimeout(this.retryTimer);
-    for (const id of [...this.dials.keys()]) this.settleDial(id, { kind: 'failed', reason: 'error', detail: 'the product is stopping' });
+    await this.cancelDials(); // before the connection goes
     this.control?.close();
     await this.server.close();
   }
 
-  /** Hangs up every caller still with us (shutdown timeout). */
+  /** Hangs up every call still with us (shutdown timeout). */
   async hangupAll(): Promise<void> {
+    await this.cancelDials();
     await Promise.allSettled([...this.calls].map((call) => call.leave({ action: 'hangup', cause: 16 }, 'ERROR')));
+  }
+
+  /** Outbound calls still ringing: the subscriber's phone stops ringing, the dial fails. */
+  private async cancelDials(): Promise<void> {
+    const ringing = [...this.dials.keys()];
+    for (const id of ringing) this.settleDial(id, { kind: 'failed', reason: 'error', detail: 'the product is stopping' });
+    await Promise.all(ringing.map((id) => this.control?.api(`uuid_kill ${id}`).catch(() => {})));
   }
 
   publishTrunk(trunk: TrunkSnapshot): void {
