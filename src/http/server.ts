@@ -55,6 +55,9 @@ export class HttpServer {
 
   constructor(private readonly cfg: NonNullable<Config['http']>, private readonly host: HttpHost, private readonly log: Logger) {
     this.server = createServer((req, res) => void this.handle(req, res));
+    // The callback URL may face the internet: a client that sends its request slowly is cut off.
+    this.server.headersTimeout = 10_000;
+    this.server.requestTimeout = 30_000;
     host.onProgress(({ id, state }) => {
       const call = this.calls.get(id);
       if (call && call.state !== 'ended') call.state = state;
