@@ -142,8 +142,7 @@ describe('twin-connector call', () => {
     child.stderr.on('data', (d: Buffer) => { out += d.toString(); });
     const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
     try {
-      await waitFor(() => out.includes('dialling +442079460077'), 'the call to ring', 10_000);
-      const dial = ari.dials.at(-1)!;
+      const dial = await waitFor(() => ari.dials.find((d) => d.to === '+442079460077'), 'the call to ring', 10_000);
       child.kill('SIGINT');
       expect(await exited).toBe(1);
       expect(out).toContain('stopping: hanging up the call');
