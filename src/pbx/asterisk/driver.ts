@@ -199,6 +199,11 @@ export class AsteriskDriver implements AriCallHost, PbxDialer {
    * without their StasisStart reaching us.
    */
   private async reconcile(): Promise<void> {
+    // Only calls and dials that exist before the list is asked for can be judged by it: one whose
+    // StasisStart arrives while the list is on its way is alive but not in it.
+    const calls = [...this.calls.values()];
+    const dials = [...this.dials.keys()];
+    const botLegs = new Set(this.botLegs.keys());
     let channels: AriChannel[];
     try {
       channels = await this.rest.channels();
@@ -208,16 +213,16 @@ export class AsteriskDriver implements AriCallHost, PbxDialer {
     }
     const alive = new Set(channels.map((c) => c.id));
     const byId = new Map(channels.map((c) => [c.id, c]));
-    for (const id of [...this.dials.keys()]) {
+    for (const id of dials) {
       if (!alive.has(id)) this.settleDial(id, { kind: 'failed', reason: 'error', detail: 'the call ended while ARI was disconnected' });
     }
-    for (const call of [...this.calls.values()]) {
+    for (const call of calls) {
       const botId = call.botLegId;
       if (!alive.has(call.id)) call.onCallerLeft();
-      else if (botId !== undefined && !alive.has(botId)) call.onBotGone();
+      else if (botId !== undefined && botLegs.has(botId) && !alive.has(botId)) call.onBotGone();
     }
     await this.rest.bridges().then(
-      async (bridges) => this.leftovers.adopt(bridges, (id) => this.calls.has(id.slice('twin-'.length)), alive,
+      async (bridges) => this.leftovers.adopt(bridges, (id) => this.ownsBridge(id), alive,
         (id) => stasisArgs(byId.get(id), this.cfg.app) !== undefined),
       (err: Error) => this.log.warn({ err: err.message }, 'could not list bridges after reconnecting'),
     );
@@ -236,6 +241,12 @@ export class AsteriskDriver implements AriCallHost, PbxDialer {
     if (status !== '' || !this.strandedInOurApp(channel)) return;
     this.log.warn({ channel: channel.id }, 'picking up a call that entered the app while its events were lost');
     this.onStasisStart({ type: 'StasisStart', args, channel });
+  }
+
+  /** A bridge of a call of this run, live or just finished (its release destroys it). */
+  private ownsBridge(bridgeId: string): boolean {
+    const callId = bridgeId.slice('twin-'.length);
+    return this.calls.has(callId) || this.finished.has(callId);
   }
 
   /** The Stasis arguments of a channel sitting in our app that we know nothing about. */
