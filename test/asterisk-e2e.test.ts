@@ -73,4 +73,19 @@ describe('Asterisk (ARI) specifics', () => {
     stranded.hangup();
     expect(await lab.outcomeOf(stranded.id)).toMatchObject({ status: 'CONNECTED', bot: 'picked-up' });
   });
+
+  it('after a reconnect, does not take a call that arrives while the channel list is on its way for a call that is gone', async () => {
+    const lab = await startLab();
+    let listed = false;
+    lab.ari.delayReply = (method, path) => (method === 'GET' && path === '/channels' ? ((listed = true), 200) : 0);
+    lab.ari.dropWebSockets();
+    await waitFor(() => listed, 'the product to list the channels after reconnecting');
+    const call = lab.ari.placeCall(); // enters Stasis after Asterisk made the list it is still sending
+    await waitFor(() => lab.ari.channel(call.id)?.vars.get('TWIN_STATUS'), 'the call to be bridged');
+    await new Promise((r) => setTimeout(r, 400)); // the late list has arrived and been judged
+    expect(lab.outcomes.find((o) => o.callId === call.id)).toBeUndefined(); // still talking to the bot
+    expect(lab.ari.leftovers()).toEqual({ channels: ['PJSIP/caller-00000001', 'PJSIP/twin-00000001'], bridges: [`twin-${call.id}`] });
+    call.hangup();
+    expect(await lab.outcomeOf(call.id)).toMatchObject({ status: 'CONNECTED', endedBy: 'caller' });
+  });
 });

@@ -88,6 +88,8 @@ export class AriSimulator {
   /** For the benchmark: called when a bot leg is dialled with (stasisStartAt, dialAt) of its caller. */
   onBotDial?: (callerStasisStartAt: number, dialAt: number, callerId: string) => void;
   /** For the benchmark: every REST request (after auth) and every channel variable set by the app. */
+  /** Holds a reply back this many ms (the answer is computed when the request arrives). */
+  delayReply?: (method: string, path: string) => number;
   onRequest?: (method: string, path: string) => void;
   onChannelVar?: (channelId: string, variable: string, value: string) => void;
 
@@ -262,6 +264,8 @@ export class AriSimulator {
     const callId = /(\d{10}\.\d+)/.exec(path + url.search)?.[1];
     if (callId !== undefined && this.keepInvites > 0) this.byCall.set(callId, (this.byCall.get(callId) ?? 0) + 1);
     const [status, answer] = this.route(req.method ?? 'GET', segs, q, body);
+    const delayMs = this.delayReply?.(req.method ?? 'GET', path) ?? 0;
+    if (delayMs > 0) await new Promise((resolve) => setTimeout(resolve, delayMs)); // answered as of its arrival, sent late
     res.setHeader('cache-control', 'no-cache, no-store');
     if (status === 204) {
       res.writeHead(204, { 'content-length': 0 });
