@@ -58,6 +58,17 @@ describe.each<PbxKind>(['asterisk', 'freeswitch'])('graceful stop and reload on 
     expect(lab.outcomes.map((o) => o.status)).toEqual(['CONNECTED', 'CONNECTED']);
   });
 
+  it('hangs up at once when told to hurry (a second SIGTERM)', async () => {
+    const lab = await startLab();
+    const call = lab.pbx().placeCall();
+    await bridged(lab, call.id);
+    const stopping = lab.daemon.stop(); // 300 s of patience by default
+    await new Promise((r) => setTimeout(r, 50));
+    lab.daemon.hurry();
+    await stopping;
+    expect(await call.left).toMatchObject({ kind: 'hungup-by-app', vars: { TWIN_STATUS: 'ERROR' } });
+  });
+
   it('applies a reloaded config to the next call and keeps the live one; refuses nothing it cannot apply', async () => {
     const lab = await startLab();
     const live = lab.pbx().placeCall();
