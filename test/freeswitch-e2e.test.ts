@@ -1,5 +1,6 @@
 /** FreeSWITCH-only behaviour (ESL); the cases shared with Asterisk are in e2e-matrix.test.ts. */
 import { describe, expect, it } from 'vitest';
+import { parseCallRequest } from '../src/outbound/request.js';
 import { Lab } from '../src/sim/lab.js';
 import { labPerTest, waitFor } from './helpers.js';
 
@@ -85,5 +86,19 @@ describe('FreeSWITCH (ESL) specifics', () => {
     const port = first.daemon.freeswitch!.listenPort;
     await expect(Lab.start({ pbx: 'freeswitch', config: { freeswitch: { listen_port: port } } }))
       .rejects.toThrow(`cannot listen for FreeSWITCH on 127.0.0.1:${port}: address already in use`);
+  });
+
+  it('tells FreeSWITCH where to connect an originated call: originate_socket_host, or loopback for a 0.0.0.0 listener', async () => {
+    for (const [extra, host] of [[{}, '127.0.0.1'], [{ originate_socket_host: '127.0.0.2' }, '127.0.0.2']] as const) {
+      const lab = await Lab.start({ pbx: 'freeswitch', config: { freeswitch: { listen_host: '0.0.0.0', ...extra }, outbound: { caller_id: '+12025550143' } } });
+      try {
+        lab.fs.botBehaviour = () => ({ kind: 'answer', afterMs: 5, hangupAfterMs: 30 });
+        const { result } = lab.daemon.placeCall(parseCallRequest({ to: '+442079460018', bot: 'sales' }, lab.config));
+        expect((await result).status).toBe('connected'); // 127.0.0.2 is loopback too: the call still arrives
+        expect(lab.fs.dials.at(-1)!.socketTarget).toBe(`${host}:${lab.daemon.freeswitch!.listenPort}`);
+      } finally {
+        await lab.stop();
+      }
+    }
   });
 });

@@ -114,6 +114,12 @@ export const ConfigSchema = z.object({
     moh_source: z.string().regex(/^[^\s]+$/, 'must be a sound source such as local_stream://moh').default('local_stream://moh'),
     bot_answer_timeout_s: positiveInt.max(300).default(30),
     command_timeout_ms: positiveInt.default(5000),
+    /**
+     * Where FreeSWITCH connects for calls the product originates (`&socket(<host>:<listen_port>)`);
+     * default listen_host, or 127.0.0.1 when listen_host is 0.0.0.0 / ::. Set it when FreeSWITCH
+     * runs on another host.
+     */
+    originate_socket_host: z.string().regex(/^[A-Za-z0-9.:_-]{1,253}$/, 'must be a host name or IP address').optional(),
     /** Dial string that reaches a subscriber for outbound calls; {number} is the E.164 number. */
     outbound_dial: z.string().regex(/^\S*\{number\}\S*$/, 'must be a dial string with {number} and no spaces, e.g. sofia/gateway/carrier/{number}')
       .default('sofia/gateway/carrier/{number}'),

@@ -44,6 +44,8 @@ export interface SimCall {
 export interface SimDial extends SimCall {
   readonly to: string;
   readonly from: string;
+  /** FreeSWITCH: the `&socket(host:port)` the answered call connects to. */
+  readonly socketTarget?: string;
 }
 
 /** How the dialplan hands a caller to the product; hints become Stasis args or twin_* channel variables. */

@@ -108,7 +108,7 @@ export class FreeSwitchDriver implements PbxDialer {
       `origination_uuid=${request.id}`, `origination_caller_id_number=${request.from}`, `origination_caller_id_name=${request.from}`,
       `originate_timeout=${request.ringTimeoutS}`, 'twin_direction=outbound',
     ].join(',');
-    const host = ['0.0.0.0', '::'].includes(this.cfg.listen_host) ? '127.0.0.1' : this.cfg.listen_host;
+    const host = this.cfg.originate_socket_host ?? (['0.0.0.0', '::'].includes(this.cfg.listen_host) ? '127.0.0.1' : this.cfg.listen_host);
     return `originate {${vars}}${this.cfg.outbound_dial.replace('{number}', request.to)} &socket(${host}:${this.listenPort} async full)`;
   }
 

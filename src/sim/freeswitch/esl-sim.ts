@@ -556,7 +556,8 @@ export class FreeSwitchSimulator {
       finishDial({ kind: 'hungup-by-caller', vars: {} });
     };
     let finishDial: (r: CallerResult) => void = () => {};
-    const dial: SimDial = { id: uuid, to, from, left: new Promise((resolve) => { finishDial = resolve; }), hangup: () => {} };
+    const socketTarget = socketArg ? `${socketArg[1]}:${socketArg[2]}` : undefined;
+    const dial: SimDial = { id: uuid, to, from, socketTarget, left: new Promise((resolve) => { finishDial = resolve; }), hangup: () => {} };
     this.dials.push(dial);
     if (!socketArg) return this.later0(fail('INVALID_GATEWAY'), 1);
     const b = this.subscriberBehaviour(to);
