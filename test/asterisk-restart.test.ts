@@ -3,34 +3,15 @@
  * run had bridged is ended by the second run when one side hangs up (nobody is left alone in a
  * bridge), and a caller who was waiting for the warm-up is picked up and connected.
  */
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { stringify } from 'yaml';
-import { AriSimulator } from '../src/sim/asterisk/ari-sim.js';
-import { labConfig } from '../src/sim/lab.js';
-import { TwinSimulator } from '../src/sim/twin-sim.js';
-import { runDaemonProcess } from './daemon-process.js';
+import { describe, expect, it } from 'vitest';
+import { runDaemonProcess, simulatorsForProcessTests, writeDaemonConfig } from './daemon-process.js';
 import { waitFor } from './helpers.js';
 
-const twin = new TwinSimulator();
-const ari = new AriSimulator();
-
-beforeAll(async () => {
-  await Promise.all([twin.start(), ari.start()]);
-});
-afterAll(async () => {
-  await Promise.all([twin.stop(), ari.stop()]);
-});
+const { twin, ari } = simulatorsForProcessTests();
 
 describe('Asterisk: the product restarts with calls in progress', () => {
   it('ends the calls the first run bridged when one side hangs up, and picks up a caller left waiting', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'twin-restart-'));
-    const config = labConfig(twin, ari) as Record<string, any>;
-    config.log = { level: 'info' };
-    const configPath = join(dir, 'config.yaml');
-    writeFileSync(configPath, stringify(config));
+    const { path: configPath } = writeDaemonConfig({ twin, ari });
     const connected = (id: string) => ari.channel(id)?.vars.get('TWIN_STATUS') === 'CONNECTED';
 
     const first = runDaemonProcess(configPath);

@@ -3,40 +3,26 @@
  * down, is killed with SIGKILL before it could forward them, and the next run delivers each one
  * exactly once and still recognises Twin's repeats.
  */
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { stringify } from 'yaml';
-import { AriSimulator } from '../src/sim/asterisk/ari-sim.js';
-import { labConfig } from '../src/sim/lab.js';
-import { TwinSimulator } from '../src/sim/twin-sim.js';
 import { CustomerServer } from './customer-server.js';
-import { freePort, runDaemonProcess } from './daemon-process.js';
+import { freePort, runDaemonProcess, simulatorsForProcessTests, writeDaemonConfig } from './daemon-process.js';
 import { waitFor } from './helpers.js';
 
 const SECRET = 'restart-secret-0123456789';
-const twin = new TwinSimulator();
-const ari = new AriSimulator();
+const { twin, ari } = simulatorsForProcessTests();
 const customer = new CustomerServer();
 
-beforeAll(async () => {
-  await Promise.all([twin.start(), ari.start(), customer.start()]);
-});
-afterAll(async () => {
-  await Promise.all([twin.stop(), ari.stop(), customer.stop()]);
-});
+beforeAll(() => customer.start());
+afterAll(() => customer.stop());
 
 describe('callbacks across a crash', () => {
   it('loses nothing and doubles nothing when the process is killed between receipt and forwarding', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'twin-cb-restart-'));
     const port = await freePort();
-    const config = labConfig(twin, ari) as Record<string, any>;
-    config.log = { level: 'info' };
-    config.http = { listen_port: port };
-    config.callbacks = { public_url: `http://127.0.0.1:${port}`, secret: SECRET, dir: join(dir, 'callbacks'), forward_to: [customer.url] };
-    const configPath = join(dir, 'config.yaml');
-    writeFileSync(configPath, stringify(config));
+    const { path: configPath } = writeDaemonConfig({ twin, ari }, (config, dir) => {
+      config.http = { listen_port: port };
+      config.callbacks = { public_url: `http://127.0.0.1:${port}`, secret: SECRET, dir: join(dir, 'callbacks'), forward_to: [customer.url] };
+    });
     const base = `http://127.0.0.1:${port}`;
     const post = async (body: unknown) => {
       const res = await fetch(`${base}/v1/twin/callbacks/${SECRET}`, { method: 'POST', body: JSON.stringify(body) });

@@ -1,6 +1,14 @@
 /** The real daemon as a child process (`node --import tsx src/cli.ts run`), for restart and signal tests. */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll } from 'vitest';
+import { stringify } from 'yaml';
+import { AriSimulator } from '../src/sim/asterisk/ari-sim.js';
+import { labConfig } from '../src/sim/lab.js';
+import { TwinSimulator } from '../src/sim/twin-sim.js';
 
 export interface DaemonProcess {
   child: ChildProcess;
@@ -27,4 +35,30 @@ export function freePort(): Promise<number> {
       server.close(() => resolve(port));
     });
   });
+}
+
+/** Twin and Asterisk simulators in the test's process, started before and stopped after the file's tests. */
+export function simulatorsForProcessTests(): { twin: TwinSimulator; ari: AriSimulator } {
+  const twin = new TwinSimulator();
+  const ari = new AriSimulator();
+  beforeAll(async () => {
+    await Promise.all([twin.start(), ari.start()]);
+  });
+  afterAll(async () => {
+    await Promise.all([twin.stop(), ari.stop()]);
+  });
+  return { twin, ari };
+}
+
+/** A config file for the daemon process against these simulators, info-level logs; `edit` adds to it. */
+export function writeDaemonConfig(
+  sims: { twin: TwinSimulator; ari: AriSimulator }, edit: (config: Record<string, any>, dir: string) => void = () => {},
+): { path: string; config: Record<string, any>; dir: string } {
+  const dir = mkdtempSync(join(tmpdir(), 'twin-daemon-'));
+  const config = labConfig(sims.twin, sims.ari) as Record<string, any>;
+  config.log = { level: 'info' };
+  edit(config, dir);
+  const path = join(dir, 'config.yaml');
+  writeFileSync(path, stringify(config));
+  return { path, config, dir };
 }

@@ -2,34 +2,17 @@
  * The real daemon process and its signals: SIGHUP reloads the config file (a broken file is refused
  * with the reason and the old config kept), SIGTERM lets the live call finish and exits 0.
  */
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { writeFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
-import { AriSimulator } from '../src/sim/asterisk/ari-sim.js';
-import { labConfig } from '../src/sim/lab.js';
-import { TwinSimulator } from '../src/sim/twin-sim.js';
-import { runDaemonProcess } from './daemon-process.js';
+import { runDaemonProcess, simulatorsForProcessTests, writeDaemonConfig } from './daemon-process.js';
 import { waitFor } from './helpers.js';
 
-const twin = new TwinSimulator();
-const ari = new AriSimulator();
-
-beforeAll(async () => {
-  await Promise.all([twin.start(), ari.start()]);
-});
-afterAll(async () => {
-  await Promise.all([twin.stop(), ari.stop()]);
-});
+const { twin, ari } = simulatorsForProcessTests();
 
 describe('daemon signals', () => {
   it('reloads on SIGHUP, keeps the old config when the new file is broken, and drains calls on SIGTERM', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'twin-signals-'));
-    const config = labConfig(twin, ari) as Record<string, any>;
-    config.log = { level: 'info' };
-    const configPath = join(dir, 'config.yaml');
-    writeFileSync(configPath, stringify(config));
+    const { path: configPath, config } = writeDaemonConfig({ twin, ari });
     const daemon = runDaemonProcess(configPath);
     const lastBot = () => /"botSettingsId":"([^"]+)"/.exec(twin.warmups.at(-1)?.raw ?? '')?.[1];
     const callAndHangUp = async () => {
