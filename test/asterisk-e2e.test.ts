@@ -24,6 +24,20 @@ describe('Asterisk (ARI) specifics', () => {
     expect(lab.ari.channel(botLeg.id)).toBeUndefined();
   });
 
+  it('dials the bot leg only once Asterisk has put it in Stasis (create answers first: recording create-dial-race)', async () => {
+    const lab = await startLab({ ari: { stasisEntryDelayMs: () => 15 } });
+    const dials: string[] = [];
+    lab.ari.onRequest = (method, path) => { if (method === 'POST' && path.includes('/dial')) dials.push(path); };
+    const calls = Array.from({ length: 5 }, () => lab.ari.placeCall());
+    for (const call of calls) {
+      await waitFor(() => lab.ari.channel(call.id)?.vars.get('TWIN_STATUS'), 'connected');
+      expect(lab.ari.channel(call.id)!.vars.get('TWIN_STATUS')).toBe('CONNECTED');
+    }
+    expect(dials).toHaveLength(5); // one dial per call: none was refused and sent again
+    calls.forEach((call) => call.hangup());
+    for (const call of calls) expect((await lab.outcomeOf(call.id)).status).toBe('CONNECTED');
+  });
+
   it('continues at the dialplan priority given in the Stasis hints', async () => {
     const lab = await startLab();
     lab.twin.script(() => ({ kind: 'null' }));

@@ -1,6 +1,8 @@
 /** The ESL simulator's bytes, pinned to values copied from shared/fixtures/freeswitch recordings. */
 import { describe, expect, it } from 'vitest';
-import { CommandReader, connectReply, fsUrlEncode, lingerNotice, parseDialString, plainEvent } from '../src/sim/freeswitch/wire.js';
+import {
+  CommandReader, connectReply, fsUrlEncode, lingerNotice, originateApp, parseDialString, plainEvent, socketMode, splitApiArgs,
+} from '../src/sim/freeswitch/wire.js';
 
 describe('ESL wire format (simulator)', () => {
   it('URL-encodes values the way FreeSWITCH does (a1 connect reply)', () => {
@@ -8,6 +10,17 @@ describe('ESL wire format (simulator)', () => {
     expect(fsUrlEncode('Sat, 21 Nov 2026 14:11:34 GMT')).toBe('Sat,%2021%20Nov%202026%2014%3A11%3A34%20GMT');
     expect(fsUrlEncode('{sip_h_X-TWIN-EnableRecord=1,sip_h_X-TWIN-CallId=abc}sofia/gateway/bot/bot'))
       .toBe('%7Bsip_h_X-TWIN-EnableRecord%3D1,sip_h_X-TWIN-CallId%3Dabc%7Dsofia/gateway/bot/bot');
+  });
+
+  it('splits an originate the way FreeSWITCH does: an unquoted &socket(… async full) becomes a static socket (s8)', () => {
+    const [, bare] = splitApiArgs('{origination_uuid=u1}sofia/gateway/carrier/+44 &socket(127.0.0.1:41945 async full)');
+    expect(originateApp(bare!)).toEqual({ app: 'socket', arg: '127.0.0.1:41945' });
+    expect(socketMode(originateApp(bare!)!.arg)).toBe('static');
+    const [aleg, quoted] = splitApiArgs("{origination_uuid=u1}sofia/gateway/carrier/+44 '&socket(127.0.0.1:41945 async full)'");
+    expect(aleg).toBe('{origination_uuid=u1}sofia/gateway/carrier/+44');
+    expect(originateApp(quoted!)).toEqual({ app: 'socket', arg: '127.0.0.1:41945 async full' });
+    expect(socketMode(originateApp(quoted!)!.arg)).toBe('async');
+    expect(connectReply([], 'static')).toContain('Socket-Mode: static\nControl: single-channel\n');
   });
 
   it('frames plain events with Content-Length first, counting the closing blank line', () => {

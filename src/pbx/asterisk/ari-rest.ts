@@ -137,9 +137,15 @@ export class AriRest extends EventEmitter {
     return this.call('channels', 'originate', { ...p, app: this.cfg.app });
   }
   dial(channelId: string, caller: string, timeout: number) { return this.call('channels', 'dial', { channelId, caller, timeout }); }
+  /** A channel variable's value; '' when it is unset (Asterisk 22 answers 404 "Provided variable was not found"). */
   async getVar(channelId: string, variable: string): Promise<string> {
-    const answer = (await this.call('channels', 'getChannelVar', { channelId, variable })) as { value?: string } | undefined;
-    return answer?.value ?? '';
+    try {
+      const answer = (await this.call('channels', 'getChannelVar', { channelId, variable })) as { value?: string } | undefined;
+      return answer?.value ?? '';
+    } catch (err) {
+      if (err instanceof AriError && /variable was not found/i.test(err.message)) return '';
+      throw err;
+    }
   }
   async channels(): Promise<AriChannel[]> {
     return (await this.call('channels', 'list', {})) as AriChannel[];

@@ -288,7 +288,9 @@ export class AsteriskDriver implements AriCallHost, PbxDialer {
 
   private onStasisStart(event: AriEvent): void {
     const channel = event.channel;
-    if (!channel || this.calls.has(channel.id) || this.botLegs.has(channel.id)) return;
+    if (!channel || this.calls.has(channel.id)) return;
+    const botLeg = this.botLegs.get(channel.id);
+    if (botLeg) return botLeg.onBotInStasis();
     const args = event.args ?? [];
     const dial = this.dials.get(channel.id);
     if (dial) return this.onDialAnswered(dial);

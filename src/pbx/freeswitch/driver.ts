@@ -84,7 +84,7 @@ export class FreeSwitchDriver implements PbxDialer {
   }
 
   /**
-   * `bgapi originate … &socket(<us> async full)` on the inbound connection: answered, the channel
+   * `bgapi originate … '&socket(<us> async full)'` on the inbound connection: answered, the channel
    * connects to our call socket like a dialplan call; failed, the job's body names the cause
    * (`-ERR USER_BUSY`). The job ends only after the answer (fixture d2), so it is bounded by the
    * ring time plus a margin.
@@ -109,7 +109,9 @@ export class FreeSwitchDriver implements PbxDialer {
       `originate_timeout=${request.ringTimeoutS}`, 'twin_direction=outbound',
     ].join(',');
     const host = this.cfg.originate_socket_host ?? (['0.0.0.0', '::'].includes(this.cfg.listen_host) ? '127.0.0.1' : this.cfg.listen_host);
-    return `originate {${vars}}${this.cfg.outbound_dial.replace('{number}', request.to)} &socket(${host}:${this.listenPort} async full)`;
+    // The API splits its arguments on spaces outside single quotes: unquoted, FreeSWITCH would run
+    // `socket(host:port` in static mode (recording s8-outbound-static-socket).
+    return `originate {${vars}}${this.cfg.outbound_dial.replace('{number}', request.to)} '&socket(${host}:${this.listenPort} async full)'`;
   }
 
   private onOriginateJob(id: string, body: string): void {

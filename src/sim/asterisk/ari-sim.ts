@@ -37,8 +37,12 @@ export interface AriSimOptions {
   endpoints?: string[];
   /** Where a plain PJSIP/<endpoint> leg goes (the AOR contact). */
   contact?: string;
-  /** Emit a created channel's first events before the REST reply, as seen in a2/d1 (default true). */
-  eventsBeforeReply?: boolean;
+  /**
+   * How long after its REST reply a created channel enters Stasis (StasisStart), ms; 0 or less:
+   * before the reply. Until then `dial` answers 409 and `addChannel` 422 "Channel not in Stasis
+   * application" (recording create-dial-race). Default: drawn from that recording.
+   */
+  stasisEntryDelayMs?: () => number;
 }
 
 interface App {
@@ -317,7 +321,7 @@ export class AriSimulator {
       case 'POST channels/create': return this.createChannel(q, body);
       case 'GET channels/:id': return this.withChannel(id!, (ch) => [200, channelJson(ch)]);
       case 'DELETE channels/:id': return this.withChannel(id!, (ch) => this.appHangup(ch, q));
-      case 'POST channels/:id/dial': return this.withChannel(id!, (ch) => this.dial(ch, q));
+      case 'POST channels/:id/dial': return this.withStasisChannel(id!, (ch) => this.dial(ch, q));
       case 'POST channels/:id/continue': return this.withStasisChannel(id!, (ch) => this.continueChannel(ch, q));
       case 'POST channels/:id/ring': return this.withStasisChannel(id!, (ch) => { ch.ringing = true; return [204, undefined]; });
       case 'DELETE channels/:id/ring': return this.withStasisChannel(id!, (ch) => { ch.ringing = false; return [204, undefined]; });
@@ -327,7 +331,9 @@ export class AriSimulator {
       case 'GET channels/:id/variable': {
         const ch = this.channels.get(id!);
         if (!ch) return [404, { message: 'Provided channel was not found' }];
-        return [200, { value: ch.vars.get(q.get('variable') ?? '') ?? '' }];
+        const value = ch.vars.get(q.get('variable') ?? '');
+        // Recorded (product-sigkill-restart): an unset variable is a 404, not an empty value.
+        return value === undefined ? [404, { message: 'Provided variable was not found' }] : [200, { value }];
       }
       case 'GET bridges': return [200, [...this.bridges.values()].map(bridgeJson)];
       case 'POST bridges': return this.createBridge(q.get('bridgeId') ?? randomUUID(), q);
@@ -417,7 +423,7 @@ export class AriSimulator {
   }
 
   private withStasisChannel(id: string, fn: (ch: SimChannel) => [number, unknown]): [number, unknown] {
-    return this.withChannel(id, (ch) => (ch.app && !ch.awaitingAnswer ? fn(ch) : [409, { message: 'Channel not in Stasis application' }]));
+    return this.withChannel(id, (ch) => (inStasis(ch) ? fn(ch) : [409, { message: 'Channel not in Stasis application' }]));
   }
 
   private withBridge(id: string, fn: (b: SimBridge) => [number, unknown]): [number, unknown] {
@@ -449,15 +455,18 @@ export class AriSimulator {
     ch.appArgs = (q.get('appArgs') ?? '').split(',').filter((a) => a !== '');
     ch.dialplan = { context: 'from-twin', exten: 's', priority: 1, app_name: '', app_data: '' };
     this.channels.set(id, ch);
+    ch.enteringStasis = true;
     const announce = () => {
       if (!this.channels.has(id)) return;
+      ch.enteringStasis = false;
       // Fixture a2: from here on the channel's dialplan shows it in Stasis with the app's arguments.
       ch.dialplan = { ...ch.dialplan!, app_name: 'Stasis', app_data: [appName, ...ch.appArgs].join(',') };
       this.emit(appName, 'ChannelDialplan', { channel: channelJson(ch), dialplan_app: 'Stasis', dialplan_app_data: [appName, ...ch.appArgs].join(',') });
       this.emit(appName, 'StasisStart', { args: ch.appArgs, channel: channelJson(ch) });
     };
-    if (this.options.eventsBeforeReply ?? true) announce();
-    else this.afterReply.push(announce);
+    const delayMs = (this.options.stasisEntryDelayMs ?? recordedStasisEntryDelay)();
+    if (delayMs <= 0) announce();
+    else this.afterReply.push(() => ch.timers.push(setTimeout(announce, delayMs)));
     return [200, channelJson(ch)];
   }
 
@@ -646,7 +655,7 @@ export class AriSimulator {
     if (ids.length === 0) return [400, { message: 'Missing parameter channel' }];
     const chans = ids.map((id) => this.channels.get(id));
     if (chans.some((c) => c === undefined)) return [400, { message: 'Channel not found' }];
-    if (chans.some((c) => c!.app === undefined || c!.awaitingAnswer)) return [422, { message: 'Channel not in Stasis application' }];
+    if (chans.some((c) => !inStasis(c!))) return [422, { message: 'Channel not in Stasis application' }];
     this.afterReply.push(() => {
       for (const ch of chans as SimChannel[]) {
         if (!this.channels.has(ch.id)) continue;
@@ -703,4 +712,22 @@ function channelParams(q: URLSearchParams, body?: Record<string, unknown>):
     return { error: [400, { message: "Each value in 'variables' must be a string or an object with 'value' and optional 'report_events'" }] };
   }
   return { endpoint, appName, variables: variables as Record<string, string> };
+}
+
+/** In Stasis: entered the app and not still on its way in (created) or ringing (originated). */
+function inStasis(ch: SimChannel): boolean {
+  return ch.app !== undefined && !ch.awaitingAnswer && !ch.enteringStasis;
+}
+
+/**
+ * StasisStart of a created channel after the create reply, as recorded on Asterisk 22.10.1
+ * (create-dial-race: 85 of 400 before the reply, then p50 0.5, p90 1.1-6.9, p99 3-8 ms).
+ */
+export function recordedStasisEntryDelay(): number {
+  const u = Math.random();
+  if (u < 0.2) return 0;
+  if (u < 0.6) return 0.2 + Math.random() * 0.5;
+  if (u < 0.9) return 0.7 + Math.random() * 1.5;
+  if (u < 0.99) return 2 + Math.random() * 4;
+  return 6 + Math.random() * 3;
 }

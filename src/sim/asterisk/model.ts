@@ -33,6 +33,8 @@ export interface SimChannel {
   dialAt?: number;
   /** Originated by POST /channels into an app: in Stasis only once answered (fixture b1). */
   awaitingAnswer?: boolean;
+  /** Created by POST /channels/create and not yet in Stasis: Asterisk replies before the channel gets there. */
+  enteringStasis?: boolean;
   /** For an originated subscriber leg: the number dialled. */
   subscriber?: string;
   /** For a bot leg: the caller channel it was dialled for. */

@@ -2,6 +2,7 @@
  * A simulated FreeSWITCH channel (the caller, "A-leg") and the headers its events carry, shaped
  * like the recorded ones in shared/fixtures/freeswitch (about 170 header lines per event).
  */
+import type { AppCommand, SocketMode } from './wire.js';
 import type { Socket } from 'node:net';
 import type { CallerResult, SimInvite } from '../call-model.js';
 import type { Headers } from './wire.js';
@@ -29,6 +30,11 @@ export interface OutboundSession {
   /** null: no linger; -1: linger until the app closes; n: linger n seconds. */
   linger: number | null;
   closed: boolean;
+  /** async: `socket h:p async full`; static: without `async`, replies to sendmsg wait for the app to finish. */
+  mode: SocketMode;
+  /** Static mode: the app whose sendmsg reply is outstanding, and the commands queued behind it. */
+  waitingFor?: string;
+  backlog: AppCommand[];
 }
 
 export interface FsChannel {

@@ -15,10 +15,11 @@ import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { causeCode } from '../../core/q850.js';
 import { fromHeader, type BotBehaviour, type CallerResult, type CallSpec, type SimCall, type SimDial, type SimInvite } from '../call-model.js';
-import { appHeaders, CORE_UUID, channelData, eventHeaders, otherLeg, type BotLeg, type FsChannel, type RunningApp } from './channel.js';
+import { appHeaders, CORE_UUID, channelData, eventHeaders, otherLeg, type BotLeg, type FsChannel, type OutboundSession, type RunningApp } from './channel.js';
 import {
   apiResponse, authRequest, commandReply, CommandReader, connectReply, disconnectNotice, jsonEvent,
-  lingerNotice, parseDialString, plainEvent, type AppCommand, type Headers,
+  lingerNotice, originateApp, parseDialString, plainEvent, socketMode, splitApiArgs,
+  type AppCommand, type Headers, type SocketMode,
 } from './wire.js';
 
 export interface FsSimOptions {
@@ -98,7 +99,7 @@ export class FreeSwitchSimulator {
   /** A channel that runs `socket host:port async full`, answered or not. */
   private openChannel(
     uuid: string, caller: { name: string; number: string }, dialed: string, vars: Map<string, string>,
-    target: { host: string; port: number }, answered: boolean, originated = false,
+    target: { host: string; port: number; mode?: SocketMode }, answered: boolean, originated = false,
   ): SimCall {
     let finish: (r: CallerResult) => void = () => {};
     const left = new Promise<CallerResult>((resolve) => { finish = resolve; });
@@ -108,7 +109,7 @@ export class FreeSwitchSimulator {
       queue: [], timers: [], created: Date.now(), seq: 0, earlyLingerNotice: this.callCount++ % 2 === 1, finish,
     };
     this.channels.set(uuid, ch);
-    this.connectOut(ch, target);
+    this.connectOut(ch, target, target.mode ?? 'async');
     return { id: uuid, left, hangup: () => this.hangup(ch, 'NORMAL_CLEARING', { kind: 'hungup-by-caller', vars: {} }) };
   }
 
@@ -154,10 +155,10 @@ export class FreeSwitchSimulator {
 
   // ---- outbound socket (FreeSWITCH → product) ----
 
-  private connectOut(ch: FsChannel, target: { host: string; port: number }): void {
+  private connectOut(ch: FsChannel, target: { host: string; port: number }, mode: SocketMode): void {
     const socket = createConnection(target);
     socket.setNoDelay(true);
-    const session = { socket, format: 'none' as const, linger: null, closed: false };
+    const session: OutboundSession = { socket, format: 'none', linger: null, closed: false, mode, backlog: [] };
     ch.session = session;
     const reader = new CommandReader();
     socket.on('connect', () => { ch.socketAt = performance.now(); });
@@ -197,14 +198,18 @@ export class FreeSwitchSimulator {
     this.onCommand?.(ch.uuid, cmd.line);
     const [verb = '', ...args] = cmd.line.split(' ');
     const session = ch.session!;
+    const isStatic = session.mode === 'static';
+    if (isStatic && session.waitingFor !== undefined) return void session.backlog.push(cmd);
     switch (verb) {
       case 'connect':
         if (ch.state === 'socket') this.announced.add(ch.uuid);
-        return this.write(ch, connectReply(channelData(ch)));
+        return this.write(ch, connectReply(channelData(ch), session.mode));
       case 'myevents':
-        session.format = args[0] === 'json' ? 'json' : 'plain';
+        // Static mode answers +OK but sends no event at all (s8-outbound-static-socket).
+        if (!isStatic) session.format = args[0] === 'json' ? 'json' : 'plain';
         return this.write(ch, commandReply('+OK Events Enabled'));
       case 'linger': {
+        if (isStatic) return this.write(ch, commandReply('-ERR command not found'));
         const seconds = args[0] ? Number(args[0]) : -1;
         session.linger = seconds;
         return this.write(ch, commandReply(seconds > 0 ? `+OK will linger ${seconds} seconds` : '+OK will linger'));
@@ -216,9 +221,15 @@ export class FreeSwitchSimulator {
         session.format = args[0] === 'json' ? 'json' : 'plain';
         return this.write(ch, commandReply(`+OK event listener enabled ${session.format}`));
       case 'api': return this.write(ch, apiResponse(this.api(args.join(' '))));
-      case 'sendmsg':
-        this.write(ch, commandReply('+OK'));
-        return this.sendmsg(ch, cmd.headers);
+      case 'sendmsg': {
+        if (!isStatic) this.write(ch, commandReply('+OK'));
+        const queued = this.sendmsg(ch, cmd.headers);
+        if (isStatic) {
+          if (queued === undefined) this.write(ch, commandReply('+OK'));
+          else session.waitingFor = queued;
+        }
+        return;
+      }
       case 'exit':
         this.write(ch, commandReply('+OK bye'));
         return this.closeOutbound(ch, true);
@@ -226,17 +237,30 @@ export class FreeSwitchSimulator {
     }
   }
 
-  private sendmsg(ch: FsChannel, h: Map<string, string>): void {
-    if (ch.state !== 'socket') return; // a5: +OK, and nothing happens
+  /** Queues an app; returns its uuid when one was queued. */
+  private sendmsg(ch: FsChannel, h: Map<string, string>): string | undefined {
+    if (ch.state !== 'socket') return undefined; // a5: +OK, and nothing happens
     const command = h.get('call-command');
     if (command === 'hangup') {
       const cause = h.get('hangup-cause') ?? 'NORMAL_CLEARING';
-      return this.later(ch, () => this.appHangup(ch, cause));
+      this.later(ch, () => this.appHangup(ch, cause));
+      return undefined;
     }
-    if (command !== 'execute') return;
+    if (command !== 'execute') return undefined;
     const app = h.get('execute-app-name') ?? '';
-    ch.queue.push({ app, arg: h.get('execute-app-arg') ?? '', uuid: h.get('event-uuid') ?? randomUUID() });
+    const uuid = h.get('event-uuid') ?? randomUUID();
+    ch.queue.push({ app, arg: h.get('execute-app-arg') ?? '', uuid });
     this.later(ch, () => this.runQueue(ch));
+    return uuid;
+  }
+
+  /** Static mode: an app finished (or the call ended), so its sendmsg reply goes out and queued commands run. */
+  private releaseStaticReply(ch: FsChannel, appUuid?: string): void {
+    const session = ch.session;
+    if (!session || session.waitingFor === undefined || (appUuid !== undefined && session.waitingFor !== appUuid)) return;
+    session.waitingFor = undefined;
+    this.write(ch, commandReply('+OK'));
+    for (const cmd of session.backlog.splice(0)) this.onOutboundCommand(ch, cmd);
   }
 
   private later(ch: FsChannel, fn: () => void, ms = this.options.execDelayMs ?? 2): void {
@@ -295,6 +319,7 @@ export class FreeSwitchSimulator {
   private complete(ch: FsChannel, app: { app: string; arg: string; uuid: string }, response = '_none_'): void {
     if (ch.running?.uuid === app.uuid) ch.running = undefined;
     this.emitEvent(ch, 'CHANNEL_EXECUTE_COMPLETE', 'CS_EXECUTE', [], appHeaders(app, response));
+    this.releaseStaticReply(ch, app.uuid);
   }
 
   private playback(ch: FsChannel, app: { app: string; arg: string; uuid: string }): void {
@@ -458,6 +483,7 @@ export class FreeSwitchSimulator {
     this.emitEvent(ch, 'CHANNEL_STATE', 'CS_REPORTING');
     this.emitEvent(ch, 'CHANNEL_HANGUP_COMPLETE', 'CS_REPORTING');
     if (lingering && !ch.earlyLingerNotice) this.write(ch, lingerNotice(ch.uuid, ch.name, session.linger!));
+    this.releaseStaticReply(ch);
     if (lingering && session.linger! > 0) this.later(ch, () => this.closeOutbound(ch, true), session.linger! * 1000);
     if (session && !lingering) this.closeOutbound(ch, true);
     this.clearTimers(ch);
@@ -545,9 +571,10 @@ export class FreeSwitchSimulator {
    * call; the job's body is `+OK <uuid>` after the answer, or `-ERR <CAUSE>` (fixture d2).
    */
   private originate(jobUuid: string, arg: string): void {
-    const space = arg.lastIndexOf(' &');
-    const { vars, endpoint } = parseDialString(space > 0 ? arg.slice(0, space) : arg);
-    const socketArg = /&socket\(([^:)]+):(\d+)[^)]*\)/.exec(arg.slice(space));
+    const [aleg = '', exten = ''] = splitApiArgs(arg);
+    const { vars, endpoint } = parseDialString(aleg);
+    const app = originateApp(exten);
+    const socketArg = app?.app === 'socket' ? /^([^:\s]+):(\d+)/.exec(app.arg) : null;
     const uuid = vars.get('origination_uuid') ?? randomUUID();
     const to = endpoint.split('/').pop() ?? '';
     const from = vars.get('origination_caller_id_number') ?? '0000000000';
@@ -568,7 +595,7 @@ export class FreeSwitchSimulator {
       case 'answer':
         return this.later0(() => {
           const call = this.openChannel(uuid, { name: vars.get('origination_caller_id_name') ?? from, number: from }, to, vars,
-            { host: socketArg[1]!, port: Number(socketArg[2]) }, true, true);
+            { host: socketArg[1]!, port: Number(socketArg[2]), mode: socketMode(app!.arg) }, true, true);
           Object.assign(dial, { left: call.left, hangup: call.hangup });
           void call.left.then(finishDial);
           this.finishJob(jobUuid, 'originate', arg, `+OK ${uuid}\n`);

@@ -31,9 +31,61 @@ export function authRequest(): string {
   return 'Content-Type: auth/request\n\n';
 }
 
-/** The outbound `connect` reply: the channel's data in the header block itself, no Content-Length. */
-export function connectReply(channelData: Headers): string {
-  return `${encodedLines(channelData)}Content-Type: command/reply\nReply-Text: %2BOK%0A\nSocket-Mode: async\nControl: full\n\n`;
+/**
+ * The outbound `connect` reply: the channel's data in the header block itself, no Content-Length.
+ * `socket host:port` without `async full` runs in static mode (recording s8-outbound-static-socket).
+ */
+export function connectReply(channelData: Headers, mode: SocketMode = 'async'): string {
+  const modeLines = mode === 'async' ? 'Socket-Mode: async\nControl: full' : 'Socket-Mode: static\nControl: single-channel';
+  return `${encodedLines(channelData)}Content-Type: command/reply\nReply-Text: %2BOK%0A\n${modeLines}\n\n`;
+}
+
+export type SocketMode = 'async' | 'static';
+
+/** The mode the `socket` application runs in for its argument `host:port [async] [full]`. */
+export function socketMode(arg: string): SocketMode {
+  return arg.split(' ').includes('async') ? 'async' : 'static';
+}
+
+/**
+ * How FreeSWITCH splits an API command's arguments (switch_separate_string on ' ',
+ * src/switch_utils.c): on spaces outside single quotes; quotes are then removed and `\x` unescaped.
+ * So `originate {…}dial &socket(h:p async full)` gives `&socket(h:p` as the application.
+ */
+export function splitApiArgs(line: string): string[] {
+  const tokens: string[] = [];
+  let current = '';
+  let quoted = false;
+  let started = false;
+  for (let i = 0; i < line.length; i++) {
+    const ch = line[i]!;
+    if (ch === '\\' && i + 1 < line.length) {
+      current += line[++i];
+      started = true;
+    } else if (ch === "'") {
+      quoted = !quoted;
+      started = true;
+    } else if (ch === ' ' && !quoted) {
+      if (started) tokens.push(current);
+      current = '';
+      started = false;
+    } else {
+      current += ch;
+      started = true;
+    }
+  }
+  if (started) tokens.push(current);
+  return tokens;
+}
+
+/** originate's `&app(arg)`: the application and its argument, cut at the first `)` as FreeSWITCH does. */
+export function originateApp(exten: string): { app: string; arg: string } | undefined {
+  if (!exten.startsWith('&') || exten.length < 2) return undefined;
+  let name = exten.slice(1);
+  const close = name.indexOf(')');
+  if (close >= 0) name = name.slice(0, close);
+  const open = name.indexOf('(');
+  return open >= 0 ? { app: name.slice(0, open), arg: name.slice(open + 1) } : { app: name, arg: '' };
 }
 
 export function plainEvent(headers: Headers, body?: string): string {

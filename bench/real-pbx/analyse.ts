@@ -1,0 +1,111 @@
+/**
+ * Per call, from the capture: t0 = the PBX's 200 OK to the caller's INVITE, t1 = the bot leg's
+ * INVITE. Calls are told apart by the caller's number (From user, unique per call): the bot INVITE
+ * carries X-TWIN-CallId, which the Twin stand-in maps back to the number it warmed up; when there is
+ * no known id (static headers), the bot INVITE's From user (the caller's number, passed through).
+ */
+import type { SipMessage } from './capture.js';
+
+export interface Ports {
+  pbx: number;
+  bot: number;
+  caller: number;
+}
+
+/** Why a call was not bridged, for the human-readable line. */
+export interface LostReasons {
+  noAnswer: number;
+  noBotInvite: number;
+  botNotAnswered: number;
+  pbxHungUpCaller: number;
+}
+
+export interface CallStats {
+  calls: number;
+  bridged: number;
+  lost: number;
+  latenciesMs: number[];
+  reasons: LostReasons;
+}
+
+interface CallerLeg {
+  number: string;
+  answeredAt?: number;
+  callerByeAt?: number;
+  pbxByeAt?: number;
+}
+
+interface BotLeg {
+  invitedAt: number;
+  number: string;
+  answered: boolean;
+}
+
+export function analyse(messages: SipMessage[], ports: Ports, numbers: string[], numberById: Map<string, string>): CallStats {
+  const wanted = new Set(numbers);
+  const callers = callerLegs(messages, ports, wanted);
+  const bots = botLegs(messages, ports, numberById);
+  const reasons: LostReasons = { noAnswer: 0, noBotInvite: 0, botNotAnswered: 0, pbxHungUpCaller: 0 };
+  const latenciesMs: number[] = [];
+  for (const number of numbers) {
+    const leg = callers.get(number);
+    const bot = bots.get(number);
+    if (leg?.answeredAt === undefined) reasons.noAnswer += 1;
+    else if (!bot) reasons.noBotInvite += 1;
+    else if (!bot.answered) reasons.botNotAnswered += 1;
+    else if (leg.pbxByeAt !== undefined && (leg.callerByeAt === undefined || leg.pbxByeAt < leg.callerByeAt)) reasons.pbxHungUpCaller += 1;
+    else latenciesMs.push(bot.invitedAt - leg.answeredAt);
+  }
+  const bridged = latenciesMs.length;
+  return { calls: numbers.length, bridged, lost: numbers.length - bridged, latenciesMs, reasons };
+}
+
+/** Caller legs by number: first 200 OK to the INVITE, and who sent the first BYE. */
+function callerLegs(messages: SipMessage[], ports: Ports, wanted: Set<string>): Map<string, CallerLeg> {
+  const byCallId = new Map<string, CallerLeg>();
+  for (const m of messages) {
+    const toPbx = m.srcPort === ports.caller && m.dstPort === ports.pbx;
+    const toCaller = m.srcPort === ports.pbx && m.dstPort === ports.caller;
+    if (toPbx && m.method === 'INVITE' && !byCallId.has(m.callId)) {
+      const number = decode(m.fromUser);
+      if (wanted.has(number)) byCallId.set(m.callId, { number });
+      continue;
+    }
+    const leg = byCallId.get(m.callId);
+    if (!leg) continue;
+    if (toCaller && m.status === 200 && m.cseqMethod === 'INVITE') leg.answeredAt ??= m.t;
+    else if (toPbx && m.method === 'BYE') leg.callerByeAt ??= m.t;
+    else if (toCaller && m.method === 'BYE') leg.pbxByeAt ??= m.t;
+  }
+  return new Map([...byCallId.values()].map((leg) => [leg.number, leg]));
+}
+
+/** Bot legs by the caller's number: first INVITE (retransmissions ignored) and whether the bot said 200. */
+function botLegs(messages: SipMessage[], ports: Ports, numberById: Map<string, string>): Map<string, BotLeg> {
+  const byCallId = new Map<string, BotLeg>();
+  for (const m of messages) {
+    if (m.srcPort === ports.pbx && m.dstPort === ports.bot && m.method === 'INVITE' && !byCallId.has(m.callId)) {
+      const number = (m.twinId !== undefined ? numberById.get(m.twinId) : undefined) ?? decode(m.fromUser);
+      byCallId.set(m.callId, { invitedAt: m.t, number, answered: false });
+    } else if (m.srcPort === ports.bot && m.status === 200 && m.cseqMethod === 'INVITE') {
+      const leg = byCallId.get(m.callId);
+      if (leg) leg.answered = true;
+    }
+  }
+  const byNumber = new Map<string, BotLeg>();
+  for (const leg of byCallId.values()) if (!byNumber.has(leg.number)) byNumber.set(leg.number, leg);
+  return byNumber;
+}
+
+function decode(user: string): string {
+  try {
+    return decodeURIComponent(user);
+  } catch {
+    return user;
+  }
+}
+
+export function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
+}

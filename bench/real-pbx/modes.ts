@@ -1,0 +1,62 @@
+/**
+ * What the benchmark compares: one row per mode. A mode is an extension of the bench dialplan
+ * (dialplan/asterisk/bench-extensions.conf, dialplan/freeswitch/bench-dialplan.xml) and whether
+ * the product must run for it, with config fields on top of the generated product config.
+ *
+ * To add a mode, add a row (or pass --add-mode name:extension:'{"asterisk":{...}}' once).
+ */
+export type PbxKind = 'asterisk' | 'freeswitch';
+
+export interface BenchMode {
+  name: string;
+  pbx: PbxKind;
+  /** Extension the SIPp caller dials. */
+  extension: string;
+  /** Whether the runner starts the product (twin-connector run) for this mode. */
+  product: boolean;
+  /** Deep-merged over the generated product config, e.g. { asterisk: { bot_leg: 'dialplan' } }. */
+  config?: Record<string, unknown>;
+}
+
+export const MODES: BenchMode[] = [
+  { name: 'diy', pbx: 'asterisk', extension: '7100', product: false },
+  { name: 'product', pbx: 'asterisk', extension: '7200', product: true },
+  { name: 'floor', pbx: 'freeswitch', extension: '7300', product: false },
+  { name: 'product', pbx: 'freeswitch', extension: '7400', product: true },
+];
+
+/** Default modes of a PBX: every row of the table for it. */
+export function defaultModes(pbx: PbxKind): string[] {
+  return MODES.filter((m) => m.pbx === pbx).map((m) => m.name);
+}
+
+/** "name:extension[:json]" → a product mode (a mode without the product is a table row). */
+export function parseAddedMode(pbx: PbxKind, text: string): BenchMode {
+  const m = /^([A-Za-z0-9_-]+):([0-9A-Za-z*#+]+)(?::(.*))?$/s.exec(text);
+  if (!m) throw new Error(`--add-mode ${text}: expected name:extension[:{json config overrides}]`);
+  const config = m[3] ? (JSON.parse(m[3]) as Record<string, unknown>) : undefined;
+  return { name: m[1]!, pbx, extension: m[2]!, product: true, config };
+}
+
+export function findModes(pbx: PbxKind, names: string[], added: BenchMode[]): BenchMode[] {
+  const table = [...MODES.filter((m) => m.pbx === pbx), ...added];
+  return names.map((name) => {
+    const mode = [...table].reverse().find((m) => m.name === name);
+    if (!mode) throw new Error(`unknown mode '${name}' for ${pbx}; known: ${table.map((m) => m.name).join(', ')}`);
+    return mode;
+  });
+}
+
+/** Plain-object deep merge: `over` wins; arrays and scalars are replaced. */
+export function deepMerge(base: Record<string, unknown>, over: Record<string, unknown> = {}): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...base };
+  for (const [key, value] of Object.entries(over)) {
+    const prev = out[key];
+    out[key] = isPlainObject(prev) && isPlainObject(value) ? deepMerge(prev, value) : value;
+  }
+  return out;
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}

@@ -1,0 +1,95 @@
+/**
+ * Zero-latency Twin stand-in: IAM login and the warm-up (POST /api/v1/calls). Not the project's
+ * TwinSimulator because the DIY dialplan needs a token it can be given up front (a global variable)
+ * rather than a fresh JWT, and the benchmark needs callerId → returned id to find each call's
+ * bot INVITE (it carries X-TWIN-CallId: <id>).
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { randomUUID } from 'node:crypto';
+
+export class TwinStandIn {
+  readonly token = `bench-${randomUUID()}`;
+  readonly email = 'bench@example.test';
+  readonly password = 'bench-password';
+  private readonly server: Server;
+  /** Twin id → callerId of the warm-up that got it. */
+  readonly numberById = new Map<string, string>();
+  warmups = 0;
+  refused = 0;
+  port = 0;
+
+  constructor() {
+    this.server = createServer((req, res) => this.handle(req, res));
+    // Keep-alive connections from the product: do not let Node close them under it.
+    this.server.keepAliveTimeout = 60_000;
+  }
+
+  get url(): string {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  async start(port: number): Promise<void> {
+    await new Promise<void>((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(port, '127.0.0.1', () => resolve());
+    });
+    const address = this.server.address();
+    this.port = typeof address === 'object' && address ? address.port : port;
+  }
+
+  stop(): Promise<void> {
+    this.server.closeAllConnections();
+    return new Promise((resolve) => this.server.close(() => resolve()));
+  }
+
+  private handle(req: IncomingMessage, res: ServerResponse): void {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const body = Buffer.concat(chunks).toString('utf8');
+      if (req.method === 'POST' && req.url === '/api/v1/auth/login') return this.login(body, res);
+      if (req.method === 'POST' && req.url === '/api/v1/calls') return this.warmup(req, body, res);
+      send(res, 404, { message: 'not found' });
+    });
+  }
+
+  private login(raw: string, res: ServerResponse): void {
+    const body = parse(raw) as { email?: string; password?: string } | undefined;
+    if (body?.email !== this.email || body?.password !== this.password) return send(res, 401, { message: 'invalid credentials' });
+    send(res, 200, { token: this.token });
+  }
+
+  private warmup(req: IncomingMessage, raw: string, res: ServerResponse): void {
+    if (req.headers.authorization !== `Bearer ${this.token}`) {
+      this.refused += 1;
+      return send(res, 401, { message: 'token expired' });
+    }
+    const calls = (parse(raw) as { calls?: { callId?: unknown; callerId?: unknown }[] } | undefined)?.calls;
+    if (!Array.isArray(calls) || calls.length === 0) {
+      this.refused += 1;
+      return send(res, 400, { message: 'calls is required' });
+    }
+    const answer: Record<string, string> = {};
+    for (const call of calls) {
+      const id = randomUUID();
+      answer[String(call.callId)] = id;
+      this.numberById.set(id, String(call.callerId));
+      this.warmups += 1;
+    }
+    send(res, 200, answer);
+  }
+}
+
+function send(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+function parse(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
