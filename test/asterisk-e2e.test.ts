@@ -38,6 +38,45 @@ describe('Asterisk (ARI) specifics', () => {
     for (const call of calls) expect((await lab.outcomeOf(call.id)).status).toBe('CONNECTED');
   });
 
+  it('bot_leg dialplan: hands the caller to [twin-bot] with one variable, 4 ARI requests per call, no bridge or bot channel of ours', async () => {
+    const lab = await startLab({ config: { asterisk: { bot_leg: 'dialplan' } } });
+    const before = lab.ari.totalRequests();
+    const call = lab.ari.placeCall({ args: ['record=1'], name: 'Ann "A"' });
+    const invite = await waitFor(() => lab.ari.invites[0], 'the INVITE');
+    expect(lab.ari.channel(call.id)!.vars.get('TWIN_BOT')).toMatch(/^PJSIP\/twin\/sip:twinbot@127\.0\.0\.1:5070\^\d+\^PJSIP_HEADER\(add,X-TWIN-CallId\)=/);
+    expect(Object.fromEntries(parseInviteHeaders(invite.raw))['X-TWIN-EnableRecord']).toBe('1');
+    expect(invite.from).toContain('"Ann A" <sip:+15551230000@'); // our cleaned caller id, not the raw one
+    await waitFor(() => lab.ari.channel(call.id)?.vars.get('TWIN_STATUS') === 'CONNECTED', 'the bot answered');
+    expect(lab.ari.totalRequests() - before).toBe(4); // ring, the variable, ring stop, continue
+    expect(lab.ari.leftovers().bridges).toEqual([]);
+    call.hangup();
+    expect(await lab.outcomeOf(call.id)).toMatchObject({ status: 'CONNECTED', endedBy: 'caller' });
+    expect(lab.daemon.activeCalls).toBe(0);
+  });
+
+  it('bot_leg dialplan: a caller back from the bot dialplan of an earlier run is hung up, not left in the app', async () => {
+    const lab = await startLab({ config: { asterisk: { bot_leg: 'dialplan' } } });
+    lab.ari.botBehaviour = () => ({ kind: 'answer', hangupAfterMs: 300 });
+    const call = lab.ari.placeCall();
+    await waitFor(() => lab.ari.channel(call.id)?.vars.get('TWIN_STATUS') === 'CONNECTED', 'the bot answered');
+    lab.daemon.asterisk!.stop(); // the product goes away while the call is in Asterisk's hands
+    await new Promise((r) => setTimeout(r, 50));
+    await lab.daemon.asterisk!.start();
+    expect(await call.left).toMatchObject({ kind: 'hungup-by-app' });
+  });
+
+  it('bot_leg dialplan: a hang-up report lost while ARI was away is made up for at the reconnect', async () => {
+    const lab = await startLab({ config: { asterisk: { bot_leg: 'dialplan' } } });
+    const call = lab.ari.placeCall();
+    await waitFor(() => lab.ari.channel(call.id)?.vars.get('TWIN_STATUS') === 'CONNECTED', 'the bot answered');
+    lab.ari.booting = true;
+    lab.ari.dropWebSockets();
+    call.hangup(); // the hangup handler's Stasis() finds no app: no report
+    await new Promise((r) => setTimeout(r, 150));
+    lab.ari.booting = false;
+    expect(await lab.outcomeOf(call.id)).toMatchObject({ status: 'CONNECTED', endedBy: 'caller' });
+  });
+
   it('continues at the dialplan priority given in the Stasis hints', async () => {
     const lab = await startLab();
     lab.twin.script(() => ({ kind: 'null' }));

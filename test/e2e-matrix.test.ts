@@ -10,11 +10,19 @@ import { parseInviteHeaders } from '../src/sim/call-model.js';
 import type { PbxKind, PbxSim } from '../src/sim/pbx-sim.js';
 import { labPerTest, waitFor } from './helpers.js';
 
-describe.each<PbxKind>(['asterisk', 'freeswitch'])('%s: answered call to the bot', (pbxKind) => {
+/** Asterisk runs twice: the bot leg over ARI in a Stasis bridge, and handed to the shipped [twin-bot] dialplan. */
+const VARIANTS: { name: string; pbxKind: PbxKind; pbxDefaults?: Record<string, unknown> }[] = [
+  { name: 'asterisk (bot_leg: bridge)', pbxKind: 'asterisk' },
+  { name: 'asterisk (bot_leg: dialplan)', pbxKind: 'asterisk', pbxDefaults: { bot_leg: 'dialplan' } },
+  { name: 'freeswitch', pbxKind: 'freeswitch' },
+];
+
+describe.each(VARIANTS)('$name: answered call to the bot', ({ pbxKind, pbxDefaults }) => {
   const startLab = labPerTest(pbxKind);
   /** The PBX section of the config is named after the PBX; `pbxConfig` merges into it. */
   async function start(options: LabOptions & { pbxConfig?: Record<string, unknown> } = {}): Promise<{ lab: Lab; pbx: PbxSim }> {
-    const config = { ...options.config, ...(options.pbxConfig ? { [pbxKind]: options.pbxConfig } : {}) };
+    const pbxConfig = { ...pbxDefaults, ...options.pbxConfig };
+    const config = { ...options.config, ...(Object.keys(pbxConfig).length > 0 ? { [pbxKind]: pbxConfig } : {}) };
     const lab = await startLab({ ...options, config });
     return { lab, pbx: lab.pbx() };
   }

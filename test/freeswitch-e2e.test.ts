@@ -9,13 +9,14 @@ const startLab = labPerTest('freeswitch');
 const connected = (lab: Lab, id: string) => lab.fs.channel(id)?.vars.get('TWIN_STATUS') === 'CONNECTED';
 
 describe('FreeSWITCH (ESL) specifics', () => {
-  it('sets continue_on_fail before the bridge, dials with originate_timeout, and needs 8 ESL commands per call', async () => {
+  it('sets continue_on_fail and a bound on the hold tone before the bridge, dials with originate_timeout, and needs 8 ESL commands per call', async () => {
     const lab = await startLab();
     const lines: string[] = [];
     lab.fs.onCommand = (_, line) => lines.push(line);
     const call = lab.fs.placeCall();
     await waitFor(() => connected(lab, call.id), 'connected');
     expect(lab.fs.channel(call.id)!.vars.get('continue_on_fail')).toBe('true');
+    expect(lab.fs.channel(call.id)!.vars.get('playback_timeout_sec')).toBe(String(Math.ceil(lab.config.twin.warmup_timeout_ms / 1000) + 1));
     expect(lines).toEqual([
       'connect', 'myevents json', 'linger', 'sendmsg', 'sendmsg', `api uuid_break ${call.id} all`, 'sendmsg',
       `api uuid_setvar ${call.id} TWIN_STATUS CONNECTED`,
@@ -24,6 +25,43 @@ describe('FreeSWITCH (ESL) specifics', () => {
     call.hangup();
     expect(await lab.outcomeOf(call.id)).toMatchObject({ status: 'CONNECTED', endedBy: 'caller' });
     // With `linger`, FreeSWITCH never closes the socket: the product must (the leak check verifies it).
+  });
+
+  it('gives the bot leg a cleaned caller id: no CR LF from the caller reaches the INVITE (second recording)', async () => {
+    const lab = await startLab();
+    const call = lab.fs.placeCall({ number: '+1555\r\nX-Evil: 1', name: 'Mallory\r\nX-Evil: 2' });
+    await waitFor(() => connected(lab, call.id), 'connected');
+    const raw = lab.fs.invites[0]!.raw;
+    expect(raw.split('\r\n').filter((line) => line.startsWith('X-Evil'))).toEqual([]);
+    expect(raw).toContain('Remote-Party-ID: "MalloryX-Evil 2" <sip:+15551@127.0.0.1>');
+    call.hangup();
+    await lab.outcomeOf(call.id);
+  });
+
+  it('connects a caller whose display name FreeSWITCH cannot put on a leg (\\"), instead of failing and throttling', async () => {
+    const lab = await startLab();
+    const call = lab.fs.placeCall({ name: 'Evil \\" Name' });
+    await waitFor(() => connected(lab, call.id), 'connected');
+    call.hangup();
+    expect(await lab.outcomeOf(call.id)).toMatchObject({ status: 'CONNECTED' });
+    expect(lab.daemon.gate.snapshot().state).toBe('open');
+  });
+
+  it('never throttles the trunk for a bot leg FreeSWITCH could not build (no INVITE reached Twin)', async () => {
+    const lab = await startLab();
+    lab.fs.legCreationFails = true;
+    const failed = lab.fs.placeCall();
+    expect((await failed.left).vars.TWIN_STATUS).toBe('BOT_FAILED');
+    expect(await lab.outcomeOf(failed.id)).toMatchObject({
+      status: 'BOT_FAILED', detail: 'bot leg unavailable (DESTINATION_OUT_OF_ORDER, no SIP answer from Twin)',
+    });
+    expect(lab.fs.invites).toHaveLength(0);
+    expect(lab.daemon.gate.snapshot().state).toBe('open');
+    lab.fs.legCreationFails = false;
+    const next = lab.fs.placeCall();
+    await waitFor(() => connected(lab, next.id), 'the next caller connected');
+    next.hangup();
+    await lab.outcomeOf(next.id);
   });
 
   it('explains a wrong ESL password, keeps retrying, and still takes calls on the call socket', async () => {
@@ -46,13 +84,14 @@ describe('FreeSWITCH (ESL) specifics', () => {
     expect(lab.daemon.freeswitch!.state).toBe('connected');
   });
 
-  it('when the call socket drops during the warm-up, FreeSWITCH hangs up and the product lets the call go', async () => {
-    const lab = await startLab();
-    lab.twin.script(() => ({ kind: 'slow', delayMs: 200 }));
+  it('when the call socket drops during the warm-up, the hold tone ends by itself and the dialplan sends the caller to its fallback (s10)', async () => {
+    const lab = await startLab({ config: { twin: { warmup_timeout_ms: 500 } } });
+    lab.twin.script(() => ({ kind: 'slow', delayMs: 400 }));
     const call = lab.fs.placeCall();
     await waitFor(() => lab.twin.warmups.length === 1, 'the warm-up');
+    expect(lab.fs.channel(call.id)!.vars.get('playback_timeout_sec')).toBe('2'); // warm-up bound + 1 s
     lab.fs.dropOutboundSockets();
-    expect(await call.left).toMatchObject({ kind: 'hungup-by-app', reason: 'socket closed' });
+    expect(await call.left).toMatchObject({ kind: 'app-unavailable', vars: { socket_lost: 'true' } });
     expect((await lab.outcomeOf(call.id)).status).toBe('ABANDONED');
     expect(lab.fs.invites).toHaveLength(0);
   });

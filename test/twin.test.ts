@@ -5,7 +5,7 @@ import { parseConfig } from '../src/config/load.js';
 import { createLogger, silentLogger } from '../src/log.js';
 import { TwinAuth, TwinAuthError } from '../src/twin/auth.js';
 import { TwinHttp } from '../src/twin/http.js';
-import { buildSipTarget, safeHeaderValue } from '../src/twin/sip.js';
+import { botCallerId, buildSipTarget, safeHeaderValue } from '../src/twin/sip.js';
 import { TwinSimulator } from '../src/sim/twin-sim.js';
 import { Lab } from '../src/sim/lab.js';
 import { expectNoLeftovers, waitFor } from './helpers.js';
@@ -59,10 +59,24 @@ describe('SIP headers', () => {
   });
 
   it('fills URI and header templates and adds the record header only when recording', () => {
-    const sip = { uri: 'sip:{bot}@twin.example', headers: { 'X-TWIN-CallId': '{twin_id}', 'X-Empty': '{external_id}' }, record_header: 'X-TWIN-EnableRecord' };
+    const sip = {
+      uri: 'sip:{bot}@twin.example', headers: { 'X-TWIN-CallId': '{twin_id}', 'X-Empty': '{external_id}' },
+      record_header: 'X-TWIN-EnableRecord', anonymous_caller: 'anonymous',
+    };
     const fields = { twin_id: 'abc-1', call_id: 'c', external_id: '', bot: 'sales bot<', caller: '+1', dialed: '100' };
-    expect(buildSipTarget(sip, fields, false)).toEqual({ uri: 'sip:salesbot@twin.example', headers: { 'X-TWIN-CallId': 'abc-1' } });
-    expect(buildSipTarget(sip, fields, true).headers['X-TWIN-EnableRecord']).toBe('1');
+    const caller = { number: '+15551230000', name: 'Ann' };
+    expect(buildSipTarget(sip, fields, false, caller)).toEqual({
+      uri: 'sip:salesbot@twin.example', headers: { 'X-TWIN-CallId': 'abc-1' }, callerId: { number: '+15551230000', name: 'Ann' },
+    });
+    expect(buildSipTarget(sip, fields, true, caller).headers['X-TWIN-EnableRecord']).toBe('1');
+  });
+
+  it('gives the bot leg a caller id cleaned of everything a stranger could smuggle in', () => {
+    expect(botCallerId('+1555\r\nX-Evil: 1', 'Evil \\" Name\r\n', 'anonymous')).toEqual({ number: '+15551', name: 'Evil Name' });
+    expect(botCallerId('sip:evil;x', '', 'anonymous')).toEqual({ number: 'anonymous', name: 'anonymous' });
+    expect(botCallerId('+1 (555) 123-0000', '', 'anonymous')).toEqual({ number: '+15551230000', name: '+15551230000' });
+    expect(botCallerId('', 'Zoë O\'Brien', '+442079460000')).toEqual({ number: '+442079460000', name: 'Zoë OBrien' });
+    expect(botCallerId('+1555\r\n', 'x'.repeat(80), 'anonymous').name).toHaveLength(40);
   });
 });
 

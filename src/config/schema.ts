@@ -68,6 +68,8 @@ export const ConfigSchema = z.object({
       /** Headers added to the INVITE; values are templates over {twin_id} {call_id} {external_id} {bot} {caller} {dialed}. */
       headers: z.record(headerName, z.string().max(256)).default({ 'X-TWIN-CallId': '{twin_id}' }),
       record_header: headerName.default('X-TWIN-EnableRecord'),
+      /** The bot leg's caller number when the caller's is empty or not a phone number. */
+      anonymous_caller: z.string().regex(/^(\+?[0-9]{1,20}|anonymous)$/, 'must be a phone number (+ and digits) or "anonymous"').default('anonymous'),
     }).strict(),
   }).strict()
     .refine((t) => t.token !== undefined || (t.email !== undefined && t.password !== undefined), {
@@ -79,8 +81,16 @@ export const ConfigSchema = z.object({
     username: z.string().min(1),
     password: z.string().min(1),
     app: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be a Stasis application name (letters, digits, _ -)').default('twin'),
+    /**
+     * Who opens the bot leg: `dialplan` continues the caller into `dial_context` whose Dial() calls
+     * the bot (Asterisk does the media path, ~4 Stasis messages per call); `bridge` creates the leg
+     * over ARI and bridges it in a Stasis bridge (~80 messages per call through the app's queue).
+     */
+    bot_leg: z.enum(['dialplan', 'bridge']).default('bridge'),
+    /** bot_leg dialplan: the context of the shipped [twin-bot] snippet. */
+    dial_context: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be a dialplan context name').default('twin-bot'),
     /** Channel endpoint of the bot leg; {uri} is replaced by the SIP URI. */
-    bot_endpoint: z.string().min(1).default('PJSIP/twin/{uri}'),
+    bot_endpoint: z.string().regex(/^[^,^()\s]+$/, 'must be a dial string such as PJSIP/twin/{uri}, without , ^ ( ) or spaces').default('PJSIP/twin/{uri}'),
     /** Channel endpoint that reaches a subscriber for outbound calls; {number} is the E.164 number. */
     outbound_endpoint: z.string().regex(/^[A-Za-z]+\/\S*\{number\}\S*$/, 'must be an endpoint with {number}, e.g. PJSIP/{number}@carrier')
       .default('PJSIP/{number}@carrier'),

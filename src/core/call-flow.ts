@@ -122,7 +122,8 @@ async function warmUpHolding(
   call: AnsweredCall, route: Route, deps: FlowDeps, admission: Admission, hold: HoldKind,
 ): Promise<WarmSession | { verdict: Verdict }> {
   const config = deps.config();
-  const holding = call.hold(hold).catch((err: unknown) => {
+  // The hold outlives the warm-up's own bound by a second at most (FreeSWITCH plays it on its own).
+  const holding = call.hold(hold, config.twin.warmup_timeout_ms + 1000).catch((err: unknown) => {
     deps.log.warn({ callId: call.id, err }, 'could not play ringback');
   });
   const sentAt = deps.clock.now();
@@ -152,23 +153,32 @@ async function connectToBot(
   const target = buildSipTarget(config.twin.sip, {
     twin_id: twinId, call_id: call.id, external_id: route.externalId ?? '', bot: route.bot,
     caller: cleanNumber(call.caller), dialed: cleanNumber(call.dialed),
-  }, route.record);
+  }, route.record, { number: call.caller, name: call.callerName });
   const result = await call.connect(target, pbxSettings(config, call.pbx).bot_answer_timeout_s);
 
   if (result.kind === 'caller-gone') return { status: 'ABANDONED', warmupMs, twinId, detail: 'caller hung up while the bot leg rang' };
   if (result.kind === 'failed') {
-    if (result.reason === 'unavailable') deps.gate.reportFailure(admission, `bot leg failed (SIP ${result.sipCode ?? '5xx'})`);
-    const detail = `bot leg ${result.reason}${result.sipCode ? ` (SIP ${result.sipCode})` : ''}`;
+    if (twinRefused(result)) deps.gate.reportFailure(admission, `bot leg failed (SIP ${result.sipCode})`);
+    const why = result.sipCode ? ` (SIP ${result.sipCode})` : result.pbxReason ? ` (${result.pbxReason}, no SIP answer from Twin)` : '';
+    const detail = `bot leg ${result.reason}${why}`;
     return { status: await leave(call, route.fallback, 'BOT_FAILED', deps), warmupMs, twinId, detail };
   }
 
-  const setupMs = deps.clock.now() - session.startedAt;
+  const setupMs = deps.clock.now() - (result.answeredAgoMs ?? 0) - session.startedAt;
   deps.onConnected?.(call.id);
   await call.setStatus('CONNECTED').catch((err: unknown) => deps.log.warn({ callId: call.id, err }, 'could not set TWIN_STATUS'));
   deps.log.info({ callId: call.id, twinId, warmupMs, setupMs }, 'caller connected to the bot');
   const endedBy = await result.ended;
   if (endedBy === 'bot' && !call.ended.aborted) await leave(call, route.afterBotHangup, 'CONNECTED', deps);
-  return { status: 'CONNECTED', warmupMs, twinId, endedBy, setupMs };
+  return { status: 'CONNECTED', warmupMs, twinId, endedBy, setupMs, ...(result.note ? { detail: result.note } : {}) };
+}
+
+/**
+ * Only Twin's own SIP side may close the trunk: a 5xx, or 408 (no answer to the INVITE at all). A leg
+ * the PBX could not even build (a stranger's odd caller id, a local fault) never reached Twin.
+ */
+function twinRefused(result: { reason: string; sipCode?: number }): boolean {
+  return result.reason === 'unavailable' && result.sipCode !== undefined && (result.sipCode >= 500 || result.sipCode === 408);
 }
 
 /** Sends the caller to the route's fallback; a caller who already hung up is left alone. */

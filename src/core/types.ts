@@ -15,9 +15,13 @@ export type HoldKind = 'ring' | 'moh' | 'none';
 export type BotFailure = 'busy' | 'unavailable' | 'no-answer' | 'error';
 
 export type ConnectResult =
-  /** The bot answered and is bridged with the caller; `ended` says who hung up first. */
-  | { kind: 'answered'; ended: Promise<'caller' | 'bot'> }
-  | { kind: 'failed'; reason: BotFailure; sipCode?: number; cause?: number }
+  /**
+   * The bot answered and is bridged with the caller; `ended` says who hung up first. A driver that
+   * learns of the answer only afterwards tells how long ago it was (answeredAgoMs).
+   */
+  | { kind: 'answered'; ended: Promise<'caller' | 'bot'>; answeredAgoMs?: number; note?: string }
+  /** sipCode: Twin's own SIP answer, when one came (none: the leg failed before reaching Twin). */
+  | { kind: 'failed'; reason: BotFailure; sipCode?: number; cause?: number; pbxReason?: string }
   /** The caller hung up while the bot leg was ringing; the bot leg is already gone. */
   | { kind: 'caller-gone' };
 
@@ -38,8 +42,11 @@ export interface AnsweredCall {
   readonly hints: Readonly<Record<string, string>>;
   /** Aborts when the caller hangs up. */
   readonly ended: AbortSignal;
-  /** Keep the caller company while Twin warms up; drivers may also prepare the bot leg here. */
-  hold(kind: HoldKind): Promise<void>;
+  /**
+   * Keep the caller company while Twin warms up; drivers may also prepare the bot leg here. The
+   * tone stops by itself after `boundMs`, so a caller is never left ringing if the product dies.
+   */
+  hold(kind: HoldKind, boundMs?: number): Promise<void>;
   /** Open the leg to Twin and bridge it with the caller; resolves on answer or failure. */
   connect(target: SipTarget, answerTimeoutS: number): Promise<ConnectResult>;
   /** Set TWIN_STATUS on the caller's channel. */

@@ -5,6 +5,8 @@ export interface SipTarget {
   uri: string;
   /** Header name → value; every value is already restricted to safe characters. */
   headers: Record<string, string>;
+  /** The bot leg's caller id, chosen and cleaned by us: a PBX builds From/Remote-Party-ID from it. */
+  callerId: { number: string; name: string };
 }
 
 /** The call's fields that header and URI templates may use. */
@@ -37,12 +39,26 @@ function fill(template: string, fields: SipFields, clean: (v: string) => string)
     key in fields ? clean(fields[key as keyof SipFields]) : whole);
 }
 
-export function buildSipTarget(sip: Config['twin']['sip'], fields: SipFields, record: boolean): SipTarget {
+/**
+ * The caller as the bot leg shows it. Strangers' values: the number is reduced to + and digits (an
+ * empty or implausible one becomes `anonymous`), the name keeps letters, digits, spaces and . - _ +
+ * (no quote, backslash or line break, which broke FreeSWITCH's leg or its Remote-Party-ID).
+ */
+export function botCallerId(number: string, name: string, anonymous: string): { number: string; name: string } {
+  const digits = number.replace(/[^0-9+]/g, '').replace(/(?!^)\+/g, '');
+  const cleanNumber = /^\+?[0-9]{2,20}$/.test(digits) ? digits : anonymous;
+  const cleanName = name.normalize('NFC').replace(/[^\p{L}\p{N} ._+-]/gu, '').replace(/\s+/g, ' ').trim().slice(0, 40);
+  return { number: cleanNumber, name: cleanName || cleanNumber };
+}
+
+export function buildSipTarget(
+  sip: Config['twin']['sip'], fields: SipFields, record: boolean, caller: { number: string; name: string },
+): SipTarget {
   const headers: Record<string, string> = {};
   for (const [name, template] of Object.entries(sip.headers)) {
     const value = safeHeaderValue(fill(template, fields, safeHeaderValue));
     if (value.length > 0) headers[name] = value;
   }
   if (record) headers[sip.record_header] = '1';
-  return { uri: fill(sip.uri, fields, safeUriPart), headers };
+  return { uri: fill(sip.uri, fields, safeUriPart), headers, callerId: botCallerId(caller.number, caller.name, sip.anonymous_caller) };
 }

@@ -1,10 +1,9 @@
 import type { AsteriskConfig } from '../../config/schema.js';
 import type { Logger } from '../../log.js';
 import type { SipTarget } from '../../twin/sip.js';
-import type {
-  AnsweredCall, BotFailure, ConnectResult, Fallback, HoldKind, TwinStatus,
-} from '../../core/types.js';
+import type { AnsweredCall, BotFailure, ConnectResult, HoldKind } from '../../core/types.js';
 import type { AriRest } from './ari-rest.js';
+import { ignoreGone, StasisCaller } from './stasis-caller.js';
 
 /** The driver's side of a call: it feeds events in and tracks the bot leg's id. */
 export interface AriCallHost {
@@ -12,7 +11,7 @@ export interface AriCallHost {
   readonly cfg: AsteriskConfig;
   readonly log: Logger;
   registerBotLeg(botId: string, call: AriCall): void;
-  forget(call: AriCall): void;
+  forget(call: { readonly id: string; readonly botLegId: string | undefined }): void;
 }
 
 type BotLeg =
@@ -29,27 +28,19 @@ type BotLeg =
  * PJSIP_HEADER variables (the way the recordings prove reaches the INVITE) and dial it; when the
  * bot answers, put both legs in the bridge and stop the ringback.
  */
-export class AriCall implements AnsweredCall {
-  readonly pbx = 'asterisk' as const;
-  private readonly abort = new AbortController();
-  readonly ended = this.abort.signal;
+export class AriCall extends StasisCaller implements AnsweredCall {
   private readonly bridgeId: string;
   private bridge?: Promise<void>;
   private bridgeMade = false;
-  private holding: HoldKind = 'none';
   private bot: BotLeg = { state: 'none' };
   private resolveEnd?: (who: 'caller' | 'bot') => void;
   private botEnteredStasis?: () => void;
 
   constructor(
-    private readonly host: AriCallHost,
-    readonly id: string,
-    readonly caller: string,
-    readonly callerName: string,
-    readonly dialed: string,
-    readonly hints: Readonly<Record<string, string>>,
-    readonly direction: 'inbound' | 'outbound' = 'inbound',
+    host: AriCallHost, id: string, caller: string, callerName: string, dialed: string,
+    hints: Readonly<Record<string, string>>, direction: 'inbound' | 'outbound' = 'inbound',
   ) {
+    super(host, id, caller, callerName, dialed, hints, direction);
     this.bridgeId = `twin-${id}`;
   }
 
@@ -57,11 +48,9 @@ export class AriCall implements AnsweredCall {
     return this.bot.state === 'none' ? undefined : this.bot.id;
   }
 
-  async hold(kind: HoldKind): Promise<void> {
+  override async hold(kind: HoldKind): Promise<void> {
     this.ensureBridge().catch(() => { /* retried in connect() */ });
-    this.holding = kind;
-    if (kind === 'ring') await this.host.rest.ring(this.id);
-    else if (kind === 'moh') await this.host.rest.startMoh(this.id, this.host.cfg.moh_class);
+    await super.hold(kind);
   }
 
   async connect(target: SipTarget, answerTimeoutS: number): Promise<ConnectResult> {
@@ -80,7 +69,11 @@ export class AriCall implements AnsweredCall {
         channelId: botId,
         endpoint: this.host.cfg.bot_endpoint.replace('{uri}', target.uri),
         appArgs: `bot,${this.id}`,
-        variables: headerVariables(target.headers),
+        variables: {
+          ...headerVariables(target.headers),
+          // The INVITE's From is the leg's connected line: ours, cleaned, not the stranger's raw one.
+          'CONNECTEDLINE(num,i)': target.callerId.number, 'CONNECTEDLINE(name,i)': target.callerId.name,
+        },
       });
       // Asterisk answers the create before the channel is in our app; a dial sent in between is
       // refused with 409 (recording create-dial-race: 4-8 % of calls). Dial on its StasisStart.
@@ -101,18 +94,6 @@ export class AriCall implements AnsweredCall {
     clearTimeout(timer);
     if (first === 'timeout') throw new Error(`the bot leg did not enter Stasis within ${this.host.cfg.request_timeout_ms} ms`);
     return first === 'in' && this.bot.state === 'dialing' && !this.ended.aborted;
-  }
-
-  async setStatus(status: TwinStatus): Promise<void> {
-    await this.host.rest.setVar(this.id, 'TWIN_STATUS', status);
-  }
-
-  async leave(action: Fallback, status: TwinStatus): Promise<void> {
-    const stopHold = this.stopHold();
-    await this.setStatus(status);
-    await stopHold;
-    if (action.action === 'hangup') await this.host.rest.hangup(this.id, action.cause);
-    else await this.host.rest.continueInDialplan(this.id, action.context, action.extension, action.priority);
   }
 
   async release(): Promise<void> {
@@ -194,13 +175,6 @@ export class AriCall implements AnsweredCall {
     }
     return this.bridge;
   }
-
-  private async stopHold(): Promise<void> {
-    const kind = this.holding;
-    this.holding = 'none';
-    if (kind === 'ring') await this.host.rest.ringStop(this.id).catch(ignoreGone);
-    else if (kind === 'moh') await this.host.rest.stopMoh(this.id).catch(ignoreGone);
-  }
 }
 
 /** Asterisk's ChannelDestroyed cause/tech_cause → what happened to the bot leg (see fixtures d1-d6). */
@@ -217,7 +191,3 @@ function headerVariables(headers: Record<string, string>): Record<string, string
   return vars;
 }
 
-function ignoreGone(err: unknown): void {
-  if ((err as { notFound?: boolean }).notFound) return;
-  throw err;
-}

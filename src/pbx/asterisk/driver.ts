@@ -10,9 +10,14 @@ import type { DialRequest, DialResult, PbxDialer } from '../../core/types.js';
 import { Backoff, LatestValuePublisher, trunkWord, type ConnectionState } from '../shared.js';
 import { AriCall, failureFromCause, type AriCallHost } from './ari-call.js';
 import { LeftoverBridges } from './leftover-bridges.js';
+import { DialplanCall, parseDialReport } from './dialplan-call.js';
 import { AriRest, probeAri, USED_EVENTS, type AriChannel, type AriEvent } from './ari-rest.js';
 
-export type CallHandler = (call: AriCall) => void;
+export type CallHandler = (call: AriCall | DialplanCall) => void;
+type Call = AriCall | DialplanCall;
+
+/** How often calls handed to the dialplan are checked for having ended unreported (ARI was away). */
+const HANDED_OFF_SWEEP_MS = 30_000;
 
 const REMEMBER_FINISHED = 10_000;
 
@@ -25,7 +30,7 @@ interface PendingDial {
 export class AsteriskDriver implements AriCallHost, PbxDialer {
   readonly pbx = 'asterisk' as const;
   private restClient?: AriRest;
-  private readonly calls = new Map<string, AriCall>();
+  private readonly calls = new Map<string, Call>();
   private readonly botLegs = new Map<string, AriCall>();
   /** Outbound calls ringing: channel id → who waits for the answer. */
   private readonly dials = new Map<string, PendingDial>();
@@ -34,6 +39,7 @@ export class AsteriskDriver implements AriCallHost, PbxDialer {
   private stopped = false;
   private readonly backoff = new Backoff();
   private retryTimer?: NodeJS.Timeout;
+  private sweepTimer?: NodeJS.Timeout;
   private readonly trunk: LatestValuePublisher;
   private readonly leftovers: LeftoverBridges;
   state: ConnectionState = 'connecting';
@@ -68,6 +74,7 @@ export class AsteriskDriver implements AriCallHost, PbxDialer {
     this.stopped = true;
     this.state = 'stopped';
     clearTimeout(this.retryTimer);
+    clearInterval(this.sweepTimer);
     this.cancelDials();
     this.restClient?.stop();
   }
@@ -132,7 +139,7 @@ export class AsteriskDriver implements AriCallHost, PbxDialer {
     this.botLegs.set(botId, call);
   }
 
-  forget(call: AriCall): void {
+  forget(call: Call): void {
     this.calls.delete(call.id);
     this.remember(call.id);
     const botId = call.botLegId;
@@ -187,6 +194,11 @@ export class AsteriskDriver implements AriCallHost, PbxDialer {
     this.backoff.reset();
     this.lastProblem = undefined;
     this.log.info({ ariApp: this.cfg.app }, 'connected to Asterisk ARI');
+    if (this.cfg.bot_leg === 'dialplan' && this.sweepTimer === undefined) {
+      this.sweepTimer = setInterval(() => void this.sweepHandedOff().catch((err: Error) =>
+        this.log.warn({ err: err.message }, 'could not check calls in the bot dialplan')), HANDED_OFF_SWEEP_MS);
+      this.sweepTimer.unref();
+    }
     await this.rest.filterEvents(USED_EVENTS).catch((err: Error) =>
       this.log.warn({ err: err.message }, 'ARI event filter not accepted (Asterisk older than 16.3?); receiving all events'));
     void this.trunk.flush();
@@ -218,7 +230,7 @@ export class AsteriskDriver implements AriCallHost, PbxDialer {
     }
     for (const call of calls) {
       const botId = call.botLegId;
-      if (!alive.has(call.id)) call.onCallerLeft();
+      if (!alive.has(call.id)) this.onCallGone(call);
       else if (botId !== undefined && botLegs.has(botId) && !alive.has(botId)) call.onBotGone();
     }
     await this.rest.bridges().then(
@@ -241,6 +253,22 @@ export class AsteriskDriver implements AriCallHost, PbxDialer {
     if (status !== '' || !this.strandedInOurApp(channel)) return;
     this.log.warn({ channel: channel.id }, 'picking up a call that entered the app while its events were lost');
     this.onStasisStart({ type: 'StasisStart', args, channel });
+  }
+
+  private onCallGone(call: Call): void {
+    if (call instanceof DialplanCall && call.isHandedOff) call.onGoneWhileHandedOff();
+    else call.onCallerLeft();
+  }
+
+  /**
+   * A caller in the bot dialplan reports its end by entering Stasis from a hangup handler; if ARI
+   * was away just then, the report is lost. Now and then, settle handed-off calls whose channel is gone.
+   */
+  private async sweepHandedOff(): Promise<void> {
+    const handedOff = [...this.calls.values()].filter((c): c is DialplanCall => c instanceof DialplanCall && c.isHandedOff);
+    if (handedOff.length === 0 || this.state !== 'connected') return;
+    const alive = new Set((await this.rest.channels()).map((c) => c.id));
+    for (const call of handedOff) if (!alive.has(call.id)) call.onGoneWhileHandedOff();
   }
 
   /** A bridge of a call of this run, live or just finished (its release destroys it). */
@@ -288,10 +316,14 @@ export class AsteriskDriver implements AriCallHost, PbxDialer {
 
   private onStasisStart(event: AriEvent): void {
     const channel = event.channel;
-    if (!channel || this.calls.has(channel.id)) return;
+    if (!channel) return;
+    const args = event.args ?? [];
+    const report = parseDialReport(parseStasisArgs(args));
+    const known = this.calls.get(channel.id);
+    if (known) return void (report && known instanceof DialplanCall && known.onReport(report));
+    if (report) return this.onOrphanReport(channel.id, report.report);
     const botLeg = this.botLegs.get(channel.id);
     if (botLeg) return botLeg.onBotInStasis();
-    const args = event.args ?? [];
     const dial = this.dials.get(channel.id);
     if (dial) return this.onDialAnswered(dial);
     if (args[0] === 'bot' || args[0] === 'outbound') {
@@ -301,16 +333,30 @@ export class AsteriskDriver implements AriCallHost, PbxDialer {
       void this.rest.hangup(channel.id).catch(() => {});
       return;
     }
-    const call = new AriCall(
-      this, channel.id, channel.caller?.number ?? '', channel.caller?.name ?? '',
-      channel.dialplan?.exten ?? '', parseStasisArgs(args),
+    const call = this.newCall(
+      channel.id, channel.caller?.number ?? '', channel.caller?.name ?? '', channel.dialplan?.exten ?? '', parseStasisArgs(args),
     );
     this.calls.set(channel.id, call);
     this.onCall(call);
   }
 
+  private newCall(id: string, caller: string, callerName: string, dialed: string, hints: Record<string, string>, direction: 'inbound' | 'outbound' = 'inbound'): Call {
+    const Kind = this.cfg.bot_leg === 'dialplan' ? DialplanCall : AriCall;
+    return new Kind(this, id, caller, callerName, dialed, hints, direction);
+  }
+
+  /**
+   * The bot dialplan reports a call this run never handed to it (the product restarted meanwhile):
+   * a caller back from Dial() is hung up rather than left in the app; a hangup report needs nothing.
+   */
+  private onOrphanReport(channelId: string, report: 'dial' | 'hangup'): void {
+    if (report === 'hangup') return;
+    this.log.warn({ channel: channelId }, 'a caller came back from the bot dialplan of an earlier run; hanging up');
+    void this.rest.hangup(channelId).catch(() => {});
+  }
+
   private onDialAnswered({ request }: PendingDial): void {
-    const call = new AriCall(this, request.id, request.from, '', request.to, {}, 'outbound');
+    const call = this.newCall(request.id, request.from, '', request.to, {}, 'outbound');
     this.calls.set(request.id, call);
     this.settleDial(request.id, { kind: 'answered', call });
   }

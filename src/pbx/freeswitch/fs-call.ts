@@ -19,8 +19,9 @@ const FINAL_EVENTS_MS = 5000;
 
 /**
  * One caller on FreeSWITCH's outbound socket (`socket host:port async full`, with `linger`).
- * Plan (fixtures a1, c1b, c4b): `set continue_on_fail=true` so a failed bot leg leaves the caller
- * with us, a looping playback as ringback/MOH during the warm-up, `uuid_break` then `bridge` with
+ * Plan (fixtures a1, c1b, c4b): `multiset continue_on_fail=true playback_timeout_sec=N` so a failed
+ * bot leg leaves the caller with us and the hold ends by itself, a looping playback as ringback/MOH
+ * during the warm-up, `uuid_break` then `bridge` with
  * the Twin headers as `sip_h_` variables. Results come as events only: CHANNEL_BRIDGE = answered;
  * EXECUTE_COMPLETE(bridge) without it = failed, read from originate_disposition; after a bridge,
  * EXECUTE_COMPLETE(bridge) with the caller still up = the bot hung up first. Fallbacks use `api`
@@ -57,8 +58,11 @@ export class FsCall implements AnsweredCall {
     socket.on('end', () => this.onSocketEnd());
   }
 
-  async hold(kind: HoldKind): Promise<void> {
-    const steps = [this.socket.execute('set', 'continue_on_fail=true')];
+  async hold(kind: HoldKind, boundMs = 60_000): Promise<void> {
+    // playback_timeout_sec ends the looping tone by itself: if the product vanishes, `socket`
+    // returns when it ends and the dialplan's fallback runs (recording s10-sigkill: it never did).
+    const boundS = Math.max(1, Math.ceil(boundMs / 1000));
+    const steps = [this.socket.execute('multiset', `continue_on_fail=true playback_timeout_sec=${boundS}`)];
     if (kind !== 'none') {
       let markStarted!: () => void;
       const started = new Promise<void>((resolve) => { markStarted = resolve; });
@@ -131,7 +135,10 @@ export class FsCall implements AnsweredCall {
     if (app !== 'bridge' || event.get('Application-UUID') !== this.botAppUuid()) return;
     if (this.bot.state === 'dialing') {
       if (this.ended.aborted) return this.settleBot({ kind: 'caller-gone' });
-      this.botFailed(failureFromDisposition(event), sipCode(event));
+      this.settleBot({
+        kind: 'failed', reason: failureFromDisposition(event), sipCode: sipCode(event),
+        pbxReason: event.get('variable_originate_disposition') ?? event.get('variable_DIALSTATUS'),
+      });
     } else if (this.bot.state === 'answered') {
       this.bot = { state: 'done' };
       if (!this.ended.aborted) this.resolveEnd?.('bot'); // a3: the caller is still here, parked
@@ -245,6 +252,9 @@ function sipCode(event: EslEvent): number | undefined {
  */
 export function dialString(endpointTemplate: string, target: SipTarget, answerTimeoutS: number): string {
   const vars = Object.entries(target.headers).map(([name, value]) => `sip_h_${name}=${quoteIfNeeded(value)}`);
+  // Our own cleaned identity: inherited, the caller's raw number reached Remote-Party-ID with its
+  // CR LF, and some display names made FreeSWITCH fail to build the leg (second recording).
+  vars.push(`origination_caller_id_number=${target.callerId.number}`, `origination_caller_id_name=${quoteIfNeeded(target.callerId.name)}`);
   vars.push(`originate_timeout=${answerTimeoutS}`);
   const address = target.uri.replace(/^sips?:/, '');
   const user = address.split('@')[0] ?? address;

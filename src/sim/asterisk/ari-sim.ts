@@ -43,6 +43,8 @@ export interface AriSimOptions {
    * application" (recording create-dial-race). Default: drawn from that recording.
    */
   stasisEntryDelayMs?: () => number;
+  /** The context of the shipped bot dialplan (asterisk.dial_context; default twin-bot). */
+  botDialContext?: string;
 }
 
 interface App {
@@ -434,7 +436,8 @@ export class AriSimulator {
   private setVar(ch: SimChannel, q: URLSearchParams): [number, unknown] {
     const variable = q.get('variable');
     if (!variable) return [400, { message: 'Variable name is required' }];
-    ch.vars.set(variable, q.get('value') ?? '');
+    // `_NAME` / `__NAME` only mark inheritance: the dialplan reads it as ${NAME}.
+    ch.vars.set(variable.replace(/^_{1,2}/, ''), q.get('value') ?? '');
     this.onChannelVar?.(ch.id, variable, q.get('value') ?? '');
     // PJSIP_HEADER(...) writes produce no ChannelVarset (fixture README, point 8).
     if (!variable.startsWith('PJSIP_HEADER')) this.emitVarset(ch, variable, q.get('value') ?? '');
@@ -575,6 +578,7 @@ export class AriSimulator {
   private remoteHangup(id: string, who: 'caller' | 'bot'): void {
     const ch = this.channels.get(id);
     if (!ch) return;
+    if (ch.botDial) return who === 'caller' ? this.callerLeftBotDial(ch) : this.botDialReturned(ch, 'ANSWER');
     if (who === 'caller') this.destroy(ch, { hangupCause: undefined, destroyCause: 16, causeTxt: 'Normal Clearing' }, { kind: 'hungup-by-caller', vars: {} });
     else this.destroy(ch, { hangupCause: 16, destroyCause: 16, causeTxt: 'Normal Clearing' });
   }
@@ -586,6 +590,14 @@ export class AriSimulator {
   }
 
   private continueChannel(ch: SimChannel, q: URLSearchParams): [number, unknown] {
+    if (q.get('context') === (this.options.botDialContext ?? 'twin-bot') && q.get('extension') === 'dial') {
+      this.afterReply.push(() => this.runBotDialplan(ch));
+      const app = ch.app;
+      ch.app = undefined;
+      this.emit(app, 'StasisEnd', { channel: channelJson(ch) });
+      ch.botDial = { app: app!, startedAt: performance.now() };
+      return [204, undefined];
+    }
     const result: CallerResult = {
       kind: 'continued', context: q.get('context') ?? ch.dialplan.context, extension: q.get('extension') ?? ch.dialplan.exten,
       priority: Number(q.get('priority') ?? ch.dialplan.priority + 1), vars: {},
@@ -597,6 +609,73 @@ export class AriSimulator {
     this.finishCaller(ch, result);
     this.channels.delete(ch.id);
     return [204, undefined];
+  }
+
+  // ---- the shipped [twin-bot] dialplan (dialplan/asterisk/twin-bot.conf) ----
+
+  /**
+   * Dial(${CUT(TWIN_BOT,^,1)},${CUT(TWIN_BOT,^,2)},b(twin-bot-leg…)): the pre-dial handler Set()s
+   * each assignment on the bot's channel; the INVITE's From is its connected line. When Dial()
+   * returns, the caller enters Stasis again with how it went.
+   */
+  private runBotDialplan(ch: SimChannel): void {
+    const [dial = '', timeout = '0', ...assignments] = (ch.vars.get('TWIN_BOT') ?? '').split('^');
+    const headers: [string, string][] = [];
+    const connected = { ...ch.caller };
+    for (const assignment of assignments) {
+      const header = /^PJSIP_HEADER\(add,([^)]+)\)=(.*)$/.exec(assignment);
+      const line = /^CONNECTEDLINE\((num|name)(?:,i)?\)=(.*)$/.exec(assignment);
+      if (header) headers.push([header[1]!, header[2]!]);
+      else if (line) connected[line[1] === 'num' ? 'number' : 'name'] = line[2]!;
+    }
+    const requestUri = /^PJSIP\/[^/]+\/(.+)$/.exec(dial)?.[1] ?? this.options.contact ?? 'sip:127.0.0.1:5070';
+    const invite = buildInvite(requestUri, fromHeader(connected), headers, randomUUID());
+    this.invites.push(invite);
+    if (this.invites.length > this.keepInvites) this.invites.shift();
+    if (ch.stasisStartAt !== undefined) this.onBotDial?.(ch.stasisStartAt, performance.now(), ch.id);
+    const later = (ms: number, fn: () => void): void => { ch.timers.push(setTimeout(fn, ms)); };
+    const b = this.botBehaviour(invite);
+    switch (b.kind) {
+      case 'answer':
+        return later(b.afterMs ?? 5, () => {
+          ch.botDial!.answeredAt = performance.now();
+          ch.vars.set('TWIN_STATUS', 'CONNECTED'); // U(twin-bot-answered): MASTER_CHANNEL(TWIN_STATUS)
+          if (b.hangupAfterMs !== undefined) later(b.hangupAfterMs, () => this.botDialReturned(ch, 'ANSWER'));
+        });
+      case 'busy': return later(b.afterMs ?? 5, () => this.botDialReturned(ch, 'BUSY', 'SIP 486 Busy Here'));
+      case 'unavailable': return later(b.afterMs ?? 5, () => this.botDialReturned(ch, 'CONGESTION', 'SIP 503 Service Unavailable'));
+      case 'no-answer': return later(Number(timeout) * 1000, () => this.botDialReturned(ch, 'NOANSWER'));
+    }
+  }
+
+  /** Dial() returned with the caller still here: Stasis(twin,twin_report=dial,…). */
+  private botDialReturned(ch: SimChannel, status: string, sip = ''): void {
+    const dial = ch.botDial;
+    if (!dial || !this.channels.has(ch.id)) return;
+    ch.botDial = undefined;
+    this.enterStasisAgain(ch, dial.app, ['twin_report=dial', `status=${status}`, `sip=${sip}`, `answered_ms=${answeredMs(dial)}`]);
+  }
+
+  /** The caller hangs up during Dial(): its hangup handler runs Stasis(twin,twin_report=hangup,…) and it is gone at once. */
+  private callerLeftBotDial(ch: SimChannel): void {
+    const dial = ch.botDial!;
+    ch.botDial = undefined;
+    ch.timers.forEach(clearTimeout);
+    const status = dial.answeredAt !== undefined ? 'ANSWER' : 'CANCEL';
+    this.enterStasisAgain(ch, dial.app, ['twin_report=hangup', `status=${status}`, `answered_ms=${answeredMs(dial)}`]);
+    this.destroy(ch, { hangupCause: undefined, destroyCause: 16, causeTxt: 'Normal Clearing' }, { kind: 'hungup-by-caller', vars: {} });
+  }
+
+  private enterStasisAgain(ch: SimChannel, app: string, args: string[]): void {
+    ch.app = app;
+    ch.appArgs = args;
+    ch.dialplan = { context: 'twin-bot', exten: 'dial', priority: 5, app_name: 'Stasis', app_data: [app, ...args].join(',') };
+    if (!this.appConnected(app)) {
+      ch.app = undefined;
+      if (args[0] === 'twin_report=dial') this.finishCaller(ch, { kind: 'app-unavailable', vars: { STASISSTATUS: 'FAILED' } });
+      return;
+    }
+    this.emit(app, 'StasisStart', { args, channel: channelJson(ch) });
   }
 
   /** Hang-up of a channel: the recorded event order, then a caller goes back to the dialplan. */
@@ -730,4 +809,8 @@ export function recordedStasisEntryDelay(): number {
   if (u < 0.9) return 0.7 + Math.random() * 1.5;
   if (u < 0.99) return 2 + Math.random() * 4;
   return 6 + Math.random() * 3;
+}
+
+function answeredMs(dial: { answeredAt?: number }): string {
+  return dial.answeredAt === undefined ? '' : String(Math.round(performance.now() - dial.answeredAt));
 }

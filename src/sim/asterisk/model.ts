@@ -39,6 +39,8 @@ export interface SimChannel {
   subscriber?: string;
   /** For a bot leg: the caller channel it was dialled for. */
   callerChannelId?: string;
+  /** A caller the app continued into the bot dialplan ([twin-bot]): Dial() to the bot is running. */
+  botDial?: { app: string; startedAt: number; answeredAt?: number };
 }
 
 export interface SimBridge {

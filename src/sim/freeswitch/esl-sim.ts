@@ -42,6 +42,8 @@ export class FreeSwitchSimulator {
   /** The product's outbound socket server, as in the dialplan's `socket host:port`. */
   socketTarget = { host: '127.0.0.1', port: 8084 };
   botBehaviour: (invite: SimInvite) => BotBehaviour = () => ({ kind: 'answer', afterMs: 5 });
+  /** While true, FreeSWITCH cannot build bot legs at all (as for a `\"` in the name): no INVITE is sent. */
+  legCreationFails = false;
   /** How a subscriber called with `bgapi originate` behaves; called once per dial with the number. */
   subscriberBehaviour: (number: string) => BotBehaviour = () => ({ kind: 'answer', afterMs: 5 });
   /** Every subscriber dialled with originate, in order. */
@@ -185,6 +187,7 @@ export class FreeSwitchSimulator {
     this.forgetIfDone(ch);
     if (ch.state !== 'socket' || ch.socketAt === undefined) return;
     if (ch.bot?.state === 'answered') return; // e1/e2: the bridge goes on without us
+    if (ch.playing) return; // closed mid-hold (s10): `socket` returns only when the playback ends
     this.hangup(ch, 'NORMAL_CLEARING', { kind: 'hungup-by-app', reasonCode: '16', reason: 'socket closed', vars: {} });
   }
 
@@ -295,6 +298,12 @@ export class FreeSwitchSimulator {
 
   private startApp(ch: FsChannel, app: { app: string; arg: string; uuid: string }): void {
     switch (app.app) {
+      case 'multiset':
+        for (const pair of app.arg.split(' ').filter(Boolean)) {
+          const [name = '', ...value] = pair.split('=');
+          this.setVar(ch, name, value.join('='));
+        }
+        return this.complete(ch, app);
       case 'set': case 'export': {
         const [name = '', ...value] = app.arg.replace(/^nolocal:/, '').split('=');
         this.setVar(ch, name, value.join('='));
@@ -322,16 +331,37 @@ export class FreeSwitchSimulator {
     this.releaseStaticReply(ch, app.uuid);
   }
 
+  /** A looping tone or MOH plays until broken, unless the channel variable playback_timeout_sec bounds it. */
   private playback(ch: FsChannel, app: { app: string; arg: string; uuid: string }): void {
     const endless = /loops=-1/.test(app.arg) || app.arg.startsWith('local_stream://');
+    const boundS = Number(ch.vars.get('playback_timeout_sec') ?? 0);
     ch.playing = app.arg.startsWith('local_stream://') ? 'moh' : 'ring';
     const running: RunningApp = { ...app, interrupt: () => { ch.playing = undefined; this.complete(ch, app, 'FILE PLAYED'); } };
     ch.running = running;
-    if (!endless) this.later(ch, () => { if (ch.running === running) { running.interrupt!(); this.runQueue(ch); } }, 20);
+    const playMs = !endless ? 20 : boundS > 0 ? boundS * 1000 : undefined;
+    if (playMs !== undefined) {
+      this.later(ch, () => {
+        if (ch.running !== running) return;
+        running.interrupt!();
+        if (ch.session?.closed) this.socketAppReturned(ch);
+        else this.runQueue(ch);
+      }, playMs);
+    }
+  }
+
+  /**
+   * The `socket` app returns once the app it was running ends after the connection is lost: the
+   * shipped dialplan then goes on to its fallback (recording s10-sigkill: an endless ringback
+   * never ends, so the caller rang until they gave up).
+   */
+  private socketAppReturned(ch: FsChannel): void {
+    if (ch.state !== 'socket') return;
+    this.end(ch, 'NORMAL_CLEARING', { kind: 'app-unavailable', vars: { socket_lost: 'true' } });
   }
 
   private bridge(ch: FsChannel, app: { app: string; arg: string; uuid: string }): void {
     const { vars, endpoint } = parseDialString(app.arg);
+    if (this.legCreationFails || /\\"/.test(vars.get('origination_caller_id_name') ?? ch.caller.name)) return this.unbuildableLeg(ch, app);
     const invite = this.makeInvite(ch, endpoint, vars);
     this.invites.push(invite);
     if (this.invites.length > this.keepInvites) this.invites.shift();
@@ -403,6 +433,27 @@ export class FreeSwitchSimulator {
     ch.bot.state = 'gone';
   }
 
+  /**
+   * A display name with `\"` inherited by the bot leg: FreeSWITCH logs "Error creating HANDLE!",
+   * sends no INVITE, and the bridge fails with DESTINATION_OUT_OF_ORDER / INVALIDARGS and no SIP
+   * code (second recording, README).
+   */
+  private unbuildableLeg(ch: FsChannel, app: { app: string; arg: string; uuid: string }): void {
+    ch.running = { ...app };
+    this.later(ch, () => {
+      for (const [name, value] of [['originate_disposition', 'DESTINATION_OUT_OF_ORDER'], ['DIALSTATUS', 'INVALIDARGS'],
+        ['originate_failed_cause', 'DESTINATION_OUT_OF_ORDER'], ['last_bridge_hangup_cause', 'DESTINATION_OUT_OF_ORDER']] as const) {
+        this.setVar(ch, name, value);
+      }
+      if (ch.vars.get('continue_on_fail') === 'true') {
+        this.complete(ch, app);
+        this.runQueue(ch);
+      } else {
+        this.hangup(ch, 'DESTINATION_OUT_OF_ORDER', { kind: 'hungup-by-app', reasonCode: '27', reason: 'DESTINATION_OUT_OF_ORDER', vars: {} });
+      }
+    });
+  }
+
   private makeInvite(ch: FsChannel, endpoint: string, vars: Map<string, string>): SimInvite {
     const headers: [string, string][] = [];
     const add = (name: string, value: string) => {
@@ -416,7 +467,13 @@ export class FreeSwitchSimulator {
     const requestUri = gateway
       ? `sip:${gateway[2]}@${this.options.gateways?.[gateway[1]!] ?? '127.0.0.1:5072'}`
       : `sip:${direct?.[1] ?? endpoint}`;
-    const from = fromHeader(ch.caller);
+    const identity = {
+      name: vars.get('origination_caller_id_name') ?? ch.caller.name,
+      number: vars.get('origination_caller_id_number') ?? ch.caller.number,
+    };
+    const from = fromHeader(identity);
+    // Remote-Party-ID is built from the number as it is, CR LF included (second recording, README).
+    const remotePartyId = `"${identity.name}" <sip:${identity.number}@127.0.0.1>`;
     const lines = [
       `INVITE ${requestUri} SIP/2.0`, 'Via: SIP/2.0/UDP 127.0.0.1:5090;rport;branch=z9hG4bK' + ch.uuid.slice(0, 8),
       'Max-Forwards: 69', `From: ${from};tag=${ch.uuid.slice(-8)}`, `To: <${requestUri}>`, `Call-ID: ${randomUUID()}`,
@@ -427,7 +484,7 @@ export class FreeSwitchSimulator {
       'Content-Type: application/sdp', 'Content-Disposition: session', 'Content-Length: 0',
       // Quirk 13: the custom headers come after Content-Length.
       ...headers.map(([n, v]) => `${n}: ${v}`),
-      'X-FS-Support: update_display,send_info', `Remote-Party-ID: ${from};party=calling;screen=yes;privacy=off`, '', '',
+      'X-FS-Support: update_display,send_info', `Remote-Party-ID: ${remotePartyId};party=calling;screen=yes;privacy=off`, '', '',
     ];
     return { requestUri, from, headers, raw: lines.join('\r\n') };
   }

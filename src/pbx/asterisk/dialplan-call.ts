@@ -1,0 +1,135 @@
+import type { SipTarget } from '../../twin/sip.js';
+import type { AnsweredCall, BotFailure, ConnectResult, TwinStatus } from '../../core/types.js';
+import type { AriCallHost } from './ari-call.js';
+import { StasisCaller } from './stasis-caller.js';
+
+/** How the bot leg ended, as the dialplan reports it by entering Stasis again (see the [twin-bot] snippet). */
+export interface DialReport {
+  /** `dial`: Dial() returned with the caller still here; `hangup`: from the caller's hangup handler. */
+  report: 'dial' | 'hangup';
+  /** Dial()'s DIALSTATUS: ANSWER, BUSY, NOANSWER, CONGESTION, CHANUNAVAIL, CANCEL, ... */
+  dialStatus: string;
+  /** The bot leg's SIP answer, from HANGUPCAUSE(<leg>,tech), e.g. 503. */
+  sipCode?: number;
+  /** ANSWEREDTIME_MS: how long the bot was connected. */
+  answeredMs?: number;
+}
+
+/** Stasis(twin,twin_report=dial,status=…,sip=…,answered_ms=…) arguments → a report, or undefined. */
+export function parseDialReport(hints: Readonly<Record<string, string>>): DialReport | undefined {
+  const report = hints.twin_report;
+  if (report !== 'dial' && report !== 'hangup') return undefined;
+  const sip = /\b(\d{3})\b/.exec(hints.sip ?? '');
+  const answeredMs = Number(hints.answered_ms);
+  return {
+    report, dialStatus: (hints.status ?? '').toUpperCase(), sipCode: sip ? Number(sip[1]) : undefined,
+    answeredMs: hints.answered_ms && Number.isFinite(answeredMs) ? answeredMs : undefined,
+  };
+}
+
+/**
+ * A caller whose bot leg the dialplan opens (`asterisk.bot_leg: dialplan`). Once Twin has given an
+ * id, one variable carries the dial string and what the pre-dial handler sets on the bot's channel
+ * (the X-TWIN headers, our caller id), and the caller continues into [twin-bot]: Asterisk dials and
+ * bridges with no Stasis app in the media path, so none of that call's messages go through the
+ * app's serial queue. The dialplan tells us how it ended by entering Stasis again.
+ */
+export class DialplanCall extends StasisCaller implements AnsweredCall {
+  readonly botLegId = undefined;
+  private handedOff = false;
+  private settleDial?: (report: DialReport) => void;
+
+  async connect(target: SipTarget, answerTimeoutS: number): Promise<ConnectResult> {
+    if (this.ended.aborted) return { kind: 'caller-gone' };
+    const reported = new Promise<DialReport>((resolve) => { this.settleDial = resolve; });
+    try {
+      await this.host.rest.setVar(this.id, '_TWIN_BOT', botLegVariable(this.host.cfg.bot_endpoint, target, answerTimeoutS));
+      await this.stopHold();
+      this.handedOff = true;
+      await this.host.rest.continueInDialplan(this.id, this.host.cfg.dial_context, 'dial', 1);
+    } catch (err) {
+      this.handedOff = false;
+      if (this.ended.aborted) return { kind: 'caller-gone' };
+      this.host.log.warn({ callId: this.id, err: (err as Error).message }, 'could not hand the caller to the bot dialplan');
+      return { kind: 'failed', reason: 'error', pbxReason: 'continue refused' };
+    }
+    return resultOf(await reported);
+  }
+
+  /** In the dialplan the caller is not gone when it leaves Stasis: only a report or a missing channel says so. */
+  override async setStatus(status: TwinStatus): Promise<void> {
+    if (status === 'CONNECTED' && this.handedOff) return; // the dialplan keeps DIALSTATUS; the call may be over
+    await super.setStatus(status);
+  }
+
+  async release(): Promise<void> {
+    this.host.forget(this);
+  }
+
+  // ---- events fed by the driver ----
+
+  /** StasisEnd/ChannelDestroyed. After the hand-off, StasisEnd only means the caller went to [twin-bot]. */
+  onCallerLeft(): void {
+    if (this.handedOff || this.ended.aborted) return;
+    this.abort.abort();
+  }
+
+  /** The caller is gone while in the dialplan and no report came (ARI was away): the call is over. */
+  onGoneWhileHandedOff(): void {
+    this.onReport({ report: 'hangup', dialStatus: 'LOST' });
+  }
+
+  /** The dialplan entered Stasis again with how the bot leg ended. */
+  onReport(report: DialReport): void {
+    if (!this.handedOff) return;
+    this.handedOff = false;
+    if (report.report === 'hangup') this.abort.abort();
+    this.settleDial?.(report);
+  }
+
+  get isHandedOff(): boolean {
+    return this.handedOff;
+  }
+
+  /** The driver never sees this call's bot leg: it lives in the dialplan. */
+  onBotGone(): void {}
+}
+
+/** DIALSTATUS (+ SIP code) → the call flow's result. */
+function resultOf(report: DialReport): ConnectResult {
+  const byCaller = report.report === 'hangup';
+  if (report.dialStatus === 'LOST') {
+    // Twin had given an id and Asterisk took the call on: most likely the bot answered. Say so.
+    return { kind: 'answered', ended: Promise.resolve('caller'), note: 'ended while ARI was away: whether the bot answered is not known' };
+  }
+  if (report.dialStatus === 'ANSWER') {
+    return { kind: 'answered', ended: Promise.resolve(byCaller ? 'caller' : 'bot'), answeredAgoMs: report.answeredMs };
+  }
+  if (byCaller || report.dialStatus === 'CANCEL') return { kind: 'caller-gone' };
+  return { kind: 'failed', reason: failureFromDialStatus(report.dialStatus, report.sipCode), sipCode: report.sipCode, pbxReason: report.dialStatus };
+}
+
+function failureFromDialStatus(status: string, sipCode?: number): BotFailure {
+  if (status === 'BUSY' || sipCode === 486 || sipCode === 600) return 'busy';
+  if (status === 'NOANSWER') return 'no-answer';
+  if (status === 'CONGESTION' || status === 'CHANUNAVAIL') return sipCode !== undefined && sipCode >= 500 ? 'unavailable' : 'error';
+  return 'error';
+}
+
+/**
+ * `_TWIN_BOT` = dial string ^ answer timeout ^ assignment ^ assignment …, read by [twin-bot] and,
+ * inherited, by its pre-dial handler on the bot's channel, which runs Set() on each assignment.
+ * Every value is ours and already cleaned (safe header characters); ^ is dropped, as the dialplan
+ * splits on it. Set() takes everything after the first = as the value, commas included, and
+ * substitutes ${…} only once, so nothing in a value is evaluated.
+ */
+export function botLegVariable(endpointTemplate: string, target: SipTarget, answerTimeoutS: number): string {
+  const safe = (value: string) => value.replace(/\^/g, '');
+  const assignments = [
+    ...Object.entries(target.headers).map(([name, value]) => `PJSIP_HEADER(add,${name})=${safe(value)}`),
+    // The INVITE's From is the bot channel's connected line, which Dial() copied from the caller.
+    `CONNECTEDLINE(num,i)=${safe(target.callerId.number)}`,
+    `CONNECTEDLINE(name,i)=${safe(target.callerId.name)}`,
+  ];
+  return [endpointTemplate.replace('{uri}', target.uri), String(answerTimeoutS), ...assignments].join('^');
+}
