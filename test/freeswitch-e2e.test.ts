@@ -9,7 +9,7 @@ const startLab = labPerTest('freeswitch');
 const connected = (lab: Lab, id: string) => lab.fs.channel(id)?.vars.get('TWIN_STATUS') === 'CONNECTED';
 
 describe('FreeSWITCH (ESL) specifics', () => {
-  it('sets continue_on_fail and a bound on the hold tone before the bridge, dials with originate_timeout, and needs 8 ESL commands per call', async () => {
+  it('sets continue_on_fail and a bound on the hold tone before the bridge, dials with originate_timeout, and needs 9 ESL commands per call (events it does not use turned off)', async () => {
     const lab = await startLab();
     const lines: string[] = [];
     lab.fs.onCommand = (_, line) => lines.push(line);
@@ -18,7 +18,8 @@ describe('FreeSWITCH (ESL) specifics', () => {
     expect(lab.fs.channel(call.id)!.vars.get('continue_on_fail')).toBe('true');
     expect(lab.fs.channel(call.id)!.vars.get('playback_timeout_sec')).toBe(String(Math.ceil(lab.config.twin.warmup_timeout_ms / 1000) + 1));
     expect(lines).toEqual([
-      'connect', 'myevents json', 'linger', 'sendmsg', 'sendmsg', `api uuid_break ${call.id} all`, 'sendmsg',
+      'connect', 'myevents json', expect.stringMatching(/^nixevent CHANNEL_ANSWER .*CHANNEL_STATE .*CHANNEL_UNPARK /), 'linger',
+      'sendmsg', 'sendmsg', `api uuid_break ${call.id} all`, 'sendmsg',
       `api uuid_setvar ${call.id} TWIN_STATUS CONNECTED`,
     ]);
     expect(lab.fs.channel(call.id)!.vars.get('current_application')).toBe('bridge');

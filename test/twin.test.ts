@@ -66,7 +66,7 @@ describe('SIP headers', () => {
     const fields = { twin_id: 'abc-1', call_id: 'c', external_id: '', bot: 'sales bot<', caller: '+1', dialed: '100' };
     const caller = { number: '+15551230000', name: 'Ann' };
     expect(buildSipTarget(sip, fields, false, caller)).toEqual({
-      uri: 'sip:salesbot@twin.example', headers: { 'X-TWIN-CallId': 'abc-1' }, callerId: { number: '+15551230000', name: 'Ann' },
+      uri: 'sip:salesbot@twin.example', headers: { 'X-TWIN-CallId': 'abc-1' }, callerId: { number: '+15551230000', name: 'Ann' }, twinId: 'abc-1',
     });
     expect(buildSipTarget(sip, fields, true, caller).headers['X-TWIN-EnableRecord']).toBe('1');
   });

@@ -7,7 +7,7 @@ import type { Clock } from '../clock.js';
 import { pbxSettings, type Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import type { TwinApi, WarmupCall } from '../twin/warmup.js';
-import { buildSipTarget } from '../twin/sip.js';
+import { buildSipTarget, type SipTarget } from '../twin/sip.js';
 import { ownCallbackUrl } from '../callbacks/callbacks.js';
 import { selectRoute, type Route } from './route.js';
 import type { Admission, TrunkGate } from './trunk.js';
@@ -126,6 +126,7 @@ async function warmUpHolding(
   const holding = call.hold(hold, config.twin.warmup_timeout_ms + 1000).catch((err: unknown) => {
     deps.log.warn({ callId: call.id, err }, 'could not play ringback');
   });
+  call.prepare?.((twinId) => botTarget(call, route, config, twinId), pbxSettings(config, call.pbx).bot_answer_timeout_s);
   const sentAt = deps.clock.now();
   const warm = await deps.twin.warmUp(warmupRequest(call, route, config), call.ended);
   const warmupMs = deps.clock.now() - sentAt;
@@ -150,11 +151,7 @@ async function connectToBot(
   if (deps.clock.now() - session.sentAt > config.session.max_age_s * 1000) {
     return { status: await leave(call, route.fallback, 'STALE', deps), warmupMs, twinId, detail: 'session too old to send' };
   }
-  const target = buildSipTarget(config.twin.sip, {
-    twin_id: twinId, call_id: call.id, external_id: route.externalId ?? '', bot: route.bot,
-    caller: cleanNumber(call.caller), dialed: cleanNumber(call.dialed),
-  }, route.record, { number: call.caller, name: call.callerName });
-  const result = await call.connect(target, pbxSettings(config, call.pbx).bot_answer_timeout_s);
+  const result = await call.connect(botTarget(call, route, config, twinId), pbxSettings(config, call.pbx).bot_answer_timeout_s);
 
   if (result.kind === 'caller-gone') return { status: 'ABANDONED', warmupMs, twinId, detail: 'caller hung up while the bot leg rang' };
   if (result.kind === 'failed') {
@@ -179,6 +176,14 @@ async function connectToBot(
  */
 function twinRefused(result: { reason: string; sipCode?: number }): boolean {
   return result.reason === 'unavailable' && result.sipCode !== undefined && (result.sipCode >= 500 || result.sipCode === 408);
+}
+
+/** Where the bot leg goes and which headers and caller id it carries, for a Twin session id. */
+function botTarget(call: AnsweredCall, route: Route, config: Config, twinId: string): SipTarget {
+  return buildSipTarget(config.twin.sip, {
+    twin_id: twinId, call_id: call.id, external_id: route.externalId ?? '', bot: route.bot,
+    caller: cleanNumber(call.caller), dialed: cleanNumber(call.dialed),
+  }, route.record, { number: call.caller, name: call.callerName });
 }
 
 /** Sends the caller to the route's fallback; a caller who already hung up is left alone. */

@@ -47,6 +47,11 @@ export interface AnsweredCall {
    * tone stops by itself after `boundMs`, so a caller is never left ringing if the product dies.
    */
   hold(kind: HoldKind, boundMs?: number): Promise<void>;
+  /**
+   * Optional: called while the warm-up runs, with the bot leg's target for any Twin id, so a driver
+   * can send the PBX everything but the id ahead of time.
+   */
+  prepare?(targetFor: (twinId: string) => SipTarget, answerTimeoutS: number): void;
   /** Open the leg to Twin and bridge it with the caller; resolves on answer or failure. */
   connect(target: SipTarget, answerTimeoutS: number): Promise<ConnectResult>;
   /** Set TWIN_STATUS on the caller's channel. */

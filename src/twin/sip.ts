@@ -7,6 +7,8 @@ export interface SipTarget {
   headers: Record<string, string>;
   /** The bot leg's caller id, chosen and cleaned by us: a PBX builds From/Remote-Party-ID from it. */
   callerId: { number: string; name: string };
+  /** The Twin session id the headers carry. */
+  twinId: string;
 }
 
 /** The call's fields that header and URI templates may use. */
@@ -60,5 +62,8 @@ export function buildSipTarget(
     if (value.length > 0) headers[name] = value;
   }
   if (record) headers[sip.record_header] = '1';
-  return { uri: fill(sip.uri, fields, safeUriPart), headers, callerId: botCallerId(caller.number, caller.name, sip.anonymous_caller) };
+  return {
+    uri: fill(sip.uri, fields, safeUriPart), headers, twinId: fields.twin_id,
+    callerId: botCallerId(caller.number, caller.name, sip.anonymous_caller),
+  };
 }

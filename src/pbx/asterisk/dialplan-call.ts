@@ -38,15 +38,28 @@ export class DialplanCall extends StasisCaller implements AnsweredCall {
   readonly botLegId = undefined;
   private handedOff = false;
   private settleDial?: (report: DialReport) => void;
+  /** _TWIN_BOT set during the warm-up, with TWIN_ID_MARK where the id goes. */
+  private prepared?: Promise<void>;
+
+  /** Sends _TWIN_BOT while Twin warms up: after the warm-up only the continue remains. */
+  prepare(targetFor: (twinId: string) => SipTarget, answerTimeoutS: number): void {
+    const value = botLegVariable(this.host.cfg.bot_endpoint, targetFor(TWIN_ID_MARK), answerTimeoutS);
+    this.prepared = this.host.rest.setVar(this.id, '_TWIN_BOT', value).then(() => undefined);
+    this.prepared.catch(() => { /* reported by connect() */ });
+  }
 
   async connect(target: SipTarget, answerTimeoutS: number): Promise<ConnectResult> {
     if (this.ended.aborted) return { kind: 'caller-gone' };
     const reported = new Promise<DialReport>((resolve) => { this.settleDial = resolve; });
+    // The id travels as the extension ([twin-bot] sets TWIN_ID from ${EXTEN}). An id that cannot be
+    // one, or a call not prepared, gets the whole variable now; the extension's name then does not matter.
+    const idAsExtension = this.prepared !== undefined && EXTENSION_SAFE_ID.test(target.twinId);
     try {
-      await this.host.rest.setVar(this.id, '_TWIN_BOT', botLegVariable(this.host.cfg.bot_endpoint, target, answerTimeoutS));
+      if (idAsExtension) await this.prepared;
+      else await this.host.rest.setVar(this.id, '_TWIN_BOT', botLegVariable(this.host.cfg.bot_endpoint, target, answerTimeoutS));
       await this.stopHold();
       this.handedOff = true;
-      await this.host.rest.continueInDialplan(this.id, this.host.cfg.dial_context, 'dial', 1);
+      await this.host.rest.continueInDialplan(this.id, this.host.cfg.dial_context, idAsExtension ? target.twinId : 'dial', 1);
     } catch (err) {
       this.handedOff = false;
       if (this.ended.aborted) return { kind: 'caller-gone' };
@@ -94,6 +107,11 @@ export class DialplanCall extends StasisCaller implements AnsweredCall {
   /** The driver never sees this call's bot leg: it lives in the dialplan. */
   onBotGone(): void {}
 }
+
+/** Where the pre-dial handler puts the Twin id (from ${EXTEN}) into a prepared assignment. */
+const TWIN_ID_MARK = '@TWIN_ID@';
+/** An id Asterisk can take as an extension name (at most 80 characters, matched by _[0-9a-zA-Z].). */
+const EXTENSION_SAFE_ID = /^[0-9A-Za-z][0-9A-Za-z-]{1,63}$/;
 
 /** DIALSTATUS (+ SIP code) → the call flow's result. */
 function resultOf(report: DialReport): ConnectResult {

@@ -590,8 +590,9 @@ export class AriSimulator {
   }
 
   private continueChannel(ch: SimChannel, q: URLSearchParams): [number, unknown] {
-    if (q.get('context') === (this.options.botDialContext ?? 'twin-bot') && q.get('extension') === 'dial') {
-      this.afterReply.push(() => this.runBotDialplan(ch));
+    if (q.get('context') === (this.options.botDialContext ?? 'twin-bot')) {
+      const twinId = q.get('extension') ?? '';
+      this.afterReply.push(() => this.runBotDialplan(ch, twinId));
       const app = ch.app;
       ch.app = undefined;
       this.emit(app, 'StasisEnd', { channel: channelJson(ch) });
@@ -615,14 +616,15 @@ export class AriSimulator {
 
   /**
    * Dial(${CUT(TWIN_BOT,^,1)},${CUT(TWIN_BOT,^,2)},b(twin-bot-leg…)): the pre-dial handler Set()s
-   * each assignment on the bot's channel; the INVITE's From is its connected line. When Dial()
+   * each assignment (@TWIN_ID@ → the extension) on the bot's channel; the INVITE's From is its
+   * connected line. When Dial()
    * returns, the caller enters Stasis again with how it went.
    */
-  private runBotDialplan(ch: SimChannel): void {
+  private runBotDialplan(ch: SimChannel, twinId: string): void {
     const [dial = '', timeout = '0', ...assignments] = (ch.vars.get('TWIN_BOT') ?? '').split('^');
     const headers: [string, string][] = [];
     const connected = { ...ch.caller };
-    for (const assignment of assignments) {
+    for (const assignment of assignments.map((a) => a.replaceAll('@TWIN_ID@', twinId))) {
       const header = /^PJSIP_HEADER\(add,([^)]+)\)=(.*)$/.exec(assignment);
       const line = /^CONNECTEDLINE\((num|name)(?:,i)?\)=(.*)$/.exec(assignment);
       if (header) headers.push([header[1]!, header[2]!]);

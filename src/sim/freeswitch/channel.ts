@@ -32,6 +32,8 @@ export interface OutboundSession {
   closed: boolean;
   /** async: `socket h:p async full`; static: without `async`, replies to sendmsg wait for the app to finish. */
   mode: SocketMode;
+  /** Event names turned off with `nixevent`. */
+  nixed: Set<string>;
   /** Static mode: the app whose sendmsg reply is outstanding, and the commands queued behind it. */
   waitingFor?: string;
   backlog: AppCommand[];

@@ -160,7 +160,7 @@ export class FreeSwitchSimulator {
   private connectOut(ch: FsChannel, target: { host: string; port: number }, mode: SocketMode): void {
     const socket = createConnection(target);
     socket.setNoDelay(true);
-    const session: OutboundSession = { socket, format: 'none', linger: null, closed: false, mode, backlog: [] };
+    const session: OutboundSession = { socket, format: 'none', linger: null, closed: false, mode, backlog: [], nixed: new Set() };
     ch.session = session;
     const reader = new CommandReader();
     socket.on('connect', () => { ch.socketAt = performance.now(); });
@@ -217,6 +217,10 @@ export class FreeSwitchSimulator {
         session.linger = seconds;
         return this.write(ch, commandReply(seconds > 0 ? `+OK will linger ${seconds} seconds` : '+OK will linger'));
       }
+      case 'nixevent':
+        if (args.length === 0) return this.write(ch, commandReply('-ERR no keywords supplied'));
+        args.forEach((name) => session.nixed.add(name));
+        return this.write(ch, commandReply('+OK events nixed'));
       case 'nolinger':
         session.linger = null;
         return this.write(ch, commandReply('+OK will not linger'));
@@ -274,7 +278,7 @@ export class FreeSwitchSimulator {
 
   private emitEvent(ch: FsChannel, name: string, state: string, extra: Headers = [], trailer: Headers = []): void {
     const format = ch.session?.format ?? 'none';
-    if (format === 'none' || !ch.session || ch.session.closed) return;
+    if (format === 'none' || !ch.session || ch.session.closed || ch.session.nixed.has(name)) return;
     const headers = eventHeaders(ch, name, state, extra, trailer);
     this.write(ch, format === 'json' ? jsonEvent(headers) : plainEvent(headers));
   }
