@@ -9,23 +9,36 @@ const startLab = labPerTest('freeswitch');
 const connected = (lab: Lab, id: string) => lab.fs.channel(id)?.vars.get('TWIN_STATUS') === 'CONNECTED';
 
 describe('FreeSWITCH (ESL) specifics', () => {
-  it('sets continue_on_fail and a bound on the hold tone before the bridge, dials with originate_timeout, and needs 9 ESL commands per call (events it does not use turned off)', async () => {
+  it('sets continue_on_fail and a bound on the hold tone at once, goes straight to the bridge after a quick warm-up: 7 ESL commands per call', async () => {
     const lab = await startLab();
     const lines: string[] = [];
     lab.fs.onCommand = (_, line) => lines.push(line);
     const call = lab.fs.placeCall();
     await waitFor(() => connected(lab, call.id), 'connected');
-    expect(lab.fs.channel(call.id)!.vars.get('continue_on_fail')).toBe('true');
-    expect(lab.fs.channel(call.id)!.vars.get('playback_timeout_sec')).toBe(String(Math.ceil(lab.config.twin.warmup_timeout_ms / 1000) + 1));
+    const boundS = Math.ceil(lab.config.twin.warmup_timeout_ms / 1000) + 1;
     expect(lines).toEqual([
       'connect', 'myevents json', expect.stringMatching(/^nixevent CHANNEL_ANSWER .*CHANNEL_STATE .*CHANNEL_UNPARK /), 'linger',
-      'sendmsg', 'sendmsg', `api uuid_break ${call.id} all`, 'sendmsg',
+      `api uuid_setvar_multi ${call.id} continue_on_fail=true;playback_timeout_sec=${boundS}`, 'sendmsg',
       `api uuid_setvar ${call.id} TWIN_STATUS CONNECTED`,
     ]);
+    expect(lab.fs.channel(call.id)!.vars.get('continue_on_fail')).toBe('true');
     expect(lab.fs.channel(call.id)!.vars.get('current_application')).toBe('bridge');
     call.hangup();
     expect(await lab.outcomeOf(call.id)).toMatchObject({ status: 'CONNECTED', endedBy: 'caller' });
     // With `linger`, FreeSWITCH never closes the socket: the product must (the leak check verifies it).
+  });
+
+  it('plays the hold only when the warm-up takes longer than hold_delay_ms, and breaks it before the bridge', async () => {
+    const lab = await startLab({ config: { freeswitch: { hold_delay_ms: 20 } } });
+    lab.twin.script(() => ({ kind: 'slow', delayMs: 150 }));
+    const lines: string[] = [];
+    lab.fs.onCommand = (_, line) => lines.push(line);
+    const call = lab.fs.placeCall();
+    await waitFor(() => lab.fs.channel(call.id)?.playing === 'ring' || undefined, 'the ringback');
+    await waitFor(() => connected(lab, call.id), 'connected');
+    expect(lines.slice(5)).toEqual(['sendmsg', `api uuid_break ${call.id} all`, 'sendmsg', `api uuid_setvar ${call.id} TWIN_STATUS CONNECTED`]);
+    call.hangup();
+    await lab.outcomeOf(call.id);
   });
 
   it('gives the bot leg a cleaned caller id: no CR LF from the caller reaches the INVITE (second recording)', async () => {
@@ -89,7 +102,7 @@ describe('FreeSWITCH (ESL) specifics', () => {
     const lab = await startLab({ config: { twin: { warmup_timeout_ms: 500 } } });
     lab.twin.script(() => ({ kind: 'slow', delayMs: 400 }));
     const call = lab.fs.placeCall();
-    await waitFor(() => lab.twin.warmups.length === 1, 'the warm-up');
+    await waitFor(() => lab.fs.channel(call.id)?.playing === 'ring' || undefined, 'the ringback');
     expect(lab.fs.channel(call.id)!.vars.get('playback_timeout_sec')).toBe('2'); // warm-up bound + 1 s
     lab.fs.dropOutboundSockets();
     expect(await call.left).toMatchObject({ kind: 'app-unavailable', vars: { socket_lost: 'true' } });

@@ -17,6 +17,8 @@ export interface Options {
   /** Where the SIPp bot listens (the PBX's Twin trunk points here) and where the caller sends from. */
   botPort: number;
   callerPort: number;
+  /** Extra headers of the caller's INVITE (Asterisk lab: X-Acc-Endpoint: hostile picks the endpoint). */
+  callerHeaders: string[];
   /** Network interface for tcpdump. */
   iface: string;
   pbxPid?: number;
@@ -44,17 +46,21 @@ export const USAGE = `usage: node dist/bench/real-pbx/run.js --pbx asterisk|free
   --rates 10,50,100        calls per second, one run per rate and mode (interleaved per rate)
   --duration-s 5           seconds of new calls per run (calls = rate * duration)
   --hold-s 3               each call lasts this long after the caller got 200 OK
-  --modes diy,product      default: every mode of the PBX (asterisk: diy,product; freeswitch: floor,product)
+  --modes diy,product      default: every mode of the PBX in modes.ts
+                           (asterisk: diy,product,product-dialplan; freeswitch: floor,product)
   --add-mode name:exten[:json]  a product mode with config overrides, e.g.
-                           dialplan-leg:7210:'{"asterisk":{"bot_leg":"dialplan"}}' (then list it in --modes)
+                           nohold:7400:'{"freeswitch":{"hold":"none"}}' (then list it in --modes)
   --host 127.0.0.1 --sip-port 5060|5090 --bot-port 5070|5072 --caller-port 5080|5082 --iface lo
+  --caller-header 'X-Acc-Endpoint: hostile'   extra INVITE header (repeatable; asterisk default as shown,
+                           'none' for no header): how the PBX picks the caller's endpoint
   --pbx-pid N              default: pidof asterisk / freeswitch
   --ari-url http://127.0.0.1:8088 --ari-user asterisk --ari-password asterisk --app twin
   --cli "asterisk -rx"     how to run one Asterisk CLI command (the command is appended as one argument),
                            e.g. --cli /opt/pbx/asterisk/cli.sh
   --esl-host 127.0.0.1 --esl-port 8021 --esl-password ClueCon --product-port 8084
   --twin-port 0            the Twin stand-in's port (0: any free port)
-  --warmup-calls 10        calls before each measured run (not measured) so the product's JIT is warm
+  --warmup-calls 30        calls before each measured run (not measured) so the product's JIT is warm;
+                           then the runner waits (up to 20 s) until the product's CPU is idle
   --drain-s 60             longest wait for the PBX to have 0 channels between runs
   --out DIR                keep captures, configs and logs here (default: a new dir under /tmp)
 `;
@@ -66,7 +72,7 @@ export function parseOptions(argv: string[]): Options {
       pbx: { type: 'string' }, rates: { type: 'string' }, 'duration-s': { type: 'string' }, 'hold-s': { type: 'string' },
       modes: { type: 'string' }, 'add-mode': { type: 'string', multiple: true },
       host: { type: 'string' }, 'sip-port': { type: 'string' }, 'bot-port': { type: 'string' }, 'caller-port': { type: 'string' },
-      iface: { type: 'string' }, 'pbx-pid': { type: 'string' },
+      'caller-header': { type: 'string', multiple: true }, iface: { type: 'string' }, 'pbx-pid': { type: 'string' },
       'ari-url': { type: 'string' }, 'ari-user': { type: 'string' }, 'ari-password': { type: 'string' }, app: { type: 'string' },
       cli: { type: 'string' },
       'esl-host': { type: 'string' }, 'esl-port': { type: 'string' }, 'esl-password': { type: 'string' }, 'product-port': { type: 'string' },
@@ -90,6 +96,7 @@ export function parseOptions(argv: string[]): Options {
     sipPort: port('--sip-port', values['sip-port'] ?? (ast ? '5060' : '5090')),
     botPort: port('--bot-port', values['bot-port'] ?? (ast ? '5070' : '5072')),
     callerPort: port('--caller-port', values['caller-port'] ?? (ast ? '5080' : '5082')),
+    callerHeaders: (values['caller-header'] ?? (ast ? ['X-Acc-Endpoint: hostile'] : [])).filter((h) => h !== 'none'),
     iface: values.iface ?? 'lo',
     pbxPid: values['pbx-pid'] ? positive('--pbx-pid', values['pbx-pid']) : undefined,
     ariUrl: values['ari-url'] ?? 'http://127.0.0.1:8088',
@@ -102,7 +109,7 @@ export function parseOptions(argv: string[]): Options {
     eslPassword: values['esl-password'] ?? 'ClueCon',
     productPort: port('--product-port', values['product-port'] ?? '8084'),
     twinPort: Number(values['twin-port'] ?? '0'),
-    warmupCalls: Number(values['warmup-calls'] ?? '10'),
+    warmupCalls: Number(values['warmup-calls'] ?? '30'),
     drainS: positive('--drain-s', values['drain-s'] ?? '60'),
     out: outDir(values.out),
   };

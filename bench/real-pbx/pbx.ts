@@ -13,6 +13,8 @@ export interface BenchGlobals {
   twinUrl: string;
   token: string;
   botUri: string;
+  /** Stasis app name (Asterisk). */
+  app: string;
   /** host:port of the product's call socket (FreeSWITCH). */
   productSocket: string;
 }
@@ -27,8 +29,8 @@ export interface PbxControl {
   /** Reload the dialplan and set the globals the bench dialplan reads; throws with a hint when it cannot. */
   prepare(globals: BenchGlobals, extensions: string[]): Promise<void>;
   leftovers(): Promise<Leftovers>;
-  /** Asterisk only: the Stasis app's task-queue watcher. */
-  queueWatch?(): QueueWatch;
+  /** Asterisk only: starts watching the Stasis app's task queue (after resetting its stats). */
+  queueWatch?(): Promise<QueueWatch>;
   close(): void;
 }
 
@@ -63,7 +65,7 @@ class AsteriskControl implements PbxControl {
     // PUT /asterisk/modules/{module} is ARI's "reload module".
     const reload = await this.ari('PUT', '/asterisk/modules/pbx_config.so');
     if (!reload.ok && reload.status !== 204) throw new Error(`reloading pbx_config over ARI: HTTP ${reload.status}`);
-    for (const [name, value] of [['TWIN_BENCH_URL', g.twinUrl], ['TWIN_BENCH_TOKEN', g.token], ['TWIN_BENCH_BOT', g.botUri]]) {
+    for (const [name, value] of [['TWIN_BENCH_URL', g.twinUrl], ['TWIN_BENCH_TOKEN', g.token], ['TWIN_BENCH_BOT', g.botUri], ['TWIN_BENCH_APP', g.app]]) {
       const q = new URLSearchParams({ variable: name!, value: value! });
       const res = await this.ari('POST', `/asterisk/variable?${q}`);
       if (!res.ok) throw new Error(`setting global ${name} over ARI: HTTP ${res.status}`);
@@ -92,8 +94,8 @@ class AsteriskControl implements PbxControl {
     return { channels, bridges };
   }
 
-  queueWatch(): QueueWatch {
-    return new StasisQueueWatch((c) => this.cli(c), this.o.app);
+  queueWatch(): Promise<QueueWatch> {
+    return StasisQueueWatch.start((c) => this.cli(c), this.o.app);
   }
 
   close(): void {}
@@ -108,12 +110,19 @@ class AsteriskControl implements PbxControl {
 class StasisQueueWatch implements QueueWatch {
   private max: number | undefined;
   private stopped = false;
-  private readonly done: Promise<void>;
+  private done: Promise<void> = Promise.resolve();
   private readonly prefix: string;
 
-  constructor(private readonly cli: (command: string) => Promise<string>, app: string) {
+  private constructor(private readonly cli: (command: string) => Promise<string>, app: string) {
     this.prefix = `stasis/m:ari:application/${app}`;
-    this.done = this.loop();
+  }
+
+  static async start(cli: (command: string) => Promise<string>, app: string): Promise<StasisQueueWatch> {
+    const watch = new StasisQueueWatch(cli, app);
+    const rows = watch.rows(await cli(`core show taskprocessors like ${watch.prefix}`));
+    for (const row of rows) await cli(`core reset taskprocessor ${row.name}`);
+    watch.done = watch.loop();
+    return watch;
   }
 
   /** Task processor names end in -<8 hex digits>; "twin-dialer-…" apps must not match "twin". */
@@ -125,8 +134,6 @@ class StasisQueueWatch implements QueueWatch {
   }
 
   private async loop(): Promise<void> {
-    const first = this.rows(await this.cli(`core show taskprocessors like ${this.prefix}`));
-    for (const row of first) await this.cli(`core reset taskprocessor ${row.name}`);
     while (!this.stopped) {
       const started = Date.now();
       this.record(await this.cli(`core show taskprocessors like ${this.prefix}`).catch(() => ''));

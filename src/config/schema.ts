@@ -119,6 +119,12 @@ export const ConfigSchema = z.object({
     /** Global variable that shows the trunk's state to the dialplan: NOT_INUSE, BUSY or UNAVAILABLE. */
     trunk_variable: z.string().regex(/^[A-Za-z0-9_]{1,64}$/, 'must be a variable name (letters, digits, _)').default('twin_trunk'),
     hold: z.enum(['ring', 'moh', 'none']).default('ring'),
+    /**
+     * The hold starts only when the warm-up takes longer than this: a quick one goes straight to
+     * the bridge (whose instant_ringback the caller hears), saving FreeSWITCH's media ticks for
+     * starting and breaking a playback (~40 ms measured).
+     */
+    hold_delay_ms: z.number().int().min(0).max(5000).default(50),
     /** Ringback tone played during the warm-up (tone_stream syntax). */
     ringback: z.string().regex(/^%\([0-9,]+\)$/, 'must be a tone such as %(2000,4000,440,480)').default('%(2000,4000,440,480)'),
     moh_source: z.string().regex(/^[^\s]+$/, 'must be a sound source such as local_stream://moh').default('local_stream://moh'),

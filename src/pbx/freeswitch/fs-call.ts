@@ -19,9 +19,9 @@ const FINAL_EVENTS_MS = 5000;
 
 /**
  * One caller on FreeSWITCH's outbound socket (`socket host:port async full`, with `linger`).
- * Plan (fixtures a1, c1b, c4b): `multiset continue_on_fail=true playback_timeout_sec=N` so a failed
- * bot leg leaves the caller with us and the hold ends by itself, a looping playback as ringback/MOH
- * during the warm-up, `uuid_break` then `bridge` with
+ * Plan (fixtures a1, c1b, c4b): `uuid_setvar_multi continue_on_fail=true;playback_timeout_sec=N` so
+ * a failed bot leg leaves the caller with us and the hold ends by itself, a looping playback as
+ * ringback/MOH during a warm-up slower than hold_delay_ms, `uuid_break` then `bridge` with
  * the Twin headers as `sip_h_` variables. Results come as events only: CHANNEL_BRIDGE = answered;
  * EXECUTE_COMPLETE(bridge) without it = failed, read from originate_disposition; after a bridge,
  * EXECUTE_COMPLETE(bridge) with the caller still up = the bot hung up first. Fallbacks use `api`
@@ -39,6 +39,7 @@ export class FsCall implements AnsweredCall {
   readonly ended = this.abort.signal;
   /** The hold playback: its event-uuid, and whether FreeSWITCH has started it (only then can uuid_break stop it). */
   private hold_?: { appUuid: string; started: Promise<void>; markStarted: () => void; stopped: boolean };
+  private holdTimer?: NodeJS.Timeout;
   private bot: BotLeg = { state: 'none' };
   private resolveEnd?: (who: 'caller' | 'bot') => void;
   /** Resolves when FreeSWITCH is done with the channel on this socket (hung up or sent elsewhere). */
@@ -58,19 +59,26 @@ export class FsCall implements AnsweredCall {
     socket.on('end', () => this.onSocketEnd());
   }
 
+  /**
+   * Variables by `api` (at once, not queued as an app): continue_on_fail, and playback_timeout_sec,
+   * which ends the looping tone by itself: if the product vanishes, `socket` returns when it ends
+   * and the dialplan's fallback runs (recording s10-sigkill: it never did). The tone itself starts
+   * only if the warm-up takes longer than hold_delay_ms.
+   */
   async hold(kind: HoldKind, boundMs = 60_000): Promise<void> {
-    // playback_timeout_sec ends the looping tone by itself: if the product vanishes, `socket`
-    // returns when it ends and the dialplan's fallback runs (recording s10-sigkill: it never did).
     const boundS = Math.max(1, Math.ceil(boundMs / 1000));
-    const steps = [this.socket.execute('multiset', `continue_on_fail=true playback_timeout_sec=${boundS}`)];
-    if (kind !== 'none') {
-      let markStarted!: () => void;
-      const started = new Promise<void>((resolve) => { markStarted = resolve; });
-      this.hold_ = { appUuid: randomUUID(), started, markStarted, stopped: false };
-      const media = kind === 'ring' ? `tone_stream://${this.cfg.ringback};loops=-1` : this.cfg.moh_source;
-      steps.push(this.socket.execute('playback', media, this.hold_.appUuid));
-    }
-    await Promise.all(steps);
+    await this.apiOk(`uuid_setvar_multi ${this.id} continue_on_fail=true;playback_timeout_sec=${boundS}`);
+    if (kind === 'none' || this.ended.aborted) return;
+    this.holdTimer = setTimeout(() => this.startHold(kind), this.cfg.hold_delay_ms);
+  }
+
+  private startHold(kind: 'ring' | 'moh'): void {
+    let markStarted!: () => void;
+    const started = new Promise<void>((resolve) => { markStarted = resolve; });
+    this.hold_ = { appUuid: randomUUID(), started, markStarted, stopped: false };
+    const media = kind === 'ring' ? `tone_stream://${this.cfg.ringback};loops=-1` : this.cfg.moh_source;
+    this.socket.execute('playback', media, this.hold_.appUuid).catch((err: Error) =>
+      this.log.warn({ callId: this.id, err: err.message }, 'could not play the hold'));
   }
 
   async connect(target: SipTarget, answerTimeoutS: number): Promise<ConnectResult> {
@@ -96,6 +104,7 @@ export class FsCall implements AnsweredCall {
   }
 
   async leave(action: Fallback, status: TwinStatus): Promise<void> {
+    clearTimeout(this.holdTimer);
     await this.setStatus(status);
     if (this.hold_) this.hold_.stopped = true; // uuid_kill and uuid_transfer end the playback themselves
     if (action.action === 'hangup') await this.apiOk(`uuid_kill ${this.id} ${causeName(action.cause)}`);
@@ -104,6 +113,7 @@ export class FsCall implements AnsweredCall {
 
   /** Waits (bounded) for the channel to leave this socket, then closes it: with `linger` FreeSWITCH never does. */
   async release(): Promise<void> {
+    clearTimeout(this.holdTimer);
     if (this.bot.state === 'dialing') clearTimeout(this.bot.timer);
     let timer: NodeJS.Timeout | undefined;
     const bound = new Promise<void>((resolve) => { timer = setTimeout(resolve, FINAL_EVENTS_MS); });
@@ -155,6 +165,7 @@ export class FsCall implements AnsweredCall {
 
   private onCallerGone(): void {
     if (this.ended.aborted) return;
+    clearTimeout(this.holdTimer);
     this.abort.abort();
     if (this.bot.state === 'dialing') this.settleBot({ kind: 'caller-gone' });
     this.resolveEnd?.('caller');
@@ -199,6 +210,7 @@ export class FsCall implements AnsweredCall {
    * uuid_break sent before the playback has started does nothing, so wait for its CHANNEL_EXECUTE.
    */
   private async stopHold(): Promise<void> {
+    clearTimeout(this.holdTimer);
     const hold = this.hold_;
     if (!hold || hold.stopped) return;
     hold.stopped = true;

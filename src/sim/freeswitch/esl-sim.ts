@@ -594,6 +594,13 @@ export class FreeSwitchSimulator {
         if (!live) return noChannel;
         this.setVar(live, args[1] ?? '', args.slice(2).join(' '));
         return '+OK\n';
+      case 'uuid_setvar_multi':
+        if (!live) return noChannel;
+        for (const pair of args.slice(1).join(' ').split(';')) {
+          const [name = '', ...value] = pair.split('=');
+          if (name) this.setVar(live, name, value.join('='));
+        }
+        return '+OK\n';
       case 'uuid_break':
         if (!live) return noChannel;
         if (live.running && BREAKABLE.has(live.running.app)) {
