@@ -240,6 +240,7 @@ export class Daemon extends EventEmitter {
       logins: () => ({ ok: auth.logins - auth.loginFailures, failed: auth.loginFailures }),
       warmupRequests: () => this.twin.requests,
       callbacks: () => ({ pending: this.callbacks?.pending ?? 0 }),
+      callsNotTaken: () => (this.freeswitch ? [{ pbx: 'freeswitch', count: this.freeswitch.callsNotTaken }] : []),
     });
   }
 

@@ -107,6 +107,8 @@ describe('FreeSWITCH (ESL) specifics', () => {
     lab.fs.dropOutboundSockets();
     expect(await call.left).toMatchObject({ kind: 'app-unavailable', vars: { socket_lost: 'true' } });
     expect((await lab.outcomeOf(call.id)).status).toBe('ABANDONED');
+    // The dialplan's CUSTOM twin::not_taken event reached the product over its inbound connection.
+    await waitFor(() => lab.daemon.freeswitch!.callsNotTaken === 1 || undefined, 'the not-taken count');
     expect(lab.fs.invites).toHaveLength(0);
   });
 

@@ -17,6 +17,8 @@ export interface MetricsSource {
   logins(): { ok: number; failed: number };
   warmupRequests(): number;
   callbacks?(): { pending: number };
+  /** Calls the PBX could not hand to the product (FreeSWITCH's `socket` failed), reported by its dialplan. */
+  callsNotTaken?(): { pbx: string; count: number }[];
 }
 
 const TRUNK_STATES: TrunkState[] = ['open', 'probing', 'throttled'];
@@ -48,6 +50,15 @@ export class Metrics {
     this.callbacks = new Counter({
       name: 'twin_connector_callbacks_total', help: 'Twin callbacks received and forwarded, by result',
       labelNames: ['result'], registers,
+    });
+    new Counter({
+      name: 'twin_connector_calls_not_taken_total',
+      help: 'Calls the PBX could not hand to the product (the dialplan sent them to its fallback instead)',
+      labelNames: ['pbx'], registers,
+      collect() {
+        this.reset(); // the drivers hold the running count
+        for (const { pbx, count } of source.callsNotTaken?.() ?? []) this.inc({ pbx }, count);
+      },
     });
     new Gauge({
       name: 'twin_connector_active_calls', help: 'Calls in the product now (warming up, ringing or bridged)', registers,

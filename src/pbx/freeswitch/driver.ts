@@ -27,6 +27,8 @@ export class FreeSwitchDriver implements PbxDialer {
   private readonly calls = new Set<FsCall>();
   /** Outbound calls ringing: origination uuid → who waits for its call socket. */
   private readonly dials = new Map<string, (result: DialResult) => void>();
+  /** Calls the dialplan reported it could not hand us (its `socket` failed); shown in the metrics. */
+  callsNotTaken = 0;
   /** State of the inbound ESL connection (the outbound socket server does not depend on it). */
   state: ConnectionState = 'connecting';
   lastProblem?: string;
@@ -160,6 +162,10 @@ export class FreeSwitchDriver implements PbxDialer {
       this.lastProblem = undefined;
       this.log.info({ esl: `${host}:${port}` }, 'connected to FreeSWITCH ESL');
       control.on('end', () => this.retryLater('FreeSWITCH ESL connection lost'));
+      control.on('not-taken', (uuid?: string) => {
+        this.callsNotTaken++;
+        this.log.warn({ callId: uuid }, 'FreeSWITCH could not hand a call to the product; its dialplan sent it to the fallback');
+      });
       await this.trunk.flush();
     } catch (err) {
       this.retryLater((err as Error).message);

@@ -227,6 +227,9 @@ export class CallSocketServer {
   }
 }
 
+/** Fired by the shipped dialplan after `socket` when the product did not take the call. */
+export const NOT_TAKEN_EVENT = 'twin::not_taken';
+
 /** An inbound ESL connection (host:port, password) for API commands such as global_setvar. */
 export class EslControl extends EventEmitter {
   private constructor(private readonly conn: ModeslConnection, private readonly timeoutMs: number) {
@@ -249,12 +252,16 @@ export class EslControl extends EventEmitter {
       };
       const conn = new esl.Connection(host, port, password, () => {
         // Originate results come as BACKGROUND_JOB events; modesl asks for none on inbound connections.
-        conn.sendRecv('event json BACKGROUND_JOB', null, () => {
+        // The shipped dialplan fires CUSTOM twin::not_taken for a call its `socket` could not hand us.
+        conn.sendRecv(`event json BACKGROUND_JOB CUSTOM ${NOT_TAKEN_EVENT}`, null, () => {
           if (settled) return;
           settled = true;
           clearTimeout(timer);
           const control = new EslControl(conn, timeoutMs);
           conn.on('esl::end', () => { conn.closing = true; control.emit('end'); });
+          conn.on('esl::event::CUSTOM::*', (event: ModeslEvent) => {
+            if (event.getHeader('Event-Subclass') === NOT_TAKEN_EVENT) control.emit('not-taken', event.getHeader('Unique-ID'));
+          });
           resolve(control);
         });
       });

@@ -65,6 +65,8 @@ export class FreeSwitchSimulator {
   /** Inbound connections that asked for BACKGROUND_JOB events, and in which format. */
   private readonly jobListeners = new Map<Socket, 'json' | 'plain'>();
   private readonly jobTimers = new Set<NodeJS.Timeout>();
+  /** Inbound connections that asked for CUSTOM events of a subclass (event json CUSTOM <subclass>). */
+  private readonly customListeners = new Map<Socket, { subclasses: Set<string>; format: 'json' | 'plain' }>();
   private callCount = 0;
 
   constructor(private readonly options: FsSimOptions = {}) {
@@ -173,7 +175,7 @@ export class FreeSwitchSimulator {
       const neverConnected = ch.socketAt === undefined;
       this.closeOutbound(ch, false);
       // e5: nothing listening. The shipped dialplan goes on to its fallback after `socket`.
-      if (neverConnected) this.end(ch, 'NORMAL_CLEARING', { kind: 'app-unavailable', vars: { socket_failed: 'true' } });
+      if (neverConnected) this.afterSocketFailed(ch, { socket_failed: 'true' });
     });
   }
 
@@ -360,7 +362,7 @@ export class FreeSwitchSimulator {
    */
   private socketAppReturned(ch: FsChannel): void {
     if (ch.state !== 'socket') return;
-    this.end(ch, 'NORMAL_CLEARING', { kind: 'app-unavailable', vars: { socket_lost: 'true' } });
+    this.afterSocketFailed(ch, { socket_lost: 'true' });
   }
 
   private bridge(ch: FsChannel, app: { app: string; arg: string; uuid: string }): void {
@@ -671,6 +673,19 @@ export class FreeSwitchSimulator {
     }
   }
 
+  /**
+   * The shipped dialplan's lines after `socket`: fire CUSTOM twin::not_taken (the product counts
+   * it over its inbound connection), then the fallback.
+   */
+  private afterSocketFailed(ch: FsChannel, vars: Record<string, string>): void {
+    for (const [socket, { subclasses, format }] of this.customListeners) {
+      if (!subclasses.has('twin::not_taken') || socket.destroyed) continue;
+      const headers: Headers = [['Event-Name', 'CUSTOM'], ['Core-UUID', CORE_UUID], ['Event-Subclass', 'twin::not_taken'], ['Unique-ID', ch.uuid]];
+      socket.write(format === 'json' ? jsonEvent(headers) : plainEvent(headers));
+    }
+    this.end(ch, 'NORMAL_CLEARING', { kind: 'app-unavailable', vars });
+  }
+
   private later0(fn: () => void, ms: number): void {
     const timer = setTimeout(() => { this.jobTimers.delete(timer); fn(); }, ms);
     this.jobTimers.add(timer);
@@ -724,6 +739,8 @@ export class FreeSwitchSimulator {
         } else if (verb === 'event' || verb === 'myevents') {
           const format = args[0] === 'json' ? 'json' : 'plain';
           if (args.includes('BACKGROUND_JOB') || args.includes('ALL')) this.jobListeners.set(socket, format);
+          const custom = args.indexOf('CUSTOM');
+          if (custom >= 0) this.customListeners.set(socket, { subclasses: new Set(args.slice(custom + 1)), format });
           socket.write(commandReply(`+OK event listener enabled ${format}`));
         } else if (verb === 'noevents') {
           socket.write(commandReply('+OK no longer listening for events'));
