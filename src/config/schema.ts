@@ -66,7 +66,9 @@ export const ConfigSchema = z.object({
       /** Where the bot leg goes; placeholders: {twin_id} {call_id} {bot}. */
       uri: z.string().regex(/^sips?:[^\s<>"]+$/, 'must be a SIP URI such as sip:bot@twin.example'),
       /** Headers added to the INVITE; values are templates over {twin_id} {call_id} {external_id} {bot} {caller} {dialed}. */
-      headers: z.record(headerName, z.string().max(256)).default({ 'X-TWIN-CallId': '{twin_id}' }),
+      headers: z.record(headerName, z.string().max(256))
+        .refine((h) => Object.keys(h).length <= 7, 'at most 7 headers (the Asterisk bot dialplan sets 10 values per leg)')
+        .default({ 'X-TWIN-CallId': '{twin_id}' }),
       record_header: headerName.default('X-TWIN-EnableRecord'),
       /** The bot leg's caller number when the caller's is empty or not a phone number. */
       anonymous_caller: z.string().regex(/^(\+?[0-9]{1,20}|anonymous)$/, 'must be a phone number (+ and digits) or "anonymous"').default('anonymous'),

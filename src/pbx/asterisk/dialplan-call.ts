@@ -69,9 +69,12 @@ export class DialplanCall extends StasisCaller implements AnsweredCall {
     return resultOf(await reported);
   }
 
-  /** In the dialplan the caller is not gone when it leaves Stasis: only a report or a missing channel says so. */
+  /**
+   * CONNECTED is the dialplan's to set (U(twin-bot-answered) on the bot's answer): by the time the
+   * flow learns of it, the caller has usually hung up. Other statuses go with a fallback, as usual.
+   */
   override async setStatus(status: TwinStatus): Promise<void> {
-    if (status === 'CONNECTED' && this.handedOff) return; // the dialplan keeps DIALSTATUS; the call may be over
+    if (status === 'CONNECTED') return;
     await super.setStatus(status);
   }
 
@@ -108,8 +111,14 @@ export class DialplanCall extends StasisCaller implements AnsweredCall {
   onBotGone(): void {}
 }
 
-/** Where the pre-dial handler puts the Twin id (from ${EXTEN}) into a prepared assignment. */
+/**
+ * Where the Twin id goes in a prepared assignment: the target is built with this placeholder (it
+ * survives the header cleaning), then written as ${TWIN_ID}, which the pre-dial handler's EVAL fills
+ * in from the extension.
+ */
 const TWIN_ID_MARK = '@TWIN_ID@';
+/** The pre-dial handler in twin-bot.conf is unrolled for this many assignments. */
+export const MAX_ASSIGNMENTS = 10;
 /** An id Asterisk can take as an extension name (at most 80 characters, matched by _[0-9a-zA-Z].). */
 const EXTENSION_SAFE_ID = /^[0-9A-Za-z][0-9A-Za-z-]{1,63}$/;
 
@@ -137,12 +146,12 @@ function failureFromDialStatus(status: string, sipCode?: number): BotFailure {
 /**
  * `_TWIN_BOT` = dial string ^ answer timeout ^ assignment ^ assignment …, read by [twin-bot] and,
  * inherited, by its pre-dial handler on the bot's channel, which runs Set() on each assignment.
- * Every value is ours and already cleaned (safe header characters); ^ is dropped, as the dialplan
- * splits on it. Set() takes everything after the first = as the value, commas included, and
- * substitutes ${…} only once, so nothing in a value is evaluated.
+ * Every value is ours and already cleaned (safe header characters: no $ { }); ^ is dropped, as the
+ * dialplan splits on it. The handler's EVAL therefore expands nothing but our ${TWIN_ID}; Set()
+ * takes everything after the first = as the value, commas included.
  */
 export function botLegVariable(endpointTemplate: string, target: SipTarget, answerTimeoutS: number): string {
-  const safe = (value: string) => value.replace(/\^/g, '');
+  const safe = (value: string) => value.replace(/\^/g, '').replaceAll(TWIN_ID_MARK, '${TWIN_ID}');
   const assignments = [
     ...Object.entries(target.headers).map(([name, value]) => `PJSIP_HEADER(add,${name})=${safe(value)}`),
     // The INVITE's From is the bot channel's connected line, which Dial() copied from the caller.

@@ -616,7 +616,7 @@ export class AriSimulator {
 
   /**
    * Dial(${CUT(TWIN_BOT,^,1)},${CUT(TWIN_BOT,^,2)},b(twin-bot-leg…)): the pre-dial handler Set()s
-   * each assignment (@TWIN_ID@ → the extension) on the bot's channel; the INVITE's From is its
+   * each assignment (${TWIN_ID} → the extension) on the bot's channel; the INVITE's From is its
    * connected line. When Dial()
    * returns, the caller enters Stasis again with how it went.
    */
@@ -624,7 +624,8 @@ export class AriSimulator {
     const [dial = '', timeout = '0', ...assignments] = (ch.vars.get('TWIN_BOT') ?? '').split('^');
     const headers: [string, string][] = [];
     const connected = { ...ch.caller };
-    for (const assignment of assignments.map((a) => a.replaceAll('@TWIN_ID@', twinId))) {
+    // The handler's EVAL: ${TWIN_ID} (set from the extension) is the only variable in an assignment.
+    for (const assignment of assignments.map((a) => a.replaceAll('${TWIN_ID}', twinId))) {
       const header = /^PJSIP_HEADER\(add,([^)]+)\)=(.*)$/.exec(assignment);
       const line = /^CONNECTEDLINE\((num|name)(?:,i)?\)=(.*)$/.exec(assignment);
       if (header) headers.push([header[1]!, header[2]!]);
