@@ -116,7 +116,9 @@ export class Daemon extends EventEmitter {
     if (!(await this.waitForCalls(timeoutMs))) {
       this.log.warn({ activeCalls: this.live.size }, 'shutdown timeout: hanging up the calls still in progress');
       await Promise.all([this.asterisk?.hangupAll(), this.freeswitch?.hangupAll()]);
-      await this.waitForCalls(10_000);
+      // Their bot legs and bridges are being released now: let that finish (bounded) before the
+      // PBX connections close, even in a hurry, or those legs would stay up in the PBX.
+      await this.waitForCalls(10_000, false);
     }
     this.asterisk?.stop();
     await this.freeswitch?.stop();
@@ -218,10 +220,11 @@ export class Daemon extends EventEmitter {
     this.emit('outcome', outcome);
   }
 
-  /** Resolves true when no call is left, false after `timeoutMs` (on the daemon's clock). */
-  private async waitForCalls(timeoutMs: number): Promise<boolean> {
+  /** Resolves true when no call is left, false after `timeoutMs` (on the daemon's clock) or, if `hurryable`, on hurry(). */
+  private async waitForCalls(timeoutMs: number, hurryable = true): Promise<boolean> {
     const timeout = new AbortController();
-    const timedOut = this.clock.sleep(timeoutMs, AbortSignal.any([timeout.signal, this.impatience.signal])).then(() => false);
+    const cut = hurryable ? AbortSignal.any([timeout.signal, this.impatience.signal]) : timeout.signal;
+    const timedOut = this.clock.sleep(timeoutMs, cut).then(() => false);
     const drained = (async () => {
       while (this.live.size > 0) await Promise.allSettled([...this.live]);
       return true;

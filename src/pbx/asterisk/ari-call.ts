@@ -106,8 +106,11 @@ export class AriCall extends StasisCaller implements AnsweredCall {
     if (this.bridge) {
       tasks.push(this.bridge.then(() => this.bridgeMade && this.host.rest.destroyBridge(this.bridgeId)).catch(ignoreGone));
     }
-    await Promise.all(tasks);
-    this.host.forget(this);
+    try {
+      await Promise.all(tasks);
+    } finally {
+      this.host.forget(this); // even when ARI is gone (stopping): the call has left the product
+    }
   }
 
   // ---- events fed by the driver ----

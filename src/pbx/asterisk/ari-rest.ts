@@ -117,7 +117,7 @@ export class AriRest extends EventEmitter {
   stop(): void {
     this.client.stop();
     this.client.removeAllListeners();
-    void this.pool.close().catch(() => {});
+    void this.pool.close().catch(() => {}); // requests already sent (hang-ups of ringing dials) still go out
   }
 
   totalRequests(): number {

@@ -82,7 +82,9 @@ export class AsteriskDriver implements AriCallHost, PbxDialer {
   /** Hangs up every call still with us (shutdown timeout); their flows then release bridges and bot legs. */
   async hangupAll(): Promise<void> {
     this.cancelDials();
-    await Promise.allSettled([...this.calls.values()].map((call) => call.leave({ action: 'hangup', cause: 16 }, 'ERROR')));
+    // Once hung up, a call is over for us: its StasisEnd may never come, as ARI closes next.
+    await Promise.allSettled([...this.calls.values()].map((call) =>
+      call.leave({ action: 'hangup', cause: 16 }, 'ERROR').finally(() => this.onCallGone(call))));
   }
 
   /** Outbound calls still ringing: the subscriber's phone stops ringing, the dial fails. */
