@@ -9,7 +9,7 @@ const startLab = labPerTest('freeswitch');
 const connected = (lab: Lab, id: string) => lab.fs.channel(id)?.vars.get('TWIN_STATUS') === 'CONNECTED';
 
 describe('FreeSWITCH (ESL) specifics', () => {
-  it('sets continue_on_fail and a bound on the hold tone at once, goes straight to the bridge after a quick warm-up: 7 ESL commands per call', async () => {
+  it('sets continue_on_fail and a bound on the hold tone at once, goes straight to the bridge after a quick warm-up, hands the bridged call to FreeSWITCH: 7 ESL commands per call', async () => {
     const lab = await startLab();
     const lines: string[] = [];
     lab.fs.onCommand = (_, line) => lines.push(line);
@@ -19,8 +19,10 @@ describe('FreeSWITCH (ESL) specifics', () => {
     expect(lines).toEqual([
       'connect', 'myevents json', expect.stringMatching(/^nixevent CHANNEL_ANSWER .*CHANNEL_STATE .*CHANNEL_UNPARK /), 'linger',
       `api uuid_setvar_multi ${call.id} continue_on_fail=true;playback_timeout_sec=${boundS}`, 'sendmsg',
-      `api uuid_setvar ${call.id} TWIN_STATUS CONNECTED`,
+      // Bridged: handed to FreeSWITCH with what to do if the bot hangs up first, and the socket closed.
+      `api uuid_setvar_multi ${call.id} TWIN_STATUS=CONNECTED;twin_next_step=released;twin_after_bot=hangup;twin_after_cause=NORMAL_CLEARING`,
     ]);
+    await waitFor(() => lab.fs.channel(call.id)?.session?.closed || undefined, 'the call socket closed while bridged');
     expect(lab.fs.channel(call.id)!.vars.get('continue_on_fail')).toBe('true');
     expect(lab.fs.channel(call.id)!.vars.get('current_application')).toBe('bridge');
     call.hangup();
@@ -36,7 +38,7 @@ describe('FreeSWITCH (ESL) specifics', () => {
     const call = lab.fs.placeCall();
     await waitFor(() => lab.fs.channel(call.id)?.playing === 'ring' || undefined, 'the ringback');
     await waitFor(() => connected(lab, call.id), 'connected');
-    expect(lines.slice(5)).toEqual(['sendmsg', `api uuid_break ${call.id} all`, 'sendmsg', `api uuid_setvar ${call.id} TWIN_STATUS CONNECTED`]);
+    expect(lines.slice(5)).toEqual(['sendmsg', `api uuid_break ${call.id} all`, 'sendmsg', expect.stringMatching(/^api uuid_setvar_multi \S+ TWIN_STATUS=CONNECTED;/)]);
     call.hangup();
     await lab.outcomeOf(call.id);
   });
@@ -112,16 +114,37 @@ describe('FreeSWITCH (ESL) specifics', () => {
     expect(lab.fs.invites).toHaveLength(0);
   });
 
-  it('when the call socket drops while bridged, the call goes on in FreeSWITCH and the product releases it', async () => {
+  it('hands a bridged call to FreeSWITCH and closes its socket; the caller\'s hang-up still ends it (inbound CHANNEL_HANGUP_COMPLETE)', async () => {
     const lab = await startLab();
     const call = lab.fs.placeCall();
-    await waitFor(() => connected(lab, call.id), 'connected');
-    lab.fs.dropOutboundSockets();
-    expect((await lab.outcomeOf(call.id)).status).toBe('CONNECTED');
-    expect(lab.daemon.activeCalls).toBe(0);
-    expect(lab.fs.leftovers()).toHaveLength(1); // the bridge outlives the socket (fixture e1)
+    await waitFor(() => lab.fs.channel(call.id)?.session?.closed || undefined, 'the socket closed while bridged');
+    expect(lab.fs.channel(call.id)!.vars.get('TWIN_STATUS')).toBe('CONNECTED');
+    expect(lab.daemon.activeCalls).toBe(1); // still counted against max_concurrent_calls
     call.hangup();
-    await call.left;
+    expect(await lab.outcomeOf(call.id)).toMatchObject({ status: 'CONNECTED', endedBy: 'caller' });
+    expect(lab.daemon.activeCalls).toBe(0);
+  });
+
+  it('keeps the socket of a bridged call while its inbound connection is down (the end could not reach it otherwise)', async () => {
+    const lab = await startLab({ config: { freeswitch: { esl_password: 'not-the-password' } } });
+    const call = lab.fs.placeCall();
+    await waitFor(() => connected(lab, call.id), 'connected');
+    await new Promise((r) => setTimeout(r, 50));
+    expect(lab.fs.channel(call.id)!.session!.closed).toBe(false);
+    call.hangup();
+    expect(await lab.outcomeOf(call.id)).toMatchObject({ status: 'CONNECTED', endedBy: 'caller' });
+  });
+
+  it('settles a handed-over call that ended while the inbound connection was down, at the reconnect', async () => {
+    const lab = await startLab();
+    const call = lab.fs.placeCall();
+    await waitFor(() => lab.fs.channel(call.id)?.session?.closed || undefined, 'handed over');
+    lab.fs.restarting = true; // refuse inbound connections for a moment
+    lab.fs.dropInbound();
+    call.hangup(); // its CHANNEL_HANGUP_COMPLETE goes nowhere
+    await new Promise((r) => setTimeout(r, 100));
+    lab.fs.restarting = false;
+    expect(await lab.outcomeOf(call.id)).toMatchObject({ status: 'CONNECTED', endedBy: 'caller' });
   });
 
   it('survives a raw "%" in the linger notice (modesl would throw decoding it)', async () => {

@@ -52,8 +52,12 @@ export interface AnsweredCall {
    * can send the PBX everything but the id ahead of time.
    */
   prepare?(targetFor: (twinId: string) => SipTarget, answerTimeoutS: number): void;
-  /** Open the leg to Twin and bridge it with the caller; resolves on answer or failure. */
-  connect(target: SipTarget, answerTimeoutS: number): Promise<ConnectResult>;
+  /**
+   * Open the leg to Twin and bridge it with the caller; resolves on answer or failure. `afterBot`
+   * is where the caller goes if the bot hangs up first, for a driver that hands the bridged call
+   * to the PBX (which then does it without asking us).
+   */
+  connect(target: SipTarget, answerTimeoutS: number, afterBot?: Fallback): Promise<ConnectResult>;
   /** Set TWIN_STATUS on the caller's channel. */
   setStatus(status: TwinStatus): Promise<void>;
   /** Set TWIN_STATUS and hang up or continue the caller in the dialplan. */

@@ -27,6 +27,8 @@ export class FreeSwitchDriver implements PbxDialer {
   private readonly calls = new Set<FsCall>();
   /** Outbound calls ringing: origination uuid → who waits for its call socket. */
   private readonly dials = new Map<string, (result: DialResult) => void>();
+  /** Bridged calls handed to FreeSWITCH (socket closed), by uuid, until their end is reported. */
+  private readonly released = new Map<string, FsCall>();
   /** Calls the dialplan reported it could not hand us (its `socket` failed); shown in the metrics. */
   callsNotTaken = 0;
   /** State of the inbound ESL connection (the outbound socket server does not depend on it). */
@@ -43,7 +45,7 @@ export class FreeSwitchDriver implements PbxDialer {
   }
 
   get activeCalls(): number {
-    return this.calls.size;
+    return this.calls.size + this.released.size;
   }
 
   get listenPort(): number {
@@ -72,6 +74,15 @@ export class FreeSwitchDriver implements PbxDialer {
   async hangupAll(): Promise<void> {
     await this.cancelDials();
     await Promise.allSettled([...this.calls].map((call) => call.leave({ action: 'hangup', cause: 16 }, 'ERROR')));
+    // Calls handed to FreeSWITCH: over the inbound connection, as their sockets are closed.
+    await Promise.allSettled([...this.released.values()].map(async (call) => {
+      try {
+        await this.control?.api(`uuid_setvar ${call.id} TWIN_STATUS ERROR`);
+        await this.control?.api(`uuid_kill ${call.id} NORMAL_CLEARING`);
+      } finally {
+        this.endReleased(call.id, 'caller');
+      }
+    }));
   }
 
   /** Outbound calls still ringing: the subscriber's phone stops ringing, the dial fails. */
@@ -139,7 +150,10 @@ export class FreeSwitchDriver implements PbxDialer {
 
   private accept(socket: CallSocket, ready: boolean): void {
     if (this.stopped) return socket.close();
-    const call = new FsCall(socket, this.cfg, this.log);
+    const call = new FsCall(socket, this.cfg, this.log, {
+      canRelease: () => this.control !== undefined && this.state === 'connected',
+      trackReleased: (released) => this.released.set(released.id, released),
+    });
     // The caller hung up while the socket was being set up: the flow reports it as abandoned.
     if (!ready) call.goneBeforeSetup();
     if (!socket.isEnded) {
@@ -166,9 +180,27 @@ export class FreeSwitchDriver implements PbxDialer {
         this.callsNotTaken++;
         this.log.warn({ callId: uuid }, 'FreeSWITCH could not hand a call to the product; its dialplan sent it to the fallback');
       });
+      control.on('bot-hangup', (uuid: string) => this.endReleased(uuid, 'bot'));
+      control.on('hangup-complete', (uuid: string) => this.endReleased(uuid, 'caller'));
       await this.trunk.flush();
+      await this.settleReleasedGoneMeanwhile(control);
     } catch (err) {
       this.retryLater((err as Error).message);
+    }
+  }
+
+  private endReleased(uuid: string, who: 'caller' | 'bot'): void {
+    const call = this.released.get(uuid);
+    if (!call) return;
+    this.released.delete(uuid);
+    call.onReleasedEnd(who);
+  }
+
+  /** After a reconnect: handed-over calls whose end was missed while the connection was down. */
+  private async settleReleasedGoneMeanwhile(control: EslControl): Promise<void> {
+    for (const id of [...this.released.keys()]) {
+      const exists = await control.api(`uuid_exists ${id}`).catch(() => 'true');
+      if (exists.trim() === 'false') this.endReleased(id, 'caller');
     }
   }
 

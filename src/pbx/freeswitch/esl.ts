@@ -229,6 +229,11 @@ export class CallSocketServer {
 
 /** Fired by the shipped dialplan after `socket` when the product did not take the call. */
 export const NOT_TAKEN_EVENT = 'twin::not_taken';
+/** Fired by the shipped dialplan when the bot hung up a call the product had handed over. */
+export const BOT_HANGUP_EVENT = 'twin::bot_hangup';
+const INBOUND_FILTERS = [
+  'Event-Name BACKGROUND_JOB', `Event-Subclass ${NOT_TAKEN_EVENT}`, `Event-Subclass ${BOT_HANGUP_EVENT}`, 'variable_twin_next_step released',
+];
 
 /** An inbound ESL connection (host:port, password) for API commands such as global_setvar. */
 export class EslControl extends EventEmitter {
@@ -252,15 +257,23 @@ export class EslControl extends EventEmitter {
       };
       const conn = new esl.Connection(host, port, password, () => {
         // Originate results come as BACKGROUND_JOB events; modesl asks for none on inbound connections.
-        // The shipped dialplan fires CUSTOM twin::not_taken for a call its `socket` could not hand us.
-        conn.sendRecv(`event json BACKGROUND_JOB CUSTOM ${NOT_TAKEN_EVENT}`, null, () => {
+        // The shipped dialplan fires CUSTOM twin::not_taken for a call its `socket` could not hand us,
+        // and twin::bot_hangup when the bot left a call we handed over; CHANNEL_HANGUP_COMPLETE of
+        // those (twin_next_step=released) is their end. Filters keep every other channel's hang-up away.
+        for (const filter of INBOUND_FILTERS) conn.sendRecv(`filter ${filter}`, null, () => {});
+        conn.sendRecv(`event json BACKGROUND_JOB CHANNEL_HANGUP_COMPLETE CUSTOM ${NOT_TAKEN_EVENT} ${BOT_HANGUP_EVENT}`, null, () => {
           if (settled) return;
           settled = true;
           clearTimeout(timer);
           const control = new EslControl(conn, timeoutMs);
           conn.on('esl::end', () => { conn.closing = true; control.emit('end'); });
           conn.on('esl::event::CUSTOM::*', (event: ModeslEvent) => {
-            if (event.getHeader('Event-Subclass') === NOT_TAKEN_EVENT) control.emit('not-taken', event.getHeader('Unique-ID'));
+            const subclass = event.getHeader('Event-Subclass');
+            if (subclass === NOT_TAKEN_EVENT) control.emit('not-taken', event.getHeader('Unique-ID'));
+            else if (subclass === BOT_HANGUP_EVENT) control.emit('bot-hangup', event.getHeader('Unique-ID'));
+          });
+          conn.on('esl::event::CHANNEL_HANGUP_COMPLETE::*', (event: ModeslEvent) => {
+            if (event.getHeader('variable_twin_next_step') === 'released') control.emit('hangup-complete', event.getHeader('Unique-ID'));
           });
           resolve(control);
         });

@@ -62,11 +62,9 @@ export class FreeSwitchSimulator {
   private readonly server: Server;
   private readonly channels = new Map<string, FsChannel>();
   private readonly inbound = new Set<Socket>();
-  /** Inbound connections that asked for BACKGROUND_JOB events, and in which format. */
-  private readonly jobListeners = new Map<Socket, 'json' | 'plain'>();
+  /** What each inbound connection asked for: `event <format> <names> [CUSTOM <subclasses>]` and `filter`s. */
+  private readonly subscriptions = new Map<Socket, InboundSubscription>();
   private readonly jobTimers = new Set<NodeJS.Timeout>();
-  /** Inbound connections that asked for CUSTOM events of a subclass (event json CUSTOM <subclass>). */
-  private readonly customListeners = new Map<Socket, { subclasses: Set<string>; format: 'json' | 'plain' }>();
   private callCount = 0;
 
   constructor(private readonly options: FsSimOptions = {}) {
@@ -190,6 +188,8 @@ export class FreeSwitchSimulator {
     if (ch.state !== 'socket' || ch.socketAt === undefined) return;
     if (ch.bot?.state === 'answered') return; // e1/e2: the bridge goes on without us
     if (ch.playing) return; // closed mid-hold (s10): `socket` returns only when the playback ends
+    // Closed just after the bot hung up a call being handed over: the shipped dialplan's `released` path.
+    if (ch.vars.get('twin_next_step') === 'released') return this.afterHandedOverBotHangup(ch);
     this.hangup(ch, 'NORMAL_CLEARING', { kind: 'hungup-by-app', reasonCode: '16', reason: 'socket closed', vars: {} });
   }
 
@@ -428,8 +428,8 @@ export class FreeSwitchSimulator {
     this.setVar(ch, 'last_bridge_hangup_cause', 'NORMAL_CLEARING');
     this.emitEvent(ch, 'CHANNEL_UNBRIDGE', 'CS_EXECUTE');
     this.complete(ch, running);
-    // e2: with the socket gone, the socket app returns and the extension has nothing more to do.
-    if (!ch.session || ch.session.closed) this.hangup(ch, 'NORMAL_CLEARING', { kind: 'hungup-by-app', reasonCode: '16', vars: {} });
+    // e2: with the socket gone, the socket app returns: the shipped dialplan goes on after it.
+    if (!ch.session || ch.session.closed) this.afterHandedOverBotHangup(ch);
     else this.runQueue(ch);
   }
 
@@ -545,6 +545,7 @@ export class FreeSwitchSimulator {
     this.emitEvent(ch, 'CHANNEL_STATE', 'CS_HANGUP');
     this.emitEvent(ch, 'CHANNEL_STATE', 'CS_REPORTING');
     this.emitEvent(ch, 'CHANNEL_HANGUP_COMPLETE', 'CS_REPORTING');
+    this.publishInbound(eventHeaders(ch, 'CHANNEL_HANGUP_COMPLETE', 'CS_REPORTING'));
     if (lingering && !ch.earlyLingerNotice) this.write(ch, lingerNotice(ch.uuid, ch.name, session.linger!));
     this.releaseStaticReply(ch);
     if (lingering && session.linger! > 0) this.later(ch, () => this.closeOutbound(ch, true), session.linger! * 1000);
@@ -596,6 +597,7 @@ export class FreeSwitchSimulator {
         if (!live) return noChannel;
         this.setVar(live, args[1] ?? '', args.slice(2).join(' '));
         return '+OK\n';
+      case 'uuid_exists': return live ? 'true' : 'false';
       case 'uuid_setvar_multi':
         if (!live) return noChannel;
         for (const pair of args.slice(1).join(' ').split(';')) {
@@ -678,12 +680,32 @@ export class FreeSwitchSimulator {
    * it over its inbound connection), then the fallback.
    */
   private afterSocketFailed(ch: FsChannel, vars: Record<string, string>): void {
-    for (const [socket, { subclasses, format }] of this.customListeners) {
-      if (!subclasses.has('twin::not_taken') || socket.destroyed) continue;
-      const headers: Headers = [['Event-Name', 'CUSTOM'], ['Core-UUID', CORE_UUID], ['Event-Subclass', 'twin::not_taken'], ['Unique-ID', ch.uuid]];
-      socket.write(format === 'json' ? jsonEvent(headers) : plainEvent(headers));
-    }
+    this.publishInbound(customEvent('twin::not_taken', ch.uuid));
     this.end(ch, 'NORMAL_CLEARING', { kind: 'app-unavailable', vars });
+  }
+
+  /**
+   * `socket` returned after the bot hung up a call the product had handed over (its socket closed
+   * while bridged, e2): the shipped twin-after-socket `released` extension fires twin::bot_hangup
+   * and runs the route's after_bot_hangup from the twin_after_* variables.
+   */
+  private afterHandedOverBotHangup(ch: FsChannel): void {
+    if (ch.vars.get('twin_next_step') !== 'released') return this.afterSocketFailed(ch, { socket_lost: 'true' });
+    this.publishInbound(customEvent('twin::bot_hangup', ch.uuid));
+    if (ch.vars.get('twin_after_bot') === 'continue') {
+      this.transfer(ch, ch.vars.get('twin_after_extension') ?? 's', ch.vars.get('twin_after_context') ?? 'default');
+    } else {
+      const cause = ch.vars.get('twin_after_cause') ?? 'NORMAL_CLEARING';
+      this.hangup(ch, cause, { kind: 'hungup-by-app', reasonCode: String(causeCode(cause) ?? ''), reason: cause, vars: {} });
+    }
+  }
+
+  /** An event to every inbound connection that subscribed to it and whose filters let it through. */
+  private publishInbound(headers: Headers, body?: string): void {
+    for (const [socket, sub] of this.subscriptions) {
+      if (socket.destroyed || !inboundWants(sub, headers)) continue;
+      socket.write(sub.format === 'json' ? jsonEvent(headers, body) : plainEvent(headers, body));
+    }
   }
 
   private later0(fn: () => void, ms: number): void {
@@ -697,12 +719,16 @@ export class FreeSwitchSimulator {
       ['Event-Date-Timestamp', String(Date.now() * 1000)], ['Event-Calling-File', 'mod_event_socket.c'],
       ['Job-UUID', jobUuid], ['Job-Command', command], ['Job-Command-Arg', arg],
     ];
-    for (const [socket, format] of this.jobListeners) {
-      socket.write(format === 'json' ? jsonEvent(headers, body) : plainEvent(headers, body));
-    }
+    this.publishInbound(headers, body);
   }
 
   // ---- inbound connections (product → FreeSWITCH :8021) ----
+
+  private subscription(socket: Socket): InboundSubscription {
+    let sub = this.subscriptions.get(socket);
+    if (!sub) this.subscriptions.set(socket, (sub = { format: 'plain', events: new Set(), subclasses: new Set(), filters: [] }));
+    return sub;
+  }
 
   private acceptInbound(socket: Socket): void {
     if (this.restarting) return void socket.destroy();
@@ -714,7 +740,7 @@ export class FreeSwitchSimulator {
     socket.on('error', () => {});
     socket.on('close', () => {
       this.inbound.delete(socket);
-      this.jobListeners.delete(socket);
+      this.subscriptions.delete(socket);
     });
     socket.on('data', (chunk) => {
       for (const cmd of reader.push(chunk)) {
@@ -737,11 +763,17 @@ export class FreeSwitchSimulator {
           socket.write(commandReply(`+OK Job-UUID: ${jobUuid}`, [['Job-UUID', jobUuid]]));
           this.backgroundJob(jobUuid, args.join(' '));
         } else if (verb === 'event' || verb === 'myevents') {
-          const format = args[0] === 'json' ? 'json' : 'plain';
-          if (args.includes('BACKGROUND_JOB') || args.includes('ALL')) this.jobListeners.set(socket, format);
-          const custom = args.indexOf('CUSTOM');
-          if (custom >= 0) this.customListeners.set(socket, { subclasses: new Set(args.slice(custom + 1)), format });
-          socket.write(commandReply(`+OK event listener enabled ${format}`));
+          const sub = this.subscription(socket);
+          sub.format = args[0] === 'json' ? 'json' : 'plain';
+          const names = args.slice(1);
+          const custom = names.indexOf('CUSTOM');
+          (custom >= 0 ? names.slice(0, custom) : names).forEach((name) => sub.events.add(name));
+          if (custom >= 0) names.slice(custom + 1).forEach((subclass) => sub.subclasses.add(subclass));
+          socket.write(commandReply(`+OK event listener enabled ${sub.format}`));
+        } else if (verb === 'filter') {
+          const [header = '', ...value] = args;
+          this.subscription(socket).filters.push([header, value.join(' ')]);
+          socket.write(commandReply(`+OK filter added. [${header}]=[${value.join(' ')}]`));
         } else if (verb === 'noevents') {
           socket.write(commandReply('+OK no longer listening for events'));
         } else if (verb === 'exit') {
@@ -753,4 +785,24 @@ export class FreeSwitchSimulator {
       }
     });
   }
+}
+
+interface InboundSubscription {
+  format: 'json' | 'plain';
+  /** Event names (BACKGROUND_JOB, CHANNEL_HANGUP_COMPLETE, ALL ...) and CUSTOM subclasses. */
+  events: Set<string>;
+  subclasses: Set<string>;
+  /** `filter <header> <value>`: with any filter, an event passes only if one of them matches. */
+  filters: [string, string][];
+}
+
+function inboundWants(sub: InboundSubscription, headers: Headers): boolean {
+  const get = (name: string) => headers.find(([n]) => n === name)?.[1];
+  const name = get('Event-Name') ?? '';
+  const subscribed = name === 'CUSTOM' ? sub.subclasses.has(get('Event-Subclass') ?? '') : sub.events.has(name) || sub.events.has('ALL');
+  return subscribed && (sub.filters.length === 0 || sub.filters.some(([header, value]) => get(header) === value));
+}
+
+function customEvent(subclass: string, uuid: string): Headers {
+  return [['Event-Name', 'CUSTOM'], ['Core-UUID', CORE_UUID], ['Event-Subclass', subclass], ['Unique-ID', uuid]];
 }
