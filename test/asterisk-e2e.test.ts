@@ -77,6 +77,15 @@ describe('Asterisk (ARI) specifics', () => {
     expect(await lab.outcomeOf(call.id)).toMatchObject({ status: 'CONNECTED', endedBy: 'caller' });
   });
 
+  it('sends the caller to the fallback even when setting TWIN_STATUS gets no answer (issue 13, item 2)', async () => {
+    const lab = await startLab({ config: { asterisk: { request_timeout_ms: 300 } } });
+    lab.twin.script(() => ({ kind: 'null' }));
+    lab.ari.delayReply = (method, path) => (method === 'POST' && path.endsWith('/variable') ? 1000 : 0);
+    const call = lab.ari.placeCall({ args: ['fallback_context=agents', 'fallback_extension=queue'] });
+    expect(await call.left).toMatchObject({ kind: 'continued', context: 'agents', extension: 'queue' });
+    expect((await lab.outcomeOf(call.id)).status).toBe('REJECTED');
+  });
+
   it('continues at the dialplan priority given in the Stasis hints', async () => {
     const lab = await startLab();
     lab.twin.script(() => ({ kind: 'null' }));

@@ -116,10 +116,12 @@ export class FsCall implements AnsweredCall {
   async leave(action: Fallback, status: TwinStatus): Promise<void> {
     if (this.released) return; // FreeSWITCH's dialplan did it (twin-after-socket), as we told it to
     clearTimeout(this.holdTimer);
-    await this.setStatus(status);
+    // A status that could not be set must never keep the caller here: the exit goes out anyway.
+    const statusError = await this.setStatus(status).then(() => undefined, (err: Error) => err);
     if (this.hold_) this.hold_.stopped = true; // uuid_kill and uuid_transfer end the playback themselves
     if (action.action === 'hangup') await this.apiOk(`uuid_kill ${this.id} ${causeName(action.cause)}`);
     else await this.apiOk(`uuid_transfer ${this.id} ${action.extension} XML ${action.context}`);
+    if (statusError) this.log.warn({ callId: this.id, err: statusError.message }, 'could not set TWIN_STATUS');
   }
 
   /** Waits (bounded) for the channel to leave this socket, then closes it: with `linger` FreeSWITCH never does. */
