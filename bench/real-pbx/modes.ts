@@ -48,17 +48,3 @@ export function findModes(pbx: PbxKind, names: string[], added: BenchMode[]): Be
     return mode;
   });
 }
-
-/** Plain-object deep merge: `over` wins; arrays and scalars are replaced. */
-export function deepMerge(base: Record<string, unknown>, over: Record<string, unknown> = {}): Record<string, unknown> {
-  const out: Record<string, unknown> = { ...base };
-  for (const [key, value] of Object.entries(over)) {
-    const prev = out[key];
-    out[key] = isPlainObject(prev) && isPlainObject(value) ? deepMerge(prev, value) : value;
-  }
-  return out;
-}
-
-function isPlainObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}

@@ -7,7 +7,7 @@ import { openSync, readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Options } from './args.js';
 import type { BenchMode } from './modes.js';
-import { deepMerge } from './modes.js';
+import { merge } from '../../src/sim/lab.js';
 import type { TwinStandIn } from './twin-standin.js';
 import { sleep } from './pbx.js';
 import { readTail } from './sipp.js';
@@ -35,7 +35,7 @@ export function productConfig(o: Options, twin: TwinStandIn, mode: BenchMode): R
     trunk: { max_concurrent_calls: 5000, max_calls_per_second: 2000 },
     routes: { default: { bot: 'lab-bot', record: true, fallback: { action: 'hangup', cause: 34 } } },
   };
-  return deepMerge(base, mode.config);
+  return merge(base, mode.config);
 }
 
 export function botUri(o: Options): string {

@@ -6,6 +6,7 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { randomUUID } from 'node:crypto';
+import { parseJson, sendJson } from '../../src/sim/http-util.js';
 
 export class TwinStandIn {
   readonly token = `bench-${randomUUID()}`;
@@ -49,25 +50,25 @@ export class TwinStandIn {
       const body = Buffer.concat(chunks).toString('utf8');
       if (req.method === 'POST' && req.url === '/api/v1/auth/login') return this.login(body, res);
       if (req.method === 'POST' && req.url === '/api/v1/calls') return this.warmup(req, body, res);
-      send(res, 404, { message: 'not found' });
+      sendJson(res, 404, { message: 'not found' });
     });
   }
 
   private login(raw: string, res: ServerResponse): void {
-    const body = parse(raw) as { email?: string; password?: string } | undefined;
-    if (body?.email !== this.email || body?.password !== this.password) return send(res, 401, { message: 'invalid credentials' });
-    send(res, 200, { token: this.token });
+    const body = parseJson(raw) as { email?: string; password?: string } | undefined;
+    if (body?.email !== this.email || body?.password !== this.password) return sendJson(res, 401, { message: 'invalid credentials' });
+    sendJson(res, 200, { token: this.token });
   }
 
   private warmup(req: IncomingMessage, raw: string, res: ServerResponse): void {
     if (req.headers.authorization !== `Bearer ${this.token}`) {
       this.refused += 1;
-      return send(res, 401, { message: 'token expired' });
+      return sendJson(res, 401, { message: 'token expired' });
     }
-    const calls = (parse(raw) as { calls?: { callId?: unknown; callerId?: unknown }[] } | undefined)?.calls;
+    const calls = (parseJson(raw) as { calls?: { callId?: unknown; callerId?: unknown }[] } | undefined)?.calls;
     if (!Array.isArray(calls) || calls.length === 0) {
       this.refused += 1;
-      return send(res, 400, { message: 'calls is required' });
+      return sendJson(res, 400, { message: 'calls is required' });
     }
     const answer: Record<string, string> = {};
     for (const call of calls) {
@@ -76,20 +77,6 @@ export class TwinStandIn {
       this.numberById.set(id, String(call.callerId));
       this.warmups += 1;
     }
-    send(res, 200, answer);
-  }
-}
-
-function send(res: ServerResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
-  res.end(text);
-}
-
-function parse(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return undefined;
+    sendJson(res, 200, answer);
   }
 }

@@ -118,7 +118,8 @@ export function labConfig(twin: TwinSimulator, ari?: AriSimulator, fs?: FreeSwit
   };
 }
 
-function merge(base: Record<string, unknown>, over: Record<string, unknown>): Record<string, unknown> {
+/** Plain-object deep merge: `over` wins; arrays and scalars are replaced. */
+export function merge(base: Record<string, unknown>, over: Record<string, unknown> = {}): Record<string, unknown> {
   const out: Record<string, unknown> = { ...base };
   for (const [k, v] of Object.entries(over)) {
     const b = out[k];

@@ -6,7 +6,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { SignJWT } from 'jose';
-import { closeServer, listen, readBody, sendJson } from './http-util.js';
+import { closeServer, listen, parseJson, readBody, sendJson } from './http-util.js';
 
 export type TwinBehaviour =
   | { kind: 'id' }
@@ -89,7 +89,7 @@ export class TwinSimulator {
 
   private async login(raw: string, res: ServerResponse): Promise<void> {
     this.logins += 1;
-    const body = safeParse(raw) as { email?: string; password?: string } | undefined;
+    const body = parseJson(raw) as { email?: string; password?: string } | undefined;
     if (body?.email !== this.email || body?.password !== this.password) return sendJson(res, 401, { message: 'invalid credentials' });
     sendJson(res, 200, { token: await this.issue() });
   }
@@ -108,7 +108,7 @@ export class TwinSimulator {
   private async warmup(req: IncomingMessage, raw: string, res: ServerResponse): Promise<void> {
     const receivedAt = performance.now();
     const authorization = req.headers.authorization;
-    const body = (safeParse(raw) ?? {}) as WarmupRecord['body'];
+    const body = (parseJson(raw) ?? {}) as WarmupRecord['body'];
     const record: WarmupRecord = { body, raw, authorization, status: 0, receivedAt, respondedAt: 0 };
     this.warmups.push(record);
     if (this.warmups.length > this.keepRecords) this.warmups.shift();
@@ -144,13 +144,5 @@ export class TwinSimulator {
     if (res.destroyed) return;
     res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
     res.end(text);
-  }
-}
-
-function safeParse(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return undefined;
   }
 }
