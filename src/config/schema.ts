@@ -21,12 +21,28 @@ export const FallbackSchema = z.discriminatedUnion('action', [
 ], { message: "action must be 'hangup' or 'continue'" });
 export type Fallback = z.infer<typeof FallbackSchema>;
 
+/** Where a bot may send a caller (SIP REFER): a dialplan place, written `context,extension` or as an object. */
+export const TransferDestinationSchema = z.union([
+  z.string().regex(/^[A-Za-z0-9_+*#.-]{1,80},[A-Za-z0-9_+*#.-]{1,80}$/, 'must be context,extension (dialplan names)')
+    .transform((s) => { const [context, extension] = s.split(','); return { context: context!, extension: extension! }; }),
+  z.object({ context: dialplanWord, extension: dialplanWord }).strict(),
+], { message: 'must be context,extension or { context, extension }' });
+export type TransferDestination = z.infer<typeof TransferDestinationSchema>;
+
 const RouteFields = {
   bot: z.string().min(1).max(128).optional(),
   record: z.boolean().optional(),
   variables: z.record(z.string(), z.string()).optional(),
   fallback: FallbackSchema.optional(),
   after_bot_hangup: FallbackSchema.optional(),
+  /**
+   * Refer-To user (what the bot names in its REFER) → where the caller goes. Anything not listed is
+   * refused: a bot must never send a caller to a number of its choosing (toll fraud).
+   */
+  transfers: z.record(dialplanWord, TransferDestinationSchema)
+    .refine((t) => Object.keys(t).length <= 32, 'at most 32 transfer targets per route').optional(),
+  /** How long a transfer's destination may ring before the transfer counts as failed. */
+  transfer_timeout_s: positiveInt.max(300).optional(),
 };
 
 export const RouteSchema = z.object({

@@ -11,7 +11,7 @@ import { buildSipTarget, type SipTarget } from '../twin/sip.js';
 import { ownCallbackUrl } from '../callbacks/callbacks.js';
 import { selectRoute, type Route } from './route.js';
 import type { Admission, TrunkGate } from './trunk.js';
-import type { AnsweredCall, CallOutcome, CallStatus, Fallback, HoldKind, TwinStatus } from './types.js';
+import type { AnsweredCall, BotLegEnd, CallOutcome, CallStatus, Fallback, HoldKind, TwinStatus } from './types.js';
 
 export interface FlowDeps {
   /** Read at each call so a reloaded config applies to the next call. */
@@ -62,22 +62,35 @@ async function settle(
   };
 }
 
+/** A call's place in the trunk gate, given back once: when the bot hands the caller on, or when the flow ends. */
+export class TrunkSlot {
+  private released = false;
+  constructor(private readonly gate: TrunkGate, readonly admission: Admission) {}
+
+  release(): void {
+    if (this.released) return;
+    this.released = true;
+    this.gate.release(this.admission);
+  }
+}
+
 async function admitAndConnect(call: AnsweredCall, route: Route, deps: FlowDeps, startedAt: number): Promise<Verdict> {
   const gate = deps.gate.admit();
   if (!gate.admitted) return { status: await leave(call, route.fallback, gate.status, deps) };
+  const slot = new TrunkSlot(deps.gate, gate.admission);
   try {
-    return await warmUpAndConnect(call, route, deps, gate.admission, startedAt);
+    return await warmUpAndConnect(call, route, deps, slot, startedAt);
   } finally {
-    deps.gate.release(gate.admission);
+    slot.release();
   }
 }
 
 async function warmUpAndConnect(
-  call: AnsweredCall, route: Route, deps: FlowDeps, admission: Admission, startedAt: number,
+  call: AnsweredCall, route: Route, deps: FlowDeps, slot: TrunkSlot, startedAt: number,
 ): Promise<Verdict> {
-  const warm = await warmUpHolding(call, route, deps, admission, pbxSettings(deps.config(), call.pbx).hold);
+  const warm = await warmUpHolding(call, route, deps, slot.admission, pbxSettings(deps.config(), call.pbx).hold);
   if ('verdict' in warm) return warm.verdict;
-  return connectToBot(call, route, { ...warm, startedAt }, deps, admission);
+  return connectToBot(call, route, { ...warm, startedAt }, deps, slot);
 }
 
 /**
@@ -86,28 +99,28 @@ async function warmUpAndConnect(
  * fresh warm-up (or the call is dropped with STALE, per outbound.on_stale_session).
  */
 export async function runAnsweredOutbound(
-  call: AnsweredCall, route: Route, session: WarmSession, admission: Admission, deps: FlowDeps,
+  call: AnsweredCall, route: Route, session: WarmSession, slot: TrunkSlot, deps: FlowDeps,
 ): Promise<CallOutcome> {
   const startedAt = deps.clock.now();
-  return settle(call, route, deps, startedAt, () => renewIfStaleAndConnect(call, route, session, admission, deps, startedAt));
+  return settle(call, route, deps, startedAt, () => renewIfStaleAndConnect(call, route, session, slot, deps, startedAt));
 }
 
 async function renewIfStaleAndConnect(
-  call: AnsweredCall, route: Route, session: WarmSession, admission: Admission, deps: FlowDeps, startedAt: number,
+  call: AnsweredCall, route: Route, session: WarmSession, slot: TrunkSlot, deps: FlowDeps, startedAt: number,
 ): Promise<Verdict> {
   const config = deps.config();
   if (deps.clock.now() - session.sentAt <= config.session.max_age_s * 1000) {
     await call.hold('none');
-    return connectToBot(call, route, { ...session, startedAt }, deps, admission);
+    return connectToBot(call, route, { ...session, startedAt }, deps, slot);
   }
   const ageS = Math.round((deps.clock.now() - session.sentAt) / 1000);
   if (config.outbound.on_stale_session === 'drop') {
     return { status: await leave(call, route.fallback, 'STALE', deps), twinId: session.twinId, detail: `answered ${ageS} s after the warm-up` };
   }
   deps.log.info({ callId: call.id, ageS }, 'session too old when the subscriber answered; warming up again');
-  const warm = await warmUpHolding(call, route, deps, admission, pbxSettings(config, call.pbx).hold);
+  const warm = await warmUpHolding(call, route, deps, slot.admission, pbxSettings(config, call.pbx).hold);
   if ('verdict' in warm) return warm.verdict;
-  return connectToBot(call, route, { ...warm, startedAt }, deps, admission);
+  return connectToBot(call, route, { ...warm, startedAt }, deps, slot);
 }
 
 /** A Twin session: its id and when its warm-up was sent. */
@@ -144,18 +157,20 @@ async function warmUpHolding(
 
 /** Opens the bot leg with the session's id and bridges it; waits until the conversation ends. */
 async function connectToBot(
-  call: AnsweredCall, route: Route, session: WarmSession & { startedAt: number }, deps: FlowDeps, admission: Admission,
+  call: AnsweredCall, route: Route, session: WarmSession & { startedAt: number }, deps: FlowDeps, slot: TrunkSlot,
 ): Promise<Verdict> {
   const config = deps.config();
   const { twinId, warmupMs } = session;
   if (deps.clock.now() - session.sentAt > config.session.max_age_s * 1000) {
     return { status: await leave(call, route.fallback, 'STALE', deps), warmupMs, twinId, detail: 'session too old to send' };
   }
-  const result = await call.connect(botTarget(call, route, config, twinId), pbxSettings(config, call.pbx).bot_answer_timeout_s, route.afterBotHangup);
+  const result = await call.connect(botTarget(call, route, config, twinId), pbxSettings(config, call.pbx).bot_answer_timeout_s, {
+    afterBot: route.afterBotHangup, transfers: route.transfers, transferTimeoutS: route.transferTimeoutS,
+  });
 
   if (result.kind === 'caller-gone') return { status: 'ABANDONED', warmupMs, twinId, detail: 'caller hung up while the bot leg rang' };
   if (result.kind === 'failed') {
-    if (twinRefused(result)) deps.gate.reportFailure(admission, `bot leg failed (SIP ${result.sipCode})`);
+    if (twinRefused(result)) deps.gate.reportFailure(slot.admission, `bot leg failed (SIP ${result.sipCode})`);
     const why = result.sipCode ? ` (SIP ${result.sipCode})` : result.pbxReason ? ` (${result.pbxReason}, no SIP answer from Twin)` : '';
     const detail = `bot leg ${result.reason}${why}`;
     return { status: await leave(call, route.fallback, 'BOT_FAILED', deps), warmupMs, twinId, detail };
@@ -165,9 +180,31 @@ async function connectToBot(
   deps.onConnected?.(call.id);
   await call.setStatus('CONNECTED').catch((err: unknown) => deps.log.warn({ callId: call.id, err }, 'could not set TWIN_STATUS'));
   deps.log.info({ callId: call.id, twinId, warmupMs, setupMs }, 'caller connected to the bot');
-  const endedBy = await result.ended;
-  if (endedBy === 'bot' && !call.ended.aborted) await leave(call, route.afterBotHangup, 'CONNECTED', deps);
-  return { status: 'CONNECTED', warmupMs, twinId, endedBy, setupMs, ...(result.note ? { detail: result.note } : {}) };
+  const end = await result.ended;
+  const connected = { warmupMs, twinId, setupMs, ...(result.note ? { detail: result.note } : {}) };
+  if (typeof end !== 'string') return afterTransfer(call, route, end, connected, deps, slot);
+  if (end === 'bot' && !call.ended.aborted) await leave(call, route.afterBotHangup, 'CONNECTED', deps);
+  return { status: 'CONNECTED', endedBy: end, ...connected };
+}
+
+/**
+ * The bot handed the caller on (SIP REFER). Twin's part is over once its leg is gone, so the trunk
+ * slot is given back now, not when the caller's talk with a person ends.
+ */
+async function afterTransfer(
+  call: AnsweredCall, route: Route, end: Exclude<BotLegEnd, string>, connected: Omit<Verdict, 'status'>, deps: FlowDeps, slot: TrunkSlot,
+): Promise<Verdict> {
+  slot.release();
+  const transferTarget = end.target;
+  if (end.kind === 'transfer-failed') {
+    deps.log.warn({ callId: call.id, transferTarget, reason: end.reason }, 'transfer failed after the bot left; caller sent to the fallback');
+    const status = end.callerSentOn ? 'TRANSFER_FAILED' : await leave(call, route.fallback, 'TRANSFER_FAILED', deps);
+    return { ...connected, status, transferTarget, detail: end.reason };
+  }
+  deps.log.info({ callId: call.id, transferTarget }, 'the bot transferred the caller');
+  const endedBy = await end.ended;
+  if (endedBy === 'target' && !call.ended.aborted) await leave(call, { action: 'hangup', cause: 16 }, 'TRANSFERRED', deps);
+  return { ...connected, status: 'TRANSFERRED', transferTarget, endedBy };
 }
 
 /**

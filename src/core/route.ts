@@ -1,4 +1,4 @@
-import type { Config, Fallback, RouteEntry } from '../config/schema.js';
+import type { Config, Fallback, RouteEntry, TransferDestination } from '../config/schema.js';
 
 export interface Route {
   /** Which config entry matched: 'default' or 'table[N]' (for the outcome log line). */
@@ -9,6 +9,9 @@ export interface Route {
   variables: Record<string, string>;
   fallback: Fallback;
   afterBotHangup: Fallback;
+  /** Refer-To targets the bot may send the caller to; anything else is refused. */
+  transfers: Readonly<Record<string, TransferDestination>>;
+  transferTimeoutS: number;
   /** Hints that were ignored and why (bad values from the dialplan). */
   warnings: string[];
 }
@@ -20,6 +23,7 @@ export interface RouteInput {
 }
 
 const DEFAULT_FALLBACK: Fallback = { action: 'hangup', cause: 16 };
+const DEFAULT_TRANSFER_TIMEOUT_S = 30;
 const TRUE_WORDS = new Set(['1', 'true', 'yes', 'on']);
 const FALSE_WORDS = new Set(['0', 'false', 'no', 'off']);
 const SAFE_VALUE = /^[^\u0000-\u001f\u007f]{0,256}$/;
@@ -39,6 +43,8 @@ export function selectRoute(routes: Config['routes'], input: RouteInput): Route 
     variables: { ...base.variables, ...entry?.variables },
     fallback: entry?.fallback ?? base.fallback ?? DEFAULT_FALLBACK,
     afterBotHangup: entry?.after_bot_hangup ?? base.after_bot_hangup ?? DEFAULT_FALLBACK,
+    transfers: entry?.transfers ?? base.transfers ?? {},
+    transferTimeoutS: entry?.transfer_timeout_s ?? base.transfer_timeout_s ?? DEFAULT_TRANSFER_TIMEOUT_S,
     warnings: [],
   };
   applyHints(route, input.hints);
@@ -95,4 +101,14 @@ function positive(value: string, route: Route, key: string): number | undefined 
   if (Number.isInteger(n) && n > 0) return n;
   route.warnings.push(`hint ${key} ignored: not a positive integer`);
   return undefined;
+}
+
+/**
+ * The destination for a Refer-To name, if the route allows it. The name comes from the bot's REFER:
+ * only the route's own entries count (never inherited object properties such as `constructor`).
+ */
+export function allowedTransfer(
+  transfers: Readonly<Record<string, TransferDestination>>, name: string,
+): TransferDestination | undefined {
+  return Object.hasOwn(transfers, name) ? transfers[name] : undefined;
 }

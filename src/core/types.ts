@@ -1,11 +1,13 @@
-import type { Fallback } from '../config/schema.js';
+import type { Fallback, TransferDestination } from '../config/schema.js';
 import type { SipTarget } from '../twin/sip.js';
 
-export type { Fallback };
+export type { Fallback, TransferDestination };
 
 /** What the product tells the dialplan, in the channel variable TWIN_STATUS (like DIALSTATUS). */
 export type TwinStatus =
-  | 'CONNECTED' | 'REJECTED' | 'UNAVAILABLE' | 'THROTTLED' | 'BUSY' | 'BOT_FAILED' | 'STALE' | 'ERROR';
+  | 'CONNECTED' | 'REJECTED' | 'UNAVAILABLE' | 'THROTTLED' | 'BUSY' | 'BOT_FAILED' | 'STALE' | 'ERROR'
+  /** The bot handed the caller to a person (SIP REFER to an allowed target); TRANSFER_FAILED: nobody took the caller. */
+  | 'TRANSFERRED' | 'TRANSFER_FAILED';
 
 /** How a call left the product: a TWIN_STATUS, or the caller hung up before we finished. */
 export type CallStatus = TwinStatus | 'ABANDONED';
@@ -14,12 +16,35 @@ export type HoldKind = 'ring' | 'moh' | 'none';
 
 export type BotFailure = 'busy' | 'unavailable' | 'no-answer' | 'error';
 
+/** Who ended a conversation: the caller, the bot, or (after a transfer) the person the caller was sent to. */
+export type EndedBy = 'caller' | 'bot' | 'target';
+
+/**
+ * How the caller's time with the bot ended. A transfer: the bot sent a REFER to `target`, an allowed
+ * name, and the caller now talks to (or rings) that destination; `ended` resolves when that call
+ * ends, or at once for a driver that no longer follows the caller. A failed transfer after the bot
+ * left: nobody took the caller; `callerSentOn` when the PBX's dialplan already sent them elsewhere.
+ */
+export type BotLegEnd =
+  | 'caller' | 'bot'
+  | { kind: 'transferred'; target: string; ended: Promise<EndedBy> }
+  | { kind: 'transfer-failed'; target: string; reason: string; callerSentOn: boolean };
+
+/** What a driver needs to know about the route once the bot leg is up. */
+export interface ConnectOptions {
+  /** Where the caller goes if the bot hangs up first (drivers that hand the bridged call to the PBX). */
+  afterBot: Fallback;
+  /** Refer-To targets the bot may send the caller to; anything else is refused. */
+  transfers: Readonly<Record<string, TransferDestination>>;
+  transferTimeoutS: number;
+}
+
 export type ConnectResult =
   /**
-   * The bot answered and is bridged with the caller; `ended` says who hung up first. A driver that
+   * The bot answered and is bridged with the caller; `ended` says how that ended. A driver that
    * learns of the answer only afterwards tells how long ago it was (answeredAgoMs).
    */
-  | { kind: 'answered'; ended: Promise<'caller' | 'bot'>; answeredAgoMs?: number; note?: string }
+  | { kind: 'answered'; ended: Promise<BotLegEnd>; answeredAgoMs?: number; note?: string }
   /** sipCode: Twin's own SIP answer, when one came (none: the leg failed before reaching Twin). */
   | { kind: 'failed'; reason: BotFailure; sipCode?: number; cause?: number; pbxReason?: string }
   /** The caller hung up while the bot leg was ringing; the bot leg is already gone. */
@@ -52,12 +77,8 @@ export interface AnsweredCall {
    * can send the PBX everything but the id ahead of time.
    */
   prepare?(targetFor: (twinId: string) => SipTarget, answerTimeoutS: number): void;
-  /**
-   * Open the leg to Twin and bridge it with the caller; resolves on answer or failure. `afterBot`
-   * is where the caller goes if the bot hangs up first, for a driver that hands the bridged call
-   * to the PBX (which then does it without asking us).
-   */
-  connect(target: SipTarget, answerTimeoutS: number, afterBot?: Fallback): Promise<ConnectResult>;
+  /** Open the leg to Twin and bridge it with the caller; resolves on answer or failure. */
+  connect(target: SipTarget, answerTimeoutS: number, options: ConnectOptions): Promise<ConnectResult>;
   /** Set TWIN_STATUS on the caller's channel. */
   setStatus(status: TwinStatus): Promise<void>;
   /** Set TWIN_STATUS and hang up or continue the caller in the dialplan. */
@@ -83,8 +104,10 @@ export interface CallOutcome {
   /** From the call reaching us to the bot answering (or the failure), ms. */
   setupMs: number;
   detail?: string;
-  /** After CONNECTED: who hung up first. */
-  endedBy?: 'caller' | 'bot';
+  /** After CONNECTED or TRANSFERRED: who hung up first. */
+  endedBy?: EndedBy;
+  /** TRANSFERRED / TRANSFER_FAILED: the Refer-To name the bot asked for. */
+  transferTarget?: string;
 }
 
 /** An outbound call for a PBX to place: the subscriber's phone rings; answered, it joins the call flow. */

@@ -137,7 +137,7 @@ function progressLine(s: CampaignSummary): string {
 }
 
 const STATUS_ORDER: OutboundStatus[] = [
-  'connected', 'rejected', 'no-answer', 'busy', 'failed', 'bot-failed', 'abandoned', 'stale',
+  'connected', 'transferred', 'transfer-failed', 'rejected', 'no-answer', 'busy', 'failed', 'bot-failed', 'abandoned', 'stale',
   'unavailable', 'throttled', 'over-capacity', 'error', 'unknown', 'invalid',
 ];
 

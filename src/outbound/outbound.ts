@@ -8,15 +8,15 @@
 import { EventEmitter } from 'node:events';
 import type { Clock } from '../clock.js';
 import type { Logger } from '../log.js';
-import { runAnsweredOutbound, warmupRequest, type FlowDeps, type WarmSession } from '../core/call-flow.js';
+import { runAnsweredOutbound, TrunkSlot, warmupRequest, type FlowDeps, type WarmSession } from '../core/call-flow.js';
 import { selectRoute, type Route } from '../core/route.js';
 import type { Admission } from '../core/trunk.js';
-import type { CallOutcome, PbxDialer } from '../core/types.js';
+import type { CallOutcome, EndedBy, PbxDialer } from '../core/types.js';
 import type { WarmupResult } from '../twin/warmup.js';
 import type { CallRequest } from './request.js';
 
 export type OutboundStatus =
-  | 'connected' | 'rejected' | 'no-answer' | 'busy' | 'failed' | 'bot-failed' | 'stale'
+  | 'connected' | 'transferred' | 'transfer-failed' | 'rejected' | 'no-answer' | 'busy' | 'failed' | 'bot-failed' | 'stale'
   | 'throttled' | 'over-capacity' | 'unavailable' | 'abandoned' | 'error' | 'unknown' | 'invalid';
 
 export type CallState = 'queued' | 'warming-up' | 'ringing' | 'connecting' | 'connected' | 'ended';
@@ -35,7 +35,7 @@ export interface OutboundResult {
   ringMs?: number;
   /** From the answer to the bot answering. */
   setupMs?: number;
-  endedBy?: 'caller' | 'bot';
+  endedBy?: EndedBy;
 }
 
 /** A call let through the trunk gate, about to be warmed up. */
@@ -110,6 +110,7 @@ export class Outbound extends EventEmitter {
   async dial(call: AdmittedCall, session: WarmSession): Promise<OutboundResult> {
     const { id, request } = call;
     const base = { ...this.describe(id, request), twinId: session.twinId, warmupMs: session.warmupMs };
+    const slot = new TrunkSlot(this.deps.gate, call.admission);
     try {
       const dialer = this.deps.dialers[request.pbx];
       if (!dialer) return this.finish({ ...base, status: 'error', detail: `${request.pbx} is not configured` });
@@ -122,7 +123,7 @@ export class Outbound extends EventEmitter {
         return this.finish({ ...base, status, ringMs, detail: dial.detail });
       }
       this.progress(id, 'connecting');
-      const outcome = await runAnsweredOutbound(dial.call, this.route(request), session, call.admission, {
+      const outcome = await runAnsweredOutbound(dial.call, this.route(request), session, slot, {
         ...this.deps, onConnected: () => this.progress(id, 'connected'),
       });
       return this.finish({ ...base, ...fromOutcome(outcome), ringMs });
@@ -130,7 +131,7 @@ export class Outbound extends EventEmitter {
       this.log.error({ callId: id, err }, 'outbound call failed');
       return this.finish({ ...base, status: 'error', detail: (err as Error).message });
     } finally {
-      this.deps.gate.release(call.admission);
+      slot.release();
     }
   }
 
@@ -161,7 +162,7 @@ export class Outbound extends EventEmitter {
 
 function fromOutcome(outcome: CallOutcome): Pick<OutboundResult, 'status' | 'detail' | 'twinId' | 'warmupMs' | 'endedBy' | 'setupMs'> {
   const status: Record<CallOutcome['status'], OutboundStatus> = {
-    CONNECTED: 'connected', REJECTED: 'rejected', UNAVAILABLE: 'unavailable', THROTTLED: 'throttled', BUSY: 'over-capacity',
+    CONNECTED: 'connected', TRANSFERRED: 'transferred', TRANSFER_FAILED: 'transfer-failed', REJECTED: 'rejected', UNAVAILABLE: 'unavailable', THROTTLED: 'throttled', BUSY: 'over-capacity',
     BOT_FAILED: 'bot-failed', STALE: 'stale', ERROR: 'error', ABANDONED: 'abandoned',
   };
   const picked: ReturnType<typeof fromOutcome> = { status: status[outcome.status], setupMs: outcome.setupMs };

@@ -4,7 +4,7 @@ import type { Logger } from '../../log.js';
 import type { SipTarget } from '../../twin/sip.js';
 import { causeName } from '../../core/q850.js';
 import type {
-  AnsweredCall, BotFailure, ConnectResult, Fallback, HoldKind, TwinStatus,
+  AnsweredCall, BotFailure, ConnectOptions, ConnectResult, Fallback, HoldKind, TwinStatus,
 } from '../../core/types.js';
 import type { CallSocket, EslEvent } from './esl.js';
 
@@ -89,9 +89,9 @@ export class FsCall implements AnsweredCall {
       this.log.warn({ callId: this.id, err: err.message }, 'could not play the hold'));
   }
 
-  async connect(target: SipTarget, answerTimeoutS: number, afterBot?: Fallback): Promise<ConnectResult> {
+  async connect(target: SipTarget, answerTimeoutS: number, options: ConnectOptions): Promise<ConnectResult> {
     if (this.ended.aborted) return { kind: 'caller-gone' };
-    this.afterBot = afterBot;
+    this.afterBot = options.afterBot;
     await this.stopHold();
     const appUuid = randomUUID();
     const result = new Promise<ConnectResult>((settle) => {
