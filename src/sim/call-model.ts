@@ -4,14 +4,23 @@
  */
 
 export type BotBehaviour =
-  /** 180, then 200 after `afterMs`; the bot sends BYE `hangupAfterMs` after answering, if given. */
-  | { kind: 'answer'; afterMs?: number; hangupAfterMs?: number }
+  /**
+   * 180, then 200 after `afterMs`; the bot sends BYE `hangupAfterMs` after answering, if given, and
+   * an in-dialog REFER (Refer-To: sip:<refer.to>@pbx) `refer.afterMs` after answering, if given.
+   */
+  | { kind: 'answer'; afterMs?: number; hangupAfterMs?: number; refer?: { afterMs: number; to: string } }
   /** 486 Busy Here after `afterMs`. */
   | { kind: 'busy'; afterMs?: number }
   /** 503 Service Unavailable after `afterMs`. */
   | { kind: 'unavailable'; afterMs?: number }
   /** 180 and never answers: the dial's own timeout ends it (cause 19, tech_cause 480). */
   | { kind: 'no-answer' };
+
+/** A person the bot transfers a caller to (a transfer destination's phone): answers, rings on, or is busy. */
+export type PersonBehaviour =
+  | { kind: 'answer'; afterMs?: number }
+  | { kind: 'no-answer' }
+  | { kind: 'busy'; afterMs?: number };
 
 /** The INVITE the bot would receive for a dialled PJSIP leg. */
 export interface SimInvite {
