@@ -83,7 +83,7 @@ export const ConfigSchema = z.object({
       uri: z.string().regex(/^sips?:[^\s<>"]+$/, 'must be a SIP URI such as sip:bot@twin.example'),
       /** Headers added to the INVITE; values are templates over {twin_id} {call_id} {external_id} {bot} {caller} {dialed}. */
       headers: z.record(headerName, z.string().max(256))
-        .refine((h) => Object.keys(h).length <= 7, 'at most 7 headers (the Asterisk bot dialplan sets 10 values per leg)')
+        .refine((h) => Object.keys(h).length <= 7, 'at most 7 headers (the Asterisk bot dialplan sets 11 values per leg)')
         .default({ 'X-TWIN-CallId': '{twin_id}' }),
       record_header: headerName.default('X-TWIN-EnableRecord'),
       /** The bot leg's caller number when the caller's is empty or not a phone number. */
@@ -117,6 +117,14 @@ export const ConfigSchema = z.object({
     hold: z.enum(['ring', 'moh', 'none']).default('ring'),
     moh_class: z.string().min(1).default('default'),
     bot_answer_timeout_s: positiveInt.max(300).default(30),
+    /**
+     * Who acts on the bot's REFER: `ari` (Asterisk 20.13+, 21.8+, 22.3+: PJSIP_TRANSFER_HANDLING
+     * ari-only; the product checks the target, dials it and reports to the bot), `core` (Asterisk
+     * transfers by itself within transfer_context), `auto` (ari when the version has it).
+     */
+    transfer_handling: z.enum(['auto', 'ari', 'core']).default('auto'),
+    /** transfer_handling core and bot_leg dialplan: the context Asterisk looks the Refer-To user up in. */
+    transfer_context: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be a dialplan context name').default('twin-transfers'),
     /** Upper bound of HTTP connections to ARI (Asterisk allows 100 sessions by default). */
     max_http_connections: positiveInt.max(90).default(32),
     request_timeout_ms: positiveInt.default(5000),

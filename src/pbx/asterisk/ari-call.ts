@@ -1,18 +1,33 @@
 import type { AsteriskConfig } from '../../config/schema.js';
 import type { Logger } from '../../log.js';
 import type { SipTarget } from '../../twin/sip.js';
-import type { AnsweredCall, BotFailure, ConnectResult, HoldKind } from '../../core/types.js';
+import type { AnsweredCall, BotFailure, BotLegEnd, ConnectOptions, ConnectResult, EndedBy, HoldKind } from '../../core/types.js';
+import { allowedTransfer } from '../../core/route.js';
 import type { AriRest } from './ari-rest.js';
 import { ignoreGone, StasisCaller } from './stasis-caller.js';
 
-/** The driver's side of a call: it feeds events in and tracks the bot leg's id. */
+/** The driver's side of a call: it feeds events in and tracks the ids of the call's other legs. */
 export interface AriCallHost {
   readonly rest: AriRest;
   readonly cfg: AsteriskConfig;
   readonly log: Logger;
+  /** Who acts on a bot's REFER, as found at connect (see asterisk.transfer_handling). */
+  readonly transferHandling: 'ari' | 'core';
   registerBotLeg(botId: string, call: AriCall): void;
-  forget(call: { readonly id: string; readonly botLegId: string | undefined }): void;
+  registerTransferLeg(legId: string, call: AriCall): void;
+  forget(call: { readonly id: string; readonly botLegId: string | undefined; readonly transferLegId?: string }): void;
 }
+
+/**
+ * The caller's way to a person the bot named in a REFER. `dialing`: our Local/<ext>@<context> leg
+ * rings (ari handling) or Asterisk's own Local channel does (core); `connected`: the person
+ * answered and is in the caller's bridge.
+ */
+type TransferLeg =
+  | { state: 'none' }
+  | { state: 'dialing'; id: string; target: string; timer: NodeJS.Timeout; ours: boolean }
+  | { state: 'connected'; id: string; target: string }
+  | { state: 'gone'; id: string };
 
 type BotLeg =
   | { state: 'none' }
@@ -33,8 +48,12 @@ export class AriCall extends StasisCaller implements AnsweredCall {
   private bridge?: Promise<void>;
   private bridgeMade = false;
   private bot: BotLeg = { state: 'none' };
-  private resolveEnd?: (who: 'caller' | 'bot') => void;
+  private resolveEnd?: (end: BotLegEnd) => void;
   private botEnteredStasis?: () => void;
+  private options?: ConnectOptions;
+  private transfer: TransferLeg = { state: 'none' };
+  /** After a transfer: who ends the caller's talk with the person. */
+  private resolveTargetEnd?: (who: EndedBy) => void;
 
   constructor(
     host: AriCallHost, id: string, caller: string, callerName: string, dialed: string,
@@ -48,12 +67,17 @@ export class AriCall extends StasisCaller implements AnsweredCall {
     return this.bot.state === 'none' ? undefined : this.bot.id;
   }
 
+  get transferLegId(): string | undefined {
+    return this.transfer.state === 'none' ? undefined : this.transfer.id;
+  }
+
   override async hold(kind: HoldKind): Promise<void> {
     this.ensureBridge().catch(() => { /* retried in connect() */ });
     await super.hold(kind);
   }
 
-  async connect(target: SipTarget, answerTimeoutS: number): Promise<ConnectResult> {
+  async connect(target: SipTarget, answerTimeoutS: number, options: ConnectOptions): Promise<ConnectResult> {
+    this.options = options;
     await this.ensureBridge();
     if (this.ended.aborted) return { kind: 'caller-gone' };
     const botId = `${this.bridgeId}-bot`;
@@ -73,6 +97,7 @@ export class AriCall extends StasisCaller implements AnsweredCall {
           ...headerVariables(target.headers),
           // The INVITE's From is the leg's connected line: ours, cleaned, not the stranger's raw one.
           'CONNECTEDLINE(num,i)': target.callerId.number, 'CONNECTEDLINE(name,i)': target.callerId.name,
+          ...this.referHandling(),
         },
       });
       // Asterisk answers the create before the channel is in our app; a dial sent in between is
@@ -84,6 +109,17 @@ export class AriCall extends StasisCaller implements AnsweredCall {
       this.botFailed('error');
     }
     return result;
+  }
+
+  /**
+   * Who acts on the bot's REFER. ari: the REFER comes to us as ChannelTransfer (only the written
+   * value of the function counts); core: Asterisk transfers within transfer_context, which lists
+   * only allowed targets, never the bot endpoint's own context (toll fraud).
+   */
+  private referHandling(): Record<string, string> {
+    return this.host.transferHandling === 'ari'
+      ? { 'PJSIP_TRANSFER_HANDLING()': 'ari-only' }
+      : { TRANSFER_CONTEXT: this.host.cfg.transfer_context };
   }
 
   /** Waits for the created bot leg's StasisStart; false when the call or the leg ended first. */
@@ -102,6 +138,11 @@ export class AriCall extends StasisCaller implements AnsweredCall {
     if (this.bot.state === 'dialing' || this.bot.state === 'answered' || this.bot.state === 'ending') {
       tasks.push(this.host.rest.hangup(this.bot.id).catch(ignoreGone));
       this.bot = { state: 'gone', id: this.bot.id };
+    }
+    if (this.transfer.state === 'dialing' || this.transfer.state === 'connected') {
+      if (this.transfer.state === 'dialing') clearTimeout(this.transfer.timer);
+      tasks.push(this.host.rest.hangup(this.transfer.id).catch(ignoreGone));
+      this.transfer = { state: 'gone', id: this.transfer.id };
     }
     if (this.bridge) {
       tasks.push(this.bridge.then(() => this.bridgeMade && this.host.rest.destroyBridge(this.bridgeId)).catch(ignoreGone));
@@ -125,6 +166,7 @@ export class AriCall extends StasisCaller implements AnsweredCall {
       this.bot = { state: 'ending', id: this.bot.id };
     }
     this.resolveEnd?.('caller');
+    this.resolveTargetEnd?.('caller');
   }
 
   /** The bot leg's StasisStart: from now on Asterisk accepts its dial. */
@@ -137,7 +179,7 @@ export class AriCall extends StasisCaller implements AnsweredCall {
     const { id, settle, timer } = this.bot;
     clearTimeout(timer);
     this.bot = { state: 'answered', id };
-    const ended = new Promise<'caller' | 'bot'>((resolve) => { this.resolveEnd = resolve; });
+    const ended = new Promise<BotLegEnd>((resolve) => { this.resolveEnd = resolve; });
     Promise.all([this.host.rest.addToBridge(this.bridgeId, [this.id, id]), this.stopHold()])
       .then(() => settle(this.ended.aborted ? { kind: 'caller-gone' } : { kind: 'answered', ended }))
       .catch((err: Error) => {
@@ -157,10 +199,117 @@ export class AriCall extends StasisCaller implements AnsweredCall {
       this.botFailed(failureFromCause(cause, techCause), techCause, cause);
     } else if (this.bot.state === 'answered') {
       this.bot = { state: 'gone', id: this.bot.id };
-      this.resolveEnd?.('bot');
+      // A bot that hangs up after its REFER: the caller waits for the person (or their fallback).
+      if (this.transfer.state !== 'dialing') this.resolveEnd?.('bot');
     } else if (this.bot.state === 'ending') {
       this.bot = { state: 'gone', id: this.bot.id };
     }
+  }
+
+  // ---- transfer to a person (the bot's REFER) ----
+
+  /**
+   * ari handling: the bot asks to send the caller to `name`. Refused (not in the route's
+   * transfers, or one is under way): NOTIFY 603 and the call with the bot goes on. Allowed: the
+   * bot hears 100 and stays with the caller while we ring the destination.
+   */
+  onTransferRequest(name: string): void {
+    if (this.bot.state !== 'answered') return;
+    const botId = this.bot.id;
+    const to = this.transfer.state === 'none' ? allowedTransfer(this.options?.transfers ?? {}, name) : undefined;
+    if (!to) {
+      this.host.log.warn({ callId: this.id, transferTarget: name.slice(0, 80) }, 'the bot asked for a transfer the route does not allow; refused');
+      void this.host.rest.transferProgress(botId, 'channel_declined').catch(ignoreGone).catch(this.warn('could not decline the transfer'));
+      return;
+    }
+    const id = `${this.bridgeId}-xfer`;
+    const timeoutS = this.options!.transferTimeoutS;
+    const timer = setTimeout(() => this.onTransferLegGone('no answer in time'), (timeoutS + 5) * 1000);
+    this.transfer = { state: 'dialing', id, target: name, timer, ours: true };
+    this.host.registerTransferLeg(id, this);
+    void this.host.rest.transferProgress(botId, 'channel_progress').catch(ignoreGone).catch(this.warn('could not report the transfer to the bot'));
+    this.host.rest.createChannel({ channelId: id, endpoint: `Local/${to.extension}@${to.context}`, appArgs: `transfer,${this.id}`, variables: {} })
+      .catch((err: Error) => this.onTransferLegGone(`could not reach ${to.extension}@${to.context}: ${err.message}`));
+  }
+
+  /** Our Local leg to the destination is in the app: ring it (Asterisk refuses a dial before this). */
+  onTransferLegInStasis(): void {
+    const leg = this.transfer;
+    if (leg.state !== 'dialing' || !leg.ours) return;
+    this.host.rest.dial(leg.id, this.id, this.options!.transferTimeoutS)
+      .catch((err: Error) => this.onTransferLegGone(`could not dial the destination: ${err.message}`));
+  }
+
+  /**
+   * core handling: Asterisk's blind transfer put a Local channel into our bridge in the bot's place
+   * (StasisStart with replace_channel). It is never a new call. The bot stays up in our app
+   * without a bridge: hung up here. A target the route does not allow is hung up too.
+   */
+  onReplacedByTransfer(legId: string, name: string): void {
+    this.host.registerTransferLeg(legId, this);
+    if (this.bot.state === 'answered') {
+      void this.host.rest.hangup(this.bot.id).catch(ignoreGone).catch(this.warn('could not hang up the bot leg'));
+      this.bot = { state: 'ending', id: this.bot.id };
+    }
+    if (!allowedTransfer(this.options?.transfers ?? {}, name)) {
+      this.host.log.warn({ callId: this.id, transferTarget: name.slice(0, 80) }, 'Asterisk transferred the caller to a target the route does not allow; hanging it up');
+      this.transfer = { state: 'gone', id: legId };
+      void this.host.rest.hangup(legId).catch(ignoreGone).catch(this.warn('could not hang up the transfer leg'));
+      this.resolveEnd?.({ kind: 'transfer-failed', target: name, reason: 'transfer target not allowed', callerSentOn: false });
+      return;
+    }
+    const timer = setTimeout(() => this.onTransferLegGone('no answer in time'), ((this.options?.transferTimeoutS ?? 30) + 5) * 1000);
+    this.transfer = { state: 'dialing', id: legId, target: name, timer, ours: false };
+  }
+
+  /** The destination answered: the caller talks to the person; the bot hears 200 and is let go. */
+  onTransferLegAnswered(): void {
+    const leg = this.transfer;
+    if (leg.state !== 'dialing') return;
+    clearTimeout(leg.timer);
+    this.transfer = { state: 'connected', id: leg.id, target: leg.target };
+    const ended = new Promise<EndedBy>((resolve) => { this.resolveTargetEnd = resolve; });
+    const tasks: Promise<unknown>[] = [
+      this.host.rest.setVar(this.id, 'TWIN_TRANSFER_TARGET', leg.target),
+      this.setStatus('TRANSFERRED'),
+    ];
+    if (leg.ours) tasks.push(this.host.rest.addToBridge(this.bridgeId, [leg.id]).then(() => this.letBotGo()));
+    Promise.all(tasks).catch(this.warn('could not finish the transfer'));
+    this.resolveEnd?.({ kind: 'transferred', target: leg.target, ended });
+  }
+
+  /** The destination's leg is gone: before the answer the transfer failed; after it, the person hung up. */
+  onTransferLegGone(why = 'the destination did not answer'): void {
+    const leg = this.transfer;
+    if (leg.state === 'connected') {
+      this.transfer = { state: 'gone', id: leg.id };
+      this.resolveTargetEnd?.('target');
+      return;
+    }
+    if (leg.state !== 'dialing') return;
+    clearTimeout(leg.timer);
+    void this.host.rest.hangup(leg.id).catch(() => {});
+    this.transfer = leg.ours && this.bot.state === 'answered' ? { state: 'none' } : { state: 'gone', id: leg.id };
+    this.host.log.warn({ callId: this.id, transferTarget: leg.target, reason: why }, 'transfer failed');
+    if (leg.ours && this.bot.state === 'answered') {
+      // The bot is still with the caller: it hears 503 and may go on or try again.
+      void this.host.rest.transferProgress(this.bot.id, 'channel_unavailable').catch(ignoreGone).catch(this.warn('could not report the transfer to the bot'));
+      return;
+    }
+    this.resolveEnd?.({ kind: 'transfer-failed', target: leg.target, reason: why, callerSentOn: false });
+  }
+
+  /** NOTIFY 200 to the bot, then its leg leaves (as recorded: Asterisk itself does not BYE it). */
+  private async letBotGo(): Promise<void> {
+    if (this.bot.state !== 'answered') return;
+    const botId = this.bot.id;
+    this.bot = { state: 'ending', id: botId };
+    await this.host.rest.transferProgress(botId, 'channel_answered').catch(ignoreGone);
+    await this.host.rest.hangup(botId).catch(ignoreGone);
+  }
+
+  private warn(what: string): (err: Error) => void {
+    return (err) => this.host.log.warn({ callId: this.id, err: err.message }, what);
   }
 
   private botFailed(reason: BotFailure, sipCode?: number, cause?: number): void {

@@ -33,6 +33,12 @@ export interface AriEvent {
   cause?: number;
   cause_txt?: string;
   tech_cause?: number;
+  /** StasisStart of a channel that took another's place in a bridge (Asterisk's own blind transfer). */
+  replace_channel?: AriChannel;
+  /** ChannelTransfer (a REFER with ari-only handling): absent on the request, the app's own report after. */
+  state?: string;
+  refer_to?: { requested_destination?: { destination?: string } };
+  referred_by?: { source_channel?: AriChannel };
 }
 
 export interface AriChannel {
@@ -52,7 +58,7 @@ export class AriError extends Error {
 }
 
 /** Events the driver uses; Asterisk drops all others before sending (PUT .../eventFilter). */
-export const USED_EVENTS = ['StasisStart', 'StasisEnd', 'ChannelDestroyed', 'Dial'] as const;
+export const USED_EVENTS = ['StasisStart', 'StasisEnd', 'ChannelDestroyed', 'Dial', 'ChannelTransfer'] as const;
 
 interface AriClientLike extends EventEmitter {
   start(app: string): PromiseLike<void>;
@@ -147,6 +153,10 @@ export class AriRest extends EventEmitter {
   originate(p: { channelId: string; endpoint: string; callerId: string; timeout: number; appArgs: string; variables: Record<string, string> }) {
     const { variables, ...query } = p;
     return this.call('channels.originate', 'POST', '/channels', { ...query, app: this.cfg.app }, { variables });
+  }
+  /** Tells the bot how its REFER goes (ari-only handling): NOTIFY 100 / 200 / 603 / 503. */
+  transferProgress(channelId: string, state: 'channel_progress' | 'channel_answered' | 'channel_declined' | 'channel_unavailable') {
+    return this.call('channels.transferProgress', 'POST', `/channels/${enc(channelId)}/transfer_progress`, { states: state });
   }
   dial(channelId: string, caller: string, timeout: number) {
     return this.call('channels.dial', 'POST', `/channels/${enc(channelId)}/dial`, { caller, timeout });

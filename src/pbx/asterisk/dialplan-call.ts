@@ -13,6 +13,8 @@ export interface DialReport {
   sipCode?: number;
   /** ANSWEREDTIME_MS: how long the bot was connected. */
   answeredMs?: number;
+  /** The bot transferred the caller (the shipped [twin-transfers] set TWIN_TRANSFER_TARGET): to whom. */
+  transferTarget?: string;
 }
 
 /** Stasis(twin,twin_report=dial,status=…,sip=…,answered_ms=…) arguments → a report, or undefined. */
@@ -24,6 +26,7 @@ export function parseDialReport(hints: Readonly<Record<string, string>>): DialRe
   return {
     report, dialStatus: (hints.status ?? '').toUpperCase(), sipCode: sip ? Number(sip[1]) : undefined,
     answeredMs: hints.answered_ms && Number.isFinite(answeredMs) ? answeredMs : undefined,
+    transferTarget: hints.transfer ? hints.transfer.slice(0, 80) : undefined,
   };
 }
 
@@ -43,7 +46,7 @@ export class DialplanCall extends StasisCaller implements AnsweredCall {
 
   /** Sends _TWIN_BOT while Twin warms up: after the warm-up only the continue remains. */
   prepare(targetFor: (twinId: string) => SipTarget, answerTimeoutS: number): void {
-    const value = botLegVariable(this.host.cfg.bot_endpoint, targetFor(TWIN_ID_MARK), answerTimeoutS);
+    const value = botLegVariable(this.host.cfg.bot_endpoint, targetFor(TWIN_ID_MARK), answerTimeoutS, this.host.cfg.transfer_context);
     this.prepared = this.host.rest.setVar(this.id, '_TWIN_BOT', value).then(() => undefined);
     this.prepared.catch(() => { /* reported by connect() */ });
   }
@@ -56,7 +59,7 @@ export class DialplanCall extends StasisCaller implements AnsweredCall {
     const idAsExtension = this.prepared !== undefined && EXTENSION_SAFE_ID.test(target.twinId);
     try {
       if (idAsExtension) await this.prepared;
-      else await this.host.rest.setVar(this.id, '_TWIN_BOT', botLegVariable(this.host.cfg.bot_endpoint, target, answerTimeoutS));
+      else await this.host.rest.setVar(this.id, '_TWIN_BOT', botLegVariable(this.host.cfg.bot_endpoint, target, answerTimeoutS, this.host.cfg.transfer_context));
       await this.stopHold();
       this.handedOff = true;
       await this.host.rest.continueInDialplan(this.id, this.host.cfg.dial_context, idAsExtension ? target.twinId : 'dial', 1);
@@ -118,7 +121,7 @@ export class DialplanCall extends StasisCaller implements AnsweredCall {
  */
 const TWIN_ID_MARK = '@TWIN_ID@';
 /** The pre-dial handler in twin-bot.conf is unrolled for this many assignments. */
-export const MAX_ASSIGNMENTS = 10;
+export const MAX_ASSIGNMENTS = 11;
 /** An id Asterisk can take as an extension name (at most 80 characters, matched by _[0-9a-zA-Z].). */
 const EXTENSION_SAFE_ID = /^[0-9A-Za-z][0-9A-Za-z-]{1,63}$/;
 
@@ -128,6 +131,11 @@ function resultOf(report: DialReport): ConnectResult {
   if (report.dialStatus === 'LOST') {
     // Twin had given an id and Asterisk took the call on: most likely the bot answered. Say so.
     return { kind: 'answered', ended: Promise.resolve('caller'), note: 'ended while ARI was away: whether the bot answered is not known' };
+  }
+  if (report.dialStatus === 'ANSWER' && report.transferTarget !== undefined) {
+    // Asterisk moved the caller to [twin-transfers] on the bot's REFER; we learn of it at the end.
+    const transferred = { kind: 'transferred' as const, target: report.transferTarget, ended: Promise.resolve('caller' as const) };
+    return { kind: 'answered', ended: Promise.resolve(transferred), answeredAgoMs: report.answeredMs };
   }
   if (report.dialStatus === 'ANSWER') {
     return { kind: 'answered', ended: Promise.resolve(byCaller ? 'caller' : 'bot'), answeredAgoMs: report.answeredMs };
@@ -150,13 +158,15 @@ function failureFromDialStatus(status: string, sipCode?: number): BotFailure {
  * dialplan splits on it. The handler's EVAL therefore expands nothing but our ${TWIN_ID}; Set()
  * takes everything after the first = as the value, commas included.
  */
-export function botLegVariable(endpointTemplate: string, target: SipTarget, answerTimeoutS: number): string {
+export function botLegVariable(endpointTemplate: string, target: SipTarget, answerTimeoutS: number, transferContext: string): string {
   const safe = (value: string) => value.replace(/\^/g, '').replaceAll(TWIN_ID_MARK, '${TWIN_ID}');
   const assignments = [
     ...Object.entries(target.headers).map(([name, value]) => `PJSIP_HEADER(add,${name})=${safe(value)}`),
     // The INVITE's From is the bot channel's connected line, which Dial() copied from the caller.
     `CONNECTEDLINE(num,i)=${safe(target.callerId.number)}`,
     `CONNECTEDLINE(name,i)=${safe(target.callerId.name)}`,
+    // A REFER from the bot is looked up here, never in the bot endpoint's own context (toll fraud).
+    `TRANSFER_CONTEXT=${transferContext}`,
   ];
   return [endpointTemplate.replace('{uri}', target.uri), String(answerTimeoutS), ...assignments].join('^');
 }

@@ -32,6 +32,10 @@ export class AsteriskDriver implements AriCallHost, PbxDialer {
   private restClient?: AriRest;
   private readonly calls = new Map<string, Call>();
   private readonly botLegs = new Map<string, AriCall>();
+  /** Legs to the person a bot transferred its caller to (ours, or Asterisk's Local channel). */
+  private readonly transferLegs = new Map<string, AriCall>();
+  /** Who acts on a bot's REFER; decided from Asterisk's version at each connection. */
+  transferHandling: 'ari' | 'core' = 'core';
   /** Outbound calls ringing: channel id → who waits for the answer. */
   private readonly dials = new Map<string, PendingDial>();
   /** Channels of calls that have left the product (most recent REMEMBER_FINISHED). */
@@ -141,13 +145,17 @@ export class AsteriskDriver implements AriCallHost, PbxDialer {
     this.botLegs.set(botId, call);
   }
 
+  registerTransferLeg(legId: string, call: AriCall): void {
+    this.transferLegs.set(legId, call);
+  }
+
   forget(call: Call): void {
     this.calls.delete(call.id);
     this.remember(call.id);
-    const botId = call.botLegId;
-    if (botId !== undefined) {
-      this.botLegs.delete(botId);
-      this.remember(botId);
+    for (const [legs, id] of [[this.botLegs, call.botLegId], [this.transferLegs, (call as AriCall).transferLegId]] as const) {
+      if (id === undefined) continue;
+      legs.delete(id);
+      this.remember(id);
     }
   }
 
@@ -163,6 +171,7 @@ export class AsteriskDriver implements AriCallHost, PbxDialer {
     if (this.stopped) return;
     const probe = await probeAri(this.cfg);
     if (!probe.ok) return this.retryLater(probe.problem, onFirstConnect);
+    this.transferHandling = this.cfg.transfer_handling === 'auto' ? transferHandlingOf(probe.version) : this.cfg.transfer_handling;
     try {
       const rest = await AriRest.connect(this.cfg);
       if (this.stopped) return rest.stop();
@@ -195,7 +204,7 @@ export class AsteriskDriver implements AriCallHost, PbxDialer {
     this.state = 'connected';
     this.backoff.reset();
     this.lastProblem = undefined;
-    this.log.info({ ariApp: this.cfg.app }, 'connected to Asterisk ARI');
+    this.log.info({ ariApp: this.cfg.app, transferHandling: this.transferHandling }, 'connected to Asterisk ARI');
     if (this.cfg.bot_leg === 'dialplan' && this.sweepTimer === undefined) {
       this.sweepTimer = setInterval(() => void this.sweepHandedOff().catch((err: Error) =>
         this.log.warn({ err: err.message }, 'could not check calls in the bot dialplan')), HANDED_OFF_SWEEP_MS);
@@ -218,6 +227,7 @@ export class AsteriskDriver implements AriCallHost, PbxDialer {
     const calls = [...this.calls.values()];
     const dials = [...this.dials.keys()];
     const botLegs = new Set(this.botLegs.keys());
+    const transferLegs = new Set(this.transferLegs.keys());
     let channels: AriChannel[];
     try {
       channels = await this.rest.channels();
@@ -234,6 +244,8 @@ export class AsteriskDriver implements AriCallHost, PbxDialer {
       const botId = call.botLegId;
       if (!alive.has(call.id)) this.onCallGone(call);
       else if (botId !== undefined && botLegs.has(botId) && !alive.has(botId)) call.onBotGone();
+      const legId = (call as AriCall).transferLegId;
+      if (legId !== undefined && transferLegs.has(legId) && !alive.has(legId)) (call as AriCall).onTransferLegGone();
     }
     await this.rest.bridges().then(
       async (bridges) => this.leftovers.adopt(bridges, (id) => this.ownsBridge(id), alive,
@@ -283,7 +295,7 @@ export class AsteriskDriver implements AriCallHost, PbxDialer {
   private strandedInOurApp(channel: AriChannel): string[] | undefined {
     const args = stasisArgs(channel, this.cfg.app);
     if (args === undefined) return undefined;
-    const known = this.calls.has(channel.id) || this.botLegs.has(channel.id) || this.dials.has(channel.id)
+    const known = this.calls.has(channel.id) || this.botLegs.has(channel.id) || this.transferLegs.has(channel.id) || this.dials.has(channel.id)
       || this.finished.has(channel.id) || this.leftovers.has(channel.id);
     return known ? undefined : args;
   }
@@ -299,6 +311,7 @@ export class AsteriskDriver implements AriCallHost, PbxDialer {
           if (channelId === undefined) return;
           this.leftovers.onChannelGone(channelId);
           this.calls.get(channelId)?.onCallerLeft();
+          this.transferLegs.get(channelId)?.onTransferLegGone();
           // A ringing bot leg's failure cause comes with ChannelDestroyed, right after this.
           return this.botLegs.get(channelId)?.onBotLeftStasis();
         case 'ChannelDestroyed':
@@ -306,10 +319,15 @@ export class AsteriskDriver implements AriCallHost, PbxDialer {
           this.leftovers.onChannelGone(channelId);
           this.onDialEnded(channelId, event.cause, event.cause_txt, event.tech_cause);
           this.calls.get(channelId)?.onCallerLeft();
+          this.transferLegs.get(channelId)?.onTransferLegGone();
           return this.botLegs.get(channelId)?.onBotGone(event.cause, event.tech_cause);
         case 'Dial':
-          if (event.dialstatus === 'ANSWER' && event.peer) this.botLegs.get(event.peer.id)?.onBotAnswered();
+          if (event.dialstatus === 'ANSWER' && event.peer) {
+            this.botLegs.get(event.peer.id)?.onBotAnswered();
+            this.transferLegs.get(event.peer.id)?.onTransferLegAnswered();
+          }
           return;
+        case 'ChannelTransfer': return this.onChannelTransfer(event);
       }
     } catch (err) {
       this.log.error({ err, type: event.type }, 'could not handle an ARI event');
@@ -326,6 +344,15 @@ export class AsteriskDriver implements AriCallHost, PbxDialer {
     if (report) return this.onOrphanReport(channel.id, report.report);
     const botLeg = this.botLegs.get(channel.id);
     if (botLeg) return botLeg.onBotInStasis();
+    const transferLeg = this.transferLegs.get(channel.id);
+    if (transferLeg) return transferLeg.onTransferLegInStasis();
+    const replaced = event.replace_channel && this.botLegs.get(event.replace_channel.id);
+    if (replaced) return replaced.onReplacedByTransfer(channel.id, channel.dialplan?.exten ?? '');
+    if (args[0] === 'transfer') {
+      this.log.warn({ channel: channel.id }, 'unknown transfer leg of ours entered the app; hanging it up');
+      void this.rest.hangup(channel.id).catch(() => {});
+      return;
+    }
     const dial = this.dials.get(channel.id);
     if (dial) return this.onDialAnswered(dial);
     if (args[0] === 'bot' || args[0] === 'outbound') {
@@ -363,11 +390,34 @@ export class AsteriskDriver implements AriCallHost, PbxDialer {
     this.settleDial(request.id, { kind: 'answered', call });
   }
 
+  /**
+   * A bot's REFER with ari-only handling. Only the first event of a transfer is a request: the
+   * later ones echo the state the app reported (recording refer-ari-only).
+   */
+  private onChannelTransfer(event: AriEvent): void {
+    const botId = event.referred_by?.source_channel?.id;
+    if (event.state !== undefined || botId === undefined) return;
+    this.botLegs.get(botId)?.onTransferRequest(event.refer_to?.requested_destination?.destination ?? '');
+  }
+
   private onDialEnded(id: string, cause?: number, causeText?: string, techCause?: number): void {
     if (!this.dials.has(id)) return;
     const detail = `cause ${cause ?? '?'}${causeText ? ` (${causeText})` : ''}${techCause ? `, SIP ${techCause}` : ''}`;
     this.settleDial(id, { kind: 'failed', reason: failureFromCause(cause, techCause), cause, detail });
   }
+}
+
+/**
+ * ari-only REFER handling came with Asterisk 20.13, 21.8 and 22.3 (and is in every later major);
+ * certified and development builds are taken as without it.
+ */
+export function transferHandlingOf(version: string): 'ari' | 'core' {
+  const m = /^(\d+)\.(\d+)(?:\.\d+)?(?:-sim)?$/.exec(version.trim());
+  if (!m) return 'core';
+  const [major, minor] = [Number(m[1]), Number(m[2])];
+  const firstMinor: Record<number, number> = { 20: 13, 21: 8, 22: 3 };
+  if (major > 22) return 'ari';
+  return firstMinor[major] !== undefined && minor >= firstMinor[major]! ? 'ari' : 'core';
 }
 
 /** The Stasis arguments of a channel in `app` (from its dialplan app_data), or undefined. */

@@ -17,11 +17,16 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import { closeServer, listen, readBody, sendJson } from '../http-util.js';
 import {
   ASTERISK_ID, asteriskTime, bridgeJson, buildInvite, channelJson, fromHeader,
-  type BotBehaviour, type CallerResult, type SimBridge, type SimChannel, type SimInvite,
+  type BotBehaviour, type CallerResult, type SimBridge, type SimChannel, type SimInvite, type SimRefer,
 } from './model.js';
-import type { SimCall, SimDial } from '../call-model.js';
+import type { PersonBehaviour, SimCall, SimDial } from '../call-model.js';
 
-export type { BotBehaviour, CallerResult, SimCall, SimInvite };
+export type { BotBehaviour, CallerResult, SimCall, SimInvite, SimRefer };
+
+/** NOTIFY sipfrag codes for the app's transfer_progress states (recordings refer-ari-only*). */
+const PROGRESS_NOTIFY: Record<string, number | undefined> = {
+  channel_progress: undefined, channel_answered: 200, channel_declined: 603, channel_unavailable: 503,
+};
 
 /** The recorded api-docs live beside this file in src/; the built copy in dist/ reads them from there. */
 const API_DOCS_DIR = [new URL('./api-docs/', import.meta.url), new URL('../../../../src/sim/asterisk/api-docs/', import.meta.url)]
@@ -45,6 +50,14 @@ export interface AriSimOptions {
   stasisEntryDelayMs?: () => number;
   /** The context of the shipped bot dialplan (asterisk.dial_context; default twin-bot). */
   botDialContext?: string;
+  /**
+   * Extensions of the contexts Asterisk's own transfer looks a Refer-To user up in (TRANSFER_CONTEXT,
+   * else the bot endpoint's context from-twin). Default: the shipped [twin-transfers] example
+   * (operator) and the recordings' from-twin (200; operator, as a lab would have it).
+   */
+  transferExtensions?: Record<string, string[]>;
+  /** How long the dialplan behind a core transfer rings a person who does not answer, s (default 20). */
+  transferRingTimeoutS?: number;
 }
 
 interface App {
@@ -83,6 +96,10 @@ export class AriSimulator {
   botBehaviour: (invite: SimInvite) => BotBehaviour = () => ({ kind: 'answer', afterMs: 5 });
   /** How a subscriber called with ARI originate (PJSIP/<number>@<endpoint>) behaves; called once per dial. */
   subscriberBehaviour: (number: string) => BotBehaviour = () => ({ kind: 'answer', afterMs: 5 });
+  /** The person behind a transfer destination (context, extension) answers, rings on or is busy. */
+  personBehaviour: (context: string, extension: string) => PersonBehaviour = () => ({ kind: 'answer', afterMs: 5 });
+  /** Every REFER a bot sent, in order. */
+  readonly refers: SimRefer[] = [];
   /** Every subscriber dialled with originate, in order; `left` resolves when its channel is gone. */
   readonly dials: SimDial[] = [];
   /** REST requests received: "METHOD /path-pattern" → count. */
@@ -173,6 +190,13 @@ export class AriSimulator {
 
   channel(id: string): SimChannel | undefined {
     return this.channels.get(id);
+  }
+
+  /** Names of the other channels in this channel's bridge (whom the caller talks to). */
+  peersOf(channelId: string): string[] {
+    const bridgeId = this.channels.get(channelId)?.bridgeId;
+    const bridge = bridgeId ? this.bridges.get(bridgeId) : undefined;
+    return (bridge?.channels ?? []).filter((id) => id !== channelId).map((id) => this.channels.get(id)?.name ?? id);
   }
 
   deviceState(name: string): string | undefined {
@@ -330,6 +354,7 @@ export class AriSimulator {
       case 'POST channels/:id/moh': return this.withStasisChannel(id!, (ch) => { ch.moh = true; return [204, undefined]; });
       case 'DELETE channels/:id/moh': return this.withStasisChannel(id!, (ch) => { ch.moh = false; return [204, undefined]; });
       case 'POST channels/:id/variable': return this.withChannel(id!, (ch) => this.setVar(ch, q));
+      case 'POST channels/:id/transfer_progress': return this.withChannel(id!, (ch) => this.transferProgress(ch, q));
       case 'GET channels/:id/variable': {
         const ch = this.channels.get(id!);
         if (!ch) return [404, { message: 'Provided channel was not found' }];
@@ -449,9 +474,10 @@ export class AriSimulator {
     if ('error' in parsed) return parsed.error;
     const { endpoint, appName, variables } = parsed;
     const [tech, resource] = endpoint.split('/');
-    if (tech !== 'PJSIP' || !(this.options.endpoints ?? ['twin']).includes(resource ?? '')) return [500, { error: 'Allocation failed' }];
+    const local = tech === 'Local' && /^[^@]+@[^@]+$/.test(resource ?? '');
+    if (!local && (tech !== 'PJSIP' || !(this.options.endpoints ?? ['twin']).includes(resource ?? ''))) return [500, { error: 'Allocation failed' }];
     const id = q.get('channelId') ?? this.nextId();
-    const ch = this.newChannel(id, `PJSIP/${resource}-${this.hexSeq()}`, 'created', { name: '', number: '' });
+    const ch = this.newChannel(id, local ? `Local/${resource}-${this.hexSeq()};1` : `PJSIP/${resource}-${this.hexSeq()}`, 'created', { name: '', number: '' });
     ch.endpoint = endpoint;
     for (const [k, v] of Object.entries(variables)) ch.vars.set(k, v);
     ch.app = appName;
@@ -508,6 +534,12 @@ export class AriSimulator {
     }
     ch.dialled = true;
     ch.dialAt = performance.now();
+    if (ch.endpoint?.startsWith('Local/')) {
+      // Local;2 runs <extension>@<context>: the person there rings (no INVITE to the bot).
+      const [extension = '', context = ''] = ch.endpoint.slice('Local/'.length).split('@');
+      this.afterReply.push(() => this.ring(ch, this.personBehaviour(context, extension), Number(q.get('timeout') ?? '0')));
+      return [204, undefined];
+    }
     const callerChannel = this.channels.get(q.get('caller') ?? '');
     ch.callerChannelId = callerChannel?.id;
     const invite = this.makeInvite(ch, callerChannel);
@@ -532,7 +564,7 @@ export class AriSimulator {
   }
 
   /** A dialled leg (bot leg or originated subscriber) rings, then answers or fails as `b` says. */
-  private ring(ch: SimChannel, b: BotBehaviour, timeoutS: number): void {
+  private ring(ch: SimChannel, b: BotBehaviour | PersonBehaviour, timeoutS: number): void {
     const dialstring = (ch.endpoint ?? '').replace(/^PJSIP\//, '');
     const peer = () => channelJson(ch);
     this.emit(ch.app, 'Dial', { peer: peer(), dialstatus: '', dialstring, forward: '' });
@@ -558,7 +590,8 @@ export class AriSimulator {
             ch.dialplan = { ...ch.dialplan!, app_name: 'Stasis', app_data: [ch.app, ...ch.appArgs].join(',') };
             this.emit(ch.app, 'StasisStart', { args: ch.appArgs, channel: channelJson(ch) });
           }
-          if (b.hangupAfterMs !== undefined) later(b.hangupAfterMs, () => this.remoteHangup(ch.id, 'bot'));
+          if ('hangupAfterMs' in b && b.hangupAfterMs !== undefined) later(b.hangupAfterMs, () => this.remoteHangup(ch.id, 'bot'));
+          if ('refer' in b && b.refer) later(b.refer.afterMs, () => this.referFromBot(ch, b.refer!.to));
         });
       case 'busy':
         return later(b.afterMs ?? 5, () => this.destroy(ch, { hangupCause: 17, techCause: 486, destroyCause: 17, causeTxt: 'User busy', dialstatus: finalDial('BUSY') }));
@@ -644,6 +677,7 @@ export class AriSimulator {
           ch.botDial!.answeredAt = performance.now();
           ch.vars.set('TWIN_STATUS', 'CONNECTED'); // U(twin-bot-answered): MASTER_CHANNEL(TWIN_STATUS)
           if (b.hangupAfterMs !== undefined) later(b.hangupAfterMs, () => this.botDialReturned(ch, 'ANSWER'));
+          if (b.refer) later(b.refer.afterMs, () => this.referInBotDial(ch, b.refer!.to));
         });
       case 'busy': return later(b.afterMs ?? 5, () => this.botDialReturned(ch, 'BUSY', 'SIP 486 Busy Here'));
       case 'unavailable': return later(b.afterMs ?? 5, () => this.botDialReturned(ch, 'CONGESTION', 'SIP 503 Service Unavailable'));
@@ -665,7 +699,7 @@ export class AriSimulator {
     ch.botDial = undefined;
     ch.timers.forEach(clearTimeout);
     const status = dial.answeredAt !== undefined ? 'ANSWER' : 'CANCEL';
-    this.enterStasisAgain(ch, dial.app, ['twin_report=hangup', `status=${status}`, `answered_ms=${answeredMs(dial)}`]);
+    this.enterStasisAgain(ch, dial.app, ['twin_report=hangup', `status=${status}`, `answered_ms=${answeredMs(dial)}`, `transfer=${dial.transferredTo ?? ''}`]);
     this.destroy(ch, { hangupCause: undefined, destroyCause: 16, causeTxt: 'Normal Clearing' }, { kind: 'hungup-by-caller', vars: {} });
   }
 
@@ -679,6 +713,107 @@ export class AriSimulator {
       return;
     }
     this.emit(app, 'StasisStart', { args, channel: channelJson(ch) });
+  }
+
+  // ---- a bot's REFER (recordings refer-ari-only, refer-ari-only-decline, refer-core) ----
+
+  /**
+   * The bot leg (in our bridge) sends REFER. With PJSIP_TRANSFER_HANDLING()=ari-only written on it,
+   * Asterisk only tells the app (ChannelTransfer, no state) and NOTIFYs 100; otherwise it transfers
+   * by itself within TRANSFER_CONTEXT (else the endpoint's context), or answers 404 when the
+   * extension does not exist there (nothing moves).
+   */
+  private referFromBot(bot: SimChannel, to: string): void {
+    if (!this.channels.has(bot.id)) return;
+    const caller = this.channels.get(bot.callerChannelId ?? '');
+    const refer: SimRefer = { to, handling: 'refused', notifies: [], callerId: caller?.id };
+    bot.refer = refer;
+    this.refers.push(refer);
+    if (bot.vars.get('PJSIP_TRANSFER_HANDLING()') === 'ari-only' && inStasis(bot)) {
+      refer.handling = 'ari';
+      refer.notifies.push(100);
+      return this.emitChannelTransfer(bot, undefined);
+    }
+    const context = bot.vars.get('TRANSFER_CONTEXT') ?? 'from-twin';
+    if (!this.transferExtensionExists(context, to)) return;
+    refer.handling = 'core';
+    refer.notifies.push(100, 200); // at once, before anyone answers (refer-core)
+    this.coreBlindTransfer(bot, context, to);
+  }
+
+  private emitChannelTransfer(bot: SimChannel, state: string | undefined): void {
+    const caller = this.channels.get(bot.callerChannelId ?? '');
+    const bridge = bot.bridgeId ? this.bridges.get(bot.bridgeId) : undefined;
+    this.emit(bot.app, 'ChannelTransfer', {
+      ...(state ? { state } : {}),
+      refer_to: { requested_destination: { destination: bot.refer?.to ?? '' } },
+      referred_by: {
+        source_channel: channelJson(bot),
+        ...(caller ? { connected_channel: channelJson(caller) } : {}),
+        ...(bridge ? { bridge: bridgeJson(bridge) } : {}),
+      },
+    });
+  }
+
+  /** POST /channels/{bot}/transfer_progress: the NOTIFY the bot gets, and the event echoing the state. */
+  private transferProgress(ch: SimChannel, q: URLSearchParams): [number, unknown] {
+    const state = q.get('states') ?? '';
+    if (!(state in PROGRESS_NOTIFY)) return [400, { message: 'Invalid states' }];
+    const code = PROGRESS_NOTIFY[state];
+    if (code !== undefined) ch.refer?.notifies.push(code);
+    this.afterReply.push(() => this.emitChannelTransfer(ch, state));
+    return [204, undefined];
+  }
+
+  /**
+   * Asterisk's own blind transfer out of a Stasis bridge (refer-core): a Local/<to>@<context> pair;
+   * its ;1 takes the bot's place in the bridge (StasisStart with replace_channel), its ;2 runs the
+   * dialplan and rings the person. The bot stays up in the app, out of the bridge.
+   */
+  private coreBlindTransfer(bot: SimChannel, context: string, to: string): void {
+    const id = this.nextId();
+    const local = this.newChannel(id, `Local/${to}@${context}-${this.hexSeq()};1`, 'created', { name: '', number: '' });
+    local.app = bot.app;
+    local.dialplan = { context, exten: to, priority: 1, app_name: 'Stasis', app_data: bot.app ?? '' };
+    local.endpoint = `Local/${to}@${context}`;
+    this.channels.set(id, local);
+    this.emit(local.app, 'StasisStart', { args: [], channel: channelJson(local), replace_channel: channelJson(bot) });
+    const bridge = bot.bridgeId ? this.bridges.get(bot.bridgeId) : undefined;
+    this.leaveBridge(bot);
+    if (bridge) {
+      local.bridgeId = bridge.id;
+      bridge.channels.push(id);
+      this.emit(local.app, 'ChannelEnteredBridge', { bridge: bridgeJson(bridge), channel: channelJson(local) });
+    }
+    this.emit(local.app, 'BridgeBlindTransfer', {
+      channel: channelJson(bot), exten: to, context, result: 'Success', is_external: true, replace_channel: channelJson(local),
+      ...(bridge ? { bridge: bridgeJson(bridge) } : {}),
+    });
+    this.ring(local, this.personBehaviour(context, to), this.options.transferRingTimeoutS ?? 20);
+  }
+
+  /**
+   * bot_leg dialplan: the bot's REFER in Dial()'s own bridge moves the caller to TRANSFER_CONTEXT
+   * (the pre-dial handler set it on the bot's channel), whose shipped [twin-transfers] entry sets
+   * TWIN_TRANSFER_TARGET and sends the caller on to the person; the hangup handler reports it.
+   */
+  private referInBotDial(caller: SimChannel, to: string): void {
+    const dial = caller.botDial;
+    if (!dial || !this.channels.has(caller.id)) return;
+    const assignments = (caller.vars.get('TWIN_BOT') ?? '').split('^').slice(2);
+    const context = assignments.find((a) => a.startsWith('TRANSFER_CONTEXT='))?.slice('TRANSFER_CONTEXT='.length) ?? 'from-twin';
+    const refer: SimRefer = { to, handling: 'refused', notifies: [], callerId: caller.id };
+    this.refers.push(refer);
+    if (!this.transferExtensionExists(context, to)) return;
+    refer.handling = 'core';
+    refer.notifies.push(100, 200);
+    dial.transferredTo = to;
+    caller.vars.set('TWIN_TRANSFER_TARGET', to);
+  }
+
+  private transferExtensionExists(context: string, extension: string): boolean {
+    const contexts = this.options.transferExtensions ?? { 'twin-transfers': ['operator'], 'from-twin': ['200', 'operator'] };
+    return contexts[context]?.includes(extension) ?? false;
   }
 
   /** Hang-up of a channel: the recorded event order, then a caller goes back to the dialplan. */

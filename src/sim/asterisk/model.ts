@@ -40,7 +40,21 @@ export interface SimChannel {
   /** For a bot leg: the caller channel it was dialled for. */
   callerChannelId?: string;
   /** A caller the app continued into the bot dialplan ([twin-bot]): Dial() to the bot is running. */
-  botDial?: { app: string; startedAt: number; answeredAt?: number };
+  botDial?: { app: string; startedAt: number; answeredAt?: number; transferredTo?: string };
+  /** A bot leg that sent a REFER: what it asked for and the NOTIFY sipfrag codes it got back. */
+  refer?: SimRefer;
+}
+
+/** A bot's REFER as the simulated Asterisk handled it (for tests: what the bot heard). */
+export interface SimRefer {
+  /** The Refer-To user. */
+  to: string;
+  /** How Asterisk took it: ari-only (ChannelTransfer to the app), core (its own blind transfer), or refused (404: no such extension). */
+  handling: 'ari' | 'core' | 'refused';
+  /** NOTIFY sipfrag status codes sent to the bot, in order (100, 200, 503, 603). */
+  notifies: number[];
+  /** The caller it was about. */
+  callerId?: string;
 }
 
 export interface SimBridge {
