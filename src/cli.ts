@@ -6,6 +6,7 @@ import { createLogger } from './log.js';
 import { Daemon } from './daemon.js';
 import { RequestError } from './outbound/request.js';
 import { CampaignFileError } from './outbound/campaign-file.js';
+import { JournalLockedError } from './outbound/journal-lock.js';
 import type { Output } from './outbound/commands.js';
 
 const USAGE = `usage: twin-connector <command> [--config FILE]
@@ -161,7 +162,8 @@ async function runDaemon(configPath: string): Promise<number> {
 main(process.argv.slice(2)).then(
   (code) => { process.exitCode = code; },
   (err: unknown) => {
-    if (err instanceof ConfigError || err instanceof UsageError || err instanceof RequestError || err instanceof CampaignFileError) {
+    if (err instanceof ConfigError || err instanceof UsageError || err instanceof RequestError || err instanceof CampaignFileError
+      || err instanceof JournalLockedError) {
       process.stderr.write(`${err.message}\n`);
     }
     else if ((err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) process.stderr.write(`${(err as Error).message}\n\n${USAGE}`);

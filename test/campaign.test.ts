@@ -110,4 +110,21 @@ describe.each<PbxKind>(['asterisk', 'freeswitch'])('%s: campaign', (pbxKind) => 
     expect([...again.rows.values()].filter((r) => r.result).length).toBe(4);
     again.close();
   });
+
+  it('never redials a row whose journal line was torn, and reports it unknown', async () => {
+    const lab = await startLab({ config });
+    lab.pbx().setBotBehaviour(() => ({ kind: 'answer', afterMs: 5, hangupAfterMs: 50 }));
+    const path = csvFile(['number', ...NUMBERS.slice(0, 4)]);
+    // A previous run died mid-write of line 3's dial; an older version then appended line 4's onto it.
+    writeFileSync(`${path}.journal`, `{"k":"3:${NUMBERS[1]}","e":"di{"k":"4:${NUMBERS[2]}","e":"dial","id":"z"}\n`);
+
+    const { rows, journal, campaign } = start(lab, path);
+    const summary = await campaign.run();
+    journal.close();
+    expect(summary.counts).toEqual({ unknown: 2, connected: 2 });
+    expect(lab.pbx().dials.map((d) => d.to).sort()).toEqual([NUMBERS[0], NUMBERS[3]]);
+    const results = join(path, '..', 'results.csv');
+    writeResults(results, rows, campaign.results);
+    expect(readFileSync(results, 'utf8')).toContain(`3,${NUMBERS[1]},unknown,"its journal entry was cut off`);
+  });
 });

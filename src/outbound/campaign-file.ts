@@ -2,7 +2,8 @@
  * A campaign's CSV (columns: number, optional caller, bot, external_id, record, var_*) and its
  * results file (CSV, or JSON Lines when the name ends in .jsonl / .ndjson).
  */
-import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { parse } from 'csv-parse/sync';
 import { stringify } from 'csv-stringify/sync';
 import type { Config } from '../config/schema.js';
@@ -73,19 +74,31 @@ export function writeResults(path: string, rows: CampaignRow[], results: Map<str
   const text = /\.(jsonl|ndjson)$/i.test(path)
     ? lines.map((l) => JSON.stringify(l)).join('\n') + (lines.length ? '\n' : '')
     : stringify(lines.map(spreadsheetSafe), { header: true, columns: [...COLUMNS] });
-  writeFileSync(`${path}.tmp`, text);
-  renameSync(`${path}.tmp`, path);
+  // A name of its own: two runs writing the same results file must not rename each other's.
+  const temporary = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+  try {
+    writeFileSync(temporary, text);
+    renameSync(temporary, path);
+  } catch (err) {
+    try {
+      unlinkSync(temporary);
+    } catch {
+      // never created
+    }
+    throw err;
+  }
 }
 
-/**
- * A cell a spreadsheet would run as a formula (=, @, or + - followed by something other than a
- * digit, as in a hostile number column) gets a leading apostrophe. Phone numbers like +44… stay as
- * they are.
- */
+/** What a spreadsheet may run as a formula: a cell starting with one of these. */
+const FORMULA_START = /^[=+\-@\t\r]/;
+/** …except a cell that is nothing but an E.164 number or a plain number (`-2+3+cmd|…` is neither). */
+const PLAIN_NUMBER = /^(?:\+[1-9]\d{1,14}|-?\d+(?:\.\d+)?)$/;
+
+/** Cells a spreadsheet would run as a formula get a leading apostrophe; +44… numbers stay as they are. */
 function spreadsheetSafe(line: Record<string, string | number>): Record<string, string | number> {
   const safe: Record<string, string | number> = {};
   for (const [key, value] of Object.entries(line)) {
-    safe[key] = typeof value === 'string' && /^(?:[=@\t\r]|[+-][^0-9\s])/.test(value) ? `'${value}` : value;
+    safe[key] = typeof value === 'string' && FORMULA_START.test(value) && !PLAIN_NUMBER.test(value) ? `'${value}` : value;
   }
   return safe;
 }

@@ -4,7 +4,11 @@
  * paused while the trunk is throttled, resuming by itself after the cool-down (one probe first).
  * Every step is journalled first (journal.ts), so a restart dials nobody twice.
  *
- * Emits 'result' (row key, OutboundResult), 'paused' (until, reason) and 'resumed'.
+ * If the journal cannot be written (disk full, …) no further call starts: nothing would stop a rerun
+ * from dialling it again. Calls in progress end as after stop().
+ *
+ * Emits 'result' (row key, OutboundResult), 'paused' (until, reason), 'resumed' and
+ * 'journal-failed' (JournalWriteError).
  */
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
@@ -12,7 +16,7 @@ import type { Clock } from '../clock.js';
 import type { TrunkGate } from '../core/trunk.js';
 import type { Logger } from '../log.js';
 import type { CampaignRow } from './campaign-file.js';
-import type { Journal } from './journal.js';
+import { JournalWriteError, type Journal, type RowState } from './journal.js';
 import type { AdmittedCall, Outbound, OutboundResult, OutboundStatus } from './outbound.js';
 
 export interface CampaignLimits {
@@ -46,6 +50,8 @@ type CampaignCall = AdmittedCall & { key: string };
 
 export class Campaign extends EventEmitter {
   readonly results = new Map<string, OutboundResult>();
+  /** Why the campaign stopped dialling by itself: its journal could not be written. */
+  journalError?: JournalWriteError;
   private readonly queue: Queued[] = [];
   private readonly byKey = new Map<string, Queued>();
   private inFlight = 0;
@@ -99,13 +105,8 @@ export class Campaign extends EventEmitter {
       const state = this.journal.rows.get(row.key);
       if (state?.result) {
         this.results.set(row.key, state.result);
-      } else if (state?.dialledId) {
-        const request = row.request;
-        const result: OutboundResult = {
-          id: state.dialledId, to: request.to, from: request.from, bot: request.bot ?? '', pbx: request.pbx, status: 'unknown',
-          detail: 'was being dialled when the previous run stopped: outcome unknown, not dialled again',
-        };
-        this.record(row.key, result);
+      } else if (state?.dialledId !== undefined || state?.torn) {
+        this.record(row.key, unknownOutcome(row.request, state));
       } else {
         this.queue.push(row as Queued);
         this.byKey.set(row.key, row as Queued);
@@ -174,11 +175,12 @@ export class Campaign extends EventEmitter {
     const requeue: Queued[] = [];
     for (const { call, session, result } of warmed) {
       const { key } = call as CampaignCall;
-      if (session) {
-        this.journal.markDialling(key, call.id);
+      if (session && !this.journalError && this.journalled(() => this.journal.markDialling(key, call.id))) {
         void this.deps.track(this.deps.outbound.dial(call, session)).then((r) => this.callEnded(key, r));
         continue;
       }
+      // A session left undialled (the journal failed): no line says it was dialled, so a rerun calls it.
+      if (session) this.deps.gate.release(call.admission);
       this.inFlight -= 1;
       if (result?.status === 'unavailable') requeue.push(this.byKey.get(key)!);
       else if (result) this.record(key, result.status === 'rejected' ? this.deps.outbound.finish(result) : result);
@@ -194,11 +196,36 @@ export class Campaign extends EventEmitter {
     this.wake.abort();
   }
 
+  /** The outcome is reported even if the journal cannot keep it (a rerun then sees the row as unknown). */
   private record(key: string, result: OutboundResult): void {
-    this.journal.markDone(key, result);
+    this.journalled(() => this.journal.markDone(key, result));
     this.results.set(key, result);
     this.emit('result', key, result);
   }
+
+  /** Runs a journal write; a failed one stops the campaign at once. */
+  private journalled(write: () => void): boolean {
+    try {
+      write();
+      return true;
+    } catch (err) {
+      if (!(err instanceof JournalWriteError)) throw err;
+      if (!this.journalError) {
+        this.journalError = err;
+        this.emit('journal-failed', err);
+      }
+      this.stop();
+      return false;
+    }
+  }
+}
+
+/** A row a previous run may have dialled: never dialled again. */
+function unknownOutcome(request: NonNullable<CampaignRow['request']>, state: RowState): OutboundResult {
+  const detail = state.dialledId !== undefined
+    ? 'was being dialled when the previous run stopped: outcome unknown, not dialled again'
+    : 'its journal entry was cut off when the previous run stopped (it may have been dialled): outcome unknown, not dialled again';
+  return { id: state.dialledId ?? '', to: request.to, from: request.from, bot: request.bot ?? '', pbx: request.pbx, status: 'unknown', detail };
 }
 
 function describe(call: AdmittedCall): Pick<OutboundResult, 'id' | 'to' | 'from' | 'bot' | 'pbx'> {

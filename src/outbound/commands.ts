@@ -6,9 +6,9 @@ import { randomUUID } from 'node:crypto';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import { Daemon } from '../daemon.js';
-import { readCampaign, writeResults } from './campaign-file.js';
+import { readCampaign, writeResults, type CampaignRow } from './campaign-file.js';
 import type { CampaignLimits, CampaignSummary } from './campaign.js';
-import { Journal } from './journal.js';
+import { Journal, type JournalWriteError } from './journal.js';
 import type { CallState, OutboundResult, OutboundStatus } from './outbound.js';
 import { parseCallRequest, type CallRequestInput } from './request.js';
 
@@ -51,15 +51,24 @@ export interface CampaignCommand {
   limits: Partial<CampaignLimits>;
 }
 
-/** Exit codes: 0 every row has an outcome, 1 stopped before the end (run again to resume). */
+/**
+ * Exit codes: 0 every row has an outcome, 1 stopped before the end or the journal could not be
+ * written (run again to resume). Another run on the same journal: JournalLockedError, nobody dialled.
+ */
 export async function runCampaign(config: Config, log: Logger, cmd: CampaignCommand, out: Output, stopSignal: AbortSignal): Promise<number> {
   const rows = readCampaign(cmd.file, config, { pbx: cmd.pbx });
-  const invalid = rows.filter((r) => r.invalid);
-  for (const row of invalid) out.line(`skipped ${row.invalid}`);
+  const journal = new Journal(cmd.journal ?? `${cmd.file}.journal`);
+  try {
+    return await dialCampaign(config, log, cmd, rows, journal, out, stopSignal);
+  } finally {
+    journal.close(); // after the results are written, so the next run reads them whole
+  }
+}
+
+async function dialCampaign(config: Config, log: Logger, cmd: CampaignCommand, rows: CampaignRow[], journal: Journal, out: Output, stopSignal: AbortSignal): Promise<number> {
+  for (const row of rows.filter((r) => r.invalid)) out.line(`skipped ${row.invalid}`);
   const pbx = rows.find((r) => r.request)?.request?.pbx ?? cmd.pbx ?? (config.asterisk ? 'asterisk' : 'freeswitch');
   const daemon = await startDialer(config, log, pbx);
-  const journal = new Journal(cmd.journal ?? `${cmd.file}.journal`);
-  const resultsPath = cmd.results ?? `${cmd.file.replace(/\.csv$/i, '')}.results.csv`;
   const limits: CampaignLimits = {
     concurrency: cmd.limits.concurrency ?? config.outbound.concurrency,
     callsPerSecond: cmd.limits.callsPerSecond ?? config.outbound.calls_per_second,
@@ -73,11 +82,14 @@ export async function runCampaign(config: Config, log: Logger, cmd: CampaignComm
   campaign.on('paused', (until: number, reason: string) =>
     out.line(`paused: ${reason}; Twin's trunk is throttled until ${new Date(until).toISOString()}, resuming then`));
   campaign.on('resumed', () => out.line('resumed'));
+  campaign.on('journal-failed', (err: JournalWriteError) =>
+    out.line(`stopping: ${err.message}; no new calls; waiting for the calls in progress (free some space, then run the same command again to resume)`));
   const onStop = () => {
     out.line('stopping: no new calls; waiting for the calls in progress (run the same command again to resume)');
     campaign.stop();
   };
   stopSignal.addEventListener('abort', onStop, { once: true });
+  if (stopSignal.aborted) onStop(); // Ctrl-C while connecting to the PBX
   const redraw = out.status ? setInterval(() => out.status!(progressLine(campaign.summary())), 250) : undefined;
   let summary: CampaignSummary;
   try {
@@ -85,14 +97,25 @@ export async function runCampaign(config: Config, log: Logger, cmd: CampaignComm
   } finally {
     clearInterval(redraw);
     stopSignal.removeEventListener('abort', onStop);
-    journal.close();
     await daemon.stop();
   }
-  writeResults(resultsPath, rows, campaign.results);
   out.status?.(progressLine(summary));
   out.line(`summary: ${summaryLine(summary)}`);
-  out.line(`results: ${resultsPath}`);
-  return summary.pending === 0 ? 0 : 1;
+  const written = reportResults(cmd, rows, campaign.results, out);
+  return summary.pending === 0 && !campaign.journalError && written ? 0 : 1;
+}
+
+/** The results file; on a full disk it may not be writable either, which is said in one line. */
+function reportResults(cmd: CampaignCommand, rows: CampaignRow[], results: Map<string, OutboundResult>, out: Output): boolean {
+  const path = cmd.results ?? `${cmd.file.replace(/\.csv$/i, '')}.results.csv`;
+  try {
+    writeResults(path, rows, results);
+  } catch (err) {
+    out.line(`results: not written to ${path}: ${(err as Error).message}`);
+    return false;
+  }
+  out.line(`results: ${path}`);
+  return true;
 }
 
 /** Starts a dialer and waits for its PBX; a PBX it cannot reach is an error in plain words. */
