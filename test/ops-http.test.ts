@@ -227,7 +227,7 @@ describe('the HTTP port facing strangers', () => {
     expect(String(await continued)).toMatch(/^HTTP\/1.1 100 Continue/);
     cutOff.write('{"to":');
     cutOff.destroy();
-    await waitFor(() => log.lines().filter((l) => l.msg === 'HTTP request refused').length === 5, 'five refusals in the log');
+    await waitFor(() => log.lines().filter((l) => l.msg === 'bad HTTP request').length === 5, 'five debug lines');
 
     const lines = log.lines().slice(before);
     expect(lines.filter((l) => l.level > 20)).toEqual([]); // nothing above debug

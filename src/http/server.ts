@@ -168,7 +168,8 @@ export class HttpServer {
       throw new HttpError(404, 'not found');
     } catch (err) {
       if (err instanceof HttpError) {
-        this.log.debug({ status: err.status, error: err.message }, 'HTTP request refused');
+        // Strangers' garbage is no event: a debug line at most, never a stack.
+        if (err.status === 400 || err.status === 413) this.log.debug({ status: err.status, error: err.message }, 'bad HTTP request');
         const headers = err.status === 401 ? { 'www-authenticate': 'Bearer' } : undefined;
         return send(res, err.status, err.field ? { error: err.message, field: err.field } : { error: err.message }, headers);
       }
