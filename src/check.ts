@@ -1,7 +1,8 @@
 /** `twin-connector check`: config, Twin IAM login and PBX connection, told in plain words. */
+import { statSync } from 'node:fs';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { loadConfigFile } from './config/load.js';
+import { inlineSecretFields, loadConfigFile, readConfigYaml } from './config/load.js';
 import { silentLogger } from './log.js';
 import { systemClock } from './clock.js';
 import { TwinHttp } from './twin/http.js';
@@ -12,10 +13,12 @@ import type { FreeswitchConfig } from './config/schema.js';
 
 const ok = (line: string) => process.stdout.write(`ok    ${line}\n`);
 const fail = (line: string) => process.stdout.write(`FAIL  ${line}\n`);
+const warn = (line: string) => process.stdout.write(`WARN  ${line}\n`);
 
 export async function runCheck(configPath: string): Promise<number> {
   const config = loadConfigFile(configPath); // a ConfigError is printed by the CLI
   ok(`config ${configPath} is valid`);
+  warnIfSecretsExposed(configPath);
   let failures = 0;
 
   const http = new TwinHttp(1);
@@ -44,6 +47,16 @@ export async function runCheck(configPath: string): Promise<number> {
   if (config.callbacks) failures += await checkCallbackFolder(config.callbacks.dir);
   process.stdout.write(failures === 0 ? 'all checks passed\n' : `${failures} check(s) failed\n`);
   return failures === 0 ? 0 : 1;
+}
+
+/** A warning, not a failure: the file works, but other users on the host can read its secrets. */
+function warnIfSecretsExposed(configPath: string): void {
+  const mode = statSync(configPath).mode & 0o777;
+  if ((mode & 0o077) === 0) return;
+  const fields = inlineSecretFields(readConfigYaml(configPath));
+  if (fields.length === 0) return;
+  warn(`config ${configPath} is open to group/others (mode ${mode.toString(8).padStart(4, '0')}) and holds secrets inline `
+    + `(${fields.join(', ')}): chmod 600 it, or move them to \${ENV} references or <field>_file`);
 }
 
 /** Logs in to FreeSWITCH's event socket and asks for its status; the call socket port is not probed. */

@@ -14,7 +14,7 @@ import { Campaign, type CampaignLimits } from './outbound/campaign.js';
 import type { CampaignRow } from './outbound/campaign-file.js';
 import type { Journal } from './outbound/journal.js';
 import { randomUUID } from 'node:crypto';
-import { HttpServer } from './http/server.js';
+import { HttpServer, type NotReady } from './http/server.js';
 import { TrunkGate, type TrunkSnapshot } from './core/trunk.js';
 import type { AnsweredCall, CallOutcome } from './core/types.js';
 import { TwinHttp } from './twin/http.js';
@@ -53,6 +53,8 @@ export class Daemon extends EventEmitter {
   private readonly live = new Set<Promise<unknown>>();
   private stopping = false;
   private stopped?: Promise<void>;
+  /** The readiness reasons last logged: details are logged when these change, not on every probe. */
+  private loggedReasons = '';
   /** Aborted by a second SIGTERM: stop waiting for live calls. */
   private readonly impatience = new AbortController();
 
@@ -158,27 +160,53 @@ export class Daemon extends EventEmitter {
     return skipped;
   }
 
-  /** Why the product cannot take calls now; empty when it can (GET /readyz). */
-  async notReadyBecause(): Promise<string[]> {
-    const problems: string[] = [];
-    if (this.stopping) problems.push('stopping');
+  /** Why the product cannot take calls now; empty when it can (GET /readyz, GET /v1/status). */
+  async readiness(): Promise<NotReady[]> {
+    const problems: NotReady[] = [];
+    if (this.stopping) problems.push({ reason: 'stopping', detail: 'the product is stopping' });
     for (const driver of [this.asterisk, this.freeswitch]) {
-      if (driver && driver.state !== 'connected') problems.push(`${driver.pbx}: ${driver.state}${driver.lastProblem ? ` (${driver.lastProblem})` : ''}`);
+      if (driver && driver.state !== 'connected') {
+        problems.push({ reason: `pbx_down:${driver.pbx}`, detail: `${driver.pbx}: ${driver.state}${driver.lastProblem ? ` (${driver.lastProblem})` : ''}` });
+      }
     }
     const trunk = this.gate.snapshot();
     if (trunk.state === 'throttled') {
-      problems.push(`Twin trunk throttled until ${new Date(trunk.cooldownUntil ?? 0).toISOString()} (${trunk.lastFailure ?? 'failure'})`);
+      const until = new Date(trunk.cooldownUntil ?? 0).toISOString();
+      problems.push({ reason: 'twin_trunk_throttled', detail: `Twin trunk throttled until ${until} (${trunk.lastFailure ?? 'failure'})` });
     }
-    // A probe must answer fast: a login still running after a second counts as Twin not answering.
-    const login = this.twin.auth.token().then(() => undefined, (err: Error) => err.message);
-    let timer: NodeJS.Timeout | undefined;
-    const slow = new Promise<string>((resolve) => {
-      timer = setTimeout(() => resolve(`Twin IAM did not answer within ${READY_LOGIN_WAIT_MS} ms`), READY_LOGIN_WAIT_MS);
-    });
-    const loginProblem = await Promise.race([login, slow]);
-    clearTimeout(timer);
-    if (loginProblem) problems.push(loginProblem);
+    const login = await this.loginProblem();
+    if (login) problems.push(login);
+    this.logReadinessChange(problems);
     return problems;
+  }
+
+  /**
+   * A probe must answer fast: a login still running after a second counts as Twin not answering.
+   * TwinAuth keeps a token for its lifetime and backs off after a failed login, so probes cannot
+   * log in more often than calls would.
+   */
+  private async loginProblem(): Promise<NotReady | undefined> {
+    const login = this.twin.auth.token().then(
+      () => undefined,
+      (err: Error): NotReady => ({ reason: 'twin_login_failed', detail: err.message }),
+    );
+    let timer: NodeJS.Timeout | undefined;
+    const slow = new Promise<NotReady>((resolve) => {
+      timer = setTimeout(() => resolve({ reason: 'twin_login_slow', detail: `Twin IAM did not answer within ${READY_LOGIN_WAIT_MS} ms` }), READY_LOGIN_WAIT_MS);
+    });
+    try {
+      return await Promise.race([login, slow]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private logReadinessChange(problems: NotReady[]): void {
+    const reasons = problems.map((p) => p.reason).join(',');
+    if (reasons === this.loggedReasons) return;
+    this.loggedReasons = reasons;
+    if (problems.length === 0) this.log.info('ready: can take calls again');
+    else this.log.warn({ notReady: problems }, `not ready: ${reasons}`);
   }
 
   get activeCalls(): number {
@@ -244,6 +272,7 @@ export class Daemon extends EventEmitter {
       warmupRequests: () => this.twin.requests,
       callbacks: () => ({ pending: this.callbacks?.pending ?? 0 }),
       callsNotTaken: () => (this.freeswitch ? [{ pbx: 'freeswitch', count: this.freeswitch.callsNotTaken }] : []),
+      httpConnections: () => ({ open: this.httpServer?.openConnections ?? 0, refused: this.httpServer?.refusedConnections ?? 0 }),
     });
   }
 
@@ -254,7 +283,7 @@ export class Daemon extends EventEmitter {
       placeCall: (request) => this.placeCall(request),
       onProgress: (listener) => this.outbound.on('progress', listener),
       metrics: () => metrics.text(),
-      notReadyBecause: () => this.notReadyBecause(),
+      readiness: () => this.readiness(),
       trunk: () => this.gate.snapshot(),
       receiveCallback: callbacks ? (raw) => callbacks.receive(raw) : undefined,
     }, this.log);

@@ -2,14 +2,16 @@
  * Twin's callbacks through the daemon's HTTP port: named in the warm-up, stored on disk before the
  * 200, de-duplicated, forwarded to the customer with retries on the injected clock.
  */
-import { existsSync, mkdtempSync, readdirSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { callbackKey } from '../src/callbacks/store.js';
 import { ManualClock } from '../src/clock.js';
+import { createLogger, type Logger } from '../src/log.js';
 import type { Lab } from '../src/sim/lab.js';
 import { CustomerServer } from './customer-server.js';
-import { labPerTest, waitFor } from './helpers.js';
+import { captureLog, labPerTest, waitFor } from './helpers.js';
 
 const SECRET = 'cb-secret-0123456789abcdef';
 
@@ -28,9 +30,9 @@ describe('Twin callbacks', () => {
     await Promise.all([customer.stop(), other.stop()]);
   });
 
-  async function start(clock?: ManualClock, extra: Record<string, unknown> = {}): Promise<Lab> {
+  async function start(clock?: ManualClock, extra: Record<string, unknown> = {}, log?: Logger): Promise<Lab> {
     return startLab({
-      clock,
+      clock, log,
       config: {
         http: { listen_port: 0 },
         callbacks: { public_url: 'https://connector.example.com:8443', secret: SECRET, dir, forward_to: [customer.url, other.url], ...extra },
@@ -144,5 +146,46 @@ describe('Twin callbacks', () => {
     expect((await post(lab, JSON.stringify({ pad: 'x'.repeat(1024 * 1024) }))).status).toBe(413);
     expect(files('pending')).toEqual([]);
     expect(customer.attempts).toBe(0);
+  });
+
+  it('answers 400 to a body nested deeper than 64 levels and keeps it in malformed/, where a recursive walk would overflow', async () => {
+    const lab = await start();
+    const deep = `{"type":"CALL_ENDED","data":${'['.repeat(100_000)}${']'.repeat(100_000)}}`; // 200 KB
+    const res = await post(lab, deep);
+    expect(res.status).toBe(400);
+    const { error, kept } = await res.json() as { error: string; kept: string };
+    expect(error).toBe('body is nested deeper than 64 levels');
+    expect(files('malformed')).toEqual([kept]);
+    expect(files('pending')).toEqual([]);
+
+    const deepest = `{"type":"CALL_ENDED","data":${'['.repeat(63)}${']'.repeat(63)}}`; // 64 levels with the object
+    expect((await post(lab, deepest)).status).toBe(200);
+  });
+
+  it('removes the temporary file of a write that fails', async () => {
+    const lab = await start();
+    const event = { type: 'CALL_ENDED', callId: 'twin-unwritable' };
+    mkdirSync(join(dir, 'pending', `${callbackKey(event)}.json`)); // the rename over it fails: EISDIR
+    expect((await post(lab, JSON.stringify(event))).status).toBe(500);
+    expect(readdirSync(join(dir, 'pending'))).toEqual([`${callbackKey(event)}.json`]);
+  });
+
+  it('removes temporary files a crash left behind when it starts', async () => {
+    for (const folder of ['pending', 'delivered', 'malformed']) {
+      mkdirSync(join(dir, folder));
+      writeFileSync(join(dir, folder, '.0123abcd.json.1a2b3c4d.tmp'), '{"half":');
+    }
+    await start();
+    for (const folder of ['pending', 'delivered', 'malformed']) expect(readdirSync(join(dir, folder))).toEqual([]);
+  });
+
+  it('logs only the origin of a forward URL, never its path or query', async () => {
+    const log = captureLog();
+    const forward = 'http://127.0.0.1:9/hooks/path-token-5e1f?key=query-token-7a2c';
+    const lab = await start(undefined, { forward_to: [forward] }, createLogger({ level: 'trace', destination: log.stream }));
+    expect((await post(lab, JSON.stringify({ type: 'CALL_ENDED', callId: 'twin-4' }))).status).toBe(200);
+    await waitFor(() => log.lines().find((l) => l.msg === 'forwarding a Twin callback failed; will retry'), 'the failed attempt to be logged')
+      .then((line) => expect(line.forwardTo).toBe('http://127.0.0.1:9'));
+    expect(log.text()).not.toMatch(/path-token|query-token|\/hooks/);
   });
 });

@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -66,6 +66,26 @@ describe('twin-connector check', () => {
     expect(out).toContain(`FAIL  FreeSWITCH ESL at 127.0.0.1:${fs.port} refused the password (see event_socket.conf.xml)`);
     expect(out).not.toMatch(/wrong-(twin|ari|esl)-pw/);
     expect(code).toBe(1);
+  });
+
+  it('warns when a config file that holds secrets inline is open to group or others', async () => {
+    const inline = writeConfig('inline-secrets.yaml', () => {}); // passwords written in the file
+    chmodSync(inline, 0o644);
+    const exposed = await cli(['check', '--config', inline]);
+    expect(exposed.out).toContain(`WARN  config ${inline} is open to group/others (mode 0644) and holds secrets inline (twin.password, asterisk.password, freeswitch.esl_password)`);
+    expect(exposed.out).not.toContain(twin.password);
+    expect(exposed.code).toBe(0); // a warning, not a failure
+    chmodSync(inline, 0o600);
+    expect((await cli(['check', '--config', inline])).out).not.toContain('WARN');
+
+    const fromEnv = writeConfig('env-secrets.yaml', (c) => {
+      c.twin.password = '${TWIN_PASSWORD}';
+      c.asterisk.password = '${ARI_PASSWORD}';
+      c.freeswitch.esl_password = '${ESL_PASSWORD}';
+    });
+    chmodSync(fromEnv, 0o644);
+    const env = { TWIN_PASSWORD: twin.password, ARI_PASSWORD: ari.password, ESL_PASSWORD: fs.password };
+    expect((await cli(['check', '--config', fromEnv], env)).out).not.toContain('WARN');
   });
 
   it('checks that the callback folder is writable', async () => {

@@ -75,7 +75,33 @@ describe('config', () => {
     const dir = mkdtempSync(join(tmpdir(), 'twin-config-'));
     expect(() => loadConfigFile(join(dir, 'nope.yaml'))).toThrow(/cannot read .*nope\.yaml: ENOENT/);
     writeFileSync(join(dir, 'bad.yaml'), 'twin: [unclosed');
-    expect(() => loadConfigFile(join(dir, 'bad.yaml'))).toThrow(/is not valid YAML/);
+    expect(() => loadConfigFile(join(dir, 'bad.yaml'))).toThrow(/bad\.yaml line 1:\d+: YAML syntax error \(BAD_INDENT\)/);
+  });
+
+  it('tells a YAML mistake by line, column and code, never echoing the value, and prints no YAML warning', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'twin-config-'));
+    const warnings: Error[] = [];
+    const onWarning = (w: Error) => warnings.push(w);
+    process.on('warning', onWarning);
+    try {
+      for (const [value, code, line] of [
+        ['*Kx9secret-alias', 'BAD_ALIAS', 3], ['!Kx9secret-tag', 'TAG_RESOLVE_FAILED', 3], ['|Kx9secret-block', 'UNEXPECTED_TOKEN', 3],
+        ['@Kx9secret-reserved', 'BAD_SCALAR_START', 3], ['"Kx9secret-unclosed', 'MISSING_CHAR', 4], // found at the end of the file
+      ] as const) {
+        const file = join(dir, 'secret.yaml');
+        writeFileSync(file, `twin:\n  email: a@b.c\n  password: ${value}\n`);
+        const err = (() => { try { loadConfigFile(file, {}); } catch (e) { return e; } })();
+        expect(err).toBeInstanceOf(ConfigError);
+        const message = (err as Error).message;
+        expect(message).toContain(`${file} line ${line}:`);
+        expect(message).toContain(`YAML syntax error (${code})`);
+        expect(message).not.toContain('Kx9');
+      }
+      await new Promise((r) => setImmediate(r)); // process warnings are emitted on the next tick
+      expect(warnings).toEqual([]);
+    } finally {
+      process.off('warning', onWarning);
+    }
   });
 
   it('needs a PBX, and names the FreeSWITCH fields that are wrong', () => {

@@ -1,6 +1,7 @@
 /**
  * The real daemon process and its signals: SIGHUP reloads the config file (a broken file is refused
- * with the reason and the old config kept), SIGTERM lets the live call finish and exits 0.
+ * with the reason, never a value from it, and the old config kept), SIGTERM lets the live call
+ * finish and exits 0.
  */
 import { writeFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
@@ -40,6 +41,13 @@ describe('daemon signals', () => {
       expect(daemon.output()).toContain('"problems":["trunk.cooldown_s: Invalid input: expected number, received string"]');
       await callAndHangUp();
       expect(lastBot()).toBe('bot-reloaded');
+
+      // An unquoted secret that YAML reads as an alias: the log names the place, never the value.
+      writeFileSync(configPath, stringify(config).replace(/^(\s+password: ).*$/m, '$1*Kx9-unquoted-secret'));
+      daemon.child.kill('SIGHUP');
+      await waitFor(() => daemon.output().split('config not reloaded').length === 3, 'the second refusal');
+      expect(daemon.output()).toMatch(/config\.yaml line \d+:\d+: YAML syntax error \(BAD_ALIAS\)/);
+      expect(daemon.output()).not.toContain('Kx9');
 
       const live = ari.placeCall();
       await waitFor(() => ari.channel(live.id)?.vars.get('TWIN_STATUS') === 'CONNECTED', 'the live call to be bridged');

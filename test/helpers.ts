@@ -1,3 +1,5 @@
+import { connect, type Socket } from 'node:net';
+import { PassThrough } from 'node:stream';
 import { afterEach, expect } from 'vitest';
 import { Lab, type LabOptions } from '../src/sim/lab.js';
 import type { PbxKind } from '../src/sim/pbx-sim.js';
@@ -37,4 +39,34 @@ export function labPerTest(kind: PbxKind): (options?: LabOptions) => Promise<Lab
     }
   });
   return async (options = {}) => (current = await Lab.start({ ...options, pbx: kind }));
+}
+
+/** A logger stream read back as text and as parsed JSON lines. */
+export function captureLog(): { stream: PassThrough; text: () => string; lines: () => Record<string, any>[] } {
+  const stream = new PassThrough();
+  let text = '';
+  stream.on('data', (d: Buffer) => { text += d.toString(); });
+  return { stream, text: () => text, lines: () => text.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, any>) };
+}
+
+/** A raw TCP connection on loopback, once connected. */
+export function openSocket(port: number): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(port, '127.0.0.1', () => resolve(socket));
+    socket.once('error', reject);
+  });
+}
+
+/** Resolves when the server closes the socket; what it sent meanwhile. */
+export function untilClosed(socket: Socket, what: string, timeoutMs = 5000): Promise<string> {
+  let received = '';
+  socket.on('data', (d: Buffer) => { received += d.toString(); });
+  socket.on('error', () => {});
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), timeoutMs);
+    socket.once('close', () => {
+      clearTimeout(timer);
+      resolve(received);
+    });
+  });
 }

@@ -20,6 +20,9 @@ export interface CallbacksConfig {
 
 export type CallbackResult = 'stored' | 'duplicate' | 'malformed' | 'forwarded' | 'retry' | 'gave-up';
 
+/** Deeper bodies are kept in malformed/ and answered 400: storing them would overflow the stack. */
+export const MAX_CALLBACK_DEPTH = 64;
+
 /** The path Twin posts to; the secret authenticates Twin (it cannot send headers of our choosing). */
 export const CALLBACK_PATH = '/v1/twin/callbacks/';
 
@@ -60,16 +63,15 @@ export class Callbacks {
     await this.http.close();
   }
 
-  /** A POST from Twin: 200 once on disk (or already there), 400 (kept in malformed/) when unreadable. */
+  /**
+   * A POST from Twin: 200 once on disk (or already there); 400 (kept in malformed/) when unreadable
+   * or nested deeper than MAX_CALLBACK_DEPTH, as Twin's retries could never be stored either.
+   */
   async receive(raw: Buffer): Promise<{ status: 200 | 400; body: Record<string, unknown> }> {
     const now = this.clock.now();
     const body = parseJsonObject(raw.toString('utf8'));
-    if (!body) {
-      const file = await this.store.keepMalformed(raw, now);
-      this.onResult('malformed');
-      this.log.warn({ file: `malformed/${file}`, bytes: raw.length }, 'Twin callback is not a JSON object; kept for inspection');
-      return { status: 400, body: { error: 'body must be a JSON object', kept: file } };
-    }
+    if (!body) return this.keepMalformed(raw, now, 'body must be a JSON object');
+    if (nestedDeeperThan(body, MAX_CALLBACK_DEPTH)) return this.keepMalformed(raw, now, `body is nested deeper than ${MAX_CALLBACK_DEPTH} levels`);
     const { result, callback } = await this.store.add(body, this.cfg.forward_to, now);
     this.onResult(result);
     if (result === 'stored') {
@@ -78,4 +80,22 @@ export class Callbacks {
     }
     return { status: 200, body: { id: callback.key, result } };
   }
+
+  private async keepMalformed(raw: Buffer, now: number, reason: string): Promise<{ status: 400; body: Record<string, unknown> }> {
+    const file = await this.store.keepMalformed(raw, now);
+    this.onResult('malformed');
+    this.log.warn({ file: `malformed/${file}`, bytes: raw.length, reason }, 'Twin callback cannot be stored; kept for inspection');
+    return { status: 400, body: { error: reason, kept: file } };
+  }
+}
+
+/** Walks the value with a stack of its own (a recursive walk is what overflows), stopping at the limit. */
+function nestedDeeperThan(value: unknown, limit: number): boolean {
+  const stack: { value: unknown; depth: number }[] = [{ value, depth: 1 }];
+  for (let next = stack.pop(); next; next = stack.pop()) {
+    if (next.value === null || typeof next.value !== 'object') continue;
+    if (next.depth > limit) return true;
+    for (const child of Object.values(next.value)) stack.push({ value: child, depth: next.depth + 1 });
+  }
+  return false;
 }

@@ -144,8 +144,7 @@ function nextAttempt(callback: StoredCallback): number {
   return next === Infinity ? callback.receivedAt : next;
 }
 
-/** A customer URL may carry a token in its query or user part: log only its origin and path. */
+/** A customer URL may carry a token in its path, query or user part: log only its origin. */
 function safeUrl(url: string): string {
-  const u = new URL(url);
-  return `${u.origin}${u.pathname}`;
+  return new URL(url).origin;
 }

@@ -4,7 +4,7 @@
  *   pending/<key>.json    received, not yet delivered to every forward URL (with each URL's attempts)
  *   delivered/<key>.json  delivered everywhere; kept for de-duplication while Twin may still retry
  *   failed/<key>.json     given up after callbacks.retry_for_h; for a person to look at
- *   malformed/<time>.txt  bodies that were not a JSON object (answered 400), kept for inspection
+ *   malformed/<time>.txt  bodies that were not a JSON object, or nested too deep (answered 400), kept for inspection
  *
  * The key is a digest of the body's canonical JSON, so a callback Twin sends again (it retries
  * until it gets a 200, for up to 24 h) is recognised as the same one.
@@ -43,12 +43,15 @@ export class CallbackStore {
 
   /** Creates the folders and reads what is on disk; returns the callbacks still to deliver. */
   async open(): Promise<StoredCallback[]> {
-    for (const folder of FOLDERS) await mkdir(join(this.dir, folder), { recursive: true, mode: 0o700 });
+    for (const folder of FOLDERS) {
+      await mkdir(join(this.dir, folder), { recursive: true, mode: 0o700 });
+      await removeTemporaryFiles(join(this.dir, folder));
+    }
     const pending: StoredCallback[] = [];
     // Finished ones first: a crash inside finish() leaves a stale copy in pending/ too.
     for (const folder of ['delivered', 'failed', 'pending'] as const) {
       for (const name of await readdir(join(this.dir, folder))) {
-        if (!name.endsWith('.json')) continue; // a .tmp left by a crash mid-write was never answered 200
+        if (!name.endsWith('.json')) continue;
         const stored = await this.read(folder, name);
         if (!stored) continue;
         if (folder === 'pending' && this.known.has(stored.key)) {
@@ -140,6 +143,13 @@ export class CallbackStore {
   }
 }
 
+/** A .tmp left by a crash mid-write was never answered 200 (or its callback is on disk under its own name). */
+async function removeTemporaryFiles(dir: string): Promise<void> {
+  for (const name of await readdir(dir)) {
+    if (name.endsWith('.tmp')) await unlink(join(dir, name)).catch(() => {});
+  }
+}
+
 /** Same content, same key: the digest of the body with its object keys sorted. */
 export function callbackKey(body: unknown): string {
   return createHash('sha256').update(canonicalJson(body)).digest('hex').slice(0, 32);
@@ -154,17 +164,25 @@ function canonicalJson(value: unknown): string {
   return JSON.stringify(value);
 }
 
-/** Write to a temporary name, fsync, rename over the final name, fsync the folder: all or nothing. */
+/**
+ * Write to a temporary name, fsync, rename over the final name, fsync the folder: all or nothing.
+ * A failed write takes its temporary file with it (a full disk must not fill up with them).
+ */
 async function writeDurably(dir: string, name: string, data: Buffer): Promise<void> {
   const tmp = join(dir, `.${name}.${randomUUID().slice(0, 8)}.tmp`);
-  const file = await open(tmp, 'w', 0o600);
   try {
-    await file.writeFile(data);
-    await file.sync();
-  } finally {
-    await file.close();
+    const file = await open(tmp, 'w', 0o600);
+    try {
+      await file.writeFile(data);
+      await file.sync();
+    } finally {
+      await file.close();
+    }
+    await rename(tmp, join(dir, name));
+  } catch (err) {
+    await unlink(tmp).catch(() => {});
+    throw err;
   }
-  await rename(tmp, join(dir, name));
   await syncDir(dir);
 }
 

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { parse as parseYaml } from 'yaml';
+import { LineCounter, parseDocument, visit, type Document } from 'yaml';
 import type { z } from 'zod';
 import { ConfigSchema, type Config } from './schema.js';
 
@@ -14,19 +14,66 @@ export class ConfigError extends Error {
 export const CONFIG_ENV = 'TWIN_CONNECTOR_CONFIG';
 
 export function loadConfigFile(path: string, env: NodeJS.ProcessEnv = process.env): Config {
+  return parseConfig(readConfigYaml(path), env);
+}
+
+/** Most YAML mistakes in a config are an unquoted value that starts with one of YAML's indicators. */
+const YAML_HINT = 'put a value in quotes if it starts with * & ! | > @ ` % or holds ": " or " #", and close every quote';
+/** A problem at each of these places is told; the rest are usually its echoes. */
+const MAX_YAML_PROBLEMS = 5;
+
+/**
+ * The file's YAML, before secrets are resolved. The yaml library's own messages quote the line
+ * (and a password on it), so problems are told by position and error code only; its warnings
+ * (e.g. `password: !x…` read as a tag) are problems too, and never reach process warnings.
+ */
+export function readConfigYaml(path: string): unknown {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
   } catch (err) {
-    throw new ConfigError([`cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`]);
+    throw new ConfigError([`cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`]);
   }
-  let raw: unknown;
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false });
+  const found = [...doc.errors, ...doc.warnings].map((e) => ({ offset: e.pos[0], code: e.code as string }));
+  found.push(...unresolvedAliases(doc).map((offset) => ({ offset, code: 'BAD_ALIAS' })));
+  if (found.length > 0) {
+    throw new ConfigError(found.slice(0, MAX_YAML_PROBLEMS).map(({ offset, code }) => {
+      const { line, col } = lines.linePos(offset);
+      return `${path} line ${line}:${col}: YAML syntax error (${code}): ${YAML_HINT}`;
+    }));
+  }
   try {
-    raw = parseYaml(text);
-  } catch (err) {
-    throw new ConfigError([`${path} is not valid YAML: ${(err as Error).message.split('\n')[0]}`]);
+    return doc.toJS({ maxAliasCount: 100 });
+  } catch {
+    throw new ConfigError([`${path}: YAML error (aliases): ${YAML_HINT}`]); // e.g. an alias bomb
   }
-  return parseConfig(raw, env);
+}
+
+/** Offsets of aliases (`*name`) with no anchor before them: an unquoted value that starts with `*`. */
+function unresolvedAliases(doc: Document): number[] {
+  const offsets: number[] = [];
+  visit(doc, {
+    Alias(_, node) {
+      if (node.resolve(doc) === undefined) offsets.push(node.range?.[0] ?? 0);
+    },
+  });
+  return offsets;
+}
+
+/** Fields that hold a secret: password, esl_password, token, api_token, secret. */
+const SECRET_FIELD = /(password|token|secret)$/;
+const ONLY_ENV_REFS = /^(\$\{[A-Za-z_][A-Za-z0-9_]*\})+$/;
+
+/** Paths of secrets written in the file itself (not as ${ENV} or <field>_file), e.g. twin.password. */
+export function inlineSecretFields(raw: unknown, path: string[] = []): string[] {
+  if (raw === null || typeof raw !== 'object') return [];
+  return Object.entries(raw).flatMap(([key, value]) => {
+    const here = [...path, key];
+    if (typeof value === 'string') return SECRET_FIELD.test(key) && !ONLY_ENV_REFS.test(value) ? [here.join('.')] : [];
+    return inlineSecretFields(value, here);
+  });
 }
 
 /**

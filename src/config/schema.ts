@@ -198,6 +198,13 @@ export const ConfigSchema = z.object({
     listen_port: z.number().int().min(0).max(65535).default(8080),
     /** Bearer token of the dialer API (POST/GET /v1/calls); the API is off without it. */
     api_token: z.string().min(16, 'must be at least 16 characters').optional(),
+    /**
+     * A connection that sends nothing for this long is closed: before its first request, and
+     * between requests (keep-alive; node adds a second so the client hears of it first).
+     */
+    idle_timeout_ms: z.number().int().min(100).max(600_000).default(10_000),
+    /** Open connections at most; one more is answered 503 and closed. Keep it below the fd limit. */
+    max_connections: z.number().int().min(1).max(60_000).default(1000),
   }).strict().optional(),
 
   callbacks: z.object({

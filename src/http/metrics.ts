@@ -19,6 +19,8 @@ export interface MetricsSource {
   callbacks?(): { pending: number };
   /** Calls the PBX could not hand to the product (FreeSWITCH's `socket` failed), reported by its dialplan. */
   callsNotTaken?(): { pbx: string; count: number }[];
+  /** Connections open on the HTTP port now, and those refused (503) over http.max_connections so far. */
+  httpConnections?(): { open: number; refused: number };
 }
 
 const TRUNK_STATES: TrunkState[] = ['open', 'probing', 'throttled'];
@@ -97,6 +99,20 @@ export class Metrics {
         this.inc(source.warmupRequests());
       },
     });
+    if (source.httpConnections) {
+      const read = source.httpConnections.bind(source);
+      new Gauge({
+        name: 'twin_connector_http_connections', help: 'Connections open on the HTTP port', registers,
+        collect() { this.set(read().open); },
+      });
+      new Counter({
+        name: 'twin_connector_http_connections_refused_total', help: 'HTTP connections answered 503 because http.max_connections were open', registers,
+        collect() {
+          this.reset(); // the total is kept by the HTTP server
+          this.inc(read().refused);
+        },
+      });
+    }
     if (source.callbacks) {
       const read = source.callbacks.bind(source);
       new Gauge({

@@ -11,6 +11,17 @@ export class TwinAuthError extends Error {
   }
 }
 
+/** After a failed login, the next one waits this long, doubling up to MAX_BACKOFF_MS (IAM may lock the account). */
+const FIRST_BACKOFF_MS = 30_000;
+const MAX_BACKOFF_MS = 5 * 60_000;
+
+interface LoginFailure {
+  error: TwinAuthError;
+  /** No login before this (epoch ms); until then token() fails at once with `error`. */
+  retryAt: number;
+  backoffMs: number;
+}
+
 interface CachedToken {
   value: string;
   /** When we renew: a little before the JWT's exp. */
@@ -20,11 +31,13 @@ interface CachedToken {
 
 /**
  * Twin IAM token: logged in once, shared by every call, renewed before it expires and once more
- * when Twin answers 401. Concurrent calls that need a token wait on the same login.
+ * when Twin answers 401. Concurrent calls that need a token wait on the same login. A failed login
+ * is not repeated for 30 s (doubling to 5 min): neither calls nor readiness probes may hammer IAM.
  */
 export class TwinAuth {
   private cached?: CachedToken;
   private inFlight?: Promise<string>;
+  private failure?: LoginFailure;
   /** Logins and refreshes made (and how many of them failed), for metrics and tests. */
   logins = 0;
   loginFailures = 0;
@@ -50,9 +63,27 @@ export class TwinAuth {
     return this.renew();
   }
 
+  /** The last login's failure while its back-off lasts; undefined when a login may be tried. */
+  private get backingOff(): TwinAuthError | undefined {
+    return this.failure && this.clock.now() < this.failure.retryAt ? this.failure.error : undefined;
+  }
+
   private renew(): Promise<string> {
-    this.inFlight ??= this.obtain().finally(() => { this.inFlight = undefined; });
+    const refusal = this.backingOff;
+    if (refusal) return Promise.reject(refusal);
+    this.inFlight ??= this.obtain().then(
+      (token) => { this.failure = undefined; return token; },
+      (err: unknown) => { throw this.backOff(err); },
+    ).finally(() => { this.inFlight = undefined; });
     return this.inFlight;
+  }
+
+  private backOff(cause: unknown): TwinAuthError {
+    const err = cause instanceof TwinAuthError ? cause : new TwinAuthError('Twin IAM login failed');
+    const backoffMs = this.failure ? Math.min(this.failure.backoffMs * 2, MAX_BACKOFF_MS) : FIRST_BACKOFF_MS;
+    this.failure = { error: err, retryAt: this.clock.now() + backoffMs, backoffMs };
+    this.log.warn({ err: err.message, retryInS: backoffMs / 1000 }, 'Twin IAM login failed; not trying again before the back-off ends');
+    return err;
   }
 
   private async obtain(): Promise<string> {
