@@ -106,7 +106,7 @@ describe('Asterisk: the bot transfers the caller to a person (REFER)', () => {
     lab.ari.botBehaviour = () => ({ kind: 'answer', afterMs: 5, refer: { afterMs: 30, to: '900' } });
     const call = lab.ari.placeCall();
     await waitFor(() => lab.ari.refers[0], 'the REFER');
-    expect(lab.ari.refers[0]).toMatchObject({ handling: 'refused' });
+    expect(lab.ari.refers[0]).toMatchObject({ handling: 'refused', notifies: [100, 404] });
     expect(lab.ari.peersOf(call.id)).toEqual([expect.stringMatching(/^PJSIP\/twin-/)]);
     call.hangup();
     expect(await lab.outcomeOf(call.id)).toMatchObject({ status: 'CONNECTED' });

@@ -720,8 +720,8 @@ export class AriSimulator {
   /**
    * The bot leg (in our bridge) sends REFER. With PJSIP_TRANSFER_HANDLING()=ari-only written on it,
    * Asterisk only tells the app (ChannelTransfer, no state) and NOTIFYs 100; otherwise it transfers
-   * by itself within TRANSFER_CONTEXT (else the endpoint's context), or answers 404 when the
-   * extension does not exist there (nothing moves).
+   * by itself within TRANSFER_CONTEXT (else the endpoint's context); an extension that does not
+   * exist there gets 202 and NOTIFYs 100, 404 (real Asterisk 22.10.1: "target does not exist"), and nothing moves.
    */
   private referFromBot(bot: SimChannel, to: string): void {
     if (!this.channels.has(bot.id)) return;
@@ -735,7 +735,7 @@ export class AriSimulator {
       return this.emitChannelTransfer(bot, undefined);
     }
     const context = bot.vars.get('TRANSFER_CONTEXT') ?? 'from-twin';
-    if (!this.transferExtensionExists(context, to)) return;
+    if (!this.transferExtensionExists(context, to)) return void refer.notifies.push(100, 404); // nothing moves
     refer.handling = 'core';
     refer.notifies.push(100, 200); // at once, before anyone answers (refer-core)
     this.coreBlindTransfer(bot, context, to);
@@ -804,7 +804,7 @@ export class AriSimulator {
     const context = assignments.find((a) => a.startsWith('TRANSFER_CONTEXT='))?.slice('TRANSFER_CONTEXT='.length) ?? 'from-twin';
     const refer: SimRefer = { to, handling: 'refused', notifies: [], callerId: caller.id };
     this.refers.push(refer);
-    if (!this.transferExtensionExists(context, to)) return;
+    if (!this.transferExtensionExists(context, to)) return void refer.notifies.push(100, 404);
     refer.handling = 'core';
     refer.notifies.push(100, 200);
     dial.transferredTo = to;

@@ -49,7 +49,7 @@ export interface SimChannel {
 export interface SimRefer {
   /** The Refer-To user. */
   to: string;
-  /** How Asterisk took it: ari-only (ChannelTransfer to the app), core (its own blind transfer), or refused (404: no such extension). */
+  /** How Asterisk took it: ari-only (ChannelTransfer to the app), core (its own blind transfer), or refused (NOTIFY 404: no such extension). */
   handling: 'ari' | 'core' | 'refused';
   /** NOTIFY sipfrag status codes sent to the bot, in order (100, 200, 503, 603). */
   notifies: number[];
