@@ -33,6 +33,7 @@ const SCENARIOS: Scenario[] = [
   { title: 'Twin rejects the call (null)', hints: { bot: 'sales', fallback_context: 'agents' }, twin: { kind: 'null' }, bot: { kind: 'answer' } },
   { title: 'bot leg busy (486)', hints: { bot: 'sales' }, twin: { kind: 'id' }, bot: { kind: 'busy', afterMs: 30 } },
   { title: 'bot hangs up first', hints: { bot: 'support' }, twin: { kind: 'id' }, bot: { kind: 'answer', afterMs: 20, hangupAfterMs: 200 } },
+  { title: 'bot hands the caller to an operator (REFER)', hints: { bot: 'support' }, twin: { kind: 'id' }, bot: { kind: 'answer', afterMs: 20, refer: { afterMs: 100, to: 'operator' } }, callerHangsUpAfterMs: 700 },
   { title: 'caller hangs up during the warm-up', hints: { bot: 'sales' }, twin: { kind: 'slow', delayMs: 500 }, bot: { kind: 'answer' }, callerHangsUpAfterMs: 100 },
   { title: 'Twin answers 500', hints: { bot: 'sales' }, twin: { kind: 'status', status: 500 }, bot: { kind: 'answer' } },
   { title: 'next call while throttled', hints: { bot: 'sales' }, twin: { kind: 'id' }, bot: { kind: 'answer' } },
@@ -64,7 +65,7 @@ async function runPbx(kind: PbxKind, rows: Row[]): Promise<string[]> {
   const lab = await Lab.start({
     pbx: kind,
     config: {
-      routes: { default: { bot: 'sales', fallback: { action: 'continue', context: 'twin-fallback', extension: 'agent' } } },
+      routes: { default: { bot: 'sales', fallback: { action: 'continue', context: 'twin-fallback', extension: 'agent' }, transfers: { operator: 'agents,s' } } },
       http: { listen_port: 0 },
       callbacks: { public_url: 'https://connector.example.com', secret: 'demo-callback-secret', dir: mkdtempSync(join(tmpdir(), 'twin-demo-callbacks-')), forward_to: [customer.url] },
     },
@@ -184,7 +185,8 @@ async function runScenario(lab: Lab, pbx: PbxSim, s: Scenario, n: number): Promi
     say(`${tag}: bot leg INVITE ${invite.requestUri} with ${headers}`);
   }
   say(`${tag}: caller ${describeExit(left)}; TWIN_STATUS=${left.vars.TWIN_STATUS ?? '(not set)'}`);
-  say(`${tag}: outcome ${outcome.status}${outcome.detail ? ` (${outcome.detail})` : ''}${outcome.endedBy ? `, ${outcome.endedBy} hung up first` : ''}`);
+  const transfer = outcome.transferTarget ? ` to ${outcome.transferTarget} (the bot's REFER; its leg is gone)` : '';
+  say(`${tag}: outcome ${outcome.status}${transfer}${outcome.detail ? ` (${outcome.detail})` : ''}${outcome.endedBy ? `, ${outcome.endedBy} hung up first` : ''}`);
   await waitUntil(() => pbx.trunkState() === trunkWord(lab.daemon.gate.snapshot()), 500);
   say(`${tag}: trunk is ${lab.daemon.gate.snapshot().state}, ${TRUNK_NAMES[pbx.kind]} = ${pbx.trunkState()}`);
   return { outcome, left };
