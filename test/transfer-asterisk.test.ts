@@ -74,11 +74,26 @@ describe('Asterisk: the bot transfers the caller to a person (REFER)', () => {
     expect(await lab.outcomeOf(left.id)).toMatchObject({ status: 'TRANSFER_FAILED', transferTarget: 'operator' });
   });
 
+  it('ari-only: after a transfer nobody answered, the bot may try another target; the first try\'s late end changes nothing', async () => {
+    const lab = await startLab({ config: config('ari', { transfer_timeout_s: 1 }) });
+    lab.ari.personBehaviour = (_context, extension) => (extension === 's' ? { kind: 'no-answer' } : { kind: 'answer', afterMs: 10 });
+    lab.ari.botBehaviour = () => ({ kind: 'answer', afterMs: 5, refer: { afterMs: 20, to: 'operator' } });
+    const call = lab.ari.placeCall();
+    const botId = `twin-${call.id}-bot`;
+    await waitFor(() => lab.ari.refers[0]?.notifies.includes(503), 'NOTIFY 503 for the first try', 4000);
+    lab.ari.botRefers(botId, 'sales');
+    await waitFor(() => lab.ari.channel(call.id)?.vars.get('TWIN_STATUS') === 'TRANSFERRED', 'the second try to be answered');
+    expect(lab.ari.peersOf(call.id)).toEqual([expect.stringMatching(/^Local\/sales@agents-/)]);
+    expect(lab.ari.channel(`twin-${call.id}-xfer2`)).toBeDefined();
+    call.hangup();
+    expect(await lab.outcomeOf(call.id)).toMatchObject({ status: 'TRANSFERRED', transferTarget: 'sales', endedBy: 'caller' });
+  });
+
   it('ari-only: the person hangs up first → the caller is hung up, outcome TRANSFERRED ended by the target', async () => {
     const lab = await startLab({ config: config('ari') });
     lab.ari.botBehaviour = () => ({ kind: 'answer', afterMs: 5, refer: { afterMs: 20, to: 'sales' } });
     const call = lab.ari.placeCall();
-    const xferId = `twin-${call.id}-xfer`;
+    const xferId = `twin-${call.id}-xfer1`;
     await waitFor(() => lab.ari.channel(call.id)?.vars.get('TWIN_STATUS') === 'TRANSFERRED', 'transferred');
     expect(lab.ari.channel(xferId)!.name).toMatch(/^Local\/sales@agents-/);
     lab.ari.botHangsUp(xferId); // the person's BYE

@@ -15,7 +15,7 @@ export interface AriCallHost {
   readonly transferHandling: 'ari' | 'core';
   registerBotLeg(botId: string, call: AriCall): void;
   registerTransferLeg(legId: string, call: AriCall): void;
-  forget(call: { readonly id: string; readonly botLegId: string | undefined; readonly transferLegId?: string }): void;
+  forget(call: { readonly id: string; readonly botLegId: string | undefined; readonly transferLegIds?: readonly string[] }): void;
 }
 
 /**
@@ -52,6 +52,7 @@ export class AriCall extends StasisCaller implements AnsweredCall {
   private botEnteredStasis?: () => void;
   private options?: ConnectOptions;
   private transfer: TransferLeg = { state: 'none' };
+  private readonly transferLegs: string[] = [];
   /** After a transfer: who ends the caller's talk with the person. */
   private resolveTargetEnd?: (who: EndedBy) => void;
 
@@ -67,8 +68,9 @@ export class AriCall extends StasisCaller implements AnsweredCall {
     return this.bot.state === 'none' ? undefined : this.bot.id;
   }
 
-  get transferLegId(): string | undefined {
-    return this.transfer.state === 'none' ? undefined : this.transfer.id;
+  /** Every leg a transfer of this call used (a bot may try again after a failed one). */
+  get transferLegIds(): readonly string[] {
+    return this.transferLegs;
   }
 
   override async hold(kind: HoldKind): Promise<void> {
@@ -222,22 +224,22 @@ export class AriCall extends StasisCaller implements AnsweredCall {
       void this.host.rest.transferProgress(botId, 'channel_declined').catch(ignoreGone).catch(this.warn('could not decline the transfer'));
       return;
     }
-    const id = `${this.bridgeId}-xfer`;
+    const id = `${this.bridgeId}-xfer${this.transferLegs.length + 1}`;
     const timeoutS = this.options!.transferTimeoutS;
-    const timer = setTimeout(() => this.onTransferLegGone('no answer in time'), (timeoutS + 5) * 1000);
+    const timer = setTimeout(() => this.onTransferLegGone(undefined, 'no answer in time'), (timeoutS + 5) * 1000);
     this.transfer = { state: 'dialing', id, target: name, timer, ours: true };
-    this.host.registerTransferLeg(id, this);
+    this.registerTransferLeg(id);
     void this.host.rest.transferProgress(botId, 'channel_progress').catch(ignoreGone).catch(this.warn('could not report the transfer to the bot'));
     this.host.rest.createChannel({ channelId: id, endpoint: `Local/${to.extension}@${to.context}`, appArgs: `transfer,${this.id}`, variables: {} })
-      .catch((err: Error) => this.onTransferLegGone(`could not reach ${to.extension}@${to.context}: ${err.message}`));
+      .catch((err: Error) => this.onTransferLegGone(id, `could not reach ${to.extension}@${to.context}: ${err.message}`));
   }
 
   /** Our Local leg to the destination is in the app: ring it (Asterisk refuses a dial before this). */
-  onTransferLegInStasis(): void {
+  onTransferLegInStasis(legId: string): void {
     const leg = this.transfer;
-    if (leg.state !== 'dialing' || !leg.ours) return;
+    if (leg.state !== 'dialing' || !leg.ours || leg.id !== legId) return;
     this.host.rest.dial(leg.id, this.id, this.options!.transferTimeoutS)
-      .catch((err: Error) => this.onTransferLegGone(`could not dial the destination: ${err.message}`));
+      .catch((err: Error) => this.onTransferLegGone(legId, `could not dial the destination: ${err.message}`));
   }
 
   /**
@@ -245,8 +247,9 @@ export class AriCall extends StasisCaller implements AnsweredCall {
    * (StasisStart with replace_channel). It is never a new call. The bot stays up in our app
    * without a bridge: hung up here. A target the route does not allow is hung up too.
    */
-  onReplacedByTransfer(legId: string, name: string): void {
-    this.host.registerTransferLeg(legId, this);
+  onReplacedByTransfer(legId: string, exten: string): void {
+    const name = exten.slice(0, 80);
+    this.registerTransferLeg(legId);
     if (this.bot.state === 'answered') {
       void this.host.rest.hangup(this.bot.id).catch(ignoreGone).catch(this.warn('could not hang up the bot leg'));
       this.bot = { state: 'ending', id: this.bot.id };
@@ -258,14 +261,14 @@ export class AriCall extends StasisCaller implements AnsweredCall {
       this.resolveEnd?.({ kind: 'transfer-failed', target: name, reason: 'transfer target not allowed', callerSentOn: false });
       return;
     }
-    const timer = setTimeout(() => this.onTransferLegGone('no answer in time'), ((this.options?.transferTimeoutS ?? 30) + 5) * 1000);
+    const timer = setTimeout(() => this.onTransferLegGone(undefined, 'no answer in time'), ((this.options?.transferTimeoutS ?? 30) + 5) * 1000);
     this.transfer = { state: 'dialing', id: legId, target: name, timer, ours: false };
   }
 
   /** The destination answered: the caller talks to the person; the bot hears 200 and is let go. */
-  onTransferLegAnswered(): void {
+  onTransferLegAnswered(legId: string): void {
     const leg = this.transfer;
-    if (leg.state !== 'dialing') return;
+    if (leg.state !== 'dialing' || leg.id !== legId) return;
     clearTimeout(leg.timer);
     this.transfer = { state: 'connected', id: leg.id, target: leg.target };
     const ended = new Promise<EndedBy>((resolve) => { this.resolveTargetEnd = resolve; });
@@ -278,9 +281,13 @@ export class AriCall extends StasisCaller implements AnsweredCall {
     this.resolveEnd?.({ kind: 'transferred', target: leg.target, ended });
   }
 
-  /** The destination's leg is gone: before the answer the transfer failed; after it, the person hung up. */
-  onTransferLegGone(why = 'the destination did not answer'): void {
+  /**
+   * The destination's leg is gone (`legId`; none: the current one, e.g. at our own timeout): before
+   * the answer the transfer failed; after it, the person hung up. A late end of an earlier try's leg changes nothing.
+   */
+  onTransferLegGone(legId?: string, why = 'the destination did not answer'): void {
     const leg = this.transfer;
+    if (leg.state === 'none' || (legId !== undefined && leg.id !== legId)) return;
     if (leg.state === 'connected') {
       this.transfer = { state: 'gone', id: leg.id };
       this.resolveTargetEnd?.('target');
@@ -306,6 +313,11 @@ export class AriCall extends StasisCaller implements AnsweredCall {
     this.bot = { state: 'ending', id: botId };
     await this.host.rest.transferProgress(botId, 'channel_answered').catch(ignoreGone);
     await this.host.rest.hangup(botId).catch(ignoreGone);
+  }
+
+  private registerTransferLeg(id: string): void {
+    this.transferLegs.push(id);
+    this.host.registerTransferLeg(id, this);
   }
 
   private warn(what: string): (err: Error) => void {

@@ -39,6 +39,7 @@ export function parseDialReport(hints: Readonly<Record<string, string>>): DialRe
  */
 export class DialplanCall extends StasisCaller implements AnsweredCall {
   readonly botLegId = undefined;
+  readonly transferLegIds = [];
   private handedOff = false;
   private settleDial?: (report: DialReport) => void;
   /** _TWIN_BOT set during the warm-up, with TWIN_ID_MARK where the id goes. */

@@ -152,9 +152,13 @@ export class AsteriskDriver implements AriCallHost, PbxDialer {
   forget(call: Call): void {
     this.calls.delete(call.id);
     this.remember(call.id);
-    for (const [legs, id] of [[this.botLegs, call.botLegId], [this.transferLegs, (call as AriCall).transferLegId]] as const) {
-      if (id === undefined) continue;
-      legs.delete(id);
+    const botId = call.botLegId;
+    if (botId !== undefined) {
+      this.botLegs.delete(botId);
+      this.remember(botId);
+    }
+    for (const id of call.transferLegIds ?? []) {
+      this.transferLegs.delete(id);
       this.remember(id);
     }
   }
@@ -244,8 +248,8 @@ export class AsteriskDriver implements AriCallHost, PbxDialer {
       const botId = call.botLegId;
       if (!alive.has(call.id)) this.onCallGone(call);
       else if (botId !== undefined && botLegs.has(botId) && !alive.has(botId)) call.onBotGone();
-      const legId = (call as AriCall).transferLegId;
-      if (legId !== undefined && transferLegs.has(legId) && !alive.has(legId)) (call as AriCall).onTransferLegGone();
+      const legId = call instanceof AriCall ? call.transferLegIds.at(-1) : undefined;
+      if (legId !== undefined && transferLegs.has(legId) && !alive.has(legId)) (call as AriCall).onTransferLegGone(legId);
     }
     await this.rest.bridges().then(
       async (bridges) => this.leftovers.adopt(bridges, (id) => this.ownsBridge(id), alive,
@@ -311,7 +315,7 @@ export class AsteriskDriver implements AriCallHost, PbxDialer {
           if (channelId === undefined) return;
           this.leftovers.onChannelGone(channelId);
           this.calls.get(channelId)?.onCallerLeft();
-          this.transferLegs.get(channelId)?.onTransferLegGone();
+          this.transferLegs.get(channelId)?.onTransferLegGone(channelId);
           // A ringing bot leg's failure cause comes with ChannelDestroyed, right after this.
           return this.botLegs.get(channelId)?.onBotLeftStasis();
         case 'ChannelDestroyed':
@@ -319,12 +323,12 @@ export class AsteriskDriver implements AriCallHost, PbxDialer {
           this.leftovers.onChannelGone(channelId);
           this.onDialEnded(channelId, event.cause, event.cause_txt, event.tech_cause);
           this.calls.get(channelId)?.onCallerLeft();
-          this.transferLegs.get(channelId)?.onTransferLegGone();
+          this.transferLegs.get(channelId)?.onTransferLegGone(channelId);
           return this.botLegs.get(channelId)?.onBotGone(event.cause, event.tech_cause);
         case 'Dial':
           if (event.dialstatus === 'ANSWER' && event.peer) {
             this.botLegs.get(event.peer.id)?.onBotAnswered();
-            this.transferLegs.get(event.peer.id)?.onTransferLegAnswered();
+            this.transferLegs.get(event.peer.id)?.onTransferLegAnswered(event.peer.id);
           }
           return;
         case 'ChannelTransfer': return this.onChannelTransfer(event);
@@ -345,7 +349,7 @@ export class AsteriskDriver implements AriCallHost, PbxDialer {
     const botLeg = this.botLegs.get(channel.id);
     if (botLeg) return botLeg.onBotInStasis();
     const transferLeg = this.transferLegs.get(channel.id);
-    if (transferLeg) return transferLeg.onTransferLegInStasis();
+    if (transferLeg) return transferLeg.onTransferLegInStasis(channel.id);
     const replaced = event.replace_channel && this.botLegs.get(event.replace_channel.id);
     if (replaced) return replaced.onReplacedByTransfer(channel.id, channel.dialplan?.exten ?? '');
     if (args[0] === 'transfer') {

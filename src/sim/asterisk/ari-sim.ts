@@ -602,6 +602,12 @@ export class AriSimulator {
     }
   }
 
+  /** The bot leg's far end sends a REFER (a test's way to make a bot transfer, again). */
+  botRefers(channelId: string, to: string): void {
+    const bot = this.channels.get(channelId);
+    if (bot) this.referFromBot(bot, to);
+  }
+
   /** The bot leg's far end sends BYE (a test's way to make one bot hang up). */
   botHangsUp(channelId: string): void {
     this.remoteHangup(channelId, 'bot');
