@@ -79,6 +79,15 @@ describe.each(VARIANTS)('$name: answered call to the bot', ({ pbxKind, pbxDefaul
     expect(pbx.invites).toHaveLength(0);
   });
 
+  it('never lets a route hint choose where the fallback goes beyond a dialplan name: "9999 XML internal" is refused (issue 13, item 7)', async () => {
+    const { lab, pbx } = await start();
+    lab.twin.script(() => ({ kind: 'null' }));
+    const call = pbx.placeCall({ hints: { fallback_context: 'twin-fallback', fallback_extension: '9999 XML internal' } });
+    // The route's own fallback (hang up, cause 16), not context `internal`.
+    expect(await call.left).toMatchObject({ kind: 'hungup-by-app', reasonCode: '16', vars: { TWIN_STATUS: 'REJECTED' } });
+    expect((await lab.outcomeOf(call.id)).status).toBe('REJECTED');
+  });
+
   it('throttles the trunk after a 500: later calls are THROTTLED without a warm-up until the cool-down ends, then one probe', async () => {
     const clock = new ManualClock(Date.now());
     const { lab, pbx } = await start({ clock, config: { trunk: { cooldown_s: 180 } } });

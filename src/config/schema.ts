@@ -5,7 +5,9 @@ import { z } from 'zod';
 const headerName = z.string().regex(/^[A-Za-z][A-Za-z0-9-]{0,63}$/, 'must be a SIP header name (letters, digits, dashes)');
 const url = z.url({ message: 'must be a URL such as https://host' });
 const positiveInt = z.number().int().positive();
-const dialplanWord = z.string().regex(/^[A-Za-z0-9_+*#.-]{1,80}$/, 'must be a dialplan name (letters, digits, _ + * # . -)');
+/** A context or extension name: nothing a PBX command line could split on or expand (no spaces, $, quotes). */
+export const DIALPLAN_NAME = /^[A-Za-z0-9_+*#.-]{1,80}$/;
+const dialplanWord = z.string().regex(DIALPLAN_NAME, 'must be a dialplan name (letters, digits, _ + * # . -)');
 
 /** An IPv4/IPv6 address, or one with a /prefix (CIDR). */
 function isAddressOrCidr(value: string): boolean {
