@@ -164,7 +164,7 @@ export class AsteriskDriver implements AriCallHost, PbxDialer {
     const probe = await probeAri(this.cfg);
     if (!probe.ok) return this.retryLater(probe.problem, onFirstConnect);
     try {
-      const rest = await AriRest.connect(this.cfg);
+      const rest = await AriRest.connect(this.cfg, this.log);
       if (this.stopped) return rest.stop();
       this.restClient = rest;
       rest.on('event', (event: AriEvent) => this.dispatch(event));

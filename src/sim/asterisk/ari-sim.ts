@@ -158,6 +158,11 @@ export class AriSimulator {
     return this.announced.has(channelId);
   }
 
+  /** Sends a frame as is on the app's event websockets: an event type the api-docs lack, or not JSON at all. */
+  sendRawFrame(text: string, appName = [...this.apps.keys()][0] ?? 'twin'): void {
+    for (const ws of this.apps.get(appName)?.sockets ?? []) if (ws.readyState === ws.OPEN) ws.send(text);
+  }
+
   /** Cut every event websocket without a close frame (code 1006), as when Asterisk dies. */
   dropWebSockets(): void {
     for (const app of this.apps.values()) app.sockets.forEach((ws) => ws.terminate());
