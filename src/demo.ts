@@ -9,7 +9,7 @@ import type { BotBehaviour, CallerResult } from './sim/call-model.js';
 import type { PbxKind, PbxSim } from './sim/pbx-sim.js';
 import type { TwinBehaviour } from './sim/twin-sim.js';
 import type { CallOutcome } from './core/types.js';
-import { trunkWord } from './pbx/shared.js';
+import { asteriskDeviceState, trunkWord } from './pbx/shared.js';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { closeServer, listen } from './sim/http-util.js';
@@ -185,7 +185,11 @@ async function runScenario(lab: Lab, pbx: PbxSim, s: Scenario, n: number): Promi
   }
   say(`${tag}: caller ${describeExit(left)}; TWIN_STATUS=${left.vars.TWIN_STATUS ?? '(not set)'}`);
   say(`${tag}: outcome ${outcome.status}${outcome.detail ? ` (${outcome.detail})` : ''}${outcome.endedBy ? `, ${outcome.endedBy} hung up first` : ''}`);
-  await waitUntil(() => pbx.trunkState() === trunkWord(lab.daemon.gate.snapshot()), 500);
+  const published = () => {
+    const word = trunkWord(lab.daemon.gate.snapshot());
+    return pbx.kind === 'asterisk' ? asteriskDeviceState(word) : word;
+  };
+  await waitUntil(() => pbx.trunkState() === published(), 500);
   say(`${tag}: trunk is ${lab.daemon.gate.snapshot().state}, ${TRUNK_NAMES[pbx.kind]} = ${pbx.trunkState()}`);
   return { outcome, left };
 }

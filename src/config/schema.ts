@@ -131,7 +131,7 @@ export const ConfigSchema = z.object({
     /** Dial string of the bot leg; {uri} sip:user@host, {address} user@host, {user} the URI's user part. */
     bot_endpoint: z.string().regex(/^\S+$/, 'must be a dial string without spaces, e.g. sofia/gateway/twin/{user}')
       .default('sofia/gateway/twin/{user}'),
-    /** Global variable that shows the trunk's state to the dialplan: NOT_INUSE, BUSY or UNAVAILABLE. */
+    /** Global variable that shows the trunk's state to the dialplan: NOT_INUSE, BUSY, PROBING or UNAVAILABLE. */
     trunk_variable: z.string().regex(/^[A-Za-z0-9_]{1,64}$/, 'must be a variable name (letters, digits, _)').default('twin_trunk'),
     hold: z.enum(['ring', 'moh', 'none']).default('ring'),
     /**

@@ -7,7 +7,7 @@ import type { AsteriskConfig } from '../../config/schema.js';
 import type { Logger } from '../../log.js';
 import type { TrunkSnapshot } from '../../core/trunk.js';
 import type { DialRequest, DialResult, PbxDialer } from '../../core/types.js';
-import { Backoff, LatestValuePublisher, trunkWord, type ConnectionState } from '../shared.js';
+import { asteriskDeviceState, Backoff, LatestValuePublisher, trunkWord, type ConnectionState } from '../shared.js';
 import { AriCall, failureFromCause, type AriCallHost } from './ari-call.js';
 import { LeftoverBridges } from './leftover-bridges.js';
 import { DialplanCall, parseDialReport } from './dialplan-call.js';
@@ -97,7 +97,7 @@ export class AsteriskDriver implements AriCallHost, PbxDialer {
 
   /** Shows the trunk to the dialplan: DEVICE_STATE(Custom:<name>) through ARI's global-variable call. */
   publishTrunk(trunk: TrunkSnapshot): void {
-    this.trunk.set(trunkWord(trunk));
+    this.trunk.set(asteriskDeviceState(trunkWord(trunk)));
   }
 
   /**

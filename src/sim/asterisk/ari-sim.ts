@@ -20,6 +20,7 @@ import {
   type BotBehaviour, type CallerResult, type SimBridge, type SimChannel, type SimInvite,
 } from './model.js';
 import type { SimCall, SimDial } from '../call-model.js';
+import { asteriskTrunkCheck } from '../shipped-dialplan.js';
 
 export type { BotBehaviour, CallerResult, SimCall, SimInvite };
 
@@ -123,7 +124,10 @@ export class AriSimulator {
 
   // ---- test controls ----
 
-  /** A call answered by the dialplan that runs Stasis(app, args...). */
+  /** The shipped [from-customers]' trunk check, read from extensions.conf: it runs before Stasis(). */
+  private readonly trunkCheck = asteriskTrunkCheck();
+
+  /** A call answered by the dialplan that runs Stasis(app, args...), unless its trunk check skips the product. */
   placeCall(opts: PlaceCallOptions = {}): SimCall {
     const appName = opts.app ?? [...this.apps.keys()][0] ?? 'twin';
     const id = this.nextId();
@@ -133,7 +137,12 @@ export class AriSimulator {
     ch.state = 'Up';
     ch.dialplan = { context: 'from-caller', exten: opts.dialed ?? '100', priority: 4, app_name: 'Stasis', app_data: [appName, ...(opts.args ?? [])].join(',') };
     const left = new Promise<CallerResult>((resolve) => this.callerWaiters.set(id, resolve));
-    if (!this.appConnected(appName)) {
+    const check = this.trunkCheck;
+    if (check.skips(this.deviceStates.get(`Custom:${check.name}`))) {
+      const { vars, ...target } = check.fallback;
+      for (const [name, value] of Object.entries(vars)) ch.vars.set(name, value);
+      this.finishCaller(ch, { kind: 'continued', ...target, vars: {} });
+    } else if (!this.appConnected(appName)) {
       this.finishCaller(ch, { kind: 'app-unavailable', vars: { STASISSTATUS: 'FAILED' } });
     } else {
       this.channels.set(id, ch);

@@ -14,6 +14,7 @@ import { createConnection, createServer, type Server, type Socket } from 'node:n
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { causeCode } from '../../core/q850.js';
+import { freeswitchTrunkCheck } from '../shipped-dialplan.js';
 import { fromHeader, type BotBehaviour, type CallerResult, type CallSpec, type SimCall, type SimDial, type SimInvite } from '../call-model.js';
 import { appHeaders, CORE_UUID, channelData, eventHeaders, otherLeg, type BotLeg, type FsChannel, type OutboundSession, type RunningApp } from './channel.js';
 import {
@@ -91,8 +92,19 @@ export class FreeSwitchSimulator {
 
   // ---- test controls ----
 
-  /** A caller whose dialplan runs `answer` (unless told not to), sets twin_* variables, then `socket`. */
+  /** The shipped dialplan's trunk check (extension twin-bot-throttled), read from dialplan-twin.xml. */
+  private readonly trunkCheck = freeswitchTrunkCheck();
+
+  /**
+   * A caller whose dialplan runs `answer` (unless told not to), sets twin_* variables, then `socket`;
+   * unless the shipped trunk check matches first and transfers it to the fallback.
+   */
   placeCall(spec: FsPlaceCall = {}): SimCall {
+    const check = this.trunkCheck;
+    if (check.skips(this.globals.get(check.name))) {
+      const { vars, ...target } = check.fallback;
+      return { id: randomUUID(), left: Promise.resolve({ kind: 'continued', ...target, vars: { ...vars } }), hangup: () => {} };
+    }
     const vars = new Map(Object.entries(spec.hints ?? {}).map(([k, v]) => [`twin_${k}`, v]));
     const number = spec.number ?? '+15551230000';
     return this.openChannel(randomUUID(), { name: spec.name ?? 'Customer', number }, spec.dialed ?? '100', vars, this.socketTarget, spec.answered ?? true);
