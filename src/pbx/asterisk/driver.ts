@@ -36,6 +36,11 @@ export class AsteriskDriver implements AriCallHost, PbxDialer {
   private readonly dials = new Map<string, PendingDial>();
   /** Channels of calls that have left the product (most recent REMEMBER_FINISHED). */
   private readonly finished = new Set<string>();
+  /**
+   * Callers whose flow ended but whose every exit request failed: still in our app, so never hidden
+   * as finished. Hung up again with backoff until ARI confirms (or reports the channel gone).
+   */
+  private readonly owedExits = new Map<string, { backoff: Backoff; timer?: NodeJS.Timeout }>();
   private stopped = false;
   private readonly backoff = new Backoff();
   private retryTimer?: NodeJS.Timeout;
@@ -75,6 +80,9 @@ export class AsteriskDriver implements AriCallHost, PbxDialer {
     this.state = 'stopped';
     clearTimeout(this.retryTimer);
     clearInterval(this.sweepTimer);
+    // Owed exits are left to the next start's reconcile: a caller in the app with TWIN_STATUS set is hung up.
+    for (const owed of this.owedExits.values()) clearTimeout(owed.timer);
+    this.owedExits.clear();
     this.cancelDials();
     this.restClient?.stop();
   }
@@ -143,7 +151,8 @@ export class AsteriskDriver implements AriCallHost, PbxDialer {
 
   forget(call: Call): void {
     this.calls.delete(call.id);
-    this.remember(call.id);
+    if (call.exitOwed && !call.ended.aborted) this.oweExit(call.id);
+    else this.remember(call.id);
     const botId = call.botLegId;
     if (botId !== undefined) {
       this.botLegs.delete(botId);
@@ -155,6 +164,34 @@ export class AsteriskDriver implements AriCallHost, PbxDialer {
   private remember(id: string): void {
     this.finished.add(id);
     if (this.finished.size > REMEMBER_FINISHED) this.finished.delete(this.finished.values().next().value!);
+  }
+
+  private oweExit(id: string): void {
+    if (this.owedExits.has(id)) return;
+    this.log.warn({ callId: id }, 'the caller could not be sent on from the app; hanging it up until Asterisk confirms');
+    this.owedExits.set(id, { backoff: new Backoff(1000, 10_000) });
+    this.retryOwedExit(id);
+  }
+
+  private retryOwedExit(id: string): void {
+    const owed = this.owedExits.get(id);
+    if (!owed || this.stopped) return;
+    owed.timer = setTimeout(() => {
+      if (!this.restClient) return this.retryOwedExit(id); // reconnecting: its reconcile checks too
+      this.restClient.hangup(id).then(
+        () => this.settleOwedExit(id),
+        (err: { notFound?: boolean }) => (err.notFound ? this.settleOwedExit(id) : this.retryOwedExit(id)),
+      );
+    }, owed.backoff.next());
+  }
+
+  /** The owed caller has left the app (hung up, or its channel is gone). */
+  private settleOwedExit(id: string): void {
+    const owed = this.owedExits.get(id);
+    if (!owed) return;
+    clearTimeout(owed.timer);
+    this.owedExits.delete(id);
+    this.remember(id);
   }
 
   // ---- connection ----
@@ -230,6 +267,7 @@ export class AsteriskDriver implements AriCallHost, PbxDialer {
     for (const id of dials) {
       if (!alive.has(id)) this.settleDial(id, { kind: 'failed', reason: 'error', detail: 'the call ended while ARI was disconnected' });
     }
+    for (const id of [...this.owedExits.keys()]) if (!alive.has(id)) this.settleOwedExit(id);
     for (const call of calls) {
       const botId = call.botLegId;
       if (!alive.has(call.id)) this.onCallGone(call);
@@ -245,14 +283,19 @@ export class AsteriskDriver implements AriCallHost, PbxDialer {
 
   /**
    * A caller in our app that we know nothing about entered while its StasisStart was lost: run its
-   * call flow now. One with TWIN_STATUS set was handled by an earlier run of the product (its call
-   * goes on in Asterisk's bridge): left alone.
+   * call flow now. One with TWIN_STATUS set had its flow run by an earlier run of the product; as it
+   * is in no bridge of ours (those are adopted as leftovers), nobody will ever send it on: hung up.
    */
   private async pickUpIfStranded(channel: AriChannel): Promise<void> {
     const args = this.strandedInOurApp(channel);
     if (!args) return;
     const status = await this.rest.getVar(channel.id, 'TWIN_STATUS').catch(() => undefined);
-    if (status !== '' || !this.strandedInOurApp(channel)) return;
+    if (status === undefined || !this.strandedInOurApp(channel)) return;
+    if (status !== '') {
+      this.log.warn({ channel: channel.id }, 'a caller whose call flow ended in an earlier run is still in the app; hanging it up');
+      this.remember(channel.id);
+      return void this.rest.hangup(channel.id).catch(() => {});
+    }
     this.log.warn({ channel: channel.id }, 'picking up a call that entered the app while its events were lost');
     this.onStasisStart({ type: 'StasisStart', args, channel });
   }
@@ -284,7 +327,7 @@ export class AsteriskDriver implements AriCallHost, PbxDialer {
     const args = stasisArgs(channel, this.cfg.app);
     if (args === undefined) return undefined;
     const known = this.calls.has(channel.id) || this.botLegs.has(channel.id) || this.dials.has(channel.id)
-      || this.finished.has(channel.id) || this.leftovers.has(channel.id);
+      || this.finished.has(channel.id) || this.leftovers.has(channel.id) || this.owedExits.has(channel.id);
     return known ? undefined : args;
   }
 
@@ -298,12 +341,14 @@ export class AsteriskDriver implements AriCallHost, PbxDialer {
         case 'StasisEnd':
           if (channelId === undefined) return;
           this.leftovers.onChannelGone(channelId);
+          this.settleOwedExit(channelId);
           this.calls.get(channelId)?.onCallerLeft();
           // A ringing bot leg's failure cause comes with ChannelDestroyed, right after this.
           return this.botLegs.get(channelId)?.onBotLeftStasis();
         case 'ChannelDestroyed':
           if (channelId === undefined) return;
           this.leftovers.onChannelGone(channelId);
+          this.settleOwedExit(channelId);
           this.onDialEnded(channelId, event.cause, event.cause_txt, event.tech_cause);
           this.calls.get(channelId)?.onCallerLeft();
           return this.botLegs.get(channelId)?.onBotGone(event.cause, event.tech_cause);

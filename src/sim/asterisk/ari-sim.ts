@@ -97,6 +97,8 @@ export class AriSimulator {
   /** For the benchmark: every REST request (after auth) and every channel variable set by the app. */
   /** Holds a reply back this many ms (the answer is computed when the request arrives). */
   delayReply?: (method: string, path: string) => number;
+  /** Answers a request with this HTTP status (an error body) without carrying it out; undefined: handled as usual. */
+  failRequest?: (method: string, path: string) => number | undefined;
   onRequest?: (method: string, path: string) => void;
   onChannelVar?: (channelId: string, variable: string, value: string) => void;
 
@@ -283,7 +285,8 @@ export class AriSimulator {
     this.onRequest?.(req.method ?? 'GET', path + url.search);
     const callId = /(\d{10}\.\d+)/.exec(path + url.search)?.[1];
     if (callId !== undefined && this.keepInvites > 0) this.byCall.set(callId, (this.byCall.get(callId) ?? 0) + 1);
-    const [status, answer] = this.route(req.method ?? 'GET', segs, q, body);
+    const failWith = this.failRequest?.(req.method ?? 'GET', path);
+    const [status, answer] = failWith !== undefined ? [failWith, { message: 'Internal Server Error' }] : this.route(req.method ?? 'GET', segs, q, body);
     const delayMs = this.delayReply?.(req.method ?? 'GET', path) ?? 0;
     if (delayMs > 0) await new Promise((resolve) => setTimeout(resolve, delayMs)); // answered as of its arrival, sent late
     res.setHeader('cache-control', 'no-cache, no-store');
