@@ -80,14 +80,14 @@ export class FreeSwitchDriver implements PbxDialer {
   async hangupAll(): Promise<void> {
     await this.cancelDials();
     await Promise.allSettled([...this.calls].map((call) => call.leave({ action: 'hangup', cause: 16 }, 'ERROR')));
-    // Calls handed to FreeSWITCH: over the inbound connection, as their sockets are closed.
+    // Calls handed to FreeSWITCH: over the inbound connection, as their sockets are closed. The kill
+    // goes out with the status, not after its answer: a status that gets none must not keep the call
+    // up. FreeSWITCH runs a connection's commands in order, so the status is set first.
     await Promise.allSettled([...this.released.values()].map(async (call) => {
-      try {
-        await this.control?.api(`uuid_setvar ${call.id} TWIN_STATUS ERROR`);
-        await this.control?.api(`uuid_kill ${call.id} NORMAL_CLEARING`);
-      } finally {
-        this.endReleased(call.id, 'caller');
-      }
+      const control = this.control;
+      const commands = control ? [`uuid_setvar ${call.id} TWIN_STATUS ERROR`, `uuid_kill ${call.id} NORMAL_CLEARING`].map((c) => control.api(c)) : [];
+      await Promise.allSettled(commands);
+      this.endReleased(call.id, 'caller');
     }));
   }
 

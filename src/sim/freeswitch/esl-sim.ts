@@ -59,6 +59,8 @@ export class FreeSwitchSimulator {
   onBotDial?: (socketAt: number, dialAt: number, uuid: string) => void;
   onChannelVar?: (uuid: string, name: string, value: string) => void;
   onCommand?: (uuid: string, line: string) => void;
+  /** Holds an inbound connection's `api` reply back this many ms (carried out on arrival; later replies wait behind it). */
+  delayInboundApi?: (command: string) => number;
 
   private readonly server: Server;
   private readonly channels = new Map<string, FsChannel>();
@@ -736,6 +738,19 @@ export class FreeSwitchSimulator {
 
   // ---- inbound connections (product → FreeSWITCH :8021) ----
 
+  /** Replies still held back per inbound connection: they go out in order. */
+  private readonly heldReplies = new Map<Socket, Promise<void>>();
+
+  private replyInbound(socket: Socket, bytes: string, delayMs: number): void {
+    const held = this.heldReplies.get(socket);
+    if (delayMs <= 0 && !held) return void socket.write(bytes);
+    const next = (held ?? Promise.resolve())
+      .then(() => new Promise<void>((resolve) => setTimeout(resolve, delayMs)))
+      .then(() => { if (!socket.destroyed) socket.write(bytes); });
+    this.heldReplies.set(socket, next);
+    void next.then(() => { if (this.heldReplies.get(socket) === next) this.heldReplies.delete(socket); });
+  }
+
   private subscription(socket: Socket): InboundSubscription {
     let sub = this.subscriptions.get(socket);
     if (!sub) this.subscriptions.set(socket, (sub = { format: 'plain', events: new Set(), subclasses: new Set(), filters: [] }));
@@ -769,7 +784,7 @@ export class FreeSwitchSimulator {
         } else if (!authed) {
           socket.write(commandReply('-ERR command not found')); // d1b: stays open
         } else if (verb === 'api') {
-          socket.write(apiResponse(this.api(args.join(' '))));
+          this.replyInbound(socket, apiResponse(this.api(args.join(' '))), this.delayInboundApi?.(args.join(' ')) ?? 0);
         } else if (verb === 'bgapi') {
           const jobUuid = cmd.headers.get('job-uuid') ?? randomUUID();
           socket.write(commandReply(`+OK Job-UUID: ${jobUuid}`, [['Job-UUID', jobUuid]]));
