@@ -4,6 +4,7 @@ import { parseArgs } from 'node:util';
 import { CONFIG_ENV, ConfigError, loadConfigFile } from './config/load.js';
 import { createLogger } from './log.js';
 import { Daemon } from './daemon.js';
+import { installLastResortHandlers } from './last-resort.js';
 import { RequestError } from './outbound/request.js';
 import { CampaignFileError } from './outbound/campaign-file.js';
 import { JournalLockedError } from './outbound/journal-lock.js';
@@ -137,6 +138,7 @@ function requireConfig(path: string | undefined): string {
 async function runDaemon(configPath: string): Promise<number> {
   const config = loadConfigFile(configPath);
   const log = createLogger({ level: config.log.level, maskNumbers: config.log.mask_numbers });
+  installLastResortHandlers(log);
   const daemon = new Daemon(config, { log });
   process.on('SIGHUP', () => {
     try {

@@ -122,6 +122,7 @@ export class Daemon extends EventEmitter {
       // PBX connections close, even in a hurry, or those legs would stay up in the PBX.
       await this.waitForCalls(10_000, false);
     }
+    this.gate.close();
     this.asterisk?.stop();
     await this.freeswitch?.stop();
     await this.callbacks?.stop();

@@ -86,6 +86,42 @@ describe('Asterisk (ARI) specifics', () => {
     expect((await lab.outcomeOf(call.id)).status).toBe('REJECTED');
   });
 
+  for (const botLeg of ['bridge', 'dialplan'] as const) {
+    it(`bot_leg ${botLeg}: a caller whose continue to the fallback keeps failing is hung up, not left in the app (issue 13, item 2)`, async () => {
+      const lab = await startLab({ config: { asterisk: { bot_leg: botLeg } } });
+      lab.twin.script(() => ({ kind: 'null' }));
+      lab.ari.failRequest = (method, path) => (method === 'POST' && path.endsWith('/continue') ? 500 : undefined);
+      const call = lab.ari.placeCall({ args: ['fallback_context=agents', 'fallback_extension=queue'] });
+      expect(await call.left).toMatchObject({ kind: 'hungup-by-app', vars: { TWIN_STATUS: 'REJECTED' } });
+      expect((await lab.outcomeOf(call.id)).status).toBe('REJECTED');
+    });
+  }
+
+  it('keeps hanging up a caller whose every exit request failed until Asterisk takes it: never hidden as finished (issue 13, item 2)', async () => {
+    const lab = await startLab();
+    lab.twin.script(() => ({ kind: 'null' }));
+    let refusing = true;
+    const exitRequest = (method: string, path: string) => path.endsWith('/continue') || (method === 'DELETE' && /^\/channels\/[^/]+$/.test(path));
+    lab.ari.failRequest = (method, path) => (refusing && exitRequest(method, path) ? 500 : undefined);
+    const call = lab.ari.placeCall({ args: ['fallback_context=agents', 'fallback_extension=queue'] });
+    expect((await lab.outcomeOf(call.id)).status).toBe('REJECTED'); // the flow is over ...
+    expect(lab.ari.channel(call.id)?.app).toBe('twin'); // ... and the caller still in the app
+    refusing = false; // ARI answers again: the driver's next hang-up goes through
+    expect(await call.left).toMatchObject({ kind: 'hungup-by-app' });
+  });
+
+  it('after a restart, hangs up a caller left in the app whose flow an earlier run ended (TWIN_STATUS set) (issue 13, item 2)', async () => {
+    const lab = await startLab();
+    lab.twin.script(() => ({ kind: 'null' }));
+    lab.ari.failRequest = (method, path) => (path.endsWith('/continue') || (method === 'DELETE' && /^\/channels\/[^/]+$/.test(path)) ? 500 : undefined);
+    const call = lab.ari.placeCall({ args: ['fallback_context=agents', 'fallback_extension=queue'] });
+    await lab.outcomeOf(call.id);
+    lab.daemon.asterisk!.stop(); // the product stops (or dies) while the caller is still in the app
+    lab.ari.failRequest = undefined;
+    await lab.daemon.asterisk!.start(); // the next run finds it at its reconcile
+    expect(await call.left).toMatchObject({ kind: 'hungup-by-app', vars: { TWIN_STATUS: 'REJECTED' } });
+  });
+
   it('continues at the dialplan priority given in the Stasis hints', async () => {
     const lab = await startLab();
     lab.twin.script(() => ({ kind: 'null' }));

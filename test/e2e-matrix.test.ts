@@ -79,7 +79,21 @@ describe.each(VARIANTS)('$name: answered call to the bot', ({ pbxKind, pbxDefaul
     expect(pbx.invites).toHaveLength(0);
   });
 
-  it('throttles the trunk after a 500: later calls are THROTTLED without a warm-up until the cool-down ends, then one probe', async () => {
+  it('never lets a route hint choose where the fallback goes beyond a dialplan name: "9999 XML internal" is refused (issue 13, item 7)', async () => {
+    const { lab, pbx } = await start();
+    lab.twin.script(() => ({ kind: 'null' }));
+    const call = pbx.placeCall({ hints: { fallback_context: 'twin-fallback', fallback_extension: '9999 XML internal' } });
+    // The route's own fallback (hang up, cause 16), not context `internal`.
+    expect(await call.left).toMatchObject({ kind: 'hungup-by-app', reasonCode: '16', vars: { TWIN_STATUS: 'REJECTED' } });
+    expect((await lab.outcomeOf(call.id)).status).toBe('REJECTED');
+  });
+
+  /** What the PBX shows while the trunk waits for its probe call (Asterisk's device states have no PROBING). */
+  const probingWord = pbxKind === 'asterisk' ? 'RINGING' : 'PROBING';
+  /** How the shipped dialplan's own trunk check sends a caller on without the product. */
+  const skippedByDialplan = { kind: 'continued', context: 'twin-fallback', extension: 'agent', vars: { TWIN_STATUS: 'THROTTLED' } };
+
+  it('throttles the trunk after a 500: the shipped dialplan skips the product until the cool-down ends, then lets exactly the probe through', async () => {
     const clock = new ManualClock(Date.now());
     const { lab, pbx } = await start({ clock, config: { trunk: { cooldown_s: 180 } } });
     lab.twin.script(() => ({ kind: 'status', status: 500 }));
@@ -88,20 +102,67 @@ describe.each(VARIANTS)('$name: answered call to the bot', ({ pbxKind, pbxDefaul
 
     lab.twin.script(() => ({ kind: 'id' }));
     clock.advance(179_000);
-    expect((await pbx.placeCall().left).vars.TWIN_STATUS).toBe('THROTTLED');
+    const skipped = pbx.placeCall();
+    expect(await skipped.left).toMatchObject(skippedByDialplan);
+    expect(pbx.wasAnnounced(skipped.id)).toBe(false);
     expect(lab.twin.warmups).toHaveLength(1);
 
+    // No call arrives to notice the end of the cool-down: the clock alone reopens the dialplan's check.
     clock.advance(1_000);
+    await waitFor(() => pbx.trunkState() === probingWord, `trunk published ${probingWord}`);
+    expect(lab.daemon.gate.snapshot()).toMatchObject({ state: 'probing', probeInFlight: false });
     lab.twin.script(() => ({ kind: 'slow', delayMs: 150 }));
     const probe = pbx.placeCall();
-    await waitFor(() => lab.twin.warmups.length === 2, 'the probe warm-up');
-    expect((await pbx.placeCall().left).vars.TWIN_STATUS).toBe('THROTTLED');
+    // While the probe is in flight the dialplan skips everyone else.
+    await waitFor(() => pbx.trunkState() === 'UNAVAILABLE', 'trunk published UNAVAILABLE during the probe');
+    expect(await pbx.placeCall().left).toMatchObject(skippedByDialplan);
     await waitFor(() => status(pbx, probe.id) === 'CONNECTED', 'probe connected');
     expect(lab.daemon.gate.snapshot().state).toBe('open');
     await waitFor(() => pbx.trunkState() === 'NOT_INUSE', 'trunk published NOT_INUSE');
     probe.hangup();
     await lab.outcomeOf(probe.id);
     expect(lab.twin.warmups).toHaveLength(2);
+  });
+
+  it('throttles again when the probe fails, and probes again at the end of the next cool-down, by the clock', async () => {
+    const clock = new ManualClock(Date.now());
+    const { lab, pbx } = await start({ clock, config: { trunk: { cooldown_s: 60 } } });
+    lab.twin.script(() => ({ kind: 'status', status: 503 }));
+    await pbx.placeCall().left;
+    clock.advance(60_000);
+    await waitFor(() => pbx.trunkState() === probingWord, `trunk published ${probingWord}`);
+    expect((await pbx.placeCall().left).vars.TWIN_STATUS).toBe('UNAVAILABLE'); // the probe: Twin still fails
+    await waitFor(() => pbx.trunkState() === 'UNAVAILABLE', 'trunk published UNAVAILABLE again');
+    expect(lab.daemon.gate.snapshot()).toMatchObject({ state: 'throttled', cooldownUntil: clock.now() + 60_000 });
+    expect(await pbx.placeCall().left).toMatchObject(skippedByDialplan);
+    lab.twin.script(() => ({ kind: 'id' }));
+    clock.advance(60_000);
+    await waitFor(() => pbx.trunkState() === probingWord, `trunk published ${probingWord} again`);
+    const probe = pbx.placeCall();
+    await waitFor(() => status(pbx, probe.id) === 'CONNECTED', 'probe connected');
+    await waitFor(() => pbx.trunkState() === 'NOT_INUSE', 'trunk published NOT_INUSE');
+    probe.hangup();
+    await lab.outcomeOf(probe.id);
+  });
+
+  it('lets the next call probe when the probe\'s caller hangs up before Twin answers (no verdict)', async () => {
+    const clock = new ManualClock(Date.now());
+    const { lab, pbx } = await start({ clock, config: { trunk: { cooldown_s: 60 } } });
+    lab.twin.script(() => ({ kind: 'status', status: 500 }));
+    await pbx.placeCall().left;
+    clock.advance(60_000);
+    await waitFor(() => pbx.trunkState() === probingWord, `trunk published ${probingWord}`);
+    lab.twin.script(() => ({ kind: 'slow', delayMs: 5_000 }));
+    const gone = pbx.placeCall();
+    await waitFor(() => pbx.trunkState() === 'UNAVAILABLE', 'closed during the probe');
+    gone.hangup();
+    await lab.outcomeOf(gone.id);
+    await waitFor(() => pbx.trunkState() === probingWord, `trunk published ${probingWord} again`);
+    lab.twin.script(() => ({ kind: 'id' }));
+    const probe = pbx.placeCall();
+    await waitFor(() => status(pbx, probe.id) === 'CONNECTED', 'the second probe connected');
+    probe.hangup();
+    await lab.outcomeOf(probe.id);
   });
 
   it('never sends a session older than session.max_age_s: STALE', async () => {

@@ -30,6 +30,15 @@ describe('FreeSWITCH (ESL) specifics', () => {
     // With `linger`, FreeSWITCH never closes the socket: the product must (the leak check verifies it).
   });
 
+  it('at the shutdown timeout, hangs up a handed-over call even when setting TWIN_STATUS gets no answer (issue 13, item 2)', async () => {
+    const lab = await startLab({ config: { freeswitch: { command_timeout_ms: 300 } } });
+    const call = lab.fs.placeCall();
+    await waitFor(() => connected(lab, call.id) && lab.fs.channel(call.id)?.session?.closed, 'the bridged call handed to FreeSWITCH');
+    lab.fs.delayInboundApi = (command) => (command.startsWith('uuid_setvar') ? 1000 : 0);
+    await lab.daemon.stop(0); // the shutdown timeout: every call still live is hung up
+    expect(await call.left).toMatchObject({ kind: 'hungup-by-app', vars: { TWIN_STATUS: 'ERROR' } });
+  });
+
   it('plays the hold only when the warm-up takes longer than hold_delay_ms, and breaks it before the bridge', async () => {
     const lab = await startLab({ config: { freeswitch: { hold_delay_ms: 20 } } });
     lab.twin.script(() => ({ kind: 'slow', delayMs: 150 }));

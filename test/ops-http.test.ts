@@ -76,7 +76,8 @@ describe.each<PbxKind>(['asterisk', 'freeswitch'])('operations endpoints on %s',
     const trunk = (await get(lab, '/v1/trunk')).json();
     expect(trunk).toEqual({
       state: 'throttled', since: new Date(clock.now()).toISOString(), cooldownUntil: new Date(clock.now() + 120_000).toISOString(),
-      activeCalls: 0, capacity: { maxConcurrentCalls: 7, maxCallsPerSecond: 3, atCapacity: false }, lastFailure: 'Twin answered HTTP 503',
+      probeInFlight: false, activeCalls: 0, capacity: { maxConcurrentCalls: 7, maxCallsPerSecond: 3, atCapacity: false },
+      lastFailure: 'Twin answered HTTP 503',
     });
     const ready = await get(lab, '/readyz');
     expect(ready.status).toBe(503);
@@ -88,7 +89,16 @@ describe.each<PbxKind>(['asterisk', 'freeswitch'])('operations endpoints on %s',
     expect(sample(metrics, 'twin_connector_trunk_state{state="throttled"}')).toBe(1);
     expect(sample(metrics, 'twin_connector_trunk_state{state="open"}')).toBe(0);
 
+    // The cool-down ends by the clock, with no call arriving: /readyz no longer says "throttled
+    // until <a time already past>", and the metric and /v1/trunk show the trunk waiting for its probe.
     clock.advance(120_000);
+    await waitFor(() => lab.daemon.gate.snapshot().state === 'probing', 'the trunk to probe');
+    expect((await get(lab, '/v1/trunk')).json()).toMatchObject({ state: 'probing', since: new Date(clock.now()).toISOString(), probeInFlight: false });
+    expect((await get(lab, '/readyz')).status).toBe(200);
+    const probingMetrics = (await get(lab, '/metrics')).text;
+    expect(sample(probingMetrics, 'twin_connector_trunk_state{state="probing"}')).toBe(1);
+    expect(sample(probingMetrics, 'twin_connector_trunk_state{state="throttled"}')).toBe(0);
+    await waitFor(() => lab.pbx().trunkState() !== 'UNAVAILABLE' || undefined, 'the dialplan to let the probe through');
     lab.twin.script(() => ({ kind: 'id' }));
     const probe = lab.pbx().placeCall();
     await waitFor(() => lab.pbx().channelVar(probe.id, 'TWIN_STATUS'), 'the probe call to be bridged');

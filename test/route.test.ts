@@ -39,6 +39,20 @@ describe('route selection', () => {
     expect(route.warnings).toEqual(["hint record ignored: 'maybe' is not yes/no", 'hint fallback_priority ignored: not a positive integer']);
   });
 
+  it('refuses fallback hints that are not dialplan names (uuid_transfer injection), quoting them, and keeps the route\'s fallback (issue 13, item 7)', () => {
+    const route = selectRoute(routes, {
+      hints: { fallback_context: 'twin-fallback', fallback_extension: '9999 XML internal', bot: 'vip' }, dialed: '1', caller: '2',
+    });
+    expect(route.fallback).toEqual({ action: 'hangup', cause: 17 });
+    expect(route.bot).toBe('vip'); // the other hints still apply
+    expect(route.warnings).toEqual([
+      'hint fallback_extension ignored: "9999 XML internal" is not a dialplan name (letters, digits, _ + * # . -); the route\'s own fallback applies',
+    ]);
+    const quoted = selectRoute(routes, { hints: { fallback_context: 'a"b${x}' }, dialed: '1', caller: '2' });
+    expect(quoted.fallback).toEqual({ action: 'hangup', cause: 17 });
+    expect(quoted.warnings[0]).toContain('"a\\"b${x}"');
+  });
+
   it('ignores hint values with control characters', () => {
     const route = selectRoute(routes, { hints: { bot: 'x\r\ny' }, dialed: '1', caller: '2' });
     expect(route.bot).toBe('default-bot');

@@ -75,6 +75,32 @@ describe('trunk gate', () => {
     expect(admitted(gate).probe).toBe(false);
   });
 
+  it('ends the cool-down by the clock, with no call: probing is announced, closed while the probe is in flight, reopened if it ends without a verdict (issue 13, item 13)', async () => {
+    const clock = new ManualClock();
+    const gate = throttledGate(clock);
+    const seen: string[] = [];
+    gate.on('change', (s) => seen.push(`${s.state}${s.probeInFlight ? '/probe' : ''}`));
+    clock.advance(180_000);
+    await Promise.resolve(); // the clock's timer fires on the next tick
+    expect(seen).toEqual(['probing']);
+    expect(gate.snapshot()).toMatchObject({ state: 'probing', probeInFlight: false });
+    const probe = admitted(gate);
+    expect(gate.admit()).toEqual({ admitted: false, status: 'THROTTLED' }); // only the probe
+    gate.release(probe); // its caller hung up: no verdict
+    const second = admitted(gate);
+    gate.reportSuccess(second);
+    gate.release(second);
+    expect(seen).toEqual(['probing', 'probing/probe', 'probing', 'probing/probe', 'open']);
+  });
+
+  it('stops its cool-down timer when closed', async () => {
+    const clock = new ManualClock();
+    const gate = throttledGate(clock);
+    expect(clock.sleeping).toBe(1);
+    gate.close();
+    expect(clock.sleeping).toBe(0);
+  });
+
   it('announces capacity and state changes', () => {
     const clock = new ManualClock();
     const gate = new TrunkGate({ ...limits, max_concurrent_calls: 1 }, clock);

@@ -1,10 +1,23 @@
+import { isIP } from 'node:net';
 import { z } from 'zod';
 
 /** Names a SIP header may have when we add it to the bot leg: letters, digits and dashes only. */
 const headerName = z.string().regex(/^[A-Za-z][A-Za-z0-9-]{0,63}$/, 'must be a SIP header name (letters, digits, dashes)');
 const url = z.url({ message: 'must be a URL such as https://host' });
 const positiveInt = z.number().int().positive();
-const dialplanWord = z.string().regex(/^[A-Za-z0-9_+*#.-]{1,80}$/, 'must be a dialplan name (letters, digits, _ + * # . -)');
+/** A context or extension name: nothing a PBX command line could split on or expand (no spaces, $, quotes). */
+export const DIALPLAN_NAME = /^[A-Za-z0-9_+*#.-]{1,80}$/;
+const dialplanWord = z.string().regex(DIALPLAN_NAME, 'must be a dialplan name (letters, digits, _ + * # . -)');
+
+/** An IPv4/IPv6 address, or one with a /prefix (CIDR). */
+function isAddressOrCidr(value: string): boolean {
+  const [address = '', prefix, ...rest] = value.split('/');
+  const family = isIP(address);
+  if (family === 0 || rest.length > 0) return false;
+  if (prefix === undefined) return true;
+  return /^\d{1,3}$/.test(prefix) && Number(prefix) <= (family === 4 ? 32 : 128);
+}
+const addressOrCidr = z.string().refine(isAddressOrCidr, 'must be an IP address or a CIDR such as 10.0.0.0/24');
 
 export const FallbackSchema = z.discriminatedUnion('action', [
   z.object({
@@ -142,7 +155,7 @@ export const ConfigSchema = z.object({
     /** Dial string of the bot leg; {uri} sip:user@host, {address} user@host, {user} the URI's user part. */
     bot_endpoint: z.string().regex(/^\S+$/, 'must be a dial string without spaces, e.g. sofia/gateway/twin/{user}')
       .default('sofia/gateway/twin/{user}'),
-    /** Global variable that shows the trunk's state to the dialplan: NOT_INUSE, BUSY or UNAVAILABLE. */
+    /** Global variable that shows the trunk's state to the dialplan: NOT_INUSE, BUSY, PROBING or UNAVAILABLE. */
     trunk_variable: z.string().regex(/^[A-Za-z0-9_]{1,64}$/, 'must be a variable name (letters, digits, _)').default('twin_trunk'),
     hold: z.enum(['ring', 'moh', 'none']).default('ring'),
     /**
@@ -156,6 +169,13 @@ export const ConfigSchema = z.object({
     moh_source: z.string().regex(/^[^\s]+$/, 'must be a sound source such as local_stream://moh').default('local_stream://moh'),
     bot_answer_timeout_s: positiveInt.max(300).default(30),
     command_timeout_ms: positiveInt.default(5000),
+    /** A peer of the call socket that does not answer `connect` within this is closed. */
+    connect_timeout_ms: positiveInt.default(5000),
+    /**
+     * Who may connect to the call socket (IPs, CIDRs); anyone else is closed before a byte is sent.
+     * Default: the address(es) of esl_host, resolved at start (both loopbacks for a local FreeSWITCH).
+     */
+    allowed_peers: z.array(addressOrCidr).min(1, 'name at least one address').optional(),
     /**
      * Where FreeSWITCH connects for calls the product originates (`&socket(<host>:<listen_port>)`);
      * default listen_host, or 127.0.0.1 when listen_host is 0.0.0.0 / ::. Set it when FreeSWITCH

@@ -1,4 +1,4 @@
-import type { Config, Fallback, RouteEntry, TransferDestination } from '../config/schema.js';
+import { DIALPLAN_NAME, type Config, type Fallback, type RouteEntry, type TransferDestination } from '../config/schema.js';
 
 export interface Route {
   /** Which config entry matched: 'default' or 'table[N]' (for the outcome log line). */
@@ -58,7 +58,7 @@ function matches(entry: RouteEntry, input: RouteInput): boolean {
 }
 
 function applyHints(route: Route, hints: Readonly<Record<string, string>>): void {
-  const continueTo: { context?: string; extension?: string; priority?: number } = {};
+  const continueTo: { context?: string; extension?: string; priority?: number; refused?: boolean } = {};
   for (const [key, value] of Object.entries(hints)) {
     if (!SAFE_VALUE.test(value)) {
       route.warnings.push(`hint ${key} ignored: control characters`);
@@ -68,12 +68,14 @@ function applyHints(route: Route, hints: Readonly<Record<string, string>>): void
     else if (key === 'record') applyRecord(route, value);
     else if (key === 'external_id') route.externalId = value;
     else if (key.startsWith('var_') && key.length > 4) route.variables[key.slice(4)] = value;
-    else if (key === 'fallback_context') continueTo.context = value;
-    else if (key === 'fallback_extension') continueTo.extension = value;
+    else if (key === 'fallback_context' || key === 'fallback_extension') {
+      if (isDialplanName(value, route, key)) continueTo[key === 'fallback_context' ? 'context' : 'extension'] = value;
+      else continueTo.refused = true;
+    }
     else if (key === 'fallback_priority') continueTo.priority = positive(value, route, key);
     else if (key === 'fallback_cause') applyCause(route, value);
   }
-  if (continueTo.context !== undefined) {
+  if (continueTo.context !== undefined && !continueTo.refused) {
     route.fallback = {
       action: 'continue',
       context: continueTo.context,
@@ -81,6 +83,18 @@ function applyHints(route: Route, hints: Readonly<Record<string, string>>): void
       priority: continueTo.priority ?? 1,
     };
   }
+}
+
+/**
+ * FreeSWITCH's uuid_transfer takes its arguments from one space-separated line: a hint of
+ * `9999 XML internal` would choose the context. Only the config's dialplan-name rule passes; the
+ * value is quoted (JSON-escaped, cut short) in the warning, never written raw.
+ */
+function isDialplanName(value: string, route: Route, key: string): boolean {
+  if (DIALPLAN_NAME.test(value)) return true;
+  route.warnings.push(`hint ${key} ignored: ${JSON.stringify(value.slice(0, 40))} is not a dialplan name `
+    + '(letters, digits, _ + * # . -); the route\'s own fallback applies');
+  return false;
 }
 
 function applyRecord(route: Route, value: string): void {

@@ -16,6 +16,8 @@ export interface TrunkSnapshot {
   since: number;
   /** When a throttled trunk lets its next probe call through. */
   cooldownUntil?: number;
+  /** Probing, and the probe call is in progress: no other call may come in meanwhile. */
+  probeInFlight: boolean;
   active: number;
   maxConcurrent: number;
   maxPerSecond: number;
@@ -26,7 +28,12 @@ export interface TrunkSnapshot {
 /**
  * The trunk to Twin: closed for a cool-down after Twin fails, then one probe call, reopened when
  * the probe succeeds. Also caps concurrent calls and new calls per second so Twin never has to
- * reject for rate. Emits 'change' with a TrunkSnapshot whenever the state or capacity flips.
+ * reject for rate. Emits 'change' with a TrunkSnapshot whenever the state, capacity or probe flips.
+ *
+ * The cool-down ends by the clock, not by a call: the PBX dialplans skip the product while the
+ * published state says closed, so a trunk that waited for a call to notice the end would never
+ * reopen. While probing, only the probe is admitted; once it is in flight the published state
+ * says closed again, until it succeeds (open), fails (throttled) or ends without a verdict (probing).
  */
 export class TrunkGate extends EventEmitter {
   private state: TrunkState = 'open';
@@ -38,6 +45,8 @@ export class TrunkGate extends EventEmitter {
   /** Admission times of the last `maxPerSecond` calls, oldest first (a sliding one-second window). */
   private readonly recent: number[] = [];
   private wasAtCapacity = false;
+  /** Aborts the wait for the end of the running cool-down. */
+  private cooldownTimer?: AbortController;
 
   constructor(private limits: Config['trunk'], private readonly clock: Clock) {
     super();
@@ -46,13 +55,13 @@ export class TrunkGate extends EventEmitter {
 
   admit(): AdmitResult {
     const now = this.clock.now();
-    if (this.state === 'throttled' && now >= this.cooldownUntil) this.setState('probing');
+    this.probeIfCooledDown();
     if (this.state === 'throttled' || (this.state === 'probing' && this.probeInFlight)) {
       return { admitted: false, status: 'THROTTLED' };
     }
     if (!this.hasCapacity(now)) return { admitted: false, status: 'BUSY' };
     const probe = this.state === 'probing';
-    if (probe) this.probeInFlight = true;
+    if (probe) this.setProbeInFlight(true);
     this.active += 1;
     this.recent.push(now);
     if (this.recent.length > this.limits.max_calls_per_second) this.recent.shift();
@@ -72,12 +81,18 @@ export class TrunkGate extends EventEmitter {
     if (this.state === 'probing' && !admission.probe) return;
     this.cooldownUntil = this.clock.now() + this.limits.cooldown_s * 1000;
     this.setState('throttled');
+    this.wakeAtCooldownEnd();
   }
 
   release(admission: Admission): void {
     this.active = Math.max(0, this.active - 1);
-    if (admission.probe) this.probeInFlight = false;
+    if (admission.probe) this.setProbeInFlight(false);
     this.emitIfCapacityFlipped();
+  }
+
+  /** Stops the cool-down timer (the product is stopping). */
+  close(): void {
+    this.cooldownTimer?.abort();
   }
 
   /** New limits from a reloaded config; calls already admitted stay. A running cool-down keeps its end. */
@@ -92,6 +107,7 @@ export class TrunkGate extends EventEmitter {
       state: this.state,
       since: this.since,
       cooldownUntil: this.state === 'open' ? undefined : this.cooldownUntil,
+      probeInFlight: this.state === 'probing' && this.probeInFlight,
       active: this.active,
       maxConcurrent: this.limits.max_concurrent_calls,
       maxPerSecond: this.limits.max_calls_per_second,
@@ -104,6 +120,26 @@ export class TrunkGate extends EventEmitter {
     if (this.active >= this.limits.max_concurrent_calls) return false;
     const oldest = this.recent[0];
     return this.recent.length < this.limits.max_calls_per_second || oldest === undefined || now - oldest >= 1000;
+  }
+
+  /** A timer on the gate's clock: when the cool-down ends, the trunk shows it is waiting for its probe. */
+  private wakeAtCooldownEnd(): void {
+    this.cooldownTimer?.abort();
+    const timer = (this.cooldownTimer = new AbortController());
+    void this.clock.sleep(this.cooldownUntil - this.clock.now(), timer.signal).then(() => {
+      if (!timer.signal.aborted) this.probeIfCooledDown();
+    });
+  }
+
+  private probeIfCooledDown(): void {
+    if (this.state === 'throttled' && this.clock.now() >= this.cooldownUntil) this.setState('probing');
+  }
+
+  /** In flight, the probe closes the published state again; ended without a verdict, it reopens it. */
+  private setProbeInFlight(inFlight: boolean): void {
+    if (inFlight === this.probeInFlight) return;
+    this.probeInFlight = inFlight;
+    if (this.state === 'probing') this.emit('change', this.snapshot());
   }
 
   private setState(state: TrunkState): void {

@@ -299,6 +299,7 @@ function describeTrunk(trunk: TrunkSnapshot): Record<string, unknown> {
     state: trunk.state,
     since: new Date(trunk.since).toISOString(),
     cooldownUntil: trunk.cooldownUntil === undefined ? null : new Date(trunk.cooldownUntil).toISOString(),
+    probeInFlight: trunk.probeInFlight,
     activeCalls: trunk.active,
     capacity: { maxConcurrentCalls: trunk.maxConcurrent, maxCallsPerSecond: trunk.maxPerSecond, atCapacity: trunk.atCapacity },
     lastFailure: trunk.lastFailure ?? null,

@@ -23,9 +23,24 @@ export class Backoff {
   }
 }
 
-/** The word the dialplan sees for the trunk, as in Asterisk's device states. */
-export function trunkWord(trunk: TrunkSnapshot): 'NOT_INUSE' | 'BUSY' | 'UNAVAILABLE' {
-  return trunk.state !== 'open' ? 'UNAVAILABLE' : trunk.atCapacity ? 'BUSY' : 'NOT_INUSE';
+export type TrunkWord = 'NOT_INUSE' | 'BUSY' | 'UNAVAILABLE' | 'PROBING';
+
+/**
+ * The word the dialplan sees for the trunk. The shipped dialplans skip the product only on
+ * UNAVAILABLE: throttled, or probing with the probe call in progress. PROBING (the cool-down is
+ * over, the next call is the probe) lets calls through, so the trunk can reopen.
+ */
+export function trunkWord(trunk: TrunkSnapshot): TrunkWord {
+  if (trunk.state === 'open') return trunk.atCapacity ? 'BUSY' : 'NOT_INUSE';
+  return trunk.state === 'probing' && !trunk.probeInFlight ? 'PROBING' : 'UNAVAILABLE';
+}
+
+/**
+ * Asterisk's device states have no PROBING (DEVICE_STATE() would read it back as UNKNOWN):
+ * RINGING stands for it, "waiting for its probe call" (a BLF lamp blinks).
+ */
+export function asteriskDeviceState(word: TrunkWord): string {
+  return word === 'PROBING' ? 'RINGING' : word;
 }
 
 /**

@@ -1,7 +1,7 @@
 /**
- * The only module that touches `ari-client` (the event websocket and the app's registration) and
- * ARI's REST API: the handful of typed ARI calls the driver needs, each with a timeout, and the
- * event stream as plain JSON events.
+ * The only module that touches `ari-client` (the event websocket and the app's registration; its
+ * frames pass the guard in ari-frames.ts) and ARI's REST API: the handful of typed ARI calls the
+ * driver needs, each with a timeout, and the event stream as plain JSON events.
  */
 import http from 'node:http';
 import { createRequire } from 'node:module';
@@ -9,6 +9,8 @@ import { EventEmitter } from 'node:events';
 import ari from 'ari-client';
 import { Pool, request } from 'undici';
 import type { AsteriskConfig } from '../../config/schema.js';
+import type { Logger } from '../../log.js';
+import { guardEventFrames, type GuardedClient } from './ari-frames.js';
 
 // Two defects of swagger-client 2.0 (inside ari-client), contained here:
 // - it defines an implicit global `log` that writes to stdout and keeps every message in memory,
@@ -107,10 +109,11 @@ export class AriRest extends EventEmitter {
   }
 
   /** Loads the API description and opens the event websocket. */
-  static async connect(cfg: AsteriskConfig): Promise<AriRest> {
+  static async connect(cfg: AsteriskConfig, log: Logger): Promise<AriRest> {
     // ari-client's own HTTP (the api-docs at connect) uses Node's global agent: keep it bounded.
     http.globalAgent.maxSockets = cfg.max_http_connections;
     const client = (await ari.connect(cfg.url, cfg.username, cfg.password)) as AriClientLike;
+    guardEventFrames(client as GuardedClient, log); // before start() opens the websocket
     const rest = new AriRest(client, cfg);
     for (const type of USED_EVENTS) client.on(type, (event: AriEvent) => rest.emit('event', event));
     for (const name of ['WebSocketConnected', 'WebSocketReconnecting', 'WebSocketMaxRetries']) {

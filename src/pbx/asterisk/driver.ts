@@ -7,7 +7,7 @@ import type { AsteriskConfig } from '../../config/schema.js';
 import type { Logger } from '../../log.js';
 import type { TrunkSnapshot } from '../../core/trunk.js';
 import type { DialRequest, DialResult, PbxDialer } from '../../core/types.js';
-import { Backoff, LatestValuePublisher, trunkWord, type ConnectionState } from '../shared.js';
+import { asteriskDeviceState, Backoff, LatestValuePublisher, trunkWord, type ConnectionState } from '../shared.js';
 import { AriCall, failureFromCause, type AriCallHost } from './ari-call.js';
 import { LeftoverBridges } from './leftover-bridges.js';
 import { DialplanCall, parseDialReport } from './dialplan-call.js';
@@ -40,6 +40,11 @@ export class AsteriskDriver implements AriCallHost, PbxDialer {
   private readonly dials = new Map<string, PendingDial>();
   /** Channels of calls that have left the product (most recent REMEMBER_FINISHED). */
   private readonly finished = new Set<string>();
+  /**
+   * Callers whose flow ended but whose every exit request failed: still in our app, so never hidden
+   * as finished. Hung up again with backoff until ARI confirms (or reports the channel gone).
+   */
+  private readonly owedExits = new Map<string, { backoff: Backoff; timer?: NodeJS.Timeout }>();
   private stopped = false;
   private readonly backoff = new Backoff();
   private retryTimer?: NodeJS.Timeout;
@@ -79,6 +84,9 @@ export class AsteriskDriver implements AriCallHost, PbxDialer {
     this.state = 'stopped';
     clearTimeout(this.retryTimer);
     clearInterval(this.sweepTimer);
+    // Owed exits are left to the next start's reconcile: a caller in the app with TWIN_STATUS set is hung up.
+    for (const owed of this.owedExits.values()) clearTimeout(owed.timer);
+    this.owedExits.clear();
     this.cancelDials();
     this.restClient?.stop();
   }
@@ -101,7 +109,7 @@ export class AsteriskDriver implements AriCallHost, PbxDialer {
 
   /** Shows the trunk to the dialplan: DEVICE_STATE(Custom:<name>) through ARI's global-variable call. */
   publishTrunk(trunk: TrunkSnapshot): void {
-    this.trunk.set(trunkWord(trunk));
+    this.trunk.set(asteriskDeviceState(trunkWord(trunk)));
   }
 
   /**
@@ -151,7 +159,8 @@ export class AsteriskDriver implements AriCallHost, PbxDialer {
 
   forget(call: Call): void {
     this.calls.delete(call.id);
-    this.remember(call.id);
+    if (call.exitOwed && !call.ended.aborted) this.oweExit(call.id);
+    else this.remember(call.id);
     const botId = call.botLegId;
     if (botId !== undefined) {
       this.botLegs.delete(botId);
@@ -169,6 +178,34 @@ export class AsteriskDriver implements AriCallHost, PbxDialer {
     if (this.finished.size > REMEMBER_FINISHED) this.finished.delete(this.finished.values().next().value!);
   }
 
+  private oweExit(id: string): void {
+    if (this.owedExits.has(id)) return;
+    this.log.warn({ callId: id }, 'the caller could not be sent on from the app; hanging it up until Asterisk confirms');
+    this.owedExits.set(id, { backoff: new Backoff(1000, 10_000) });
+    this.retryOwedExit(id);
+  }
+
+  private retryOwedExit(id: string): void {
+    const owed = this.owedExits.get(id);
+    if (!owed || this.stopped) return;
+    owed.timer = setTimeout(() => {
+      if (!this.restClient) return this.retryOwedExit(id); // reconnecting: its reconcile checks too
+      this.restClient.hangup(id).then(
+        () => this.settleOwedExit(id),
+        (err: { notFound?: boolean }) => (err.notFound ? this.settleOwedExit(id) : this.retryOwedExit(id)),
+      );
+    }, owed.backoff.next());
+  }
+
+  /** The owed caller has left the app (hung up, or its channel is gone). */
+  private settleOwedExit(id: string): void {
+    const owed = this.owedExits.get(id);
+    if (!owed) return;
+    clearTimeout(owed.timer);
+    this.owedExits.delete(id);
+    this.remember(id);
+  }
+
   // ---- connection ----
 
   private async connect(onFirstConnect: () => void): Promise<void> {
@@ -177,7 +214,7 @@ export class AsteriskDriver implements AriCallHost, PbxDialer {
     if (!probe.ok) return this.retryLater(probe.problem, onFirstConnect);
     this.transferHandling = this.cfg.transfer_handling === 'auto' ? transferHandlingOf(probe.version) : this.cfg.transfer_handling;
     try {
-      const rest = await AriRest.connect(this.cfg);
+      const rest = await AriRest.connect(this.cfg, this.log);
       if (this.stopped) return rest.stop();
       this.restClient = rest;
       rest.on('event', (event: AriEvent) => this.dispatch(event));
@@ -244,6 +281,7 @@ export class AsteriskDriver implements AriCallHost, PbxDialer {
     for (const id of dials) {
       if (!alive.has(id)) this.settleDial(id, { kind: 'failed', reason: 'error', detail: 'the call ended while ARI was disconnected' });
     }
+    for (const id of [...this.owedExits.keys()]) if (!alive.has(id)) this.settleOwedExit(id);
     for (const call of calls) {
       const botId = call.botLegId;
       if (!alive.has(call.id)) this.onCallGone(call);
@@ -261,14 +299,19 @@ export class AsteriskDriver implements AriCallHost, PbxDialer {
 
   /**
    * A caller in our app that we know nothing about entered while its StasisStart was lost: run its
-   * call flow now. One with TWIN_STATUS set was handled by an earlier run of the product (its call
-   * goes on in Asterisk's bridge): left alone.
+   * call flow now. One with TWIN_STATUS set had its flow run by an earlier run of the product; as it
+   * is in no bridge of ours (those are adopted as leftovers), nobody will ever send it on: hung up.
    */
   private async pickUpIfStranded(channel: AriChannel): Promise<void> {
     const args = this.strandedInOurApp(channel);
     if (!args) return;
     const status = await this.rest.getVar(channel.id, 'TWIN_STATUS').catch(() => undefined);
-    if (status !== '' || !this.strandedInOurApp(channel)) return;
+    if (status === undefined || !this.strandedInOurApp(channel)) return;
+    if (status !== '') {
+      this.log.warn({ channel: channel.id }, 'a caller whose call flow ended in an earlier run is still in the app; hanging it up');
+      this.remember(channel.id);
+      return void this.rest.hangup(channel.id).catch(() => {});
+    }
     this.log.warn({ channel: channel.id }, 'picking up a call that entered the app while its events were lost');
     this.onStasisStart({ type: 'StasisStart', args, channel });
   }
@@ -300,7 +343,7 @@ export class AsteriskDriver implements AriCallHost, PbxDialer {
     const args = stasisArgs(channel, this.cfg.app);
     if (args === undefined) return undefined;
     const known = this.calls.has(channel.id) || this.botLegs.has(channel.id) || this.transferLegs.has(channel.id) || this.dials.has(channel.id)
-      || this.finished.has(channel.id) || this.leftovers.has(channel.id);
+      || this.finished.has(channel.id) || this.leftovers.has(channel.id) || this.owedExits.has(channel.id);
     return known ? undefined : args;
   }
 
@@ -314,6 +357,7 @@ export class AsteriskDriver implements AriCallHost, PbxDialer {
         case 'StasisEnd':
           if (channelId === undefined) return;
           this.leftovers.onChannelGone(channelId);
+          this.settleOwedExit(channelId);
           this.calls.get(channelId)?.onCallerLeft();
           this.transferLegs.get(channelId)?.onTransferLegGone(channelId);
           // A ringing bot leg's failure cause comes with ChannelDestroyed, right after this.
@@ -321,6 +365,7 @@ export class AsteriskDriver implements AriCallHost, PbxDialer {
         case 'ChannelDestroyed':
           if (channelId === undefined) return;
           this.leftovers.onChannelGone(channelId);
+          this.settleOwedExit(channelId);
           this.onDialEnded(channelId, event.cause, event.cause_txt, event.tech_cause);
           this.calls.get(channelId)?.onCallerLeft();
           this.transferLegs.get(channelId)?.onTransferLegGone(channelId);

@@ -10,6 +10,8 @@ export abstract class StasisCaller {
   protected readonly abort = new AbortController();
   readonly ended = this.abort.signal;
   private holding: HoldKind = 'none';
+  /** Every request to send the caller on failed: the driver keeps hanging it up (it is still in our app). */
+  exitOwed = false;
 
   constructor(
     protected readonly host: AriCallHost,
@@ -32,17 +34,43 @@ export abstract class StasisCaller {
   }
 
   /**
-   * Sends the caller on. The exit does not wait for TWIN_STATUS: a status that could not be set
-   * must never keep a caller in our app.
+   * Sends the caller on. A status that could not be set must never keep a caller in our app: the
+   * exit waits for its answer (the dialplan reads it after the exit) but not for its success.
    */
   async leave(action: Fallback, status: TwinStatus): Promise<void> {
-    const stopHold = this.stopHold();
+    // Neither a hold that could not be stopped nor a status that could not be set keeps the caller here.
+    const holdStopped = this.stopHold().then(() => undefined, (err: Error) => err);
     const statusSet = this.setStatus(status).then(() => undefined, (err: Error) => err);
-    await stopHold;
-    const statusError = await statusSet;
-    if (action.action === 'hangup') await this.host.rest.hangup(this.id, action.cause);
-    else await this.host.rest.continueInDialplan(this.id, action.context, action.extension, action.priority);
+    const [holdError, statusError] = await Promise.all([holdStopped, statusSet]);
+    if (holdError) this.host.log.warn({ callId: this.id, err: holdError.message }, 'could not stop the hold');
     if (statusError) this.host.log.warn({ callId: this.id, err: statusError.message }, 'could not set TWIN_STATUS');
+    await this.exit(action);
+  }
+
+  /**
+   * The exit, tried twice; a continue that keeps failing becomes a hang-up, so the caller does not
+   * sit in silence. When all fail, `exitOwed` tells the driver to keep hanging it up.
+   */
+  private async exit(action: Fallback): Promise<void> {
+    const attempts: (() => Promise<unknown>)[] = [() => this.sendOn(action), () => this.sendOn(action)];
+    if (action.action === 'continue') attempts.push(() => this.host.rest.hangup(this.id));
+    let firstError: unknown;
+    for (const attempt of attempts) {
+      try {
+        await attempt();
+        return;
+      } catch (err) {
+        if ((err as { notFound?: boolean }).notFound || this.ended.aborted) return; // the caller is gone already
+        firstError ??= err;
+      }
+    }
+    this.exitOwed = true;
+    throw firstError;
+  }
+
+  private sendOn(action: Fallback): Promise<unknown> {
+    if (action.action === 'hangup') return this.host.rest.hangup(this.id, action.cause);
+    return this.host.rest.continueInDialplan(this.id, action.context, action.extension, action.priority);
   }
 
   protected async stopHold(): Promise<void> {

@@ -11,7 +11,8 @@ import { Backoff, LatestValuePublisher, trunkWord, type ConnectionState } from '
 import { randomUUID } from 'node:crypto';
 import type { DialRequest, DialResult, PbxDialer } from '../../core/types.js';
 import { causeCode } from '../../core/q850.js';
-import { CallSocketServer, EslControl, type CallSocket } from './esl.js';
+import { CallSocketServer, EslControl, EslError, type CallSocket } from './esl.js';
+import { allowedPeers } from './peers.js';
 import { failureFromCauseName, FsCall } from './fs-call.js';
 
 export type FsCallHandler = (call: FsCall) => void;
@@ -36,7 +37,9 @@ export class FreeSwitchDriver implements PbxDialer {
   lastProblem?: string;
 
   constructor(readonly cfg: FreeswitchConfig, private readonly log: Logger, private readonly onCall: FsCallHandler) {
-    this.server = new CallSocketServer((socket, ready) => this.accept(socket, ready), cfg.command_timeout_ms);
+    this.server = new CallSocketServer((socket, ready) => this.accept(socket, ready), {
+      timeoutMs: cfg.command_timeout_ms, connectTimeoutMs: cfg.connect_timeout_ms, log,
+    });
     this.trunk = new LatestValuePublisher(
       (value) => this.control!.api(`global_setvar ${cfg.trunk_variable}=${value}`),
       () => this.control !== undefined && this.state === 'connected',
@@ -55,8 +58,11 @@ export class FreeSwitchDriver implements PbxDialer {
   /** Listens for calls (rejects if the port cannot be used), then makes one attempt at the inbound connection. */
   async start(): Promise<void> {
     this.stopped = false;
-    await this.server.listen(this.cfg.listen_host, this.cfg.listen_port);
-    this.log.info({ listen: `${this.cfg.listen_host}:${this.server.port}` }, 'waiting for calls from FreeSWITCH (dialplan socket)');
+    const peers = await allowedPeers(this.cfg.allowed_peers, this.cfg.esl_host).catch((err: Error) => {
+      throw new EslError(`cannot resolve freeswitch.esl_host for the call socket's allow-list (${err.message}): set freeswitch.allowed_peers`);
+    });
+    await this.server.listen(this.cfg.listen_host, this.cfg.listen_port, peers);
+    this.log.info({ listen: `${this.cfg.listen_host}:${this.server.port}`, allowedPeers: peers.entries }, 'waiting for calls from FreeSWITCH (dialplan socket)');
     await this.connectControl();
   }
 
@@ -74,14 +80,14 @@ export class FreeSwitchDriver implements PbxDialer {
   async hangupAll(): Promise<void> {
     await this.cancelDials();
     await Promise.allSettled([...this.calls].map((call) => call.leave({ action: 'hangup', cause: 16 }, 'ERROR')));
-    // Calls handed to FreeSWITCH: over the inbound connection, as their sockets are closed.
+    // Calls handed to FreeSWITCH: over the inbound connection, as their sockets are closed. The kill
+    // goes out with the status, not after its answer: a status that gets none must not keep the call
+    // up. FreeSWITCH runs a connection's commands in order, so the status is set first.
     await Promise.allSettled([...this.released.values()].map(async (call) => {
-      try {
-        await this.control?.api(`uuid_setvar ${call.id} TWIN_STATUS ERROR`);
-        await this.control?.api(`uuid_kill ${call.id} NORMAL_CLEARING`);
-      } finally {
-        this.endReleased(call.id, 'caller');
-      }
+      const control = this.control;
+      const commands = control ? [`uuid_setvar ${call.id} TWIN_STATUS ERROR`, `uuid_kill ${call.id} NORMAL_CLEARING`].map((c) => control.api(c)) : [];
+      await Promise.allSettled(commands);
+      this.endReleased(call.id, 'caller');
     }));
   }
 

@@ -10,15 +10,32 @@
  * - its outbound Server does not handle `listen` errors: we listen ourselves and hand it the server;
  * - it announces an outbound connection as ready *before* it dispatches the `connect` reply, so a
  *   command sent from the ready handler gets the `connect` reply as its own, and every later reply
- *   is one off: the first command is sent after that dispatch instead.
+ *   is one off: the first command is sent after that dispatch instead;
+ * - its parser throws from inside the socket's data handler on a malformed event (`<bad<xml>` in a
+ *   text/event-xml body dereferences a failed parse), which would kill the process: a parse error
+ *   is caught and reported as the parser's 'error', and the connection that sent it is closed.
  */
 import { createServer, type Server, type Socket } from 'node:net';
+import type { Logger } from '../../log.js';
+import type { AllowedPeers } from './peers.js';
 import { createRequire } from 'node:module';
 import { EventEmitter } from 'node:events';
 
 const require = createRequire(import.meta.url);
 const esl = require('drachtio-modesl') as ModeslModule;
-const Parser = require('drachtio-modesl/lib/esl/Parser.js') as { prototype: { _parseHeaderText(text: string): Record<string, unknown> } };
+const Parser = require('drachtio-modesl/lib/esl/Parser.js') as { prototype: ParserPrototype };
+
+interface ParserPrototype {
+  _parseHeaderText(text: string): Record<string, unknown>;
+  _onData(this: ModeslParser, data: Buffer): void;
+}
+interface ModeslParser {
+  socket: Socket;
+  /** Set once a parse failed: the rest of that stream cannot be framed any more. */
+  failed?: boolean;
+  emit(event: 'error', err: Error): void;
+  on(event: 'error', listener: (err: Error) => void): void;
+}
 
 interface ModeslEvent {
   headers: { name: string; value: string }[];
@@ -27,6 +44,7 @@ interface ModeslEvent {
 }
 interface ModeslConnection {
   socket: Socket | null;
+  parser: ModeslParser;
   channelData: ModeslEvent | null;
   closing?: boolean;
   getInfo(): ModeslEvent | null;
@@ -38,8 +56,11 @@ interface ModeslConnection {
   removeAllListeners(): void;
 }
 interface ModeslModule {
-  Server: new (opts: { server: Server }) => { on(event: string, listener: (conn: ModeslConnection) => void): void };
-  Connection: new (host: string, port: number, password: string, ready: () => void) => ModeslConnection;
+  Connection: {
+    new (host: string, port: number, password: string, ready: () => void): ModeslConnection;
+    /** An outbound connection (FreeSWITCH connected to us): sends `connect` at once. */
+    new (socket: Socket): ModeslConnection;
+  };
 }
 
 Parser.prototype._parseHeaderText = function parseHeaderText(text: string): Record<string, unknown> {
@@ -51,6 +72,17 @@ Parser.prototype._parseHeaderText = function parseHeaderText(text: string): Reco
     headers[name] = name === 'Content-Length' ? parseInt(value, 10) : value;
   }
   return headers;
+};
+
+const parseData = Parser.prototype._onData;
+Parser.prototype._onData = function onData(this: ModeslParser, data: Buffer): void {
+  if (this.failed) return;
+  try {
+    parseData.call(this, data);
+  } catch (err) {
+    this.failed = true;
+    this.emit('error', err instanceof Error ? err : new Error(String(err)));
+  }
 };
 
 function lenientDecode(value: string): string {
@@ -181,24 +213,40 @@ function wrap(name: string, event: ModeslEvent): EslEvent {
   };
 }
 
-/** Listens for FreeSWITCH's `socket` app; calls `onCall` once a socket is ready (connect + myevents). */
+export interface CallSocketServerOptions {
+  /** Bound on each command's reply. */
+  timeoutMs: number;
+  /** Bound on the `connect` reply: a peer that never sends channel data is closed after it. */
+  connectTimeoutMs: number;
+  log: Logger;
+}
+
+/** Most refused addresses logged one by one; past this, refusals are silent (a scan must not flood the log). */
+const MAX_REFUSED_LOGGED = 256;
+
+/**
+ * Listens for FreeSWITCH's `socket` app; calls `onCall` once a socket is ready (connect + myevents).
+ * Whoever connects is taken for FreeSWITCH and handed a call flow, so a peer is checked against
+ * the allow-list before a byte is sent, must answer `connect` in time, and is closed on bytes that
+ * are not ESL.
+ */
 export class CallSocketServer {
   private readonly server = createServer();
+  private peers?: AllowedPeers;
+  private readonly refusedLogged = new Set<string>();
 
   /** `onCall` gets every socket that sent channel data; `ready` is false when the set-up failed (caller gone). */
-  constructor(private readonly onCall: (socket: CallSocket, ready: boolean) => void, private readonly timeoutMs: number) {}
+  constructor(private readonly onCall: (socket: CallSocket, ready: boolean) => void, private readonly options: CallSocketServerOptions) {}
 
-  async listen(host: string, port: number): Promise<void> {
+  async listen(host: string, port: number, peers: AllowedPeers): Promise<void> {
+    this.peers = peers;
     await new Promise<void>((resolve, reject) => {
       this.server.once('error', (err: NodeJS.ErrnoException) =>
         reject(new EslError(`cannot listen for FreeSWITCH on ${host}:${port}: ${err.code === 'EADDRINUSE' ? 'address already in use' : err.message}`)));
       this.server.listen(port, host, () => resolve());
     });
     this.server.on('error', () => { /* after listening, errors belong to single sockets */ });
-    // modesl writes a command line by line: without this, Nagle + delayed ACK stall each command ~40 ms.
-    this.server.on('connection', (socket: Socket) => socket.setNoDelay(true));
-    const modeslServer = new esl.Server({ server: this.server });
-    modeslServer.on('connection::ready', (conn: ModeslConnection) => this.accept(conn));
+    this.server.on('connection', (socket: Socket) => this.onConnection(socket));
   }
 
   get port(): number {
@@ -209,8 +257,50 @@ export class CallSocketServer {
     return new Promise((resolve) => this.server.close(() => resolve()));
   }
 
+  private onConnection(socket: Socket): void {
+    socket.on('error', () => { /* reported by the connection, or the socket is being refused */ });
+    const peer = socket.remoteAddress;
+    if (!this.peers?.allows(peer)) return this.refuse(socket, peer);
+    // modesl writes a command line by line: without this, Nagle + delayed ACK stall each command ~40 ms.
+    socket.setNoDelay(true);
+    const conn = new esl.Connection(socket);
+    this.closeOnParseError(conn, peer);
+    const { connectTimeoutMs } = this.options;
+    const timer = setTimeout(() => {
+      this.options.log.warn({ peer, connectTimeoutMs }, 'a FreeSWITCH call socket did not answer `connect` in time; closing it');
+      socket.destroy();
+    }, connectTimeoutMs);
+    conn.once('esl::end', () => clearTimeout(timer));
+    conn.once('esl::ready', () => {
+      clearTimeout(timer);
+      this.accept(conn);
+    });
+  }
+
+  private refuse(socket: Socket, peer: string | undefined): void {
+    socket.destroy();
+    const key = peer ?? 'unknown';
+    if (this.refusedLogged.has(key) || this.refusedLogged.size >= MAX_REFUSED_LOGGED) return;
+    this.refusedLogged.add(key);
+    this.options.log.warn({ peer: key }, 'refused a connection to the FreeSWITCH call socket: address not in freeswitch.allowed_peers');
+  }
+
+  /** Bytes that are not ESL: that socket is not (or no longer) a sane FreeSWITCH; the others go on. */
+  private closeOnParseError(conn: ModeslConnection, peer: string | undefined): void {
+    const socket = conn.socket;
+    let logged = false;
+    conn.parser.on('error', (err: Error) => {
+      conn.parser.failed = true;
+      socket?.destroy();
+      if (logged) return;
+      logged = true;
+      // The error's message may quote the peer's bytes: only its kind is logged.
+      this.options.log.warn({ peer, err: err.name }, 'a FreeSWITCH call socket sent an event that cannot be parsed; closing it');
+    });
+  }
+
   private accept(conn: ModeslConnection): void {
-    const socket = new CallSocket(conn, this.timeoutMs);
+    const socket = new CallSocket(conn, this.options.timeoutMs);
     // JSON events: no URL decoding, every value a string (fixture a2). `linger` keeps the socket
     // open after a hangup so the final events arrive. Sent once modesl has dispatched the connect
     // reply (see the header comment), together: FreeSWITCH answers them in order.

@@ -20,6 +20,7 @@ import {
   type BotBehaviour, type CallerResult, type SimBridge, type SimChannel, type SimInvite, type SimRefer,
 } from './model.js';
 import type { PersonBehaviour, SimCall, SimDial } from '../call-model.js';
+import { asteriskTrunkCheck } from '../shipped-dialplan.js';
 
 export type { BotBehaviour, CallerResult, SimCall, SimInvite, SimRefer };
 
@@ -113,6 +114,8 @@ export class AriSimulator {
   /** For the benchmark: every REST request (after auth) and every channel variable set by the app. */
   /** Holds a reply back this many ms (the answer is computed when the request arrives). */
   delayReply?: (method: string, path: string) => number;
+  /** Answers a request with this HTTP status (an error body) without carrying it out; undefined: handled as usual. */
+  failRequest?: (method: string, path: string) => number | undefined;
   onRequest?: (method: string, path: string) => void;
   onChannelVar?: (channelId: string, variable: string, value: string) => void;
 
@@ -140,7 +143,10 @@ export class AriSimulator {
 
   // ---- test controls ----
 
-  /** A call answered by the dialplan that runs Stasis(app, args...). */
+  /** The shipped [from-customers]' trunk check, read from extensions.conf: it runs before Stasis(). */
+  private readonly trunkCheck = asteriskTrunkCheck();
+
+  /** A call answered by the dialplan that runs Stasis(app, args...), unless its trunk check skips the product. */
   placeCall(opts: PlaceCallOptions = {}): SimCall {
     const appName = opts.app ?? [...this.apps.keys()][0] ?? 'twin';
     const id = this.nextId();
@@ -150,7 +156,12 @@ export class AriSimulator {
     ch.state = 'Up';
     ch.dialplan = { context: 'from-caller', exten: opts.dialed ?? '100', priority: 4, app_name: 'Stasis', app_data: [appName, ...(opts.args ?? [])].join(',') };
     const left = new Promise<CallerResult>((resolve) => this.callerWaiters.set(id, resolve));
-    if (!this.appConnected(appName)) {
+    const check = this.trunkCheck;
+    if (check.skips(this.deviceStates.get(`Custom:${check.name}`))) {
+      const { vars, ...target } = check.fallback;
+      for (const [name, value] of Object.entries(vars)) ch.vars.set(name, value);
+      this.finishCaller(ch, { kind: 'continued', ...target, vars: {} });
+    } else if (!this.appConnected(appName)) {
       this.finishCaller(ch, { kind: 'app-unavailable', vars: { STASISSTATUS: 'FAILED' } });
     } else {
       this.channels.set(id, ch);
@@ -173,6 +184,11 @@ export class AriSimulator {
   /** Whether the app was told about this channel (a lost StasisStart leaves it unknown to the product). */
   wasAnnounced(channelId: string): boolean {
     return this.announced.has(channelId);
+  }
+
+  /** Sends a frame as is on the app's event websockets: an event type the api-docs lack, or not JSON at all. */
+  sendRawFrame(text: string, appName = [...this.apps.keys()][0] ?? 'twin'): void {
+    for (const ws of this.apps.get(appName)?.sockets ?? []) if (ws.readyState === ws.OPEN) ws.send(text);
   }
 
   /** Cut every event websocket without a close frame (code 1006), as when Asterisk dies. */
@@ -293,7 +309,8 @@ export class AriSimulator {
     this.onRequest?.(req.method ?? 'GET', path + url.search);
     const callId = /(\d{10}\.\d+)/.exec(path + url.search)?.[1];
     if (callId !== undefined && this.keepInvites > 0) this.byCall.set(callId, (this.byCall.get(callId) ?? 0) + 1);
-    const [status, answer] = this.route(req.method ?? 'GET', segs, q, body);
+    const failWith = this.failRequest?.(req.method ?? 'GET', path);
+    const [status, answer] = failWith !== undefined ? [failWith, { message: 'Internal Server Error' }] : this.route(req.method ?? 'GET', segs, q, body);
     const delayMs = this.delayReply?.(req.method ?? 'GET', path) ?? 0;
     if (delayMs > 0) await new Promise((resolve) => setTimeout(resolve, delayMs)); // answered as of its arrival, sent late
     res.setHeader('cache-control', 'no-cache, no-store');

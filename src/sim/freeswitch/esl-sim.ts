@@ -14,6 +14,7 @@ import { createConnection, createServer, type Server, type Socket } from 'node:n
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { causeCode } from '../../core/q850.js';
+import { freeswitchTrunkCheck } from '../shipped-dialplan.js';
 import { fromHeader, type BotBehaviour, type CallerResult, type CallSpec, type SimCall, type SimDial, type SimInvite } from '../call-model.js';
 import { appHeaders, CORE_UUID, channelData, eventHeaders, otherLeg, type BotLeg, type FsChannel, type OutboundSession, type RunningApp } from './channel.js';
 import {
@@ -58,6 +59,8 @@ export class FreeSwitchSimulator {
   onBotDial?: (socketAt: number, dialAt: number, uuid: string) => void;
   onChannelVar?: (uuid: string, name: string, value: string) => void;
   onCommand?: (uuid: string, line: string) => void;
+  /** Holds an inbound connection's `api` reply back this many ms (carried out on arrival; later replies wait behind it). */
+  delayInboundApi?: (command: string) => number;
 
   private readonly server: Server;
   private readonly channels = new Map<string, FsChannel>();
@@ -91,8 +94,19 @@ export class FreeSwitchSimulator {
 
   // ---- test controls ----
 
-  /** A caller whose dialplan runs `answer` (unless told not to), sets twin_* variables, then `socket`. */
+  /** The shipped dialplan's trunk check (extension twin-bot-throttled), read from dialplan-twin.xml. */
+  private readonly trunkCheck = freeswitchTrunkCheck();
+
+  /**
+   * A caller whose dialplan runs `answer` (unless told not to), sets twin_* variables, then `socket`;
+   * unless the shipped trunk check matches first and transfers it to the fallback.
+   */
   placeCall(spec: FsPlaceCall = {}): SimCall {
+    const check = this.trunkCheck;
+    if (check.skips(this.globals.get(check.name))) {
+      const { vars, ...target } = check.fallback;
+      return { id: randomUUID(), left: Promise.resolve({ kind: 'continued', ...target, vars: { ...vars } }), hangup: () => {} };
+    }
     const vars = new Map(Object.entries(spec.hints ?? {}).map(([k, v]) => [`twin_${k}`, v]));
     const number = spec.number ?? '+15551230000';
     return this.openChannel(randomUUID(), { name: spec.name ?? 'Customer', number }, spec.dialed ?? '100', vars, this.socketTarget, spec.answered ?? true);
@@ -724,6 +738,19 @@ export class FreeSwitchSimulator {
 
   // ---- inbound connections (product → FreeSWITCH :8021) ----
 
+  /** Replies still held back per inbound connection: they go out in order. */
+  private readonly heldReplies = new Map<Socket, Promise<void>>();
+
+  private replyInbound(socket: Socket, bytes: string, delayMs: number): void {
+    const held = this.heldReplies.get(socket);
+    if (delayMs <= 0 && !held) return void socket.write(bytes);
+    const next = (held ?? Promise.resolve())
+      .then(() => new Promise<void>((resolve) => setTimeout(resolve, delayMs)))
+      .then(() => { if (!socket.destroyed) socket.write(bytes); });
+    this.heldReplies.set(socket, next);
+    void next.then(() => { if (this.heldReplies.get(socket) === next) this.heldReplies.delete(socket); });
+  }
+
   private subscription(socket: Socket): InboundSubscription {
     let sub = this.subscriptions.get(socket);
     if (!sub) this.subscriptions.set(socket, (sub = { format: 'plain', events: new Set(), subclasses: new Set(), filters: [] }));
@@ -757,7 +784,7 @@ export class FreeSwitchSimulator {
         } else if (!authed) {
           socket.write(commandReply('-ERR command not found')); // d1b: stays open
         } else if (verb === 'api') {
-          socket.write(apiResponse(this.api(args.join(' '))));
+          this.replyInbound(socket, apiResponse(this.api(args.join(' '))), this.delayInboundApi?.(args.join(' ')) ?? 0);
         } else if (verb === 'bgapi') {
           const jobUuid = cmd.headers.get('job-uuid') ?? randomUUID();
           socket.write(commandReply(`+OK Job-UUID: ${jobUuid}`, [['Job-UUID', jobUuid]]));

@@ -1,0 +1,69 @@
+/**
+ * The trunk check of the shipped dialplans, read from the files themselves (dialplan/asterisk/
+ * extensions.conf, dialplan/freeswitch/dialplan-twin.xml), so that the simulators skip the product
+ * exactly when the shipped dialplan would: a change to the check changes what the tests see.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+
+/** The shipped dialplans live at the repository root; the built copy in dist/ reads them from there. */
+const DIALPLAN_DIR = [new URL('../../dialplan/', import.meta.url), new URL('../../../dialplan/', import.meta.url)]
+  .map((u) => fileURLToPath(u))
+  .find((dir) => existsSync(`${dir}asterisk/extensions.conf`)) ?? '';
+
+export interface TrunkCheck {
+  /** What the check reads: the custom device state's name (Custom:<name>) or the global variable's. */
+  readonly name: string;
+  /** Whether the dialplan skips the product for this published value (undefined: never published). */
+  skips(published: string | undefined): boolean;
+  /** Where a skipped caller goes, and the channel variables set on the way. */
+  readonly fallback: { context: string; extension: string; priority: number; vars: Record<string, string> };
+}
+
+/**
+ * [from-customers] in extensions.conf:
+ *   GotoIf($["${DEVICE_STATE(Custom:<name>)}" = "<VALUE>"]?<label>) … n(<label>),Set(K=V) … Goto(ctx,ext,prio)
+ */
+export function asteriskTrunkCheck(path = `${DIALPLAN_DIR}asterisk/extensions.conf`): TrunkCheck {
+  const text = readFileSync(path, 'utf8');
+  const check = /GotoIf\(\$\["\$\{DEVICE_STATE\(Custom:([^)]+)\)\}" (!?=) "([^"]*)"\]\?([A-Za-z0-9_-]+)\)/.exec(text);
+  if (!check) throw new Error(`${path}: no GotoIf on DEVICE_STATE(Custom:…) found`);
+  const [, name = '', operator, value, label = ''] = check;
+  const branch = text.slice(text.indexOf(`n(${label}),`)).split('\n');
+  const vars: Record<string, string> = {};
+  let target: RegExpExecArray | null = null;
+  for (const line of branch) {
+    const set = /Set\(([A-Za-z_]+)=([^)]*)\)/.exec(line);
+    if (set) vars[set[1]!] = set[2]!;
+    target = /Goto\(([^,]+),([^,]+),(\d+)\)/.exec(line);
+    if (target) break;
+  }
+  if (!target) throw new Error(`${path}: the branch at label ${label} does not Goto(context,extension,priority)`);
+  return {
+    name,
+    // A custom device state never set reads as UNKNOWN.
+    skips: (published) => ((published ?? 'UNKNOWN') === value) === (operator === '='),
+    fallback: { context: target[1]!, extension: target[2]!, priority: Number(target[3]), vars },
+  };
+}
+
+/**
+ * The `twin-bot-throttled` extension of dialplan-twin.xml: a condition on ${<variable>} whose
+ * actions `set` variables and `transfer` <extension> XML <context>.
+ */
+export function freeswitchTrunkCheck(path = `${DIALPLAN_DIR}freeswitch/dialplan-twin.xml`): TrunkCheck {
+  const text = readFileSync(path, 'utf8');
+  const extension = /<extension name="twin-bot-throttled">([\s\S]*?)<\/extension>/.exec(text)?.[1];
+  const condition = extension && /<condition field="\$\{([A-Za-z0-9_]+)\}" expression="([^"]*)">/.exec(extension);
+  const transfer = extension && /<action application="transfer" data="(\S+) XML (\S+)"\/>/.exec(extension);
+  if (!condition || !transfer) throw new Error(`${path}: no twin-bot-throttled extension with a condition on a variable and a transfer`);
+  const vars: Record<string, string> = {};
+  for (const set of extension.matchAll(/<action application="set" data="([A-Za-z_]+)=([^"]*)"\/>/g)) vars[set[1]!] = set[2]!;
+  const expression = new RegExp(condition[2]!);
+  return {
+    name: condition[1]!,
+    // An unset global variable expands to nothing.
+    skips: (published) => expression.test(published ?? ''),
+    fallback: { context: transfer[2]!, extension: transfer[1]!, priority: 1, vars },
+  };
+}
