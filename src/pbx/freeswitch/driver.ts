@@ -11,8 +11,9 @@ import { Backoff, LatestValuePublisher, trunkWord, type ConnectionState } from '
 import { randomUUID } from 'node:crypto';
 import type { DialRequest, DialResult, PbxDialer } from '../../core/types.js';
 import { causeCode } from '../../core/q850.js';
-import { CallSocketServer, EslControl, type CallSocket } from './esl.js';
+import { CallSocketServer, EslControl, type CallSocket, type EslEvent } from './esl.js';
 import { failureFromCauseName, FsCall } from './fs-call.js';
+import type { TransferVerdict } from './transfer.js';
 
 export type FsCallHandler = (call: FsCall) => void;
 
@@ -74,8 +75,10 @@ export class FreeSwitchDriver implements PbxDialer {
   async hangupAll(): Promise<void> {
     await this.cancelDials();
     await Promise.allSettled([...this.calls].map((call) => call.leave({ action: 'hangup', cause: 16 }, 'ERROR')));
-    // Calls handed to FreeSWITCH: over the inbound connection, as their sockets are closed.
+    // Calls handed to FreeSWITCH: over the inbound connection, as their sockets are closed. A caller
+    // the bot handed to a person is no longer Twin's call: we stop following it, and leave it be.
     await Promise.allSettled([...this.released.values()].map(async (call) => {
+      if (call.isTransferred) return this.endReleased(call.id, 'caller');
       try {
         await this.control?.api(`uuid_setvar ${call.id} TWIN_STATUS ERROR`);
         await this.control?.api(`uuid_kill ${call.id} NORMAL_CLEARING`);
@@ -181,7 +184,8 @@ export class FreeSwitchDriver implements PbxDialer {
         this.log.warn({ callId: uuid }, 'FreeSWITCH could not hand a call to the product; its dialplan sent it to the fallback');
       });
       control.on('bot-hangup', (uuid: string) => this.endReleased(uuid, 'bot'));
-      control.on('hangup-complete', (uuid: string) => this.endReleased(uuid, 'caller'));
+      control.on('hangup-complete', (uuid: string, event: EslEvent) => this.endReleased(uuid, 'caller', event));
+      control.on('transfer', (uuid: string, verdict: TransferVerdict, event: EslEvent) => this.onReleasedTransfer(uuid, verdict, event));
       await this.trunk.flush();
       await this.settleReleasedGoneMeanwhile(control);
     } catch (err) {
@@ -189,11 +193,19 @@ export class FreeSwitchDriver implements PbxDialer {
     }
   }
 
-  private endReleased(uuid: string, who: 'caller' | 'bot'): void {
+  private endReleased(uuid: string, who: 'caller' | 'bot', event?: EslEvent): void {
     const call = this.released.get(uuid);
     if (!call) return;
     this.released.delete(uuid);
-    call.onReleasedEnd(who);
+    call.onReleasedEnd(who, event);
+  }
+
+  /** twin-transfers' verdict on a handed-over call's REFER; a refused or failed one leaves the caller to the fallback. */
+  private onReleasedTransfer(uuid: string, verdict: TransferVerdict, event: EslEvent): void {
+    const call = this.released.get(uuid);
+    if (!call) return;
+    call.onTransferVerdict(verdict, event);
+    if (verdict !== 'transferred') this.released.delete(uuid);
   }
 
   /** After a reconnect: handed-over calls whose end was missed while the connection was down. */
