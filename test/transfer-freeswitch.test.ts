@@ -177,17 +177,21 @@ describe('FreeSWITCH: the bot transfers the caller to a person (SIP REFER)', () 
     expect(await lab.outcomeOf(upper.id)).toMatchObject({ status: 'TRANSFERRED', transferTarget: 'OPERATOR' });
   });
 
-  it('the caller hangs up while the destination rings: TRANSFER_FAILED, nothing left', async () => {
-    const { lab } = await labFor(MODES[1]!);
-    lab.fs.personBehaviour = () => ({ kind: 'no-answer' });
-    const call = await bridgedCaller(lab, MODES[1]!);
-    lab.fs.botRefer(call.id, 'operator');
-    await waitFor(() => lab.fs.personCalls.length === 1, 'the destination ringing');
-    call.hangup();
-    expect(await call.left).toMatchObject({ kind: 'hungup-by-caller' });
-    expect(await lab.outcomeOf(call.id)).toMatchObject({ status: 'TRANSFER_FAILED', transferTarget: 'operator' });
-    await expectNothingLeft(lab);
-  });
+  for (const mode of MODES) {
+    it(`the caller hangs up while the destination rings: TRANSFER_FAILED, nothing left (${mode.inbound === 'up' ? 'handed over' : 'socket kept'})`, async () => {
+      const { lab } = await labFor(mode);
+      lab.fs.personBehaviour = () => ({ kind: 'no-answer' });
+      const call = await bridgedCaller(lab, mode);
+      lab.fs.botRefer(call.id, 'operator');
+      await waitFor(() => lab.fs.personCalls.length === 1, 'the destination ringing');
+      call.hangup();
+      expect(await call.left).toMatchObject({ kind: 'hungup-by-caller' });
+      expect(await lab.outcomeOf(call.id)).toMatchObject({
+        status: 'TRANSFER_FAILED', transferTarget: 'operator', detail: 'the call ended before operator answered (NORMAL_CLEARING)',
+      });
+      await expectNothingLeft(lab);
+    });
+  }
 
   it('the bot hanging up without a REFER still gets after_bot_hangup, and the transfer guard is cleared for the dialplan', async () => {
     const { lab } = await labFor(MODES[1]!, { default: { ...ROUTES.default, after_bot_hangup: { action: 'continue', context: 'agents', extension: 'queue' } } });

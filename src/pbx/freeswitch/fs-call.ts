@@ -324,7 +324,7 @@ export class FsCall implements AnsweredCall {
     if (bot.state === 'dialing') this.settleBot({ kind: 'caller-gone' });
     else if (bot.state === 'transferred') bot.settle(endedByAfterTransfer(event));
     else if (bot.state === 'transferring') {
-      const reason = `the caller hung up before ${bot.target} answered (${printableName(event?.get('Hangup-Cause') ?? 'unknown')})`;
+      const reason = `the call ended before ${bot.target} answered (${printableName(event?.get('Hangup-Cause') ?? 'unknown')})`;
       this.resolveEnd?.({ kind: 'transfer-failed', target: bot.target, reason, callerSentOn: true });
     } else this.resolveEnd?.('caller');
   }
