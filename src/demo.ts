@@ -206,6 +206,7 @@ function describeExit(left: CallerResult): string {
     case 'hungup-by-app': return `hung up by the product (cause ${left.reasonCode ?? '16'})`;
     case 'hungup-by-caller': return 'hung up';
     case 'app-unavailable': return 'not taken (product not connected)';
+    case 'transferred': return `transferred by the bot to ${left.target} (${left.context},${left.extension})`;
   }
 }
 

@@ -165,7 +165,7 @@ async function connectToBot(
     return { status: await leave(call, route.fallback, 'STALE', deps), warmupMs, twinId, detail: 'session too old to send' };
   }
   const result = await call.connect(botTarget(call, route, config, twinId), pbxSettings(config, call.pbx).bot_answer_timeout_s, {
-    afterBot: route.afterBotHangup, transfers: route.transfers, transferTimeoutS: route.transferTimeoutS,
+    afterBot: route.afterBotHangup, fallback: route.fallback, transfers: route.transfers, transferTimeoutS: route.transferTimeoutS,
   });
 
   if (result.kind === 'caller-gone') return { status: 'ABANDONED', warmupMs, twinId, detail: 'caller hung up while the bot leg rang' };

@@ -34,6 +34,8 @@ export type BotLegEnd =
 export interface ConnectOptions {
   /** Where the caller goes if the bot hangs up first (drivers that hand the bridged call to the PBX). */
   afterBot: Fallback;
+  /** The route's fallback: where a caller goes when a transfer is refused or nobody answers (PBX-run transfers). */
+  fallback: Fallback;
   /** Refer-To targets the bot may send the caller to; anything else is refused. */
   transfers: Readonly<Record<string, TransferDestination>>;
   transferTimeoutS: number;

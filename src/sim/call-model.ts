@@ -18,7 +18,8 @@ export type BotBehaviour =
 
 /** A person the bot transfers a caller to (a transfer destination's phone): answers, rings on, or is busy. */
 export type PersonBehaviour =
-  | { kind: 'answer'; afterMs?: number }
+  /** Answers after `afterMs`; hangs up `hangupAfterMs` after answering, if given. */
+  | { kind: 'answer'; afterMs?: number; hangupAfterMs?: number }
   | { kind: 'no-answer' }
   | { kind: 'busy'; afterMs?: number };
 
@@ -35,6 +36,8 @@ export interface SimInvite {
 /** How a caller left our Stasis app, as the test sees it. */
 export type CallerResult =
   | { kind: 'continued'; context: string; extension: string; priority: number; vars: Record<string, string> }
+  /** The bot's transfer reached a person, who answered: `target` is the Refer-To name, context/extension where it led. */
+  | { kind: 'transferred'; target: string; context: string; extension: string; vars: Record<string, string> }
   | { kind: 'hungup-by-app'; reasonCode?: string; reason?: string; vars: Record<string, string> }
   | { kind: 'hungup-by-caller'; vars: Record<string, string> }
   /** The product was not there (Stasis() failed / socket refused): the dialplan goes on to its fallback. */

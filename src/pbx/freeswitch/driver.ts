@@ -11,9 +11,10 @@ import { Backoff, LatestValuePublisher, trunkWord, type ConnectionState } from '
 import { randomUUID } from 'node:crypto';
 import type { DialRequest, DialResult, PbxDialer } from '../../core/types.js';
 import { causeCode } from '../../core/q850.js';
-import { CallSocketServer, EslControl, EslError, type CallSocket } from './esl.js';
+import { CallSocketServer, EslControl, EslError, type CallSocket, type EslEvent } from './esl.js';
 import { allowedPeers } from './peers.js';
 import { failureFromCauseName, FsCall } from './fs-call.js';
+import type { TransferVerdict } from './transfer.js';
 
 export type FsCallHandler = (call: FsCall) => void;
 
@@ -82,8 +83,10 @@ export class FreeSwitchDriver implements PbxDialer {
     await Promise.allSettled([...this.calls].map((call) => call.leave({ action: 'hangup', cause: 16 }, 'ERROR')));
     // Calls handed to FreeSWITCH: over the inbound connection, as their sockets are closed. The kill
     // goes out with the status, not after its answer: a status that gets none must not keep the call
-    // up. FreeSWITCH runs a connection's commands in order, so the status is set first.
+    // up. FreeSWITCH runs a connection's commands in order, so the status is set first. A caller the
+    // bot handed to a person is no longer Twin's call: we stop following it, and leave it be.
     await Promise.allSettled([...this.released.values()].map(async (call) => {
+      if (call.isTransferred) return this.endReleased(call.id, 'caller');
       const control = this.control;
       const commands = control ? [`uuid_setvar ${call.id} TWIN_STATUS ERROR`, `uuid_kill ${call.id} NORMAL_CLEARING`].map((c) => control.api(c)) : [];
       await Promise.allSettled(commands);
@@ -187,7 +190,8 @@ export class FreeSwitchDriver implements PbxDialer {
         this.log.warn({ callId: uuid }, 'FreeSWITCH could not hand a call to the product; its dialplan sent it to the fallback');
       });
       control.on('bot-hangup', (uuid: string) => this.endReleased(uuid, 'bot'));
-      control.on('hangup-complete', (uuid: string) => this.endReleased(uuid, 'caller'));
+      control.on('hangup-complete', (uuid: string, event: EslEvent) => this.endReleased(uuid, 'caller', event));
+      control.on('transfer', (uuid: string, verdict: TransferVerdict, event: EslEvent) => this.onReleasedTransfer(uuid, verdict, event));
       await this.trunk.flush();
       await this.settleReleasedGoneMeanwhile(control);
     } catch (err) {
@@ -195,11 +199,19 @@ export class FreeSwitchDriver implements PbxDialer {
     }
   }
 
-  private endReleased(uuid: string, who: 'caller' | 'bot'): void {
+  private endReleased(uuid: string, who: 'caller' | 'bot', event?: EslEvent): void {
     const call = this.released.get(uuid);
     if (!call) return;
     this.released.delete(uuid);
-    call.onReleasedEnd(who);
+    call.onReleasedEnd(who, event);
+  }
+
+  /** twin-transfers' verdict on a handed-over call's REFER; a refused or failed one leaves the caller to the fallback. */
+  private onReleasedTransfer(uuid: string, verdict: TransferVerdict, event: EslEvent): void {
+    const call = this.released.get(uuid);
+    if (!call) return;
+    call.onTransferVerdict(verdict, event);
+    if (verdict !== 'transferred') this.released.delete(uuid);
   }
 
   /** After a reconnect: handed-over calls whose end was missed while the connection was down. */

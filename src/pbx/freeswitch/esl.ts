@@ -20,6 +20,7 @@ import type { Logger } from '../../log.js';
 import type { AllowedPeers } from './peers.js';
 import { createRequire } from 'node:module';
 import { EventEmitter } from 'node:events';
+import { TRANSFER_EVENTS, verdictOfSubclass } from './transfer.js';
 
 const require = createRequire(import.meta.url);
 const esl = require('drachtio-modesl') as ModeslModule;
@@ -208,7 +209,7 @@ export class CallSocket extends EventEmitter {
 function wrap(name: string, event: ModeslEvent): EslEvent {
   return {
     name,
-    get: (header) => event.getHeader(header),
+    get: (header) => event.getHeader(header) ?? undefined, // modesl answers null for a missing header
     entries: () => event.headers.map((h) => [h.name, String(h.value)] as [string, string]),
   };
 }
@@ -322,8 +323,10 @@ export const NOT_TAKEN_EVENT = 'twin::not_taken';
 /** Fired by the shipped dialplan when the bot hung up a call the product had handed over. */
 export const BOT_HANGUP_EVENT = 'twin::bot_hangup';
 const INBOUND_FILTERS = [
-  'Event-Name BACKGROUND_JOB', `Event-Subclass ${NOT_TAKEN_EVENT}`, `Event-Subclass ${BOT_HANGUP_EVENT}`, 'variable_twin_next_step released',
+  'Event-Name BACKGROUND_JOB', `Event-Subclass ${NOT_TAKEN_EVENT}`, `Event-Subclass ${BOT_HANGUP_EVENT}`,
+  ...TRANSFER_EVENTS.map((subclass) => `Event-Subclass ${subclass}`), 'variable_twin_next_step released',
 ];
+const CUSTOM_SUBCLASSES = [NOT_TAKEN_EVENT, BOT_HANGUP_EVENT, ...TRANSFER_EVENTS];
 
 /** An inbound ESL connection (host:port, password) for API commands such as global_setvar. */
 export class EslControl extends EventEmitter {
@@ -349,9 +352,11 @@ export class EslControl extends EventEmitter {
         // Originate results come as BACKGROUND_JOB events; modesl asks for none on inbound connections.
         // The shipped dialplan fires CUSTOM twin::not_taken for a call its `socket` could not hand us,
         // and twin::bot_hangup when the bot left a call we handed over; CHANNEL_HANGUP_COMPLETE of
-        // those (twin_next_step=released) is their end. Filters keep every other channel's hang-up away.
+        // those (twin_next_step=released) is their end. twin-transfers.xml fires twin::transferred,
+        // twin::transfer_refused, twin::transfer_failed for the bot's REFER of a handed-over call.
+        // Filters keep every other channel's hang-up away.
         for (const filter of INBOUND_FILTERS) conn.sendRecv(`filter ${filter}`, null, () => {});
-        conn.sendRecv(`event json BACKGROUND_JOB CHANNEL_HANGUP_COMPLETE CUSTOM ${NOT_TAKEN_EVENT} ${BOT_HANGUP_EVENT}`, null, () => {
+        conn.sendRecv(`event json BACKGROUND_JOB CHANNEL_HANGUP_COMPLETE CUSTOM ${CUSTOM_SUBCLASSES.join(' ')}`, null, () => {
           if (settled) return;
           settled = true;
           clearTimeout(timer);
@@ -359,11 +364,15 @@ export class EslControl extends EventEmitter {
           conn.on('esl::end', () => { conn.closing = true; control.emit('end'); });
           conn.on('esl::event::CUSTOM::*', (event: ModeslEvent) => {
             const subclass = event.getHeader('Event-Subclass');
-            if (subclass === NOT_TAKEN_EVENT) control.emit('not-taken', event.getHeader('Unique-ID'));
-            else if (subclass === BOT_HANGUP_EVENT) control.emit('bot-hangup', event.getHeader('Unique-ID'));
+            const uuid = event.getHeader('Unique-ID');
+            if (subclass === NOT_TAKEN_EVENT) control.emit('not-taken', uuid);
+            else if (subclass === BOT_HANGUP_EVENT) control.emit('bot-hangup', uuid);
+            else if (verdictOfSubclass(subclass)) control.emit('transfer', uuid, verdictOfSubclass(subclass), wrap('CUSTOM', event));
           });
           conn.on('esl::event::CHANNEL_HANGUP_COMPLETE::*', (event: ModeslEvent) => {
-            if (event.getHeader('variable_twin_next_step') === 'released') control.emit('hangup-complete', event.getHeader('Unique-ID'));
+            if (event.getHeader('variable_twin_next_step') === 'released') {
+              control.emit('hangup-complete', event.getHeader('Unique-ID'), wrap('CHANNEL_HANGUP_COMPLETE', event));
+            }
           });
           resolve(control);
         });

@@ -4,14 +4,22 @@ import type { Logger } from '../../log.js';
 import type { SipTarget } from '../../twin/sip.js';
 import { causeName } from '../../core/q850.js';
 import type {
-  AnsweredCall, BotFailure, ConnectOptions, ConnectResult, Fallback, HoldKind, TwinStatus,
+  AnsweredCall, BotFailure, BotLegEnd, ConnectOptions, ConnectResult, EndedBy, Fallback, HoldKind, TwinStatus,
 } from '../../core/types.js';
 import type { CallSocket, EslEvent } from './esl.js';
+import {
+  endedByAfterTransfer, printableName, RELEASE_TRANSFER_GUARD, targetOf, TRANSFER_CONTEXT, transferredAway,
+  transferVariables, verdictOfEventApp, type TransferVerdict,
+} from './transfer.js';
 
 type BotLeg =
   | { state: 'none' }
   | { state: 'dialing'; appUuid: string; settle: (r: ConnectResult) => void; timer: NodeJS.Timeout }
   | { state: 'answered'; appUuid: string }
+  /** The bot's REFER moved the caller into twin-transfers: the dialplan decides (its CUSTOM event tells). */
+  | { state: 'transferring'; target: string }
+  /** A person took the caller: FreeSWITCH has the call; we only wait to learn how it ends. */
+  | { state: 'transferred'; target: string; settle: (who: EndedBy) => void }
   | { state: 'done' };
 
 /** How long release() waits for FreeSWITCH's last events before closing the socket anyway. */
@@ -41,7 +49,11 @@ export class FsCall implements AnsweredCall {
   private hold_?: { appUuid: string; started: Promise<void>; markStarted: () => void; stopped: boolean };
   private holdTimer?: NodeJS.Timeout;
   private bot: BotLeg = { state: 'none' };
-  private resolveEnd?: (who: 'caller' | 'bot') => void;
+  private resolveEnd?: (end: BotLegEnd) => void;
+  /** transfer_history when the call reached us: a new bl_xfer entry means the caller was transferred. */
+  private readonly transferHistory?: string;
+  /** force_transfer_context is set on the caller: whoever sends the caller on must clear it. */
+  private transferGuarded = false;
   /** Resolves when FreeSWITCH is done with the channel on this socket (hung up or sent elsewhere). */
   private readonly finished: Promise<void>;
   private markFinished!: () => void;
@@ -62,6 +74,7 @@ export class FsCall implements AnsweredCall {
     this.dialed = data.get('Caller-Destination-Number') ?? '';
     this.direction = data.get('variable_twin_direction') === 'outbound' ? 'outbound' : 'inbound';
     this.hints = routeHints(data);
+    this.transferHistory = data.get('variable_transfer_history');
     this.finished = new Promise((resolve) => { this.markFinished = resolve; });
     socket.on('event', (event: EslEvent) => this.onEvent(event));
     socket.on('end', () => this.onSocketEnd());
@@ -100,7 +113,11 @@ export class FsCall implements AnsweredCall {
       this.bot = { state: 'dialing', appUuid, settle, timer };
     });
     try {
+      // Sent ahead of the bridge on the same socket: FreeSWITCH runs `api` at once and queues the
+      // bridge after it, so a REFER can never find the caller without force_transfer_context.
+      const guard = this.guardTransfers(options);
       await this.socket.execute('bridge', dialString(this.cfg.bot_endpoint, target, answerTimeoutS), appUuid);
+      await guard;
     } catch (err) {
       this.log.warn({ callId: this.id, err: (err as Error).message }, 'bot leg could not be dialled');
       this.botFailed('error');
@@ -108,20 +125,47 @@ export class FsCall implements AnsweredCall {
     return result;
   }
 
+  /**
+   * One `uuid_setvar_multi`: force_transfer_context=twin-transfers (so a REFER can never reach the
+   * caller's own context), the allowed names, the ring timeout and the route's fallback, which
+   * dialplan/freeswitch/twin-transfers.xml reads. Set for every call, transfers configured or not.
+   */
+  private async guardTransfers(options: ConnectOptions): Promise<void> {
+    const { vars, ambiguous } = transferVariables(options);
+    if (ambiguous.length > 0) {
+      this.log.warn({ callId: this.id, names: ambiguous }, 'transfer names that differ only in case are refused on FreeSWITCH (its variables ignore case)');
+    }
+    this.transferGuarded = true;
+    await this.apiOk(`uuid_setvar_multi ${this.id} ${vars.join(';')}`).catch((err: Error) =>
+      this.log.warn({ callId: this.id, err: err.message }, 'could not set the transfer variables'));
+  }
+
   async setStatus(status: TwinStatus): Promise<void> {
-    if (this.released || (status === 'CONNECTED' && this.willRelease())) return; // set with the hand-over
+    if (this.released || this.handedOnByBot() || (status === 'CONNECTED' && this.willRelease())) return; // set with the hand-over
     await this.apiOk(`uuid_setvar ${this.id} TWIN_STATUS ${status}`);
+  }
+
+  /** The bot sent the caller on: twin-transfers has them now, and sets TWIN_STATUS itself. */
+  private handedOnByBot(): boolean {
+    return this.bot.state === 'transferring' || this.bot.state === 'transferred';
   }
 
   async leave(action: Fallback, status: TwinStatus): Promise<void> {
     if (this.released) return; // FreeSWITCH's dialplan did it (twin-after-socket), as we told it to
+    if (this.handedOnByBot()) return; // never hang up or move a caller the bot handed to a person
     clearTimeout(this.holdTimer);
     // A status that could not be set must never keep the caller here: the exit goes out anyway.
-    const statusError = await this.setStatus(status).then(() => undefined, (err: Error) => err);
+    const statusError = await this.leavingStatus(status).then(() => undefined, (err: Error) => err);
     if (this.hold_) this.hold_.stopped = true; // uuid_kill and uuid_transfer end the playback themselves
     if (action.action === 'hangup') await this.apiOk(`uuid_kill ${this.id} ${causeName(action.cause)}`);
     else await this.apiOk(`uuid_transfer ${this.id} ${action.extension} XML ${action.context}`);
     if (statusError) this.log.warn({ callId: this.id, err: statusError.message }, 'could not set TWIN_STATUS');
+  }
+
+  /** TWIN_STATUS for a caller leaving us; once the bot is gone, its transfer guard goes too (same round trip). */
+  private async leavingStatus(status: TwinStatus): Promise<void> {
+    if (!this.transferGuarded) return this.setStatus(status);
+    await this.apiOk(`uuid_setvar_multi ${this.id} TWIN_STATUS=${status};${RELEASE_TRANSFER_GUARD}`);
   }
 
   /** Waits (bounded) for the channel to leave this socket, then closes it: with `linger` FreeSWITCH never does. */
@@ -142,10 +186,11 @@ export class FsCall implements AnsweredCall {
     switch (event.name) {
       case 'CHANNEL_EXECUTE':
         if (this.hold_ && event.get('Application-UUID') === this.hold_.appUuid) this.hold_.markStarted();
+        if (event.get('Application') === 'event') this.onTransferVerdict(verdictOfEventApp(event.get('Application-Data')), event);
         return;
       case 'CHANNEL_BRIDGE': return this.onBotAnswered();
       case 'CHANNEL_EXECUTE_COMPLETE': return this.onAppComplete(event);
-      case 'CHANNEL_HANGUP': return this.onCallerGone();
+      case 'CHANNEL_HANGUP': return this.onCallerGone(event);
       case 'CHANNEL_HANGUP_COMPLETE': return this.markFinished();
       case 'DISCONNECT_NOTICE':
         // linger: the channel hung up; disconnect: FreeSWITCH closes the socket next.
@@ -164,9 +209,49 @@ export class FsCall implements AnsweredCall {
         pbxReason: event.get('variable_originate_disposition') ?? event.get('variable_DIALSTATUS'),
       });
     } else if (this.bot.state === 'answered') {
+      const away = transferredAway(event, this.transferHistory);
+      if (away) return this.onTransferredAway(away);
       this.bot = { state: 'done' };
       if (!this.ended.aborted) this.resolveEnd?.('bot'); // a3: the caller is still here, parked
     }
+  }
+
+  /**
+   * The bridge ended because the caller was transferred (s9-refer: the bot's REFER). Never "the
+   * bot hung up first": FreeSWITCH runs the caller's new dialplan, and nothing of ours may touch it.
+   */
+  private onTransferredAway(away: { target: string; context: string }): void {
+    if (away.context === TRANSFER_CONTEXT) {
+      this.bot = { state: 'transferring', target: away.target };
+      this.log.info({ callId: this.id, transferTarget: away.target }, 'the bot asked to transfer the caller; twin-transfers decides');
+      return;
+    }
+    // Not in twin-transfers (force_transfer_context could not be set, or someone else moved the caller):
+    // FreeSWITCH has sent the caller on already; all we can do is follow the call to its end.
+    this.log.warn({ callId: this.id, transferTarget: away.target, context: printableName(away.context) },
+      `the caller was transferred outside ${TRANSFER_CONTEXT} (is force_transfer_context in effect?)`);
+    this.becomeTransferred(away.target);
+  }
+
+  /** twin-transfers told what became of the bot's transfer (CUSTOM event, or the `event` app on the socket). */
+  onTransferVerdict(verdict: TransferVerdict | undefined, event: EslEvent): void {
+    if (verdict === undefined || (this.bot.state !== 'transferring' && this.bot.state !== 'answered')) return;
+    const asked = this.bot.state === 'transferring' ? this.bot.target : printableName(event.get('Caller-Destination-Number') ?? '');
+    const target = targetOf(event, asked);
+    if (verdict === 'transferred') return this.becomeTransferred(target);
+    this.bot = { state: 'done' };
+    const reason = verdict === 'refused'
+      ? `${target} is not among the route's transfers`
+      : `${target} did not take the call (${printableName(event.get('variable_originate_disposition') ?? 'unknown')})`;
+    this.resolveEnd?.({ kind: 'transfer-failed', target, reason, callerSentOn: true });
+    if (this.released) this.markFinished(); // the fallback has the caller; nothing left to learn
+  }
+
+  private becomeTransferred(target: string): void {
+    let settle!: (who: EndedBy) => void;
+    const ended = new Promise<EndedBy>((resolve) => { settle = resolve; });
+    this.bot = { state: 'transferred', target, settle };
+    this.resolveEnd?.({ kind: 'transferred', target, ended });
   }
 
   private onBotAnswered(): void {
@@ -209,11 +294,11 @@ export class FsCall implements AnsweredCall {
     this.socket.close();
   }
 
-  /** A handed-over call ended (from the driver's inbound connection). */
-  onReleasedEnd(who: 'caller' | 'bot'): void {
+  /** A handed-over call ended (from the driver's inbound connection: its CHANNEL_HANGUP_COMPLETE, or twin::bot_hangup). */
+  onReleasedEnd(who: 'caller' | 'bot', event?: EslEvent): void {
     if (!this.released) return;
-    if (who === 'caller' && !this.ended.aborted) this.abort.abort();
-    this.resolveEnd?.(who);
+    if (who === 'bot') this.resolveEnd?.('bot');
+    else this.onCallerGone(event);
     this.markFinished();
   }
 
@@ -221,12 +306,27 @@ export class FsCall implements AnsweredCall {
     return this.released;
   }
 
-  private onCallerGone(): void {
+  /** The bot handed the caller to a person: FreeSWITCH has the call, which we only follow. */
+  get isTransferred(): boolean {
+    return this.handedOnByBot();
+  }
+
+  /** The caller's channel hung up (or its socket ended); `event` tells whether it had been transferred meanwhile. */
+  private onCallerGone(event?: EslEvent): void {
     if (this.ended.aborted) return;
     clearTimeout(this.holdTimer);
+    if (this.bot.state === 'answered' && event) {
+      const away = transferredAway(event, this.transferHistory);
+      if (away?.context === TRANSFER_CONTEXT) this.bot = { state: 'transferring', target: away.target };
+    }
     this.abort.abort();
-    if (this.bot.state === 'dialing') this.settleBot({ kind: 'caller-gone' });
-    this.resolveEnd?.('caller');
+    const bot = this.bot;
+    if (bot.state === 'dialing') this.settleBot({ kind: 'caller-gone' });
+    else if (bot.state === 'transferred') bot.settle(endedByAfterTransfer(event));
+    else if (bot.state === 'transferring') {
+      const reason = `the call ended before ${bot.target} answered (${printableName(event?.get('Hangup-Cause') ?? 'unknown')})`;
+      this.resolveEnd?.({ kind: 'transfer-failed', target: bot.target, reason, callerSentOn: true });
+    } else this.resolveEnd?.('caller');
   }
 
   /** The socket is gone: nothing more can be done for this call here (a bridged call goes on in FreeSWITCH, e1). */

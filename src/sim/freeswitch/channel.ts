@@ -44,8 +44,10 @@ export interface FsChannel {
   name: string;
   caller: { name: string; number: string };
   dialed: string;
+  /** The caller profile after a blind transfer (the bot's REFER): destination and context; else dialed, public. */
+  profile?: { destination: string; context: string };
   answered: boolean;
-  /** socket: parked under our control; transferred: running other dialplan; hungup: gone. */
+  /** socket: parked under our control; transferred: running other dialplan (a fallback, twin-transfers); hungup: gone. */
   state: 'socket' | 'transferred' | 'hungup';
   vars: Map<string, string>;
   session?: OutboundSession;
@@ -130,8 +132,8 @@ function callerProfile(ch: FsChannel, prefix: string): Headers {
     [`${prefix}-Dialplan`, 'XML'], [`${prefix}-Caller-ID-Name`, ch.caller.name], [`${prefix}-Caller-ID-Number`, ch.caller.number],
     [`${prefix}-Orig-Caller-ID-Name`, ch.caller.name], [`${prefix}-Orig-Caller-ID-Number`, ch.caller.number],
     [`${prefix}-Network-Addr`, '127.0.0.1'], [`${prefix}-ANI`, ch.caller.number],
-    [`${prefix}-Destination-Number`, ch.dialed], [`${prefix}-Unique-ID`, ch.uuid], [`${prefix}-Source`, 'mod_sofia'],
-    [`${prefix}-Context`, 'public'], [`${prefix}-Channel-Name`, ch.name], [`${prefix}-Profile-Index`, '1'],
+    [`${prefix}-Destination-Number`, ch.profile?.destination ?? ch.dialed], [`${prefix}-Unique-ID`, ch.uuid], [`${prefix}-Source`, 'mod_sofia'],
+    [`${prefix}-Context`, ch.profile?.context ?? 'public'], [`${prefix}-Channel-Name`, ch.name], [`${prefix}-Profile-Index`, '1'],
     [`${prefix}-Profile-Created-Time`, microseconds(ch.created)], [`${prefix}-Channel-Created-Time`, microseconds(ch.created)],
     [`${prefix}-Channel-Answered-Time`, ch.answered ? microseconds(ch.created) : '0'],
     [`${prefix}-Channel-Hangup-Time`, '0'], [`${prefix}-Channel-Transfer-Time`, '0'], [`${prefix}-Screen-Bit`, 'true'],

@@ -9,14 +9,20 @@
  * - A failed bridge hangs up the caller unless `continue_on_fail` is set or the cause is NO_ANSWER.
  * - Closing the socket before a bridge hangs up the call; a bridged call outlives the socket.
  * - Inbound: `auth/request`, `-ERR invalid` + disconnect notice on a bad password, global variables.
+ * - A bot's REFER (s9-refer): sofia BYEs the bot and transfers the caller to the Refer-To user in
+ *   `force_transfer_context` (else the caller's own context); in twin-transfers the shipped
+ *   dialplan's logic runs (dialplan/freeswitch/twin-transfers.xml), with the person's behaviour.
  */
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { causeCode } from '../../core/q850.js';
 import { freeswitchTrunkCheck } from '../shipped-dialplan.js';
-import { fromHeader, type BotBehaviour, type CallerResult, type CallSpec, type SimCall, type SimDial, type SimInvite } from '../call-model.js';
+import {
+  fromHeader, type BotBehaviour, type CallerResult, type CallSpec, type PersonBehaviour, type SimCall, type SimDial, type SimInvite,
+} from '../call-model.js';
 import { appHeaders, CORE_UUID, channelData, eventHeaders, otherLeg, type BotLeg, type FsChannel, type OutboundSession, type RunningApp } from './channel.js';
+import { runTwinTransfers, TRANSFERS_CONTEXT, type TransfersHost } from './twin-transfers.js';
 import {
   apiResponse, authRequest, commandReply, CommandReader, connectReply, disconnectNotice, jsonEvent,
   lingerNotice, originateApp, parseDialString, plainEvent, socketMode, splitApiArgs,
@@ -47,6 +53,11 @@ export class FreeSwitchSimulator {
   legCreationFails = false;
   /** How a subscriber called with `bgapi originate` behaves; called once per dial with the number. */
   subscriberBehaviour: (number: string) => BotBehaviour = () => ({ kind: 'answer', afterMs: 5 });
+  /** How the person a transfer rings behaves (the destination's extension, as twin-transfers bridges it). */
+  personBehaviour: (destination: { context: string; extension: string }) => PersonBehaviour = () => ({ kind: 'answer', afterMs: 5 });
+  /** Every REFER a bot sent, and every destination a transfer rang, in order. */
+  readonly referrals: { callId: string; referTo: string; context: string }[] = [];
+  readonly personCalls: { callId: string; context: string; extension: string }[] = [];
   /** Every subscriber dialled with originate, in order. */
   readonly dials: SimDial[] = [];
   readonly invites: SimInvite[] = [];
@@ -127,6 +138,15 @@ export class FreeSwitchSimulator {
     this.channels.set(uuid, ch);
     this.connectOut(ch, target, target.mode ?? 'async');
     return { id: uuid, left, hangup: () => this.hangup(ch, 'NORMAL_CLEARING', { kind: 'hungup-by-caller', vars: {} }) };
+  }
+
+  /** The bot of a bridged caller sends its REFER now (Refer-To: sip:<to>@pbx); false if no bot is bridged to it. */
+  botRefer(callId: string, to: string): boolean {
+    const ch = this.channels.get(callId);
+    const bridge = ch?.bot?.state === 'answered' ? ch.running : undefined;
+    if (!ch || !bridge || bridge.app !== 'bridge') return false;
+    this.botRefers(ch, bridge, to);
+    return true;
   }
 
   /** Cut every outbound socket from FreeSWITCH's side, as when the product's host goes away. */
@@ -413,7 +433,7 @@ export class FreeSwitchSimulator {
     const b = this.botBehaviour(invite);
     switch (b.kind) {
       case 'answer':
-        return void botLater(b.afterMs ?? 5, () => this.botAnswered(ch, running, b.hangupAfterMs));
+        return void botLater(b.afterMs ?? 5, () => this.botAnswered(ch, running, b.hangupAfterMs, b.refer));
       case 'busy':
         return void botLater(b.afterMs ?? 5, () => fail('USER_BUSY', 'BUSY', 'sip:486'));
       case 'unavailable':
@@ -423,7 +443,7 @@ export class FreeSwitchSimulator {
     }
   }
 
-  private botAnswered(ch: FsChannel, running: RunningApp, hangupAfterMs?: number): void {
+  private botAnswered(ch: FsChannel, running: RunningApp, hangupAfterMs?: number, refer?: { afterMs: number; to: string }): void {
     const bot = ch.bot!;
     bot.timers.forEach(clearTimeout);
     bot.state = 'answered';
@@ -432,6 +452,7 @@ export class FreeSwitchSimulator {
     this.setVar(ch, 'bridge_uuid', bot.uuid);
     this.emitEvent(ch, 'CHANNEL_BRIDGE', 'CS_EXECUTE', otherLeg(ch, bot));
     if (hangupAfterMs !== undefined) bot.timers.push(setTimeout(() => this.botHungUp(ch, running), hangupAfterMs));
+    if (refer) bot.timers.push(setTimeout(() => this.botRefers(ch, running, refer.to), refer.afterMs));
   }
 
   /** a3: the bot's BYE unbridges; the caller stays parked under the socket's control. */
@@ -446,6 +467,78 @@ export class FreeSwitchSimulator {
     if (!ch.session || ch.session.closed) this.afterHandedOverBotHangup(ch);
     else this.runQueue(ch);
   }
+
+  /**
+   * The bot's in-dialog REFER (s9-refer): sofia answers 202, NOTIFYs 200, BYEs the bot and transfers
+   * the caller to the Refer-To user, in force_transfer_context if set, else the caller's own context.
+   * The socket (if still open) sees UNBRIDGE (already carrying transfer_history and sip_refer_to),
+   * EXECUTE_COMPLETE(bridge), UNPARK, EXECUTE_COMPLETE(socket), two CHANNEL_STATEs, then the new dialplan.
+   */
+  private botRefers(ch: FsChannel, running: RunningApp, referTo: string): void {
+    if (ch.bot?.state !== 'answered' || ch.state === 'hungup') return;
+    const context = ch.vars.get('force_transfer_context') || (ch.profile?.context ?? 'public');
+    this.referrals.push({ callId: ch.uuid, referTo, context });
+    this.endBot(ch);
+    const entry = `${Math.floor(Date.now() / 1000)}:${randomUUID()}:bl_xfer:${referTo}/${context}/XML`;
+    const history = ch.vars.get('transfer_history');
+    this.setVar(ch, 'transfer_history', history ? `ARRAY::${history.replace(/^ARRAY::/, '')}|:${entry}` : entry);
+    this.setVar(ch, 'sip_refer_to', `<sip:${referTo}@127.0.0.1:5090>`);
+    this.setVar(ch, 'bridge_hangup_cause', 'NORMAL_CLEARING');
+    ch.profile = { destination: referTo, context };
+    const underSocket = ch.state === 'socket';
+    ch.state = 'transferred';
+    ch.queue = [];
+    this.emitEvent(ch, 'CHANNEL_UNBRIDGE', 'CS_EXECUTE');
+    this.complete(ch, running);
+    if (underSocket) this.socketAppEnded(ch);
+    this.emitEvent(ch, 'CHANNEL_STATE', 'CS_ROUTING');
+    this.emitEvent(ch, 'CHANNEL_STATE', 'CS_EXECUTE');
+    if (context === TRANSFERS_CONTEXT) return runTwinTransfers(ch, referTo, this.transfersHost);
+    // The caller's own dialplan: whatever it has under that name (the toll-fraud case).
+    this.continueTo(ch, referTo, context);
+  }
+
+  private socketAppEnded(ch: FsChannel): void {
+    this.emitEvent(ch, 'CHANNEL_UNPARK', 'CS_EXECUTE');
+    this.emitEvent(ch, 'CHANNEL_EXECUTE_COMPLETE', 'CS_EXECUTE', [], appHeaders({ app: 'socket', arg: `${this.socketTarget.host}:${this.socketTarget.port} async full`, uuid: ch.uuid }, '_none_'));
+  }
+
+  /** A transferred caller goes on in other dialplan, which answers, plays a prompt and hangs up (as the fallbacks do). */
+  private continueTo(ch: FsChannel, extension: string, context: string): void {
+    ch.finish({ kind: 'continued', context, extension, priority: 1, vars: Object.fromEntries(ch.vars) });
+    this.later(ch, () => this.end(ch, 'NORMAL_CLEARING'), 10);
+  }
+
+  /** The simulator's side of the twin-transfers model: events, variables, timers, and what the test sees. */
+  private readonly transfersHost: TransfersHost = {
+    runApp: (ch, app, data, effect) => {
+      const uuid = randomUUID();
+      this.emitEvent(ch, 'CHANNEL_EXECUTE', 'CS_EXECUTE', [], appHeaders({ app, arg: data, uuid }));
+      effect?.();
+      this.emitEvent(ch, 'CHANNEL_EXECUTE_COMPLETE', 'CS_EXECUTE', [], appHeaders({ app, arg: data, uuid }, '_none_'));
+      const subclass = app === 'event' ? /Event-Subclass=([^,]*)/.exec(data)?.[1] : undefined;
+      if (subclass) this.publishInbound(eventHeaders(ch, 'CUSTOM', 'CS_EXECUTE', [['Event-Subclass', subclass]]));
+    },
+    appStarted: (ch, app, data) => {
+      ch.running = { app, arg: data, uuid: randomUUID() };
+      this.emitEvent(ch, 'CHANNEL_EXECUTE', 'CS_EXECUTE', [], appHeaders(ch.running));
+    },
+    setVar: (ch, name, value) => this.setVar(ch, name, value),
+    unsetVar: (ch, name) => { ch.vars.delete(name); },
+    later: (ch, fn, ms) => this.later(ch, fn, ms),
+    bridged: (ch) => this.emitEvent(ch, 'CHANNEL_BRIDGE', 'CS_EXECUTE'),
+    unbridged: (ch) => {
+      const bridge = ch.running;
+      ch.running = undefined;
+      this.emitEvent(ch, 'CHANNEL_UNBRIDGE', 'CS_EXECUTE');
+      if (bridge) this.emitEvent(ch, 'CHANNEL_EXECUTE_COMPLETE', 'CS_EXECUTE', [], appHeaders(bridge, '_none_'));
+    },
+    continueTo: (ch, extension, context) => this.continueTo(ch, extension, context),
+    hangup: (ch, cause) => this.hangup(ch, cause, { kind: 'hungup-by-app', reasonCode: String(causeCode(cause) ?? ''), reason: cause, vars: {} }),
+    personBehaviour: (destination) => this.personBehaviour(destination),
+    personRang: (ch, destination) => this.personCalls.push({ callId: ch.uuid, ...destination }),
+    reached: (ch, target, destination) => ch.finish({ kind: 'transferred', target, ...destination, vars: Object.fromEntries(ch.vars) }),
+  };
 
   private endBot(ch: FsChannel): void {
     if (!ch.bot || ch.bot.state === 'gone') return;
@@ -517,13 +610,11 @@ export class FreeSwitchSimulator {
     this.endBot(ch);
     ch.queue = [];
     ch.state = 'transferred';
-    this.emitEvent(ch, 'CHANNEL_UNPARK', 'CS_EXECUTE');
-    this.emitEvent(ch, 'CHANNEL_EXECUTE_COMPLETE', 'CS_EXECUTE', [], appHeaders({ app: 'socket', arg: `${this.socketTarget.host}:${this.socketTarget.port} async full`, uuid: ch.uuid }, '_none_'));
+    this.socketAppEnded(ch);
     this.emitEvent(ch, 'CHANNEL_STATE', 'CS_ROUTING');
     this.emitEvent(ch, 'CHANNEL_STATE', 'CS_EXECUTE');
-    ch.finish({ kind: 'continued', context, extension, priority: 1, vars: Object.fromEntries(ch.vars) });
     // The fallback extension answers, plays a prompt and hangs up; its events still reach the socket (b3).
-    this.later(ch, () => this.end(ch, 'NORMAL_CLEARING'), 10);
+    this.continueTo(ch, extension, context);
   }
 
   private appHangup(ch: FsChannel, cause: string): void {
@@ -533,7 +624,8 @@ export class FreeSwitchSimulator {
   /** Ends a channel under our socket, with the recorded event order (a1, b1, c1). */
   private hangup(ch: FsChannel, cause: string, result: CallerResult): void {
     if (ch.state !== 'socket') {
-      if (ch.state === 'transferred') this.end(ch, cause);
+      // A caller elsewhere in the dialplan: `left` was settled already, unless a transfer still rang.
+      if (ch.state === 'transferred') this.end(ch, cause, result);
       return;
     }
     this.end(ch, cause, result);
@@ -552,10 +644,7 @@ export class FreeSwitchSimulator {
     if (ch.bot?.state === 'ringing') this.setVar(ch, 'originate_disposition', 'ORIGINATOR_CANCEL');
     this.endBot(ch);
     this.interruptRunning(ch);
-    if (underSocket) {
-      this.emitEvent(ch, 'CHANNEL_UNPARK', 'CS_EXECUTE');
-      this.emitEvent(ch, 'CHANNEL_EXECUTE_COMPLETE', 'CS_EXECUTE', [], appHeaders({ app: 'socket', arg: `${this.socketTarget.host}:${this.socketTarget.port} async full`, uuid: ch.uuid }, '_none_'));
-    }
+    if (underSocket) this.socketAppEnded(ch);
     this.emitEvent(ch, 'CHANNEL_STATE', 'CS_HANGUP');
     this.emitEvent(ch, 'CHANNEL_STATE', 'CS_REPORTING');
     this.emitEvent(ch, 'CHANNEL_HANGUP_COMPLETE', 'CS_REPORTING');
