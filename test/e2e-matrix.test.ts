@@ -274,6 +274,60 @@ describe.each(VARIANTS)('$name: answered call to the bot', ({ pbxKind, pbxDefaul
     expect(await pbx.placeCall().left).toMatchObject({ kind: 'hungup-by-app', vars: { TWIN_STATUS: 'CONNECTED' } });
   });
 
+  // ---- the bot's REFER (issue 14); details per PBX in transfer-asterisk / transfer-freeswitch ----
+  const transferRoute = (extra: Record<string, unknown> = {}) => ({
+    routes: { default: { bot: 'b', transfers: { operator: 'agents,operator' }, transfer_timeout_s: 1, ...extra } },
+  });
+  /** bot_leg: dialplan: Asterisk transfers from Dial()'s own bridge and the product hears of it at the end only. */
+  const asteriskDialplan = pbxDefaults?.bot_leg === 'dialplan';
+
+  it('bot transfers to an allowed target: the caller reaches the person, TWIN_STATUS=TRANSFERRED, outcome TRANSFERRED', async () => {
+    const { lab, pbx } = await start({ config: transferRoute() });
+    pbx.setBotBehaviour(() => ({ kind: 'answer', afterMs: 5, refer: { afterMs: 20, to: 'operator' } }));
+    const call = pbx.placeCall();
+    await waitFor(() => status(pbx, call.id) === 'TRANSFERRED', 'TWIN_STATUS=TRANSFERRED');
+    expect(pbx.channelVar(call.id, 'TWIN_TRANSFER_TARGET')).toBe('operator');
+    call.hangup();
+    expect(await lab.outcomeOf(call.id)).toMatchObject({ status: 'TRANSFERRED', transferTarget: 'operator', endedBy: 'caller' });
+  });
+
+  it('bot transfers to a target the route does not list: refused, never the bot\'s choice of number', async () => {
+    const { lab, pbx } = await start({ config: transferRoute() });
+    let rung = 0;
+    pbx.setPersonBehaviour(() => { rung += 1; return { kind: 'answer' }; });
+    pbx.setBotBehaviour(() => ({ kind: 'answer', afterMs: 5, refer: { afterMs: 20, to: '+442079460999' } }));
+    const call = pbx.placeCall();
+    if (pbxKind === 'freeswitch') {
+      // sofia has already let the bot go: the caller goes to the route's fallback.
+      expect(await call.left).toMatchObject({ vars: { TWIN_STATUS: 'TRANSFER_FAILED' } });
+      expect(await lab.outcomeOf(call.id)).toMatchObject({ status: 'TRANSFER_FAILED' });
+    } else {
+      // Asterisk refuses the REFER (NOTIFY 603 from the product, or 404 from [twin-transfers]): the bot keeps the caller.
+      await waitFor(() => lab.ari.refers[0]?.notifies.some((code) => code >= 400), 'the refusal to reach the bot');
+      call.hangup();
+      expect(await lab.outcomeOf(call.id)).toMatchObject({ status: 'CONNECTED', endedBy: 'caller' });
+    }
+    expect(rung).toBe(0);
+  });
+
+  it('target does not answer: after transfer_timeout_s the caller goes to the route\'s fallback with TRANSFER_FAILED', async () => {
+    const fallback = { action: 'continue', context: 'twin-fallback', extension: 'agent', priority: 1 };
+    const { lab, pbx } = await start({ config: transferRoute({ fallback }), ari: { transferRingTimeoutS: 1 } });
+    pbx.setPersonBehaviour(() => ({ kind: 'no-answer' }));
+    // The bot hangs up right after its REFER, as a bot that has said goodbye would.
+    pbx.setBotBehaviour(() => ({ kind: 'answer', afterMs: 5, refer: { afterMs: 20, to: 'operator' }, hangupAfterMs: 40 }));
+    const call = pbx.placeCall();
+    if (asteriskDialplan) {
+      // Asterisk moved the caller to [twin-transfers]; ringing and giving up are that dialplan's.
+      await waitFor(() => status(pbx, call.id) === 'TRANSFERRED', 'the transfer');
+      call.hangup();
+      expect(await lab.outcomeOf(call.id)).toMatchObject({ status: 'TRANSFERRED', transferTarget: 'operator' });
+      return;
+    }
+    expect(await call.left).toMatchObject({ kind: 'continued', context: 'twin-fallback', extension: 'agent', vars: { TWIN_STATUS: 'TRANSFER_FAILED' } });
+    expect(await lab.outcomeOf(call.id)).toMatchObject({ status: 'TRANSFER_FAILED', transferTarget: 'operator' });
+  });
+
   it('answers BUSY over capacity, without a warm-up, and publishes the trunk as BUSY', async () => {
     const { lab, pbx } = await start({ config: { trunk: { max_concurrent_calls: 1 } } });
     const first = pbx.placeCall();

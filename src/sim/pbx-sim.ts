@@ -2,7 +2,7 @@
  * One face for both PBX simulators, so the end-to-end cases, the demo and the benchmark are
  * written once and run against Asterisk (ARI) and FreeSWITCH (ESL).
  */
-import type { BotBehaviour, CallSpec, SimCall, SimDial, SimInvite } from './call-model.js';
+import type { BotBehaviour, CallSpec, PersonBehaviour, SimCall, SimDial, SimInvite } from './call-model.js';
 import type { AriSimulator } from './asterisk/ari-sim.js';
 import type { FreeSwitchSimulator } from './freeswitch/esl-sim.js';
 
@@ -14,6 +14,8 @@ export interface PbxSim {
   describeEntry(hints: Record<string, string>): string;
   placeCall(spec?: CallSpec): SimCall;
   setBotBehaviour(behaviour: (invite: SimInvite) => BotBehaviour): void;
+  /** How the person behind a transfer destination (context, extension) behaves. */
+  setPersonBehaviour(behaviour: (context: string, extension: string) => PersonBehaviour): void;
   /** How subscribers the product dials (originate) behave, by number. */
   setSubscriberBehaviour(behaviour: (number: string) => BotBehaviour): void;
   /** Subscribers the product dialled, in order. */
@@ -41,6 +43,7 @@ export function asteriskSim(ari: AriSimulator, deviceState = 'twin-trunk'): PbxS
     describeEntry: (hints) => `Stasis(twin${args(hints).map((a) => `,${a}`).join('')})`,
     placeCall: (spec = {}) => ari.placeCall({ number: spec.number, name: spec.name, dialed: spec.dialed, args: args(spec.hints ?? {}) }),
     setBotBehaviour: (b) => { ari.botBehaviour = b; },
+    setPersonBehaviour: (b) => { ari.personBehaviour = b; },
     setSubscriberBehaviour: (b) => { ari.subscriberBehaviour = b; },
     dials: ari.dials,
     invites: ari.invites,
@@ -66,6 +69,7 @@ export function freeswitchSim(fs: FreeSwitchSimulator, trunkVariable = 'twin_tru
     describeEntry: (hints) => [...Object.entries(hints).map(([k, v]) => `set twin_${k}=${v}; `), `socket ${fs.socketTarget.host}:${fs.socketTarget.port} async full`].join(''),
     placeCall: (spec = {}) => fs.placeCall(spec),
     setBotBehaviour: (b) => { fs.botBehaviour = b; },
+    setPersonBehaviour: (b) => { fs.personBehaviour = ({ context, extension }) => b(context, extension); },
     setSubscriberBehaviour: (b) => { fs.subscriberBehaviour = b; },
     dials: fs.dials,
     invites: fs.invites,

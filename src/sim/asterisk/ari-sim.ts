@@ -832,6 +832,7 @@ export class AriSimulator {
     refer.notifies.push(100, 200);
     dial.transferredTo = to;
     caller.vars.set('TWIN_TRANSFER_TARGET', to);
+    caller.vars.set('TWIN_STATUS', 'TRANSFERRED');
   }
 
   private transferExtensionExists(context: string, extension: string): boolean {
