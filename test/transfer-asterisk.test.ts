@@ -83,6 +83,7 @@ describe('Asterisk: the bot transfers the caller to a person (REFER)', () => {
     await waitFor(() => lab.ari.refers[0]?.notifies.includes(503), 'NOTIFY 503 for the first try', 4000);
     lab.ari.botRefers(botId, 'sales');
     await waitFor(() => lab.ari.channel(call.id)?.vars.get('TWIN_STATUS') === 'TRANSFERRED', 'the second try to be answered');
+    await waitFor(() => lab.ari.channel(botId) === undefined, 'the bot leg to be let go');
     expect(lab.ari.peersOf(call.id)).toEqual([expect.stringMatching(/^Local\/sales@agents-/)]);
     expect(lab.ari.channel(`twin-${call.id}-xfer2`)).toBeDefined();
     call.hangup();

@@ -92,6 +92,8 @@ export class AriSimulator {
   private seq = 0;
   private readonly epoch = Math.floor(Date.now() / 1000);
   port = 0;
+  /** Event websockets opened so far (each reconnection of the product opens one). */
+  websocketsOpened = 0;
   /** While true the websocket upgrade answers 503 "Asterisk not booted". */
   booting = false;
   botBehaviour: (invite: SimInvite) => BotBehaviour = () => ({ kind: 'answer', afterMs: 5 });
@@ -244,6 +246,7 @@ export class AriSimulator {
     const appNames = (url.searchParams.get('app') ?? '').split(',').filter(Boolean);
     if (appNames.length === 0) return reject(400, '<html><body>HTTP request is missing param: [app]</body></html>', 'text/html');
     this.wss.handleUpgrade(req, socket, head, (ws) => {
+      this.websocketsOpened += 1;
       for (const name of appNames) {
         const app = this.apps.get(name) ?? { sockets: new Set<WebSocket>() };
         this.apps.set(name, app);
