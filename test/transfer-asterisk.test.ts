@@ -67,9 +67,10 @@ describe('Asterisk: the bot transfers the caller to a person (REFER)', () => {
     stays.hangup();
     expect(await lab.outcomeOf(stays.id)).toMatchObject({ status: 'CONNECTED' });
 
-    // This bot hangs up right after its REFER: nobody answers, so the caller goes to the fallback.
+    // This bot hangs up right after its REFER: the caller hears music while nobody answers, then goes to the fallback.
     lab.ari.botBehaviour = () => ({ kind: 'answer', afterMs: 5, refer: { afterMs: 30, to: 'operator' }, hangupAfterMs: 60 });
     const left = lab.ari.placeCall();
+    await waitFor(() => lab.ari.bridgeMoh(left.id), 'music on hold in the caller\'s bridge');
     expect(await left.left).toMatchObject({ kind: 'continued', context: 'twin-fallback', extension: 'agent', vars: { TWIN_STATUS: 'TRANSFER_FAILED' } });
     expect(await lab.outcomeOf(left.id)).toMatchObject({ status: 'TRANSFER_FAILED', transferTarget: 'operator' });
   });
@@ -88,6 +89,19 @@ describe('Asterisk: the bot transfers the caller to a person (REFER)', () => {
     expect(lab.ari.channel(`twin-${call.id}-xfer2`)).toBeDefined();
     call.hangup();
     expect(await lab.outcomeOf(call.id)).toMatchObject({ status: 'TRANSFERRED', transferTarget: 'sales', endedBy: 'caller' });
+  });
+
+  it('ari-only: a bot that hangs up right after its REFER leaves the caller with music, then with the person who answers', async () => {
+    const lab = await startLab({ config: config('ari') });
+    lab.ari.personBehaviour = () => ({ kind: 'answer', afterMs: 300 });
+    lab.ari.botBehaviour = () => ({ kind: 'answer', afterMs: 5, refer: { afterMs: 20, to: 'operator' }, hangupAfterMs: 40 });
+    const call = lab.ari.placeCall();
+    await waitFor(() => lab.ari.bridgeMoh(call.id), 'music while the transfer rings');
+    await waitFor(() => lab.ari.channel(call.id)?.vars.get('TWIN_STATUS') === 'TRANSFERRED', 'the person to answer');
+    await waitFor(() => !lab.ari.bridgeMoh(call.id), 'the music to stop');
+    expect(lab.ari.peersOf(call.id)).toEqual([expect.stringMatching(/^Local\/s@agents-/)]);
+    call.hangup();
+    expect(await lab.outcomeOf(call.id)).toMatchObject({ status: 'TRANSFERRED', transferTarget: 'operator', endedBy: 'caller' });
   });
 
   it('ari-only: the person hangs up first → the caller is hung up, outcome TRANSFERRED ended by the target', async () => {

@@ -53,6 +53,8 @@ export class AriCall extends StasisCaller implements AnsweredCall {
   private options?: ConnectOptions;
   private transfer: TransferLeg = { state: 'none' };
   private readonly transferLegs: string[] = [];
+  /** Music plays to the bridge while a transfer rings after the bot left. */
+  private transferMoh = false;
   /** After a transfer: who ends the caller's talk with the person. */
   private resolveTargetEnd?: (who: EndedBy) => void;
 
@@ -201,8 +203,10 @@ export class AriCall extends StasisCaller implements AnsweredCall {
       this.botFailed(failureFromCause(cause, techCause), techCause, cause);
     } else if (this.bot.state === 'answered') {
       this.bot = { state: 'gone', id: this.bot.id };
-      // A bot that hangs up after its REFER: the caller waits for the person (or their fallback).
+      // A bot that hangs up after its REFER: the caller waits for the person (or their fallback),
+      // with music rather than silence.
       if (this.transfer.state !== 'dialing') this.resolveEnd?.('bot');
+      else this.playWhileTransferring();
     } else if (this.bot.state === 'ending') {
       this.bot = { state: 'gone', id: this.bot.id };
     }
@@ -276,7 +280,7 @@ export class AriCall extends StasisCaller implements AnsweredCall {
       this.host.rest.setVar(this.id, 'TWIN_TRANSFER_TARGET', leg.target),
       this.setStatus('TRANSFERRED'),
     ];
-    if (leg.ours) tasks.push(this.host.rest.addToBridge(this.bridgeId, [leg.id]).then(() => this.letBotGo()));
+    if (leg.ours) tasks.push(this.host.rest.addToBridge(this.bridgeId, [leg.id]).then(() => Promise.all([this.letBotGo(), this.stopTransferMoh()])));
     Promise.all(tasks).catch(this.warn('could not finish the transfer'));
     this.resolveEnd?.({ kind: 'transferred', target: leg.target, ended });
   }
@@ -304,6 +308,17 @@ export class AriCall extends StasisCaller implements AnsweredCall {
       return;
     }
     this.resolveEnd?.({ kind: 'transfer-failed', target: leg.target, reason: why, callerSentOn: false });
+  }
+
+  private playWhileTransferring(): void {
+    this.transferMoh = true;
+    this.host.rest.startBridgeMoh(this.bridgeId, this.host.cfg.moh_class).catch(this.warn('could not play music while the transfer rings'));
+  }
+
+  private stopTransferMoh(): Promise<unknown> {
+    if (!this.transferMoh) return Promise.resolve();
+    this.transferMoh = false;
+    return this.host.rest.stopBridgeMoh(this.bridgeId).catch(ignoreGone);
   }
 
   /** NOTIFY 200 to the bot, then its leg leaves (as recorded: Asterisk itself does not BYE it). */

@@ -183,6 +183,8 @@ export class AriRest extends EventEmitter {
   addToBridge(bridgeId: string, channelIds: string[]) {
     return this.call('bridges.addChannel', 'POST', `/bridges/${enc(bridgeId)}/addChannel`, { channel: channelIds.join(',') });
   }
+  startBridgeMoh(bridgeId: string, mohClass: string) { return this.call('bridges.startMoh', 'POST', `/bridges/${enc(bridgeId)}/moh`, { mohClass }); }
+  stopBridgeMoh(bridgeId: string) { return this.call('bridges.stopMoh', 'DELETE', `/bridges/${enc(bridgeId)}/moh`); }
   destroyBridge(bridgeId: string) { return this.call('bridges.destroy', 'DELETE', `/bridges/${enc(bridgeId)}`); }
   async bridges(): Promise<{ id: string; channels?: string[] }[]> {
     return (await this.call('bridges.list', 'GET', '/bridges')) as { id: string; channels?: string[] }[];

@@ -210,6 +210,12 @@ export class AriSimulator {
     return this.channels.get(id);
   }
 
+  /** Whether music on hold plays to this channel's bridge. */
+  bridgeMoh(channelId: string): boolean {
+    const bridgeId = this.channels.get(channelId)?.bridgeId;
+    return (bridgeId ? this.bridges.get(bridgeId)?.moh : undefined) ?? false;
+  }
+
   /** Names of the other channels in this channel's bridge (whom the caller talks to). */
   peersOf(channelId: string): string[] {
     const bridgeId = this.channels.get(channelId)?.bridgeId;
@@ -389,6 +395,8 @@ export class AriSimulator {
       case 'DELETE bridges/:id': return this.withBridge(id!, (b) => this.destroyBridge(b));
       case 'POST bridges/:id/addChannel': return this.withBridge(id!, (b) => this.addChannels(b, q));
       case 'POST bridges/:id/removeChannel': return this.withBridge(id!, (b) => this.removeChannel(b, q));
+      case 'POST bridges/:id/moh': return this.withBridge(id!, (b) => { b.moh = true; return [204, undefined]; });
+      case 'DELETE bridges/:id/moh': return this.withBridge(id!, (b) => { b.moh = false; return [204, undefined]; });
       default:
         if (['channels', 'bridges', 'asterisk', 'applications', 'deviceStates'].includes(resource ?? '') && id === undefined) {
           return [405, { message: 'Invalid method' }];

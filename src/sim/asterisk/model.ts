@@ -63,6 +63,8 @@ export interface SimBridge {
   channels: string[];
   /** BridgeDestroyed is delivered on DELETE only after a channel was hung up inside (fixture h1). */
   hadHangupInside: boolean;
+  /** Music on hold played to the bridge (POST /bridges/{id}/moh). */
+  moh?: boolean;
 }
 
 export const ASTERISK_ID = '02:fc:00:00:00:01';
