@@ -63,13 +63,31 @@ function warnIfSecretsExposed(configPath: string): void {
 async function checkFreeswitch(cfg: FreeswitchConfig): Promise<number> {
   try {
     const control = await EslControl.connect(cfg.esl_host, cfg.esl_port, cfg.esl_password, cfg.command_timeout_ms);
-    const status = await control.api('status').finally(() => control.close());
-    const version = /Version ([^\s)]+)/.exec(status)?.[1] ?? 'unknown version';
-    ok(`FreeSWITCH ESL at ${cfg.esl_host}:${cfg.esl_port} (FreeSWITCH ${version}); dialplan socket target ${cfg.listen_host}:${cfg.listen_port}`);
+    try {
+      const status = await control.api('status');
+      const version = /Version ([^\s)]+)/.exec(status)?.[1] ?? 'unknown version';
+      ok(`FreeSWITCH ESL at ${cfg.esl_host}:${cfg.esl_port} (FreeSWITCH ${version}); dialplan socket target ${cfg.listen_host}:${cfg.listen_port}`);
+      await warnOfMissingContexts(control);
+    } finally {
+      control.close();
+    }
     return 0;
   } catch (err) {
     fail((err as Error).message);
     return 1;
+  }
+}
+
+/** The shipped contexts the product sends callers to; without them a caller is dropped, not served. */
+const SHIPPED_FREESWITCH_CONTEXTS: Record<string, string> = {
+  'twin-after-socket': 'twin-after-socket.xml: callers the product did not take, and the bot hanging up first',
+  'twin-transfers': 'twin-transfers.xml: a bot\'s REFER (every bridged caller has force_transfer_context=twin-transfers)',
+};
+
+async function warnOfMissingContexts(control: EslControl): Promise<void> {
+  for (const [context, why] of Object.entries(SHIPPED_FREESWITCH_CONTEXTS)) {
+    const found = await control.api(`xml_locate dialplan context name ${context}`);
+    if (!found.trimStart().startsWith('<context')) warn(`FreeSWITCH has no dialplan context ${context}: install dialplan/freeswitch/${why}`);
   }
 }
 

@@ -104,6 +104,20 @@ describe('twin-connector check', () => {
     expect(code).toBe(1);
   });
 
+  it('warns when FreeSWITCH lacks the shipped contexts the product sends callers to (twin-transfers, twin-after-socket)', async () => {
+    const file = writeConfig('fs-contexts.yaml', () => {});
+    expect((await cli(['check', '--config', file])).out).not.toContain('has no dialplan context');
+    fs.dialplanContexts.delete('twin-transfers');
+    try {
+      const { code, out } = await cli(['check', '--config', file]);
+      expect(out).toContain('WARN  FreeSWITCH has no dialplan context twin-transfers: install dialplan/freeswitch/twin-transfers.xml');
+      expect(out).not.toContain('no dialplan context twin-after-socket');
+      expect(code).toBe(0);
+    } finally {
+      fs.dialplanContexts.add('twin-transfers');
+    }
+  });
+
   it('reports an unreachable ARI and ESL', async () => {
     const file = writeConfig('no-pbx.yaml', (c) => { c.asterisk.url = 'http://127.0.0.1:1'; c.freeswitch.esl_port = 1; });
     const { code, out } = await cli(['check', '--config', file]);

@@ -45,6 +45,8 @@ export interface FsPlaceCall extends CallSpec {
 const BREAKABLE = new Set(['playback', 'sleep', 'park']);
 
 export class FreeSwitchSimulator {
+  /** Dialplan contexts FreeSWITCH has loaded (the shipped ones unless a test removes them). */
+  readonly dialplanContexts = new Set(['twin-after-socket', 'twin-transfers', 'twin-fallback']);
   readonly password: string;
   /** The product's outbound socket server, as in the dialplan's `socket host:port`. */
   socketTarget = { host: '127.0.0.1', port: 8084 };
@@ -693,6 +695,11 @@ export class FreeSwitchSimulator {
         return '+OK';
       }
       case 'global_getvar': return this.globals.get(args[0] ?? '') ?? '-ERR no reply\n';
+      case 'xml_locate': {
+        // `xml_locate dialplan context name <name>`: the context's XML, or this (FreeSWITCH 1.10.12).
+        const name = args[0] === 'dialplan' && args[1] === 'context' && args[2] === 'name' ? args[3] ?? '' : '';
+        return this.dialplanContexts.has(name) ? `<context name="${name}">\n</context>\n` : "can't find anything\n";
+      }
       case 'uuid_getvar':
         if (!live) return noChannel;
         return live.vars.get(args[1] ?? '') ?? '_undef_';
