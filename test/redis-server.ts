@@ -1,0 +1,69 @@
+/**
+ * A real redis-server (Debian's package) for the cluster tests: on a free loopback port, without
+ * persistence, stopped after the file's tests. A missing binary fails the tests with the fix, never skips them.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll } from 'vitest';
+import { freePort } from './daemon-process.js';
+
+export class RedisServer {
+  port = 0;
+  private process?: ChildProcess;
+
+  get url(): string {
+    return `redis://127.0.0.1:${this.port}`;
+  }
+
+  /** Starts on a free port, or again on the same port after stop() (Redis back after an outage). */
+  async start(): Promise<void> {
+    if (spawnSync('redis-server', ['--version']).error) {
+      throw new Error('redis-server is not installed: the cluster tests need a real Redis (apt-get install -y redis-server)');
+    }
+    this.port ||= await freePort();
+    const child = spawn('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    this.process = child;
+    let output = '';
+    await new Promise<void>((resolve, reject) => {
+      const onData = (d: Buffer) => {
+        output += d.toString();
+        if (output.includes('Ready to accept connections')) resolve();
+      };
+      child.stdout!.on('data', onData);
+      child.stderr!.on('data', onData);
+      child.once('exit', (code) => reject(new Error(`redis-server exited (${code}): ${output.slice(-500)}`)));
+    });
+  }
+
+  async stop(): Promise<void> {
+    const child = this.process;
+    if (!child || child.exitCode !== null) return;
+    this.process = undefined;
+    await new Promise((resolve) => {
+      child.once('exit', resolve);
+      child.kill('SIGKILL'); // as when the Redis host dies: no goodbye to the clients
+    });
+  }
+
+  /** A plain client for the test to look into Redis. */
+  client(): Redis {
+    const client = new Redis(this.url, { lazyConnect: false, maxRetriesPerRequest: 1 });
+    client.on('error', () => {});
+    return client;
+  }
+}
+
+/** One Redis for the file's tests. */
+export function redisForTests(): RedisServer {
+  const redis = new RedisServer();
+  beforeAll(() => redis.start());
+  afterAll(() => redis.stop());
+  return redis;
+}
+
+/** Slots whose lease has not run out, on Redis's own clock. */
+export async function liveSlots(client: Redis, cluster: string): Promise<number> {
+  const [seconds, micros] = await client.time();
+  const now = Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
+  return client.zcount(`twin:{${cluster}}:slots`, `(${now}`, '+inf');
+}
