@@ -11,6 +11,9 @@ export class RedisServer {
   port = 0;
   private process?: ChildProcess;
 
+  /** `password`: Redis asks for it (requirepass), as a production one should. */
+  constructor(readonly password?: string) {}
+
   get url(): string {
     return `redis://127.0.0.1:${this.port}`;
   }
@@ -21,7 +24,7 @@ export class RedisServer {
       throw new Error('redis-server is not installed: the cluster tests need a real Redis (apt-get install -y redis-server)');
     }
     this.port ||= await freePort();
-    const child = spawn('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', ...(this.password ? ['--requirepass', this.password] : [])], { stdio: ['ignore', 'pipe', 'pipe'] });
     this.process = child;
     let output = '';
     await new Promise<void>((resolve, reject) => {
@@ -47,15 +50,15 @@ export class RedisServer {
 
   /** A plain client for the test to look into Redis. */
   client(): Redis {
-    const client = new Redis(this.url, { lazyConnect: false, maxRetriesPerRequest: 1 });
+    const client = new Redis(this.url, { password: this.password, maxRetriesPerRequest: 1 });
     client.on('error', () => {});
     return client;
   }
 }
 
 /** One Redis for the file's tests. */
-export function redisForTests(): RedisServer {
-  const redis = new RedisServer();
+export function redisForTests(password?: string): RedisServer {
+  const redis = new RedisServer(password);
   beforeAll(() => redis.start());
   afterAll(() => redis.stop());
   return redis;
