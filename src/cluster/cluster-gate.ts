@@ -57,6 +57,11 @@ export class ClusterGate extends EventEmitter implements Gate {
     await this.sync();
   }
 
+  /** Redis commands sent so far (the benchmark's round trips per call). */
+  get roundTrips(): number {
+    return this.budget.roundTrips;
+  }
+
   get connected(): boolean {
     return this.link === 'up';
   }
