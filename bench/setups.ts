@@ -3,12 +3,17 @@
  * child process (bench/sims.ts). Prints a table per PBX, each ending with one machine-readable line:
  *   asterisk setups_per_s=N p99_added_ms=N requests_per_call=N heap_per_call_kb=N
  *   freeswitch setups_per_s=N p99_added_ms=N requests_per_call=N heap_per_call_kb=N
- * (Asterisk: ARI requests up to the bot's dial; FreeSWITCH: ESL commands per call.)
- * Run with: npm run bench [-- asterisk|freeswitch]   (node --expose-gc is set by the script)
+ *   cluster nodes=3 setups_per_s=500 p99_added_ms_single=N p99_added_ms_cluster=N p99_cost_ms=N p50_cost_ms=N redis_round_trips_per_call=N
+ * (Asterisk: ARI requests up to the bot's dial; FreeSWITCH: ESL commands per call. cluster: three
+ * Asterisk nodes at 500 setups/s in all, first each on its own gate, then sharing one real
+ * redis-server; round trips are all Redis commands over the calls, lease renewals included.)
+ * Run with: npm run bench [-- asterisk|freeswitch|cluster]   (node --expose-gc is set by the script)
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { parseConfig } from '../src/config/load.js';
+import { ClusterGate } from '../src/cluster/cluster-gate.js';
+import { RedisServer } from '../src/sim/redis-server.js';
 import { silentLogger } from '../src/log.js';
 import { Daemon } from '../src/daemon.js';
 import type { BenchCommand, Ready, RunReport } from './sims.js';
@@ -38,10 +43,14 @@ function heapMb(): number {
   return process.memoryUsage().heapUsed / 1024 / 1024;
 }
 
-async function bench(kind: PbxKind): Promise<void> {
+async function startSims(kind: PbxKind): Promise<{ child: ChildProcess; ready: Ready }> {
   const simsFile = fileURLToPath(new URL(`./sims.${import.meta.url.endsWith('.ts') ? 'ts' : 'js'}`, import.meta.url));
   const child = fork(simsFile, [kind], { execArgv: import.meta.url.endsWith('.ts') ? ['--import', 'tsx'] : [] });
   const ready = await new Promise<Ready>((resolve) => child.once('message', (m) => resolve(m as Ready)));
+  return { child, ready };
+}
+
+async function startDaemon(kind: PbxKind, ready: Ready, child: ChildProcess, extra: Record<string, unknown> = {}): Promise<Daemon> {
   const config = parseConfig({
     log: { level: 'silent' },
     twin: { iam_url: ready.twinUrl, cis_url: ready.twinUrl, email: ready.email, password: ready.password, sip: { uri: 'sip:twinbot@127.0.0.1:5070' } },
@@ -50,10 +59,17 @@ async function bench(kind: PbxKind): Promise<void> {
       : { freeswitch: { listen_port: 0, esl_port: ready.eslPort, esl_password: ready.eslPassword } }),
     trunk: { max_concurrent_calls: 100_000, max_calls_per_second: 100_000 },
     routes: { default: { bot: 'bench' } },
+    ...extra,
   }, {});
   const daemon = new Daemon(config, { log: silentLogger });
   await daemon.start();
   if (daemon.freeswitch) await ask(child, { cmd: 'target', port: daemon.freeswitch.listenPort });
+  return daemon;
+}
+
+async function bench(kind: PbxKind): Promise<void> {
+  const { child, ready } = await startSims(kind);
+  const daemon = await startDaemon(kind, ready, child);
 
   await ask<RunReport>(child, { cmd: 'run', calls: 300, ratePerS: 0, maxInFlight: 100, holdMs: 0 }); // JIT warm-up
 
@@ -108,7 +124,48 @@ async function waitIdle(daemon: Daemon): Promise<void> {
   while (daemon.activeCalls > 0 || (daemon.freeswitch?.activeCalls ?? 0) > 0) await new Promise((r) => setTimeout(r, 20));
 }
 
+const CLUSTER_NODES = 3;
+const CLUSTER_RATE = 500;
+const CLUSTER_CALLS_PER_NODE = Number(process.env.BENCH_CLUSTER_CALLS ?? 1000);
+
+/**
+ * The cluster's cost per call: three nodes (each with its simulators) at 500 setups/s in all, on
+ * their own gates, then the same nodes sharing one redis-server; p99 added latency of both runs.
+ */
+async function benchCluster(): Promise<void> {
+  const redis = new RedisServer();
+  await redis.start();
+  const sims = await Promise.all(Array.from({ length: CLUSTER_NODES }, () => startSims('asterisk')));
+  const paced = async (cluster?: Record<string, unknown>) => {
+    const daemons = await Promise.all(sims.map(({ child, ready }, i) => startDaemon('asterisk', ready, child,
+      cluster ? { cluster: { ...cluster, node: `bench-${i}` } } : {})));
+    await Promise.all(sims.map(({ child }) => ask<RunReport>(child, { cmd: 'run', calls: 300, ratePerS: 0, maxInFlight: 100, holdMs: 0 })));
+    const reports = await Promise.all(sims.map(({ child }) => ask<RunReport>(child, {
+      cmd: 'run', calls: CLUSTER_CALLS_PER_NODE, ratePerS: CLUSTER_RATE / CLUSTER_NODES, maxInFlight: Infinity, holdMs: 20,
+    })));
+    await Promise.all(daemons.map(waitIdle));
+    const trips = daemons.reduce((sum, d) => sum + (d.gate instanceof ClusterGate ? d.gate.roundTrips : 0), 0);
+    await Promise.all(daemons.map((d) => d.stop()));
+    const calls = (300 + CLUSTER_CALLS_PER_NODE) * CLUSTER_NODES;
+    const added = reports.flatMap((r) => r.addedMs);
+    return { p50: percentile(added, 50), p99: percentile(added, 99), tripsPerCall: trips / calls };
+  };
+  await paced(); // the first daemons in this process pay for the JIT: not measured
+  const single = await paced();
+  const shared = await paced({ redis_url: redis.url, name: 'bench', local_share: { max_concurrent_calls: 1000, max_calls_per_second: 1000 } });
+  const cost = shared.p99 - single.p99;
+  process.stdout.write(`\ncluster (${CLUSTER_NODES} Asterisk nodes, ${CLUSTER_RATE} setups/s in all, one redis-server)\n`);
+  process.stdout.write(`added latency p50, own gates / shared gate (ms)  ${single.p50.toFixed(2)} / ${shared.p50.toFixed(2)}\n`);
+  process.stdout.write(`added latency p99, own gates / shared gate (ms)  ${single.p99.toFixed(2)} / ${shared.p99.toFixed(2)}\n`);
+  process.stdout.write(`Redis round trips per call (the call waits for 1)  ${shared.tripsPerCall.toFixed(2)}\n`);
+  process.stdout.write(`cluster nodes=${CLUSTER_NODES} setups_per_s=${CLUSTER_RATE} p99_added_ms_single=${single.p99.toFixed(2)} `
+    + `p99_added_ms_cluster=${shared.p99.toFixed(2)} p99_cost_ms=${cost.toFixed(2)} p50_cost_ms=${(shared.p50 - single.p50).toFixed(2)} redis_round_trips_per_call=${shared.tripsPerCall.toFixed(2)}\n`);
+  for (const { child } of sims) child.kill();
+  await redis.stop();
+}
+
 const only = process.argv[2];
 for (const kind of ['asterisk', 'freeswitch'] as const) {
   if (only === undefined || only === kind) await bench(kind);
 }
+if (only === undefined || only === 'cluster') await benchCluster();

@@ -15,7 +15,9 @@ import type { CampaignRow } from './outbound/campaign-file.js';
 import type { Journal } from './outbound/journal.js';
 import { randomUUID } from 'node:crypto';
 import { HttpServer, type NotReady } from './http/server.js';
-import { TrunkGate, type TrunkSnapshot } from './core/trunk.js';
+import { TrunkGate, type Gate, type TrunkSnapshot } from './core/trunk.js';
+import { ClusterGate } from './cluster/cluster-gate.js';
+import { RedisBudget } from './cluster/redis-budget.js';
 import type { AnsweredCall, CallOutcome } from './core/types.js';
 import { TwinHttp } from './twin/http.js';
 import { TwinAuth } from './twin/auth.js';
@@ -38,7 +40,7 @@ export interface DaemonOptions {
 /** Emits 'outcome' (CallOutcome) when a call has left the product, and 'trunk' (TrunkSnapshot). */
 export class Daemon extends EventEmitter {
   readonly clock: Clock;
-  readonly gate: TrunkGate;
+  readonly gate: Gate;
   readonly twin: TwinApi;
   readonly asterisk?: AsteriskDriver;
   readonly freeswitch?: FreeSwitchDriver;
@@ -65,8 +67,8 @@ export class Daemon extends EventEmitter {
     this.log.debug({ config }, 'configuration (secrets redacted)');
     this.http = new TwinHttp(config.twin.max_connections);
     this.twin = new TwinApi(config.twin, this.http, new TwinAuth(config.twin, this.http, this.clock, this.log), this.log);
-    this.gate = new TrunkGate(config.trunk, this.clock);
     const dialer = options.role === 'dialer';
+    this.gate = this.createGate(config, dialer);
     this.publishesTrunk = !dialer;
     if (config.asterisk) {
       const cfg = dialer ? { ...config.asterisk, app: `${config.asterisk.app}-dialer-${process.pid}` } : config.asterisk;
@@ -90,6 +92,7 @@ export class Daemon extends EventEmitter {
 
   /** Connects to each configured PBX; rejects only if a port (HTTP, FreeSWITCH's call socket) or the callback folder cannot be used. */
   async start(): Promise<void> {
+    await this.gate.start?.();
     if (this.publishesTrunk) {
       const trunk = this.gate.snapshot();
       this.asterisk?.publishTrunk(trunk);
@@ -122,7 +125,7 @@ export class Daemon extends EventEmitter {
       // PBX connections close, even in a hurry, or those legs would stay up in the PBX.
       await this.waitForCalls(10_000, false);
     }
-    this.gate.close();
+    await this.gate.close();
     this.asterisk?.stop();
     await this.freeswitch?.stop();
     await this.callbacks?.stop();
@@ -144,13 +147,13 @@ export class Daemon extends EventEmitter {
     const { sip, callback_urls, ...twinConnection } = next.twin;
     const { sip: _sip, callback_urls: _urls, ...oldTwinConnection } = this.config.twin;
     const differs = (a: unknown, b: unknown) => JSON.stringify(a) !== JSON.stringify(b);
-    const needRestart: string[] = (['asterisk', 'freeswitch', 'http', 'callbacks'] as const)
+    const needRestart: string[] = (['asterisk', 'freeswitch', 'http', 'callbacks', 'cluster'] as const)
       .filter((key) => differs(withoutToken(key, next[key]), withoutToken(key, this.config[key])));
     if (differs(twinConnection, oldTwinConnection)) needRestart.push('twin');
     this.config = {
       ...next,
       twin: { ...this.config.twin, sip, callback_urls },
-      asterisk: this.config.asterisk, freeswitch: this.config.freeswitch, callbacks: this.config.callbacks,
+      asterisk: this.config.asterisk, freeswitch: this.config.freeswitch, callbacks: this.config.callbacks, cluster: this.config.cluster,
       http: this.config.http && next.http ? { ...this.config.http, api_token: next.http.api_token } : this.config.http,
     };
     this.gate.setLimits(this.config.trunk);
@@ -173,7 +176,8 @@ export class Daemon extends EventEmitter {
     const trunk = this.gate.snapshot();
     if (trunk.state === 'throttled') {
       const until = new Date(trunk.cooldownUntil ?? 0).toISOString();
-      problems.push({ reason: 'twin_trunk_throttled', detail: `Twin trunk throttled until ${until} (${trunk.lastFailure ?? 'failure'})` });
+      const seenBy = trunk.cluster?.failureNode ? `node ${trunk.cluster.failureNode}: ` : '';
+      problems.push({ reason: 'twin_trunk_throttled', detail: `Twin trunk throttled until ${until} (${seenBy}${trunk.lastFailure ?? 'failure'})` });
     }
     const login = await this.loginProblem();
     if (login) problems.push(login);
@@ -233,6 +237,22 @@ export class Daemon extends EventEmitter {
     return work;
   }
 
+  /** Ways the product works with less than usual but still takes calls (GET /readyz lists them; it stays 200). */
+  degraded(): string[] {
+    const cluster = this.gate.snapshot().cluster;
+    return cluster && !cluster.connected ? ['cluster_unreachable'] : [];
+  }
+
+  /**
+   * This node's own gate, or with `cluster:` one sharing the budget through Redis. A dialer beside
+   * the daemon (CLI call, campaign) is a node of its own: a sync must never drop the daemon's slots.
+   */
+  private createGate(config: Config, dialer: boolean): Gate {
+    if (!config.cluster) return new TrunkGate(config.trunk, this.clock);
+    const cluster = dialer ? { ...config.cluster, node: `${config.cluster.node}.dialer.${process.pid}` } : config.cluster;
+    return new ClusterGate(config.trunk, cluster, new RedisBudget(cluster, this.log), this.clock, this.log);
+  }
+
   private flowDeps(): FlowDeps {
     return { config: () => this.config, twin: this.twin, gate: this.gate, clock: this.clock, log: this.log };
   }
@@ -268,6 +288,7 @@ export class Daemon extends EventEmitter {
     return new Metrics({
       activeCalls: () => this.live.size,
       trunk: () => this.gate.snapshot(),
+      clusterFallbacks: () => (this.gate instanceof ClusterGate ? this.gate.fallbacks : undefined),
       pbxConnections: () => [this.asterisk, this.freeswitch].flatMap((d) => (d ? [{ pbx: d.pbx, state: d.state }] : [])),
       logins: () => ({ ok: auth.logins - auth.loginFailures, failed: auth.loginFailures }),
       warmupRequests: () => this.twin.requests,
@@ -285,6 +306,7 @@ export class Daemon extends EventEmitter {
       onProgress: (listener) => this.outbound.on('progress', listener),
       metrics: () => metrics.text(),
       readiness: () => this.readiness(),
+      degraded: () => this.degraded(),
       trunk: () => this.gate.snapshot(),
       receiveCallback: callbacks ? (raw) => callbacks.receive(raw) : undefined,
     }, this.log);

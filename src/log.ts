@@ -10,7 +10,7 @@ const REDACTED_PATHS = [
   'password', '*.password', 'token', '*.token', 'authorization', '*.authorization',
   'headers.authorization', '*.headers.authorization', 'config.twin.password', 'config.twin.token',
   'config.asterisk.password', 'config.freeswitch.esl_password', 'config.http.api_token', 'config.callbacks.secret',
-  'config.callbacks.forward_to', 'config.twin.callback_urls', 'refreshToken', '*.refreshToken',
+  'config.callbacks.forward_to', 'config.cluster.password', 'config.cluster.tls', 'config.twin.callback_urls', 'refreshToken', '*.refreshToken',
 ];
 
 /** Fields that hold phone numbers; masked when log.mask_numbers is on. */

@@ -21,6 +21,16 @@ function problems(raw: unknown, env: NodeJS.ProcessEnv = {}): string[] {
 }
 
 describe('config', () => {
+  it('takes an optional cluster: section, its password from the environment, never from the URL', () => {
+    expect(parseConfig(minimal(), {}).cluster).toBeUndefined();
+    const cluster = { redis_url: 'redis://10.0.0.5:6379/0', password: '${REDIS_PASSWORD}', name: 'acme', node: 'pbx-a', local_share: { max_concurrent_calls: 5, max_calls_per_second: 2 } };
+    expect(parseConfig({ ...minimal(), cluster }, { REDIS_PASSWORD: 'redis-secret' }).cluster)
+      .toMatchObject({ password: 'redis-secret', lease_ttl_ms: 15_000, command_timeout_ms: 50 });
+    const inUrl = () => parseConfig({ ...minimal(), cluster: { ...cluster, redis_url: 'redis://:url-secret@10.0.0.5:6379' } }, { REDIS_PASSWORD: 'x' });
+    expect(inUrl).toThrow('cluster.redis_url: put the password in cluster.password (or password_file), not in the URL');
+    expect(inUrl).not.toThrow('url-secret');
+  });
+
   it('accepts a minimal config and fills defaults', () => {
     const config = parseConfig(minimal(), {});
     expect(config.trunk).toEqual({ cooldown_s: 180, max_concurrent_calls: 100, max_calls_per_second: 20 });

@@ -1,7 +1,6 @@
 /** The real daemon as a child process (`node --import tsx src/cli.ts run`), for restart and signal tests. */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll } from 'vitest';
@@ -25,17 +24,7 @@ export function runDaemonProcess(configPath: string): DaemonProcess {
   return { child, exited, output: () => output };
 }
 
-/** A TCP port free right now on loopback (the child process listens on it next). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
+export { freePort } from '../src/sim/http-util.js';
 
 /** Twin and Asterisk simulators in the test's process, started before and stopped after the file's tests. */
 export function simulatorsForProcessTests(): { twin: TwinSimulator; ari: AriSimulator } {

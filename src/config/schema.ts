@@ -193,6 +193,37 @@ export const ConfigSchema = z.object({
     max_calls_per_second: positiveInt.default(20),
   }).strict().default({ cooldown_s: 180, max_concurrent_calls: 100, max_calls_per_second: 20 }),
 
+  /**
+   * Several PBX nodes sharing one Twin budget through Redis (src/cluster/). Without this section
+   * the trunk gate is this node's own, as before.
+   */
+  cluster: z.object({
+    /** redis://host:6379/0 or rediss://host:6380 (TLS); the password goes in `password`, not here. */
+    redis_url: z.string().regex(/^rediss?:\/\/[^\s]+$/, 'must be a URL such as redis://10.0.0.5:6379 or rediss://…')
+      .refine((u) => !/^rediss?:\/\/[^/@]*:[^/@]*@/.test(u), 'put the password in cluster.password (or password_file), not in the URL'),
+    username: z.string().min(1).optional(),
+    password: z.string().min(1).optional(),
+    tls: z.object({
+      /** PEM of the CA that signed Redis's certificate; written as ca_file: /path. */
+      ca: z.string().min(1).optional(),
+      /** Name checked against the certificate, when it differs from the URL's host. */
+      servername: z.string().min(1).optional(),
+    }).strict().optional(),
+    /** Key prefix: the nodes of one company share it; another company on the same Redis uses another. */
+    name: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'must be letters, digits, _ . - (it prefixes the Redis keys)'),
+    /** This node's name, shown as the one that saw a failure; unique in the cluster. */
+    node: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'must be letters, digits, _ . -'),
+    /** This node's part of trunk.max_* while Redis cannot be reached. */
+    local_share: z.object({
+      max_concurrent_calls: positiveInt,
+      max_calls_per_second: positiveInt,
+    }).strict(),
+    /** A call's slot is a lease renewed while the call lives: a killed node's slots free within this. */
+    lease_ttl_ms: z.number().int().min(300).max(300_000).default(15_000),
+    /** Bound of each Redis command on the call path; past it the call goes on with the local share. */
+    command_timeout_ms: z.number().int().min(5).max(1000).default(50),
+  }).strict().optional(),
+
   session: z.object({
     /** A Twin session older than this is never sent; Twin's own limit is 180 s. */
     max_age_s: positiveInt.max(180).default(170),

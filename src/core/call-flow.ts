@@ -10,14 +10,14 @@ import type { TwinApi, WarmupCall } from '../twin/warmup.js';
 import { buildSipTarget, type SipTarget } from '../twin/sip.js';
 import { ownCallbackUrl } from '../callbacks/callbacks.js';
 import { selectRoute, type Route } from './route.js';
-import type { Admission, TrunkGate } from './trunk.js';
+import type { Admission, Gate } from './trunk.js';
 import type { AnsweredCall, BotLegEnd, CallOutcome, CallStatus, Fallback, HoldKind, TwinStatus } from './types.js';
 
 export interface FlowDeps {
   /** Read at each call so a reloaded config applies to the next call. */
   config: () => Config;
   twin: TwinApi;
-  gate: TrunkGate;
+  gate: Gate;
   clock: Clock;
   log: Logger;
   /** Told when the bot has answered and the call is bridged. */
@@ -65,7 +65,7 @@ async function settle(
 /** A call's place in the trunk gate, given back once: when the bot hands the caller on, or when the flow ends. */
 export class TrunkSlot {
   private released = false;
-  constructor(private readonly gate: TrunkGate, readonly admission: Admission) {}
+  constructor(private readonly gate: Gate, readonly admission: Admission) {}
 
   release(): void {
     if (this.released) return;
@@ -75,7 +75,7 @@ export class TrunkSlot {
 }
 
 async function admitAndConnect(call: AnsweredCall, route: Route, deps: FlowDeps, startedAt: number): Promise<Verdict> {
-  const gate = deps.gate.admit();
+  const gate = await deps.gate.admit();
   if (!gate.admitted) return { status: await leave(call, route.fallback, gate.status, deps) };
   const slot = new TrunkSlot(deps.gate, gate.admission);
   try {

@@ -23,6 +23,36 @@ export interface TrunkSnapshot {
   maxPerSecond: number;
   atCapacity: boolean;
   lastFailure?: string;
+  /** With a cluster: the state above is the cluster's (unless Redis is unreachable), and whose failure closed it. */
+  cluster?: ClusterView;
+}
+
+export interface ClusterView {
+  name: string;
+  node: string;
+  /** False while Redis cannot be reached: the node runs on its local share. */
+  connected: boolean;
+  /** The node that saw the failure that closed the trunk. */
+  failureNode?: string;
+  /** Calls of this node holding a slot. */
+  nodeActive: number;
+}
+
+/**
+ * What the call flow, the dialer and campaigns use: this node's own TrunkGate, or a ClusterGate
+ * (src/cluster/) sharing the budget with other nodes. admit() may answer at once (TrunkGate: no
+ * promise, so the single-node path stays as fast as before) or after a Redis round trip.
+ */
+export interface Gate {
+  admit(): AdmitResult | Promise<AdmitResult>;
+  reportSuccess(admission: Admission): void;
+  reportFailure(admission: Admission, reason: string): void;
+  release(admission: Admission): void;
+  snapshot(): TrunkSnapshot;
+  setLimits(limits: Config['trunk']): void;
+  on(event: 'change', listener: (snapshot: TrunkSnapshot) => void): unknown;
+  start?(): Promise<void>;
+  close(): void | Promise<void>;
 }
 
 /**
@@ -35,7 +65,7 @@ export interface TrunkSnapshot {
  * reopen. While probing, only the probe is admitted; once it is in flight the published state
  * says closed again, until it succeeds (open), fails (throttled) or ends without a verdict (probing).
  */
-export class TrunkGate extends EventEmitter {
+export class TrunkGate extends EventEmitter implements Gate {
   private state: TrunkState = 'open';
   private since: number;
   private cooldownUntil = 0;

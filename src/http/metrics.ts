@@ -13,6 +13,8 @@ export interface MetricsSource {
   activeCalls(): number;
   trunk(): TrunkSnapshot;
   pbxConnections(): { pbx: string; state: ConnectionState }[];
+  /** With a cluster: how often this node fell back to its local share (undefined without a cluster). */
+  clusterFallbacks?(): number | undefined;
   /** IAM logins and refreshes so far, by result. */
   logins(): { ok: number; failed: number };
   warmupRequests(): number;
@@ -77,6 +79,7 @@ export class Metrics {
       name: 'twin_connector_trunk_at_capacity', help: '1 when max_concurrent_calls are in progress', registers,
       collect() { this.set(source.trunk().atCapacity ? 1 : 0); },
     });
+    if (source.trunk().cluster) this.clusterMetrics(source, registers);
     new Gauge({
       name: 'twin_connector_pbx_connected', help: '1 when the ARI/ESL connection is up', labelNames: ['pbx'], registers,
       collect() {
@@ -120,6 +123,34 @@ export class Metrics {
         collect() { this.set(read().pending); },
       });
     }
+  }
+
+  /** The cluster's link and whose failure closed the trunk; the trunk gauges above already show the cluster's state. */
+  private clusterMetrics(source: MetricsSource, registers: Registry[]): void {
+    new Gauge({
+      name: 'twin_connector_cluster_connected', help: '1 while Redis is reachable; 0 while this node runs on its local share', registers,
+      collect() { this.set(source.trunk().cluster?.connected ? 1 : 0); },
+    });
+    new Counter({
+      name: 'twin_connector_cluster_fallbacks_total', help: 'Times this node lost Redis and fell back to its local share', registers,
+      collect() {
+        this.reset(); // the count is kept by the gate
+        this.inc(source.clusterFallbacks?.() ?? 0);
+      },
+    });
+    new Gauge({
+      name: 'twin_connector_cluster_trunk_closed_by', help: '1 for the node whose failure closed the cluster\'s trunk (none while open)',
+      labelNames: ['node'], registers,
+      collect() {
+        this.reset();
+        const node = source.trunk().cluster?.failureNode;
+        if (node) this.set({ node }, 1);
+      },
+    });
+    new Gauge({
+      name: 'twin_connector_cluster_node_active_calls', help: 'Calls of this node holding a slot of the cluster', registers,
+      collect() { this.set(source.trunk().cluster?.nodeActive ?? 0); },
+    });
   }
 
   /** An inbound call's outcome (or an outbound call once answered: see recordOutbound). */

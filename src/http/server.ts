@@ -49,6 +49,8 @@ export interface HttpHost {
   metrics(): Promise<{ contentType: string; body: string }>;
   /** Why the product cannot take calls now; empty when it can. */
   readiness(): Promise<NotReady[]>;
+  /** Reason codes of a degraded but ready product, e.g. cluster_unreachable (on the local share). */
+  degraded?(): string[];
   trunk(): TrunkSnapshot;
   receiveCallback?(raw: Buffer): Promise<{ status: number; body: unknown }>;
 }
@@ -156,7 +158,8 @@ export class HttpServer {
         case '/readyz': {
           // Strangers may probe this: codes only, no hosts, no login errors.
           const reasons = (await this.host.readiness()).map((problem) => problem.reason);
-          return send(res, reasons.length === 0 ? 200 : 503, { ready: reasons.length === 0, reasons });
+          const degraded = this.host.degraded?.() ?? [];
+          return send(res, reasons.length === 0 ? 200 : 503, { ready: reasons.length === 0, reasons, ...(degraded.length > 0 ? { degraded } : {}) });
         }
         case '/metrics': {
           const { contentType, body } = await this.host.metrics();
@@ -303,6 +306,7 @@ function describeTrunk(trunk: TrunkSnapshot): Record<string, unknown> {
     activeCalls: trunk.active,
     capacity: { maxConcurrentCalls: trunk.maxConcurrent, maxCallsPerSecond: trunk.maxPerSecond, atCapacity: trunk.atCapacity },
     lastFailure: trunk.lastFailure ?? null,
+    ...(trunk.cluster ? { cluster: { ...trunk.cluster, failureNode: trunk.cluster.failureNode ?? null } } : {}),
   };
 }
 

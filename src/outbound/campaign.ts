@@ -13,7 +13,7 @@
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { Clock } from '../clock.js';
-import type { TrunkGate } from '../core/trunk.js';
+import type { Gate } from '../core/trunk.js';
 import type { Logger } from '../log.js';
 import type { CampaignRow } from './campaign-file.js';
 import { JournalWriteError, type Journal, type RowState } from './journal.js';
@@ -27,7 +27,7 @@ export interface CampaignLimits {
 
 export interface CampaignDeps {
   outbound: Outbound;
-  gate: TrunkGate;
+  gate: Gate;
   clock: Clock;
   log: Logger;
   /** Lets the daemon wait for calls in progress when it stops. */
@@ -75,7 +75,7 @@ export class Campaign extends EventEmitter {
   async run(): Promise<CampaignSummary> {
     this.resume();
     while (this.inFlight > 0 || (this.queue.length > 0 && !this.stopping)) {
-      const wait = this.stopping ? Infinity : this.startBatch();
+      const wait = this.stopping ? Infinity : await this.startBatch();
       if (wait > 0) await this.deps.clock.sleep(Math.min(wait, 2 ** 31 - 1), this.wake.signal);
       if (this.wake.signal.aborted) this.wake = new AbortController();
     }
@@ -115,7 +115,7 @@ export class Campaign extends EventEmitter {
   }
 
   /** Starts one batch if limits allow; returns how long to wait before trying again (0: try at once). */
-  private startBatch(): number {
+  private async startBatch(): Promise<number> {
     const now = this.deps.clock.now();
     while (this.starts.length > 0 && now - this.starts[0]! >= 1000) this.starts.shift();
     const room = Math.min(this.limits.concurrency - this.inFlight, this.limits.batchSize, this.queue.length,
@@ -131,7 +131,7 @@ export class Campaign extends EventEmitter {
     const batch: CampaignCall[] = [];
     let refusal: 'THROTTLED' | 'BUSY' | undefined;
     while (batch.length < room) {
-      const gate = this.deps.gate.admit();
+      const gate = await this.deps.gate.admit();
       if (!gate.admitted) {
         refusal = gate.status;
         break;

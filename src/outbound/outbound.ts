@@ -64,7 +64,7 @@ export class Outbound extends EventEmitter {
 
   /** One call, now: throttled or over capacity → that result at once, without waiting. */
   async place(id: string, request: CallRequest): Promise<OutboundResult> {
-    const gate = this.deps.gate.admit();
+    const gate = await this.deps.gate.admit();
     if (!gate.admitted) {
       const status = gate.status === 'THROTTLED' ? 'throttled' : 'over-capacity';
       const until = this.deps.gate.snapshot().cooldownUntil;
