@@ -9,7 +9,7 @@ const startLab = labPerTest('freeswitch');
 const connected = (lab: Lab, id: string) => lab.fs.channel(id)?.vars.get('TWIN_STATUS') === 'CONNECTED';
 
 describe('FreeSWITCH (ESL) specifics', () => {
-  it('sets continue_on_fail and a bound on the hold tone at once, goes straight to the bridge after a quick warm-up, hands the bridged call to FreeSWITCH: 8 ESL commands per call', async () => {
+  it('sets continue_on_fail, a bound on the hold tone and the transfer guard at once, goes straight to the bridge after a quick warm-up, hands the bridged call to FreeSWITCH: 7 ESL commands per call', async () => {
     const lab = await startLab();
     const lines: string[] = [];
     lab.fs.onCommand = (_, line) => lines.push(line);
@@ -18,9 +18,9 @@ describe('FreeSWITCH (ESL) specifics', () => {
     const boundS = Math.ceil(lab.config.twin.warmup_timeout_ms / 1000) + 1;
     expect(lines).toEqual([
       'connect', 'myevents json', expect.stringMatching(/^nixevent CHANNEL_ANSWER .*CHANNEL_STATE .*CHANNEL_UNPARK /), 'linger',
-      `api uuid_setvar_multi ${call.id} continue_on_fail=true;playback_timeout_sec=${boundS}`,
-      // The transfer guard (issue 14), written just ahead of the bridge's sendmsg (no round trip of its own).
-      `api uuid_setvar_multi ${call.id} force_transfer_context=twin-transfers;twin_transfer_timeout=30;twin_fb_action=hangup;twin_fb_cause=NORMAL_CLEARING`,
+      // With the hold's own variables: the transfer guard (issue 14), so no command of its own before the bridge.
+      `api uuid_setvar_multi ${call.id} continue_on_fail=true;playback_timeout_sec=${boundS};`
+        + 'force_transfer_context=twin-transfers;twin_transfer_timeout=30;twin_fb_action=hangup;twin_fb_cause=NORMAL_CLEARING',
       'sendmsg',
       // Bridged: handed to FreeSWITCH with what to do if the bot hangs up first, and the socket closed.
       `api uuid_setvar_multi ${call.id} TWIN_STATUS=CONNECTED;twin_next_step=released;twin_after_bot=hangup;twin_after_cause=NORMAL_CLEARING`,
@@ -51,7 +51,7 @@ describe('FreeSWITCH (ESL) specifics', () => {
     await waitFor(() => lab.fs.channel(call.id)?.playing === 'ring' || undefined, 'the ringback');
     await waitFor(() => connected(lab, call.id), 'connected');
     expect(lines.slice(5)).toEqual([
-      'sendmsg', `api uuid_break ${call.id} all`, expect.stringMatching(/^api uuid_setvar_multi \S+ force_transfer_context=/), 'sendmsg',
+      'sendmsg', `api uuid_break ${call.id} all`, 'sendmsg',
       expect.stringMatching(/^api uuid_setvar_multi \S+ TWIN_STATUS=CONNECTED;/),
     ]);
     call.hangup();

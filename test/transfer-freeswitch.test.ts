@@ -50,14 +50,16 @@ async function expectNothingLeft(lab: Lab): Promise<void> {
 }
 
 describe('FreeSWITCH: the bot transfers the caller to a person (SIP REFER)', () => {
-  it('guards every bridged call: force_transfer_context, the allowed names, timeout and fallback go out with the bridge', async () => {
+  it('guards every bridged call: force_transfer_context, the allowed names, timeout and fallback go out with the hold\'s variables, before the bridge', async () => {
     const { lab, commands } = await labFor(MODES[0]!);
     const call = lab.fs.placeCall();
     await waitFor(() => lab.fs.channel(call.id)?.vars.get('TWIN_STATUS') === 'CONNECTED', 'connected');
     const guard = commands.findIndex((line) => line.includes('force_transfer_context='));
-    expect(commands[guard]).toBe(`api uuid_setvar_multi ${call.id} force_transfer_context=twin-transfers;twin_transfer_timeout=1;`
+    expect(commands[guard]).toMatch(new RegExp(`^api uuid_setvar_multi ${call.id} continue_on_fail=true;playback_timeout_sec=\\d+;`));
+    expect(commands[guard]).toContain(';force_transfer_context=twin-transfers;twin_transfer_timeout=1;'
       + 'twin_fb_action=continue;twin_fb_context=twin-fallback;twin_fb_extension=agent;twin_xfer_operator=agents/operator;twin_xfer_sales=agents/sales');
-    expect(commands[guard + 1]).toBe('sendmsg'); // the bridge, queued behind it on the same socket
+    expect(commands.filter((line) => line.includes('force_transfer_context=twin-transfers'))).toHaveLength(1);
+    expect(commands.indexOf('sendmsg', guard)).toBeGreaterThan(guard); // the bridge comes after it
     call.hangup();
     expect(await lab.outcomeOf(call.id)).toMatchObject({ status: 'CONNECTED', endedBy: 'caller' });
   });

@@ -11,7 +11,7 @@ import { buildSipTarget, type SipTarget } from '../twin/sip.js';
 import { ownCallbackUrl } from '../callbacks/callbacks.js';
 import { selectRoute, type Route } from './route.js';
 import type { Admission, Gate } from './trunk.js';
-import type { AnsweredCall, BotLegEnd, CallOutcome, CallStatus, Fallback, HoldKind, TwinStatus } from './types.js';
+import type { AnsweredCall, BotLegEnd, CallOutcome, CallStatus, ConnectOptions, Fallback, HoldKind, TwinStatus } from './types.js';
 
 export interface FlowDeps {
   /** Read at each call so a reloaded config applies to the next call. */
@@ -110,6 +110,7 @@ async function renewIfStaleAndConnect(
 ): Promise<Verdict> {
   const config = deps.config();
   if (deps.clock.now() - session.sentAt <= config.session.max_age_s * 1000) {
+    call.prepareRoute?.(connectOptions(route));
     await call.hold('none');
     return connectToBot(call, route, { ...session, startedAt }, deps, slot);
   }
@@ -135,6 +136,7 @@ async function warmUpHolding(
   call: AnsweredCall, route: Route, deps: FlowDeps, admission: Admission, hold: HoldKind,
 ): Promise<WarmSession | { verdict: Verdict }> {
   const config = deps.config();
+  call.prepareRoute?.(connectOptions(route));
   // The hold outlives the warm-up's own bound by a second at most (FreeSWITCH plays it on its own).
   const holding = call.hold(hold, config.twin.warmup_timeout_ms + 1000).catch((err: unknown) => {
     deps.log.warn({ callId: call.id, err }, 'could not play ringback');
@@ -164,9 +166,7 @@ async function connectToBot(
   if (deps.clock.now() - session.sentAt > config.session.max_age_s * 1000) {
     return { status: await leave(call, route.fallback, 'STALE', deps), warmupMs, twinId, detail: 'session too old to send' };
   }
-  const result = await call.connect(botTarget(call, route, config, twinId), pbxSettings(config, call.pbx).bot_answer_timeout_s, {
-    afterBot: route.afterBotHangup, fallback: route.fallback, transfers: route.transfers, transferTimeoutS: route.transferTimeoutS,
-  });
+  const result = await call.connect(botTarget(call, route, config, twinId), pbxSettings(config, call.pbx).bot_answer_timeout_s, connectOptions(route));
 
   if (result.kind === 'caller-gone') return { status: 'ABANDONED', warmupMs, twinId, detail: 'caller hung up while the bot leg rang' };
   if (result.kind === 'failed') {
@@ -205,6 +205,10 @@ async function afterTransfer(
   const endedBy = await end.ended;
   if (endedBy === 'target' && !call.ended.aborted) await leave(call, { action: 'hangup', cause: 16 }, 'TRANSFERRED', deps);
   return { ...connected, status: 'TRANSFERRED', transferTarget, endedBy };
+}
+
+function connectOptions(route: Route): ConnectOptions {
+  return { afterBot: route.afterBotHangup, fallback: route.fallback, transfers: route.transfers, transferTimeoutS: route.transferTimeoutS };
 }
 
 /**

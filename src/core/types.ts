@@ -79,6 +79,11 @@ export interface AnsweredCall {
    * can send the PBX everything but the id ahead of time.
    */
   prepare?(targetFor: (twinId: string) => SipTarget, answerTimeoutS: number): void;
+  /**
+   * Optional: the route's connect options, told before the hold starts, so a driver can send what
+   * it needs for them with its first command instead of one more before the bot's dial.
+   */
+  prepareRoute?(options: ConnectOptions): void;
   /** Open the leg to Twin and bridge it with the caller; resolves on answer or failure. */
   connect(target: SipTarget, answerTimeoutS: number, options: ConnectOptions): Promise<ConnectResult>;
   /** Set TWIN_STATUS on the caller's channel. */

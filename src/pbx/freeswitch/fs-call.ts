@@ -54,6 +54,8 @@ export class FsCall implements AnsweredCall {
   private readonly transferHistory?: string;
   /** force_transfer_context is set on the caller: whoever sends the caller on must clear it. */
   private transferGuarded = false;
+  /** Told before the hold (prepareRoute), sent with the hold's own variables. */
+  private earlyTransferVars?: string[];
   /** Resolves when FreeSWITCH is done with the channel on this socket (hung up or sent elsewhere). */
   private readonly finished: Promise<void>;
   private markFinished!: () => void;
@@ -88,7 +90,11 @@ export class FsCall implements AnsweredCall {
    */
   async hold(kind: HoldKind, boundMs = 60_000): Promise<void> {
     const boundS = Math.max(1, Math.ceil(boundMs / 1000));
-    await this.apiOk(`uuid_setvar_multi ${this.id} continue_on_fail=true;playback_timeout_sec=${boundS}`);
+    const transferVars = this.earlyTransferVars ?? [];
+    this.earlyTransferVars = undefined;
+    await this.apiOk(`uuid_setvar_multi ${this.id} ${['continue_on_fail=true', `playback_timeout_sec=${boundS}`, ...transferVars].join(';')}`);
+    // Only once FreeSWITCH has them: a failed hold leaves connect() to send them before the bridge.
+    if (transferVars.length > 0) this.transferGuarded = true;
     if (kind === 'none' || this.ended.aborted) return;
     this.holdTimer = setTimeout(() => this.startHold(kind), this.cfg.hold_delay_ms);
   }
@@ -100,6 +106,11 @@ export class FsCall implements AnsweredCall {
     const media = kind === 'ring' ? `tone_stream://${this.cfg.ringback};loops=-1` : this.cfg.moh_source;
     this.socket.execute('playback', media, this.hold_.appUuid).catch((err: Error) =>
       this.log.warn({ callId: this.id, err: err.message }, 'could not play the hold'));
+  }
+
+  /** The transfer variables ride on the hold's uuid_setvar_multi: one command fewer before the bot's dial. */
+  prepareRoute(options: ConnectOptions): void {
+    this.earlyTransferVars = this.transferVars(options);
   }
 
   async connect(target: SipTarget, answerTimeoutS: number, options: ConnectOptions): Promise<ConnectResult> {
@@ -115,7 +126,7 @@ export class FsCall implements AnsweredCall {
     try {
       // Sent ahead of the bridge on the same socket: FreeSWITCH runs `api` at once and queues the
       // bridge after it, so a REFER can never find the caller without force_transfer_context.
-      const guard = this.guardTransfers(options);
+      const guard = this.transferGuarded ? Promise.resolve() : this.guardTransfers(options);
       await this.socket.execute('bridge', dialString(this.cfg.bot_endpoint, target, answerTimeoutS), appUuid);
       await guard;
     } catch (err) {
@@ -131,13 +142,18 @@ export class FsCall implements AnsweredCall {
    * dialplan/freeswitch/twin-transfers.xml reads. Set for every call, transfers configured or not.
    */
   private async guardTransfers(options: ConnectOptions): Promise<void> {
+    const vars = this.transferVars(options);
+    this.transferGuarded = true;
+    await this.apiOk(`uuid_setvar_multi ${this.id} ${vars.join(';')}`).catch((err: Error) =>
+      this.log.warn({ callId: this.id, err: err.message }, 'could not set the transfer variables'));
+  }
+
+  private transferVars(options: ConnectOptions): string[] {
     const { vars, ambiguous } = transferVariables(options);
     if (ambiguous.length > 0) {
       this.log.warn({ callId: this.id, names: ambiguous }, 'transfer names that differ only in case are refused on FreeSWITCH (its variables ignore case)');
     }
-    this.transferGuarded = true;
-    await this.apiOk(`uuid_setvar_multi ${this.id} ${vars.join(';')}`).catch((err: Error) =>
-      this.log.warn({ callId: this.id, err: err.message }, 'could not set the transfer variables'));
+    return vars;
   }
 
   async setStatus(status: TwinStatus): Promise<void> {
