@@ -146,4 +146,46 @@ describe('a cluster of three nodes on one Redis', () => {
     expect((await a.outcomesReached(4)).map((o) => o.status).sort()).toEqual(['BUSY', 'CONNECTED', 'CONNECTED', 'CONNECTED']);
     client.disconnect();
   });
+
+  it('reopens by itself when the cool-down ended while Redis was away (paused, or restarted empty)', async () => {
+    const clock = new ManualClock();
+    const { nodes } = await startCluster(2, clock);
+    const [a, b] = nodes as [Lab, Lab];
+    a.twin.script(() => ({ kind: 'status', status: 503 }));
+    await a.pbx().placeCall().left;
+    for (const node of nodes) await waitFor(() => node.pbx().trunkState() === 'UNAVAILABLE', 'the trunk closed everywhere');
+
+    // Redis stops answering just as the cool-down ends: every node's timer fires into the void.
+    const client = redis.client();
+    await client.call('CLIENT', 'PAUSE', '1500', 'ALL');
+    await waitFor(() => !a.daemon.gate.snapshot().cluster?.connected && !b.daemon.gate.snapshot().cluster?.connected, 'both nodes to notice');
+    clock.advance(10_000);
+    await waitFor(() => a.daemon.gate.snapshot().cluster?.connected && b.daemon.gate.snapshot().cluster?.connected, 'both nodes to rejoin', 5000);
+    for (const node of nodes) await waitFor(() => node.daemon.gate.snapshot().state === 'probing' && node.pbx().trunkState() !== 'UNAVAILABLE', 'the cluster to probe');
+
+    // Throttled again, then Redis dies and comes back empty (no persistence): its version starts over.
+    b.twin.script(() => ({ kind: 'status', status: 503 }));
+    await b.pbx().placeCall().left;
+    for (const node of nodes) await waitFor(() => node.pbx().trunkState() === 'UNAVAILABLE', 'the trunk closed again');
+    client.disconnect();
+    await redis.stop();
+    await redis.start();
+    for (const node of nodes) await waitFor(() => node.daemon.gate.snapshot().cluster?.connected && node.daemon.gate.snapshot().state === 'open', 'the empty Redis\'s open trunk to win', 10_000);
+    for (const node of nodes) await waitFor(() => node.pbx().trunkState() === 'NOT_INUSE', 'every PBX to show it');
+  });
+
+  it('an outbound probe that fails closes the trunk again for a cool-down (its verdict goes before its release)', async () => {
+    const clock = new ManualClock();
+    const { nodes } = await startCluster(1, clock);
+    const [a] = nodes as [Lab];
+    a.twin.script(() => ({ kind: 'status', status: 503 }));
+    await a.pbx().placeCall().left;
+    await waitFor(() => a.daemon.gate.snapshot().state === 'throttled', 'throttled');
+    clock.advance(10_000);
+    await waitFor(() => a.daemon.gate.snapshot().state === 'probing', 'probing');
+    const outbound = a.daemon.placeCall({ to: '+15550001111', from: '+15550002222', pbx: 'asterisk', variables: {}, record: false });
+    expect((await outbound.result).status).toBe('unavailable');
+    await waitFor(() => a.daemon.gate.snapshot().state === 'throttled', 'throttled again by the failed probe');
+    expect(a.daemon.gate.snapshot().cooldownUntil).toBe(clock.now() + 10_000);
+  });
 });

@@ -29,6 +29,10 @@ describe('config', () => {
     const inUrl = () => parseConfig({ ...minimal(), cluster: { ...cluster, redis_url: 'redis://:url-secret@10.0.0.5:6379' } }, { REDIS_PASSWORD: 'x' });
     expect(inUrl).toThrow('cluster.redis_url: put the password in cluster.password (or password_file), not in the URL');
     expect(inUrl).not.toThrow('url-secret');
+    // ioredis reads options from the query string too: a password there would slip past the rule above.
+    const inQuery = () => parseConfig({ ...minimal(), cluster: { ...cluster, redis_url: 'redis://10.0.0.5:6379/0?password=query-secret' } }, { REDIS_PASSWORD: 'x' });
+    expect(inQuery).toThrow('cluster.redis_url: must not have a query string');
+    expect(inQuery).not.toThrow('query-secret');
   });
 
   it('accepts a minimal config and fills defaults', () => {

@@ -27,6 +27,8 @@ describe('Asterisk: the bot transfers the caller to a person (REFER)', () => {
     const call = lab.ari.placeCall();
     const botId = `twin-${call.id}-bot`;
     await waitFor(() => lab.ari.channel(botId)?.vars.get('PJSIP_TRANSFER_HANDLING()') === 'ari-only', 'ari-only on the bot leg');
+    // Should ari-only not take, Asterisk's own transfer still looks only in twin-transfers.
+    expect(lab.ari.channel(botId)!.vars.get('TRANSFER_CONTEXT')).toBe('twin-transfers');
     await waitFor(() => lab.ari.channel(call.id)?.vars.get('TWIN_STATUS') === 'TRANSFERRED', 'TWIN_STATUS=TRANSFERRED');
     expect(lab.ari.channel(call.id)!.vars.get('TWIN_TRANSFER_TARGET')).toBe('operator');
     await waitFor(() => lab.ari.channel(botId) === undefined, 'the bot leg to be hung up');

@@ -35,7 +35,7 @@ export class ClusterGate extends EventEmitter implements Gate {
   private nextId = 0;
   private renewTimer?: NodeJS.Timeout;
   private syncing?: Promise<void>;
-  private cooldownTimer?: { until: number; abort: AbortController };
+  private cooldownTimer?: { until: number; abort: AbortController; fired: boolean };
   private lastEmitted = '';
 
   constructor(
@@ -153,7 +153,7 @@ export class ClusterGate extends EventEmitter implements Gate {
     this.syncing ??= this.budget.sync([...this.live]).then((trunk) => {
       if (this.link !== 'up') this.log.info({ cluster: this.cfg.name, node: this.cfg.node, liveCalls: this.live.size }, 'cluster: Redis reachable; sharing the trunk with the cluster');
       this.link = 'up';
-      this.apply(trunk);
+      this.apply(trunk, true);
     }, (err: unknown) => this.goDown(err)).finally(() => { this.syncing = undefined; });
     return this.syncing;
   }
@@ -176,23 +176,31 @@ export class ClusterGate extends EventEmitter implements Gate {
     this.emitIfChanged();
   }
 
-  /** The newest trunk wins; a throttled one sets this node's timer for the end of the cool-down. */
-  private apply(trunk: SharedTrunk): void {
-    if (this.shared && trunk.version < this.shared.version) return;
+  /**
+   * The newest trunk wins; a sync's answer always does (Redis may have restarted empty, its
+   * version back at 0). A throttled one sets this node's timer for the end of the cool-down.
+   */
+  private apply(trunk: SharedTrunk, fromSync = false): void {
+    if (!fromSync && this.shared && trunk.version < this.shared.version) return;
     this.shared = trunk;
     if (trunk.state === 'throttled') this.wakeAtCooldownEnd(trunk.cooldownUntil);
     this.emitIfChanged();
   }
 
-  /** Every node waits for the end; the first to tell Redis moves the cluster to probing, once. */
+  /**
+   * Every node waits for the end; the first to tell Redis moves the cluster to probing, once. A
+   * timer that fired while Redis was away is set again (at once) by the next throttled answer:
+   * no call would ever arrive behind the dialplan's check to reopen the trunk otherwise.
+   */
   private wakeAtCooldownEnd(until: number): void {
-    if (this.cooldownTimer?.until === until) return;
+    if (this.cooldownTimer?.until === until && !this.cooldownTimer.fired) return;
     this.cooldownTimer?.abort.abort();
-    const abort = new AbortController();
-    this.cooldownTimer = { until, abort };
-    void this.clock.sleep(until - this.clock.now(), abort.signal).then(() => {
-      if (abort.signal.aborted || !this.connected) return;
-      this.send(this.budget.endCooldown(this.clock.now()));
+    const timer = { until, abort: new AbortController(), fired: false };
+    this.cooldownTimer = timer;
+    void this.clock.sleep(until - this.clock.now(), timer.abort.signal).then(() => {
+      if (timer.abort.signal.aborted) return;
+      timer.fired = true;
+      if (this.connected) this.send(this.budget.endCooldown(this.clock.now()));
     });
   }
 

@@ -36,7 +36,7 @@ export class RedisBudget implements SharedBudget {
     this.client = new Redis(cfg.redis_url, clientOptions(cfg, { enableOfflineQueue: false, commandTimeout: cfg.command_timeout_ms }));
     for (const [name, lua] of Object.entries(SCRIPTS)) this.client.defineCommand(name, { numberOfKeys: 3, lua });
     // Subscribing is off the call path: it may wait for the connection.
-    this.subscriber = new Redis(cfg.redis_url, clientOptions(cfg, { enableOfflineQueue: true }));
+    this.subscriber = new Redis(cfg.redis_url, clientOptions(cfg, { enableOfflineQueue: true, maxRetriesPerRequest: null }));
     // Errors come back from each command; the events would only repeat them (and must be listened to).
     for (const c of [this.client, this.subscriber]) c.on('error', (err: Error) => this.log.debug({ err: err.message }, 'cluster: Redis connection error'));
   }
@@ -47,8 +47,11 @@ export class RedisBudget implements SharedBudget {
   }
 
   async connect(): Promise<void> {
-    await Promise.all([this.client.connect(), this.subscriber.connect()]);
-    await this.subscriber.subscribe(this.channel);
+    // Queued on the subscriber (its offline queue is on) even when Redis is down now: ioredis only
+    // re-subscribes channels it has subscribed to, so a node started during an outage would
+    // otherwise hear of the others' throttles at its syncs only.
+    this.subscriber.subscribe(this.channel).catch((err: Error) => this.log.warn({ err: err.message }, 'cluster: could not subscribe to trunk changes'));
+    await this.client.connect();
   }
 
   async admit(slot: string, now: number, limits: SharedLimits): Promise<SharedAdmit> {

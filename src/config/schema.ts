@@ -200,7 +200,9 @@ export const ConfigSchema = z.object({
   cluster: z.object({
     /** redis://host:6379/0 or rediss://host:6380 (TLS); the password goes in `password`, not here. */
     redis_url: z.string().regex(/^rediss?:\/\/[^\s]+$/, 'must be a URL such as redis://10.0.0.5:6379 or rediss://…')
-      .refine((u) => !/^rediss?:\/\/[^/@]*:[^/@]*@/.test(u), 'put the password in cluster.password (or password_file), not in the URL'),
+      .refine((u) => !/^rediss?:\/\/[^/@]*:[^/@]*@/.test(u), 'put the password in cluster.password (or password_file), not in the URL')
+      // ioredis takes options from the query string too (?password=…): none, so no secret hides there.
+      .refine((u) => !u.includes('?'), 'must not have a query string: use the cluster section\'s own fields'),
     username: z.string().min(1).optional(),
     password: z.string().min(1).optional(),
     tls: z.object({

@@ -95,13 +95,15 @@ export class Outbound extends EventEmitter {
         this.deps.gate.reportSuccess(call.admission);
         return { call, session: { twinId: warm.twinId, sentAt, warmupMs } };
       }
-      this.deps.gate.release(call.admission);
+      // The verdict before the release: a cluster's Redis forgets the probe with its slot.
       if (warm.kind === 'rejected') {
         this.deps.gate.reportSuccess(call.admission);
+        this.deps.gate.release(call.admission);
         return { call, result: { ...this.describe(call.id, call.request), status: 'rejected', warmupMs, detail: 'Twin answered null: not dialled' } };
       }
       const reason = warm.kind === 'unavailable' ? warm.reason : 'warm-up aborted';
       this.deps.gate.reportFailure(call.admission, reason);
+      this.deps.gate.release(call.admission);
       return { call, result: { ...this.describe(call.id, call.request), status: 'unavailable', warmupMs, detail: reason } };
     });
   }

@@ -121,9 +121,10 @@ export class AriCall extends StasisCaller implements AnsweredCall {
    * only allowed targets, never the bot endpoint's own context (toll fraud).
    */
   private referHandling(): Record<string, string> {
-    return this.host.transferHandling === 'ari'
-      ? { 'PJSIP_TRANSFER_HANDLING()': 'ari-only' }
-      : { TRANSFER_CONTEXT: this.host.cfg.transfer_context };
+    // TRANSFER_CONTEXT in both: should ari-only not take (a wrong version guess), Asterisk's own
+    // transfer still looks only in transfer_context.
+    const context = { TRANSFER_CONTEXT: this.host.cfg.transfer_context };
+    return this.host.transferHandling === 'ari' ? { ...context, 'PJSIP_TRANSFER_HANDLING()': 'ari-only' } : context;
   }
 
   /** Waits for the created bot leg's StasisStart; false when the call or the leg ended first. */
@@ -234,14 +235,19 @@ export class AriCall extends StasisCaller implements AnsweredCall {
     this.transfer = { state: 'dialing', id, target: name, timer, ours: true };
     this.registerTransferLeg(id);
     void this.host.rest.transferProgress(botId, 'channel_progress').catch(ignoreGone).catch(this.warn('could not report the transfer to the bot'));
-    this.host.rest.createChannel({ channelId: id, endpoint: `Local/${to.extension}@${to.context}`, appArgs: `transfer,${this.id}`, variables: {} })
+    // /n: no Local optimisation, so the leg we follow stays the one in our bridge.
+    this.host.rest.createChannel({ channelId: id, endpoint: `Local/${to.extension}@${to.context}/n`, appArgs: `transfer,${this.id}`, variables: {} })
       .catch((err: Error) => this.onTransferLegGone(id, `could not reach ${to.extension}@${to.context}: ${err.message}`));
   }
 
   /** Our Local leg to the destination is in the app: ring it (Asterisk refuses a dial before this). */
   onTransferLegInStasis(legId: string): void {
     const leg = this.transfer;
-    if (leg.state !== 'dialing' || !leg.ours || leg.id !== legId) return;
+    if (leg.state !== 'dialing' || !leg.ours || leg.id !== legId) {
+      // A leg whose try was given up (its create answered late): nobody will ring or free it.
+      void this.host.rest.hangup(legId).catch(() => {});
+      return;
+    }
     this.host.rest.dial(leg.id, this.id, this.options!.transferTimeoutS)
       .catch((err: Error) => this.onTransferLegGone(legId, `could not dial the destination: ${err.message}`));
   }
@@ -267,6 +273,17 @@ export class AriCall extends StasisCaller implements AnsweredCall {
     }
     const timer = setTimeout(() => this.onTransferLegGone(undefined, 'no answer in time'), ((this.options?.transferTimeoutS ?? 30) + 5) * 1000);
     this.transfer = { state: 'dialing', id: legId, target: name, timer, ours: false };
+  }
+
+  /**
+   * Asterisk swapped another channel into our bridge in place of the transfer leg (a Local pair
+   * optimised away): follow the new one, so its end is the person's end.
+   */
+  onTransferLegReplaced(oldId: string, newId: string): void {
+    const leg = this.transfer;
+    if ((leg.state !== 'dialing' && leg.state !== 'connected') || leg.id !== oldId) return;
+    this.registerTransferLeg(newId);
+    this.transfer = { ...leg, id: newId };
   }
 
   /** The destination answered: the caller talks to the person; the bot hears 200 and is let go. */

@@ -397,6 +397,14 @@ export class AsteriskDriver implements AriCallHost, PbxDialer {
     if (transferLeg) return transferLeg.onTransferLegInStasis(channel.id);
     const replaced = event.replace_channel && this.botLegs.get(event.replace_channel.id);
     if (replaced) return replaced.onReplacedByTransfer(channel.id, channel.dialplan?.exten ?? '');
+    const replacedLeg = event.replace_channel && this.transferLegs.get(event.replace_channel.id);
+    if (replacedLeg) return replacedLeg.onTransferLegReplaced(event.replace_channel!.id, channel.id);
+    if (event.replace_channel) {
+      // A swap into a bridge we do not follow: never a caller of ours.
+      this.log.warn({ channel: channel.id }, 'a channel swapped in for one we do not know entered the app; hanging it up');
+      void this.rest.hangup(channel.id).catch(() => {});
+      return;
+    }
     if (args[0] === 'transfer') {
       this.log.warn({ channel: channel.id }, 'unknown transfer leg of ours entered the app; hanging it up');
       void this.rest.hangup(channel.id).catch(() => {});

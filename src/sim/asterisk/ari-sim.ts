@@ -564,7 +564,7 @@ export class AriSimulator {
     ch.dialAt = performance.now();
     if (ch.endpoint?.startsWith('Local/')) {
       // Local;2 runs <extension>@<context>: the person there rings (no INVITE to the bot).
-      const [extension = '', context = ''] = ch.endpoint.slice('Local/'.length).split('@');
+      const [extension = '', context = ''] = ch.endpoint.slice('Local/'.length).split('/')[0]!.split('@');
       this.afterReply.push(() => this.ring(ch, this.personBehaviour(context, extension), Number(q.get('timeout') ?? '0')));
       return [204, undefined];
     }
