@@ -54,6 +54,29 @@ describe('Asterisk (ARI) specifics', () => {
     expect(lab.daemon.activeCalls).toBe(0);
   });
 
+  it('bot_leg dialplan: setupMs counts to the bot\'s answer, not from the caller\'s own ANSWEREDTIME_MS (issue 22, item 1)', async () => {
+    const lab = await startLab({ config: { asterisk: { bot_leg: 'dialplan' } } });
+    lab.ari.botBehaviour = () => ({ kind: 'answer', afterMs: 20 });
+    const placedAt = performance.now();
+    const call = lab.ari.placeCall();
+    await waitFor(() => lab.ari.channel(call.id)?.vars.get('TWIN_STATUS') === 'CONNECTED', 'the bot answered');
+    await new Promise((r) => setTimeout(r, 50)); // the call goes on after the answer
+    call.hangup();
+    const outcome = await lab.outcomeOf(call.id);
+    expect(outcome.setupMs).toBeGreaterThanOrEqual(20); // the bot answers 20 ms after its INVITE
+    expect(outcome.setupMs).toBeLessThanOrEqual(performance.now() - placedAt);
+  });
+
+  it('bot_leg dialplan: the bot hanging up first sends the caller to after_bot_hangup, endedBy bot (Dial() with g; issue 22, item 1)', async () => {
+    const lab = await startLab({
+      config: { asterisk: { bot_leg: 'dialplan' }, routes: { default: { bot: 'b', after_bot_hangup: { action: 'continue', context: 'operators', extension: 's' } } } },
+    });
+    lab.ari.botBehaviour = () => ({ kind: 'answer', afterMs: 5, hangupAfterMs: 30 });
+    const call = lab.ari.placeCall();
+    expect(await call.left).toMatchObject({ kind: 'continued', context: 'operators', extension: 's' });
+    expect(await lab.outcomeOf(call.id)).toMatchObject({ status: 'CONNECTED', endedBy: 'bot' });
+  });
+
   it('bot_leg dialplan: a caller back from the bot dialplan of an earlier run is hung up, not left in the app', async () => {
     const lab = await startLab({ config: { asterisk: { bot_leg: 'dialplan' } } });
     lab.ari.botBehaviour = () => ({ kind: 'answer', hangupAfterMs: 300 });

@@ -67,3 +67,16 @@ export function freeswitchTrunkCheck(path = `${DIALPLAN_DIR}freeswitch/dialplan-
     fallback: { context: transfer[2]!, extension: transfer[1]!, priority: 1, vars },
   };
 }
+
+/**
+ * The options of [twin-bot]'s Dial() in twin-bot.conf. Without `g`, a real Asterisk (22.10.1)
+ * hangs up the caller ~3 ms after the bot's BYE instead of going on in the dialplan; the caller's
+ * hangup handler then reports `twin_report=hangup` with DIALSTATUS=ANSWER.
+ */
+export function asteriskBotDialGoesOn(path = `${DIALPLAN_DIR}asterisk/twin-bot.conf`): boolean {
+  const text = readFileSync(path, 'utf8');
+  const dial = /^\s*same => n,Dial\(\$\{CUT\(TWIN_BOT,\^,1\)\},\$\{CUT\(TWIN_BOT,\^,2\)\},(.*)\)\s*$/m.exec(text);
+  if (!dial) throw new Error(`${path}: no Dial(\${CUT(TWIN_BOT,^,1)},\${CUT(TWIN_BOT,^,2)},…) in [twin-bot]`);
+  const flags = dial[1]!.replace(/\([^)]*\)/g, '');
+  return flags.includes('g');
+}

@@ -11,23 +11,33 @@ export interface DialReport {
   dialStatus: string;
   /** The bot leg's SIP answer, from HANGUPCAUSE(<leg>,tech), e.g. 503. */
   sipCode?: number;
-  /** ANSWEREDTIME_MS: how long the bot was connected. */
+  /** How long ago (at the report) the bot answered: the PBX's TWIN_ANSWERED_AT to its now. */
   answeredMs?: number;
   /** The bot transferred the caller (the shipped [twin-transfers] set TWIN_TRANSFER_TARGET): to whom. */
   transferTarget?: string;
 }
 
-/** Stasis(twin,twin_report=dial,status=…,sip=…,answered_ms=…) arguments → a report, or undefined. */
+/**
+ * Stasis(twin,twin_report=dial,status=…,sip=…,answered_at=…,now=…) arguments → a report, or
+ * undefined. answered_at (set when the bot answered) and now are the PBX's epoch ms, so their
+ * difference is free of clock skew between the PBX and us.
+ */
 export function parseDialReport(hints: Readonly<Record<string, string>>): DialReport | undefined {
   const report = hints.twin_report;
   if (report !== 'dial' && report !== 'hangup') return undefined;
   const sip = /\b(\d{3})\b/.exec(hints.sip ?? '');
-  const answeredMs = Number(hints.answered_ms);
   return {
     report, dialStatus: (hints.status ?? '').toUpperCase(), sipCode: sip ? Number(sip[1]) : undefined,
-    answeredMs: hints.answered_ms && Number.isFinite(answeredMs) ? answeredMs : undefined,
+    answeredMs: msBetween(hints.answered_at, hints.now),
     transferTarget: hints.transfer ? hints.transfer.slice(0, 80) : undefined,
   };
+}
+
+/** to − from, for two epoch-ms strings; undefined unless both are whole numbers and to ≥ from. */
+function msBetween(from: string | undefined, to: string | undefined): number | undefined {
+  if (!from || !to || !/^\d{1,16}$/.test(from) || !/^\d{1,16}$/.test(to)) return undefined;
+  const ms = Number(to) - Number(from);
+  return ms >= 0 ? ms : undefined;
 }
 
 /**

@@ -20,7 +20,7 @@ import {
   type BotBehaviour, type CallerResult, type SimBridge, type SimChannel, type SimInvite, type SimRefer,
 } from './model.js';
 import type { PersonBehaviour, SimCall, SimDial } from '../call-model.js';
-import { asteriskTrunkCheck } from '../shipped-dialplan.js';
+import { asteriskBotDialGoesOn, asteriskTrunkCheck } from '../shipped-dialplan.js';
 
 export type { BotBehaviour, CallerResult, SimCall, SimInvite, SimRefer };
 
@@ -51,6 +51,8 @@ export interface AriSimOptions {
   stasisEntryDelayMs?: () => number;
   /** The context of the shipped bot dialplan (asterisk.dial_context; default twin-bot). */
   botDialContext?: string;
+  /** Whether that Dial() has the `g` option; default: read from the shipped twin-bot.conf. */
+  botDialGoesOn?: boolean;
   /**
    * Extensions of the contexts Asterisk's own transfer looks a Refer-To user up in (TRANSFER_CONTEXT,
    * else the bot endpoint's context from-twin). Default: the shipped [twin-transfers] example
@@ -147,6 +149,7 @@ export class AriSimulator {
 
   /** The shipped [from-customers]' trunk check, read from extensions.conf: it runs before Stasis(). */
   private readonly trunkCheck = asteriskTrunkCheck();
+  private readonly shippedBotDialGoesOn = asteriskBotDialGoesOn();
 
   /** A call answered by the dialplan that runs Stasis(app, args...), unless its trunk check skips the product. */
   placeCall(opts: PlaceCallOptions = {}): SimCall {
@@ -156,6 +159,7 @@ export class AriSimulator {
       name: opts.name ?? 'Customer', number: opts.number ?? '+15551230000',
     });
     ch.state = 'Up';
+    ch.answeredAt = performance.now(); // Answer(,i) before Stasis()
     ch.dialplan = { context: 'from-caller', exten: opts.dialed ?? '100', priority: 4, app_name: 'Stasis', app_data: [appName, ...(opts.args ?? [])].join(',') };
     const left = new Promise<CallerResult>((resolve) => this.callerWaiters.set(id, resolve));
     const check = this.trunkCheck;
@@ -645,7 +649,7 @@ export class AriSimulator {
   private remoteHangup(id: string, who: 'caller' | 'bot'): void {
     const ch = this.channels.get(id);
     if (!ch) return;
-    if (ch.botDial) return who === 'caller' ? this.callerLeftBotDial(ch) : this.botDialReturned(ch, 'ANSWER');
+    if (ch.botDial) return who === 'caller' ? this.callerLeftBotDial(ch) : this.botLeftBotDial(ch);
     if (who === 'caller') this.destroy(ch, { hangupCause: undefined, destroyCause: 16, causeTxt: 'Normal Clearing' }, { kind: 'hungup-by-caller', vars: {} });
     else this.destroy(ch, { hangupCause: 16, destroyCause: 16, causeTxt: 'Normal Clearing' });
   }
@@ -710,7 +714,7 @@ export class AriSimulator {
         return later(b.afterMs ?? 5, () => {
           ch.botDial!.answeredAt = performance.now();
           ch.vars.set('TWIN_STATUS', 'CONNECTED'); // U(twin-bot-answered): MASTER_CHANNEL(TWIN_STATUS)
-          if (b.hangupAfterMs !== undefined) later(b.hangupAfterMs, () => this.botDialReturned(ch, 'ANSWER'));
+          if (b.hangupAfterMs !== undefined) later(b.hangupAfterMs, () => this.botLeftBotDial(ch));
           if (b.refer) later(b.refer.afterMs, () => this.referInBotDial(ch, b.refer!.to));
         });
       case 'busy': return later(b.afterMs ?? 5, () => this.botDialReturned(ch, 'BUSY', 'SIP 486 Busy Here'));
@@ -724,7 +728,21 @@ export class AriSimulator {
     const dial = ch.botDial;
     if (!dial || !this.channels.has(ch.id)) return;
     ch.botDial = undefined;
-    this.enterStasisAgain(ch, dial.app, ['twin_report=dial', `status=${status}`, `sip=${sip}`, `answered_ms=${answeredMs(dial)}`]);
+    this.enterStasisAgain(ch, dial.app, ['twin_report=dial', `status=${status}`, `sip=${sip}`, ...answerTimes(ch, dial)]);
+  }
+
+  /**
+   * The bot hangs up an answered Dial(): with `g` the caller goes on in the dialplan; without it
+   * Asterisk hangs the caller up too, and its hangup handler reports (real Asterisk 22.10.1).
+   */
+  private botLeftBotDial(ch: SimChannel): void {
+    if (this.options.botDialGoesOn ?? this.shippedBotDialGoesOn) return this.botDialReturned(ch, 'ANSWER');
+    if (!ch.botDial || !this.channels.has(ch.id)) return;
+    const dial = ch.botDial;
+    ch.botDial = undefined;
+    ch.timers.forEach(clearTimeout);
+    this.enterStasisAgain(ch, dial.app, ['twin_report=hangup', 'status=ANSWER', ...answerTimes(ch, dial), `transfer=${dial.transferredTo ?? ''}`]);
+    this.destroy(ch, { hangupCause: 16, destroyCause: 16, causeTxt: 'Normal Clearing' }, { kind: 'hungup-by-app', vars: {} });
   }
 
   /** The caller hangs up during Dial(): its hangup handler runs Stasis(twin,twin_report=hangup,…) and it is gone at once. */
@@ -733,7 +751,7 @@ export class AriSimulator {
     ch.botDial = undefined;
     ch.timers.forEach(clearTimeout);
     const status = dial.answeredAt !== undefined ? 'ANSWER' : 'CANCEL';
-    this.enterStasisAgain(ch, dial.app, ['twin_report=hangup', `status=${status}`, `answered_ms=${answeredMs(dial)}`, `transfer=${dial.transferredTo ?? ''}`]);
+    this.enterStasisAgain(ch, dial.app, ['twin_report=hangup', `status=${status}`, ...answerTimes(ch, dial), `transfer=${dial.transferredTo ?? ''}`]);
     this.destroy(ch, { hangupCause: undefined, destroyCause: 16, causeTxt: 'Normal Clearing' }, { kind: 'hungup-by-caller', vars: {} });
   }
 
@@ -984,6 +1002,13 @@ export function recordedStasisEntryDelay(): number {
   return 6 + Math.random() * 3;
 }
 
-function answeredMs(dial: { answeredAt?: number }): string {
-  return dial.answeredAt === undefined ? '' : String(Math.round(performance.now() - dial.answeredAt));
+/**
+ * The variables a report of twin-bot.conf carries about the answer: ANSWEREDTIME_MS is the caller's
+ * own up time (app_dial.c end_bridge_callback: ast_channel_get_up_time_ms(chan)), TWIN_ANSWERED_AT
+ * and now are epoch ms (STRFTIME(,,%s%3q)) from [twin-bot-answered] and the report line.
+ */
+function answerTimes(caller: SimChannel, dial: { answeredAt?: number }): string[] {
+  const epochMs = (at: number) => String(Math.round(performance.timeOrigin + at));
+  const upMs = caller.answeredAt === undefined ? '' : String(Math.round(performance.now() - caller.answeredAt));
+  return [`answered_ms=${upMs}`, `answered_at=${dial.answeredAt === undefined ? '' : epochMs(dial.answeredAt)}`, `now=${epochMs(performance.now())}`];
 }

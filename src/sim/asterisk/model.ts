@@ -31,6 +31,8 @@ export interface SimChannel {
   /** Performance timestamps for the benchmark. */
   stasisStartAt?: number;
   dialAt?: number;
+  /** When the dialplan answered the caller (performance clock): ANSWEREDTIME_MS counts from here. */
+  answeredAt?: number;
   /** Originated by POST /channels into an app: in Stasis only once answered (fixture b1). */
   awaitingAnswer?: boolean;
   /** Created by POST /channels/create and not yet in Stasis: Asterisk replies before the channel gets there. */
