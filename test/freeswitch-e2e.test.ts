@@ -64,7 +64,7 @@ describe('FreeSWITCH (ESL) specifics', () => {
     await waitFor(() => connected(lab, call.id), 'connected');
     const raw = lab.fs.invites[0]!.raw;
     expect(raw.split('\r\n').filter((line) => line.startsWith('X-Evil'))).toEqual([]);
-    expect(raw).toContain('Remote-Party-ID: "MalloryX-Evil 2" <sip:+15551@127.0.0.1>');
+    expect(raw).toContain('Remote-Party-ID: "MalloryX-Evil 2" <sip:anonymous@127.0.0.1>');
     call.hangup();
     await lab.outcomeOf(call.id);
   });

@@ -6,6 +6,7 @@ import { createLogger, silentLogger } from '../src/log.js';
 import { TwinAuth, TwinAuthError } from '../src/twin/auth.js';
 import { TwinHttp } from '../src/twin/http.js';
 import { botCallerId, buildSipTarget, safeHeaderValue } from '../src/twin/sip.js';
+import { cleanNumber } from '../src/core/caller-number.js';
 import { TwinSimulator } from '../src/sim/twin-sim.js';
 import { Lab } from '../src/sim/lab.js';
 import { expectNoLeftovers, waitFor } from './helpers.js';
@@ -72,11 +73,23 @@ describe('SIP headers', () => {
   });
 
   it('gives the bot leg a caller id cleaned of everything a stranger could smuggle in', () => {
-    expect(botCallerId('+1555\r\nX-Evil: 1', 'Evil \\" Name\r\n', 'anonymous')).toEqual({ number: '+15551', name: 'Evil Name' });
+    expect(botCallerId('+1555\r\nX-Evil: 1', 'Evil \\" Name\r\n', 'anonymous')).toEqual({ number: 'anonymous', name: 'Evil Name' });
+    // Issue 22, item 3: never digits glued together out of junk (seen on real Asterisk: +442, +155511).
+    expect(botCallerId('+44\r\nX-Evil2: 1', '', 'anonymous').number).toBe('anonymous');
+    expect(botCallerId('+1555$[1+1]', '', 'anonymous').number).toBe('anonymous');
     expect(botCallerId('sip:evil;x', '', 'anonymous')).toEqual({ number: 'anonymous', name: 'anonymous' });
     expect(botCallerId('+1 (555) 123-0000', '', 'anonymous')).toEqual({ number: '+15551230000', name: '+15551230000' });
     expect(botCallerId('', 'Zoë O\'Brien', '+442079460000')).toEqual({ number: '+442079460000', name: 'Zoë OBrien' });
     expect(botCallerId('+1555\r\n', 'x'.repeat(80), 'anonymous').name).toHaveLength(40);
+  });
+
+  it('reads a number from the whole value or not at all: cleanNumber (warm-up callerId, outcome lines)', () => {
+    expect(cleanNumber('+44 20 7946-0018')).toBe('+442079460018');
+    expect(cleanNumber('*72#')).toBe('*72#');
+    expect(cleanNumber('+44\r\nX-Evil2')).toBe('anonymous');
+    expect(cleanNumber('+1555$[1+1]')).toBe('anonymous');
+    expect(cleanNumber('${SHELL(id)}')).toBe('anonymous');
+    expect(cleanNumber('')).toBe('anonymous');
   });
 });
 

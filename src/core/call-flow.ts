@@ -9,6 +9,7 @@ import type { Logger } from '../log.js';
 import type { TwinApi, WarmupCall } from '../twin/warmup.js';
 import { buildSipTarget, type SipTarget } from '../twin/sip.js';
 import { ownCallbackUrl } from '../callbacks/callbacks.js';
+import { cleanNumber } from './caller-number.js';
 import { selectRoute, type Route } from './route.js';
 import type { Admission, Gate } from './trunk.js';
 import type { AnsweredCall, BotLegEnd, CallOutcome, CallStatus, ConnectOptions, Fallback, HoldKind, TwinStatus } from './types.js';
@@ -256,10 +257,4 @@ export function warmupRequest(
 /** The product's own callback URL (stored, then forwarded) first, then any Twin should call directly. */
 function callbackUrls(config: Config): string[] {
   return [...(config.callbacks ? [ownCallbackUrl(config.callbacks)] : []), ...config.twin.callback_urls];
-}
-
-/** Phone numbers from the network may carry anything; Twin gets digits, + * # only. */
-export function cleanNumber(value: string): string {
-  const cleaned = value.replace(/[^0-9+*#]/g, '').slice(0, 32);
-  return cleaned.length > 0 ? cleaned : 'anonymous';
 }

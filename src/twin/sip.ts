@@ -1,4 +1,5 @@
 import type { Config } from '../config/schema.js';
+import { plainNumber } from '../core/caller-number.js';
 
 /** Where and how to reach the bot for one call. */
 export interface SipTarget {
@@ -42,13 +43,13 @@ function fill(template: string, fields: SipFields, clean: (v: string) => string)
 }
 
 /**
- * The caller as the bot leg shows it. Strangers' values: the number is reduced to + and digits (an
- * empty or implausible one becomes `anonymous`), the name keeps letters, digits, spaces and . - _ +
+ * The caller as the bot leg shows it. Strangers' values: the number only when the whole value is a
+ * plain phone number of + and 2 to 20 digits (else `anonymous`), the name keeps letters, digits, spaces and . - _ +
  * (no quote, backslash or line break, which broke FreeSWITCH's leg or its Remote-Party-ID).
  */
 export function botCallerId(number: string, name: string, anonymous: string): { number: string; name: string } {
-  const digits = number.replace(/[^0-9+]/g, '').replace(/(?!^)\+/g, '');
-  const cleanNumber = /^\+?[0-9]{2,20}$/.test(digits) ? digits : anonymous;
+  const plain = plainNumber(number);
+  const cleanNumber = plain !== undefined && /^\+?[0-9]{2,20}$/.test(plain) ? plain : anonymous;
   const cleanName = name.normalize('NFC').replace(/[^\p{L}\p{N} ._+-]/gu, '').replace(/\s+/g, ' ').trim().slice(0, 40);
   return { number: cleanNumber, name: cleanName || cleanNumber };
 }
