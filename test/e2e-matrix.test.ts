@@ -353,12 +353,15 @@ describe.each(VARIANTS)('$name: answered call to the bot', ({ pbxKind, pbxDefaul
     expect(headers.map(([n]) => n)).not.toContain('X-Injected');
     expect(headers.filter(([n]) => n === 'Contact')).toHaveLength(1);
     for (const [, value] of invite.headers) expect(value).not.toMatch(/[\r\n\0"<>{}]/);
-    expect(Object.fromEntries(invite.headers)['X-TWIN-Caller']).toBe('+1555');
+    // Not a well-formed number: anonymous, never digits glued out of it (issue 22, item 3).
+    expect(Object.fromEntries(invite.headers)['X-TWIN-Caller']).toBe('anonymous');
+    // The bot sees our cleaned caller id, not the raw one (issue 22, item 2: dial?caller= copied it).
+    expect(invite.from).toMatch(/^"Eve theContact sipevilx" <sip:anonymous@/);
     expect(Object.fromEntries(invite.headers)['X-TWIN-Route']).toBe('a, bc');
 
     const raw = lab.twin.warmups[0]!.raw;
     expect(raw).not.toMatch(/[\r\n\0]/);
-    expect(JSON.parse(raw).calls[0].callerId).toBe('+1555');
+    expect(JSON.parse(raw).calls[0].callerId).toBe('anonymous');
     await waitFor(() => status(pbx, call.id), 'connected');
     call.hangup();
     await lab.outcomeOf(call.id);

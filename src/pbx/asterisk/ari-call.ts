@@ -97,6 +97,7 @@ export class AriCall extends StasisCaller implements AnsweredCall {
         channelId: botId,
         endpoint: this.host.cfg.bot_endpoint.replace('{uri}', target.uri),
         appArgs: `bot,${this.id}`,
+        originator: this.id,
         variables: {
           ...headerVariables(target.headers),
           // The INVITE's From is the leg's connected line: ours, cleaned, not the stranger's raw one.
@@ -107,7 +108,8 @@ export class AriCall extends StasisCaller implements AnsweredCall {
       // Asterisk answers the create before the channel is in our app; a dial sent in between is
       // refused with 409 (recording create-dial-race: 4-8 % of calls). Dial on its StasisStart.
       if (!(await this.botReady(inStasis, result))) return await result;
-      await this.host.rest.dial(botId, this.id, answerTimeoutS);
+      // No caller= here: it would put the caller's raw id over our cleaned connected line.
+      await this.host.rest.dial(botId, undefined, answerTimeoutS);
     } catch (err) {
       this.host.log.warn({ callId: this.id, err: (err as Error).message }, 'bot leg could not be dialled');
       this.botFailed('error');

@@ -148,8 +148,9 @@ export class AriRest extends EventEmitter {
   continueInDialplan(channelId: string, context: string, extension: string, priority: number) {
     return this.call('channels.continueInDialplan', 'POST', `/channels/${enc(channelId)}/continue`, { context, extension, priority });
   }
-  createChannel(p: { channelId: string; endpoint: string; appArgs: string; variables: Record<string, string> }) {
-    const query = { channelId: p.channelId, endpoint: p.endpoint, appArgs: p.appArgs, app: this.cfg.app };
+  /** originator: the requesting channel (linked id, its codecs); it does not touch the caller id. */
+  createChannel(p: { channelId: string; endpoint: string; appArgs: string; originator?: string; variables: Record<string, string> }) {
+    const query = { channelId: p.channelId, endpoint: p.endpoint, appArgs: p.appArgs, app: this.cfg.app, originator: p.originator };
     return this.call('channels.create', 'POST', '/channels/create', query, { variables: p.variables });
   }
   /** POST /channels: the channel enters our app (StasisStart) once it is answered. */
@@ -161,7 +162,11 @@ export class AriRest extends EventEmitter {
   transferProgress(channelId: string, state: 'channel_progress' | 'channel_answered' | 'channel_declined' | 'channel_unavailable') {
     return this.call('channels.transferProgress', 'POST', `/channels/${enc(channelId)}/transfer_progress`, { states: state });
   }
-  dial(channelId: string, caller: string, timeout: number) {
+  /**
+   * caller= makes Asterisk copy that channel's variables, and its own caller id onto this leg's
+   * connected line (the INVITE's From): give it only where the raw caller id may show.
+   */
+  dial(channelId: string, caller: string | undefined, timeout: number) {
     return this.call('channels.dial', 'POST', `/channels/${enc(channelId)}/dial`, { caller, timeout });
   }
   /** A channel variable's value; '' when it is unset (Asterisk 22 answers 404 "Provided variable was not found"). */

@@ -511,6 +511,7 @@ export class AriSimulator {
     const id = q.get('channelId') ?? this.nextId();
     const ch = this.newChannel(id, local ? `Local/${resource}-${this.hexSeq()};1` : `PJSIP/${resource}-${this.hexSeq()}`, 'created', { name: '', number: '' });
     ch.endpoint = endpoint;
+    ch.originatorId = q.get('originator') ?? undefined;
     for (const [k, v] of Object.entries(variables)) ch.vars.set(k, v);
     ch.app = appName;
     ch.appArgs = (q.get('appArgs') ?? '').split(',').filter((a) => a !== '');
@@ -572,9 +573,12 @@ export class AriSimulator {
       this.afterReply.push(() => this.ring(ch, this.personBehaviour(context, extension), Number(q.get('timeout') ?? '0')));
       return [204, undefined];
     }
-    const callerChannel = this.channels.get(q.get('caller') ?? '');
+    // dial?caller= copies the caller's own id onto the leg's connected line, over what the create set
+    // (resource_channels.c: ast_connected_line_copy_from_caller); without it the create's stays.
+    const callerChannel = this.channels.get(q.get('caller') ?? ch.originatorId ?? '');
     ch.callerChannelId = callerChannel?.id;
-    const invite = this.makeInvite(ch, callerChannel);
+    const connected = q.has('caller') ? callerChannel?.caller : connectedLineOf(ch);
+    const invite = this.makeInvite(ch, connected);
     ch.invite = invite;
     this.invites.push(invite);
     if (this.invites.length > this.keepInvites) this.invites.shift();
@@ -584,7 +588,7 @@ export class AriSimulator {
     return [204, undefined];
   }
 
-  private makeInvite(ch: SimChannel, callerChannel?: SimChannel): SimInvite {
+  private makeInvite(ch: SimChannel, connected?: { name: string; number: string }): SimInvite {
     const target = (ch.endpoint ?? '').split('/').slice(2).join('/');
     const requestUri = target || this.options.contact || 'sip:127.0.0.1:5070';
     const headers: [string, string][] = [];
@@ -592,7 +596,7 @@ export class AriSimulator {
       const m = /^PJSIP_HEADER\(add,([^)]+)\)$/.exec(k);
       if (m) headers.push([m[1]!, v]);
     }
-    return buildInvite(requestUri, fromHeader(callerChannel?.caller), headers, ch.protocolId);
+    return buildInvite(requestUri, fromHeader(connected), headers, ch.protocolId);
   }
 
   /** A dialled leg (bot leg or originated subscriber) rings, then answers or fails as `b` says. */
@@ -1000,6 +1004,13 @@ export function recordedStasisEntryDelay(): number {
   if (u < 0.9) return 0.7 + Math.random() * 1.5;
   if (u < 0.99) return 2 + Math.random() * 4;
   return 6 + Math.random() * 3;
+}
+
+/** The connected line a create's CONNECTEDLINE(num|name[,i]) variables set; undefined when none did. */
+function connectedLineOf(ch: SimChannel): { name: string; number: string } | undefined {
+  const number = ch.vars.get('CONNECTEDLINE(num,i)') ?? ch.vars.get('CONNECTEDLINE(num)');
+  const name = ch.vars.get('CONNECTEDLINE(name,i)') ?? ch.vars.get('CONNECTEDLINE(name)');
+  return number === undefined && name === undefined ? undefined : { number: number ?? '', name: name ?? '' };
 }
 
 /**

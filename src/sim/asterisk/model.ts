@@ -39,6 +39,8 @@ export interface SimChannel {
   enteringStasis?: boolean;
   /** For an originated subscriber leg: the number dialled. */
   subscriber?: string;
+  /** POST /channels/create?originator=: the channel that requested this one. */
+  originatorId?: string;
   /** For a bot leg: the caller channel it was dialled for. */
   callerChannelId?: string;
   /** A caller the app continued into the bot dialplan ([twin-bot]): Dial() to the bot is running. */
