@@ -21,7 +21,7 @@ export async function runCheck(configPath: string): Promise<number> {
   warnIfSecretsExposed(configPath);
   let failures = 0;
 
-  const http = new TwinHttp(1);
+  const http = new TwinHttp({ maxConnections: 1, maxWaitMs: 1000 });
   try {
     if (config.twin.token !== undefined) ok('Twin: using the static token from the config (not checked until the first call)');
     else {

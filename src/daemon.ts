@@ -65,7 +65,7 @@ export class Daemon extends EventEmitter {
     this.clock = options.clock ?? systemClock;
     this.log = options.log;
     this.log.debug({ config }, 'configuration (secrets redacted)');
-    this.http = new TwinHttp(config.twin.max_connections);
+    this.http = new TwinHttp({ maxConnections: config.twin.max_connections, maxWaitMs: config.twin.connection_wait_ms });
     this.twin = new TwinApi(config.twin, this.http, new TwinAuth(config.twin, this.http, this.clock, this.log), this.log);
     const dialer = options.role === 'dialer';
     this.gate = this.createGate(config, dialer);
@@ -292,6 +292,7 @@ export class Daemon extends EventEmitter {
       pbxConnections: () => [this.asterisk, this.freeswitch].flatMap((d) => (d ? [{ pbx: d.pbx, state: d.state }] : [])),
       logins: () => ({ ok: auth.logins - auth.loginFailures, failed: auth.loginFailures }),
       warmupRequests: () => this.twin.requests,
+      twinConnections: () => ({ inFlight: this.http.inFlight, waiting: this.http.waiting }),
       callbacks: () => ({ pending: this.callbacks?.pending ?? 0 }),
       callsNotTaken: () => (this.freeswitch ? [{ pbx: 'freeswitch', count: this.freeswitch.callsNotTaken }] : []),
       httpConnections: () => ({ open: this.httpServer?.openConnections ?? 0, refused: this.httpServer?.refusedConnections ?? 0 }),

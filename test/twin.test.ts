@@ -19,7 +19,7 @@ afterEach(async () => {
 async function twinAuth(clock: ManualClock, password?: string) {
   const sim = new TwinSimulator();
   await sim.start();
-  const http = new TwinHttp(4);
+  const http = new TwinHttp({ maxConnections: 4, maxWaitMs: 1000 });
   cleanups.push(() => sim.stop(), () => http.close());
   const config = parseConfig({
     twin: { iam_url: sim.url, cis_url: sim.url, email: sim.email, password: password ?? sim.password, sip: { uri: 'sip:b@t' } },

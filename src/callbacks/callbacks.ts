@@ -33,7 +33,7 @@ export function ownCallbackUrl(cfg: Pick<CallbacksConfig, 'public_url' | 'secret
 export class Callbacks {
   private readonly store: CallbackStore;
   private readonly forwarder: CallbackForwarder;
-  private readonly http = new TwinHttp(4);
+  private readonly http = new TwinHttp({ maxConnections: 4, maxWaitMs: 60_000 });
 
   constructor(
     private readonly cfg: CallbacksConfig,

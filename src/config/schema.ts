@@ -89,7 +89,13 @@ export const ConfigSchema = z.object({
     token_ttl_s: positiveInt.default(3600),
     login_timeout_ms: positiveInt.default(5000),
     warmup_timeout_ms: positiveInt.default(15000),
-    max_connections: positiveInt.default(32),
+    /**
+     * Warm-ups in flight at once, one keep-alive connection each, opened as the load needs them. A
+     * sync warm-up lasts as long as the bot takes to get ready: 100 calls/s × 2 s needs 200.
+     */
+    max_connections: positiveInt.max(10_000).default(512),
+    /** A warm-up that finds every connection busy waits this long, then the caller goes to the fallback (BUSY). */
+    connection_wait_ms: positiveInt.max(60_000).default(2000),
     callback_urls: z.array(url).default([]),
     sip: z.object({
       /** Where the bot leg goes; placeholders: {twin_id} {call_id} {bot}. */

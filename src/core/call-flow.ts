@@ -149,6 +149,11 @@ async function warmUpHolding(
   await holding;
 
   if (warm.kind === 'aborted' || call.ended.aborted) return { verdict: { status: 'ABANDONED', warmupMs, detail: 'caller hung up during the warm-up' } };
+  if (warm.kind === 'overloaded') {
+    // Ours, not Twin's: no throttle (with a cluster, not for every node either).
+    deps.log.warn({ callId: call.id, reason: warm.reason }, 'warm-up not done in time on our side; caller sent to the fallback, trunk left open');
+    return { verdict: { status: await leave(call, route.fallback, 'BUSY', deps), warmupMs, detail: warm.reason } };
+  }
   if (warm.kind === 'unavailable') {
     deps.gate.reportFailure(admission, warm.reason);
     return { verdict: { status: await leave(call, route.fallback, 'UNAVAILABLE', deps), warmupMs, detail: warm.reason } };

@@ -18,6 +18,8 @@ export interface MetricsSource {
   /** IAM logins and refreshes so far, by result. */
   logins(): { ok: number; failed: number };
   warmupRequests(): number;
+  /** Requests to Twin in flight, and those waiting for a free connection (twin.max_connections). */
+  twinConnections?(): { inFlight: number; waiting: number };
   callbacks?(): { pending: number };
   /** Calls the PBX could not hand to the product (FreeSWITCH's `socket` failed), reported by its dialplan. */
   callsNotTaken?(): { pbx: string; count: number }[];
@@ -102,6 +104,18 @@ export class Metrics {
         this.inc(source.warmupRequests());
       },
     });
+    if (source.twinConnections) {
+      const read = source.twinConnections.bind(source);
+      new Gauge({
+        name: 'twin_connector_twin_requests_in_flight', help: 'Requests to Twin (warm-ups) holding a connection now', registers,
+        collect() { this.set(read().inFlight); },
+      });
+      new Gauge({
+        name: 'twin_connector_twin_requests_waiting',
+        help: 'Requests to Twin waiting for a free connection (twin.max_connections); each waits twin.connection_wait_ms at most', registers,
+        collect() { this.set(read().waiting); },
+      });
+    }
     if (source.httpConnections) {
       const read = source.httpConnections.bind(source);
       new Gauge({

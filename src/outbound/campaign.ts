@@ -182,7 +182,8 @@ export class Campaign extends EventEmitter {
       // A session left undialled (the journal failed): no line says it was dialled, so a rerun calls it.
       if (session) this.deps.gate.release(call.admission);
       this.inFlight -= 1;
-      if (result?.status === 'unavailable') requeue.push(this.byKey.get(key)!);
+      // Twin unavailable, or no connection to it in time: the row is tried again.
+      if (result?.status === 'unavailable' || result?.status === 'over-capacity') requeue.push(this.byKey.get(key)!);
       else if (result) this.record(key, result.status === 'rejected' ? this.deps.outbound.finish(result) : result);
     }
     // Twin was unavailable: the trunk is throttled now; these rows go first after the cool-down.

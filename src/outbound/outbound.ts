@@ -101,6 +101,10 @@ export class Outbound extends EventEmitter {
         this.deps.gate.release(call.admission);
         return { call, result: { ...this.describe(call.id, call.request), status: 'rejected', warmupMs, detail: 'Twin answered null: not dialled' } };
       }
+      if (warm.kind === 'overloaded') {
+        this.deps.gate.release(call.admission); // ours, not Twin's: the trunk stays open
+        return { call, result: { ...this.describe(call.id, call.request), status: 'over-capacity', warmupMs, detail: warm.reason } };
+      }
       const reason = warm.kind === 'unavailable' ? warm.reason : 'warm-up aborted';
       this.deps.gate.reportFailure(call.admission, reason);
       this.deps.gate.release(call.admission);

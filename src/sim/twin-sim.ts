@@ -14,6 +14,13 @@ export type TwinBehaviour =
   | { kind: 'status'; status: number }
   /** Waits, then answers as `then` (default: an id). */
   | { kind: 'slow'; delayMs: number; then?: TwinBehaviour }
+  /** Waits until the promise settles (a test lets it go), then answers as `then`. */
+  | { kind: 'held'; until: Promise<unknown>; then?: TwinBehaviour }
+  /**
+   * Blocks this whole process for `ms` (a busy loop), then answers as `then`: the CPU-starved box
+   * of issue 22 item 5, where the product could not run while Twin's answer was due.
+   */
+  | { kind: 'stall'; ms: number; then?: TwinBehaviour }
   | { kind: 'garbage' }
   /** 200 without this call's key. */
   | { kind: 'missing' };
@@ -46,6 +53,9 @@ export class TwinSimulator {
   port = 0;
   logins = 0;
   readonly warmups: WarmupRecord[] = [];
+  /** Warm-up requests being answered now, and the most there ever were at once. */
+  inFlight = 0;
+  maxInFlight = 0;
   /** Keep the last N warm-up records only (the benchmark makes many). */
   keepRecords = Infinity;
   /** For the benchmark: each answered call's time inside the simulator, ms. */
@@ -117,13 +127,12 @@ export class TwinSimulator {
     const calls = Array.isArray(body.calls) ? body.calls : [];
     if (calls.length === 0) return this.answer(res, record, 400, { message: 'calls is required' });
 
+    this.inFlight += 1;
+    this.maxInFlight = Math.max(this.maxInFlight, this.inFlight);
+    res.once('close', () => { this.inFlight -= 1; });
     const answer: Record<string, string | null> = {};
     for (const call of calls) {
-      let b = this.behaviour(call.callId, call);
-      while (b.kind === 'slow') {
-        await new Promise((r) => setTimeout(r, b.kind === 'slow' ? b.delayMs : 0));
-        b = b.then ?? { kind: 'id' };
-      }
+      const b = await settleBehaviour(this.behaviour(call.callId, call));
       if (b.kind === 'status') return this.answer(res, record, b.status, { message: 'not ready' });
       if (b.kind === 'garbage') return this.answerRaw(res, record, 200, '<html>gateway says hi</html>');
       if (b.kind === 'null') answer[call.callId] = null;
@@ -145,4 +154,21 @@ export class TwinSimulator {
     res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
     res.end(text);
   }
+}
+
+/** Runs the waiting kinds (slow, held, stall) down to the answer to give. */
+async function settleBehaviour(first: TwinBehaviour): Promise<TwinBehaviour> {
+  let b = first;
+  for (;;) {
+    if (b.kind === 'slow') await new Promise((r) => setTimeout(r, b.kind === 'slow' ? b.delayMs : 0));
+    else if (b.kind === 'held') await b.until.catch(() => undefined);
+    else if (b.kind === 'stall') busyWait(b.ms);
+    else return b;
+    b = b.then ?? { kind: 'id' };
+  }
+}
+
+function busyWait(ms: number): void {
+  const until = performance.now() + ms;
+  while (performance.now() < until) { /* the process can do nothing else meanwhile */ }
 }

@@ -20,6 +20,11 @@ export type WarmupResult =
   | { kind: 'rejected' }
   /** Twin is not ready (non-200, timeout, garbage): throttle the trunk. */
   | { kind: 'unavailable'; reason: string }
+  /**
+   * Our own side could not do it in time (no free connection, or this process stalled at the
+   * deadline): not Twin's fault, so the trunk is not throttled; the caller goes to the fallback.
+   */
+  | { kind: 'overloaded'; reason: string }
   /** Our caller gave up (hung up) before Twin answered. */
   | { kind: 'aborted' };
 
@@ -69,6 +74,7 @@ export class TwinApi {
       return { answer };
     } catch (err) {
       if (err instanceof TwinHttpError && err.code === 'ABORTED') return { failure: { kind: 'aborted' } };
+      if (err instanceof TwinHttpError && (err.code === 'BUSY' || err.code === 'STALLED')) return { failure: { kind: 'overloaded', reason: err.message } };
       if (err instanceof TwinHttpError || err instanceof TwinAuthError) return { failure: unavailable(err.message) };
       this.log.error({ err }, 'unexpected warm-up failure');
       return { failure: unavailable('unexpected error') };
