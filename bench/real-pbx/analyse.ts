@@ -41,7 +41,10 @@ interface BotLeg {
   answered: boolean;
 }
 
-export function analyse(messages: SipMessage[], ports: Ports, numbers: string[], numberById: Map<string, string>): CallStats {
+/** delayByNumber: each call's warm-up hold by the stand-in, taken off its latency (answer→bot INVITE minus the warm-up). */
+export function analyse(
+  messages: SipMessage[], ports: Ports, numbers: string[], numberById: Map<string, string>, delayByNumber = new Map<string, number>(),
+): CallStats {
   const wanted = new Set(numbers);
   const callers = callerLegs(messages, ports, wanted);
   const bots = botLegs(messages, ports, numberById);
@@ -54,7 +57,7 @@ export function analyse(messages: SipMessage[], ports: Ports, numbers: string[],
     else if (!bot) reasons.noBotInvite += 1;
     else if (!bot.answered) reasons.botNotAnswered += 1;
     else if (leg.pbxByeAt !== undefined && (leg.callerByeAt === undefined || leg.pbxByeAt < leg.callerByeAt)) reasons.pbxHungUpCaller += 1;
-    else latenciesMs.push(bot.invitedAt - leg.answeredAt);
+    else latenciesMs.push(bot.invitedAt - leg.answeredAt - (delayByNumber.get(number) ?? 0));
   }
   const bridged = latenciesMs.length;
   return { calls: numbers.length, bridged, lost: numbers.length - bridged, latenciesMs, reasons };

@@ -36,6 +36,8 @@ export interface Options {
   /** Twin stand-in port (0 = any free port). */
   twinPort: number;
   warmupCalls: number;
+  /** Twin stand-in's warm-up delay range, ms (undefined: answers at once). */
+  warmupDelayMs?: { min: number; max: number };
   /** Longest wait for the PBX to have no channels between runs. */
   drainS: number;
   out: string;
@@ -59,6 +61,9 @@ export const USAGE = `usage: node dist/bench/real-pbx/run.js --pbx asterisk|free
                            e.g. --cli /opt/pbx/asterisk/cli.sh
   --esl-host 127.0.0.1 --esl-port 8021 --esl-password ClueCon --product-port 8084
   --twin-port 0            the Twin stand-in's port (0: any free port)
+  --warmup-ms 300-1500     the stand-in holds each warm-up for a uniform draw in this range (ms), as a
+                           real Twin answers when the bot is ready (default: at once); the latency
+                           figures are then answer→bot INVITE minus that call's warm-up
   --warmup-calls 30        calls before each measured run (not measured) so the product's JIT is warm;
                            then the runner waits (up to 20 s) until the product's CPU is idle
   --drain-s 60             longest wait for the PBX to have 0 channels between runs
@@ -76,7 +81,7 @@ export function parseOptions(argv: string[]): Options {
       'ari-url': { type: 'string' }, 'ari-user': { type: 'string' }, 'ari-password': { type: 'string' }, app: { type: 'string' },
       cli: { type: 'string' },
       'esl-host': { type: 'string' }, 'esl-port': { type: 'string' }, 'esl-password': { type: 'string' }, 'product-port': { type: 'string' },
-      'twin-port': { type: 'string' }, 'warmup-calls': { type: 'string' }, 'drain-s': { type: 'string' }, out: { type: 'string' },
+      'twin-port': { type: 'string' }, 'warmup-ms': { type: 'string' }, 'warmup-calls': { type: 'string' }, 'drain-s': { type: 'string' }, out: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -109,6 +114,7 @@ export function parseOptions(argv: string[]): Options {
     eslPassword: values['esl-password'] ?? 'ClueCon',
     productPort: port('--product-port', values['product-port'] ?? '8084'),
     twinPort: Number(values['twin-port'] ?? '0'),
+    warmupDelayMs: delayRange(values['warmup-ms']),
     warmupCalls: Number(values['warmup-calls'] ?? '30'),
     drainS: positive('--drain-s', values['drain-s'] ?? '60'),
     out: outDir(values.out),
@@ -133,4 +139,12 @@ function outDir(given: string | undefined): string {
   if (given === undefined) return mkdtempSync(join(tmpdir(), 'twin-real-pbx-'));
   mkdirSync(given, { recursive: true });
   return given;
+}
+
+/** `300-1500` or `800` → { min, max } ms. */
+function delayRange(value: string | undefined): { min: number; max: number } | undefined {
+  if (value === undefined) return undefined;
+  const m = /^(\d+)(?:-(\d+))?$/.exec(value);
+  if (!m || Number(m[2] ?? m[1]) < Number(m[1])) throw new Error(`--warmup-ms must be MS or MIN-MAX, e.g. 300-1500 (got ${value})`);
+  return { min: Number(m[1]), max: Number(m[2] ?? m[1]) };
 }

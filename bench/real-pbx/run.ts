@@ -89,7 +89,7 @@ async function main(argv: string[]): Promise<number> {
   checkTools();
   const unlock = lockPbx(o);
   cleanups.add(async () => unlock());
-  const twin = new TwinStandIn();
+  const twin = new TwinStandIn(o.warmupDelayMs);
   await twin.start(o.twinPort);
   const pbx = await connectPbx(o);
   try {
@@ -245,7 +245,7 @@ async function measure(ctx: Context, mode: BenchMode, rate: number, name: string
     const { dropped } = await capture.stop();
     capture = undefined;
     const messages = readPcap(pcap).map(parseSip).filter((m): m is SipMessage => m !== undefined);
-    const stats = analyse(messages, { pbx: o.sipPort, bot: o.botPort, caller: o.callerPort }, numbers, ctx.twin.numberById);
+    const stats = analyse(messages, { pbx: o.sipPort, bot: o.botPort, caller: o.callerPort }, numbers, ctx.twin.numberById, ctx.twin.delayByNumber);
     return {
       mode, rate, stats, caller, left, queueMax, dropped,
       pbxCpuMs: cpu1.pbx - cpu0.pbx - (ctx.idleCpuMsPerS * (cpu1.at - cpu0.at)) / 1000,
@@ -318,6 +318,7 @@ function machineLine(o: Options, r: RunResult): string {
     `pbx_cpu_ms_per_call=${num(perCall(r.pbxCpuMs, r), 2)}`, `product_cpu_ms_per_call=${num(perCall(r.productCpuMs, r), 2)}`,
     `left_channels=${r.left?.channels ?? 'na'}`,
   ];
+  if (o.warmupDelayMs) fields.splice(1, 0, `warmup_ms=${o.warmupDelayMs.min}-${o.warmupDelayMs.max}`);
   if (o.pbx === 'asterisk') fields.push(`left_bridges=${r.left?.bridges ?? 'na'}`, `queue_max=${num(r.queueMax, 0)}`);
   return fields.join(' ');
 }

@@ -1,5 +1,5 @@
 /**
- * Zero-latency Twin stand-in: IAM login and the warm-up (POST /api/v1/calls). Not the project's
+ * Twin stand-in (instant, or with a warm-up delay drawn per request like a bot getting ready): IAM login and the warm-up (POST /api/v1/calls). Not the project's
  * TwinSimulator because the DIY dialplan needs a token it can be given up front (a global variable)
  * rather than a fresh JWT, and the benchmark needs callerId → returned id to find each call's
  * bot INVITE (it carries X-TWIN-CallId: <id>).
@@ -15,11 +15,14 @@ export class TwinStandIn {
   private readonly server: Server;
   /** Twin id → callerId of the warm-up that got it. */
   readonly numberById = new Map<string, string>();
+  /** callerId → how long its warm-up was held (with a delay range). */
+  readonly delayByNumber = new Map<string, number>();
   warmups = 0;
   refused = 0;
   port = 0;
 
-  constructor() {
+  /** delayMs: each warm-up is answered after a uniform draw in [min, max] ms (the real Twin answers when the bot is ready). */
+  constructor(private readonly delayMs?: { min: number; max: number }) {
     this.server = createServer((req, res) => this.handle(req, res));
     // Keep-alive connections from the product: do not let Node close them under it.
     this.server.keepAliveTimeout = 60_000;
@@ -71,12 +74,15 @@ export class TwinStandIn {
       return sendJson(res, 400, { message: 'calls is required' });
     }
     const answer: Record<string, string> = {};
+    const delay = this.delayMs ? this.delayMs.min + Math.random() * (this.delayMs.max - this.delayMs.min) : 0;
     for (const call of calls) {
       const id = randomUUID();
       answer[String(call.callId)] = id;
       this.numberById.set(id, String(call.callerId));
+      if (this.delayMs) this.delayByNumber.set(String(call.callerId), delay);
       this.warmups += 1;
     }
-    sendJson(res, 200, answer);
+    if (delay > 0) setTimeout(() => { if (!res.destroyed) sendJson(res, 200, answer); }, delay);
+    else sendJson(res, 200, answer);
   }
 }
