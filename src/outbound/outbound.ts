@@ -19,7 +19,13 @@ export type OutboundStatus =
   | 'connected' | 'transferred' | 'transfer-failed' | 'rejected' | 'no-answer' | 'busy' | 'failed' | 'bot-failed' | 'stale'
   | 'throttled' | 'over-capacity' | 'unavailable' | 'abandoned' | 'error' | 'unknown' | 'invalid';
 
-export type CallState = 'queued' | 'warming-up' | 'ringing' | 'connecting' | 'connected' | 'ended';
+/**
+ * A call's states, in order (the dialer API's `state`; README, "Dialer API"). `queued`: accepted,
+ * not yet let through the trunk gate (with a cluster that takes a Redis round trip). A call may
+ * jump to `ended` from any state.
+ */
+export const CALL_STATES = ['queued', 'warming-up', 'ringing', 'connecting', 'connected', 'ended'] as const;
+export type CallState = (typeof CALL_STATES)[number];
 
 export interface OutboundResult {
   id: string;
