@@ -1,10 +1,11 @@
 import { spawn } from 'node:child_process';
 import { execFile } from 'node:child_process';
-import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parse } from 'csv-parse/sync';
 import { stringify } from 'yaml';
 import { AriSimulator } from '../src/sim/asterisk/ari-sim.js';
 import { FreeSwitchSimulator } from '../src/sim/freeswitch/esl-sim.js';
@@ -234,6 +235,25 @@ describe('twin-connector campaign', () => {
       expect.stringMatching(/^summary: connected 2 \(2 rows, [12] warm-up requests\)$/),
     ]);
     expect(logLines(stderr).some((l) => l.msg === 'outbound call connected')).toBe(true);
+    expect(code).toBe(0);
+  });
+
+  // Issue 22, item 3: one rule for every file beside the list: its whole name plus a suffix.
+  it('writes FILE.csv.results.csv beside FILE.csv.journal, keeping each row\'s external_id', async () => {
+    ari.botBehaviour = () => ({ kind: 'answer', afterMs: 5, hangupAfterMs: 20 });
+    const file = writeConfig('campaign-files.yaml', (c) => { c.outbound = { caller_id: '+12025550143' }; });
+    const csv = join(dir, 'crm-list.csv');
+    writeFileSync(csv, 'number,bot,external_id\n+442079460041,sales,crm-41\n+442079460042,sales,=crm-42\nnot-a-number,sales,crm-43\n');
+    const { code, stdout } = await cliApart(['campaign', csv, '--config', file, '--pbx', 'asterisk']);
+    expect(stdout).toContain(`results: ${csv}.results.csv\n`);
+    expect(existsSync(`${csv}.journal`)).toBe(true);
+    expect(existsSync(join(dir, 'crm-list.results.csv'))).toBe(false);
+    const rows = parse(readFileSync(`${csv}.results.csv`), { columns: true }) as Record<string, string>[];
+    expect(rows.map((r) => [r.number, r.status, r.external_id])).toEqual([
+      ['+442079460041', 'connected', 'crm-41'],
+      ['+442079460042', 'connected', "'=crm-42"], // a stranger's formula stays text
+      ['not-a-number', 'invalid', 'crm-43'],
+    ]);
     expect(code).toBe(0);
   });
 });
