@@ -347,7 +347,7 @@ const NOT_IN_A_REPLY = /[\x00-\x09\x0b-\x1f\x7f]/;
  * (`Name: value` lines, ended by an empty line) with `Content-Type: command/reply` and
  * `Event-Name: CHANNEL_DATA`. 'pending' while they still may be; 'not-esl' once they cannot.
  */
-export function judgeConnectReply(head: string): 'pending' | 'reply' | 'not-esl' {
+function judgeConnectReply(head: string): 'pending' | 'reply' | 'not-esl' {
   const end = head.indexOf('\n\n');
   const block = end === -1 ? head : head.slice(0, end);
   if (NOT_IN_A_REPLY.test(block)) return 'not-esl';
