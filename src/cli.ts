@@ -2,7 +2,8 @@
 /** Entry point: run | check | call | campaign | demo. */
 import { parseArgs } from 'node:util';
 import { CONFIG_ENV, ConfigError, loadConfigFile } from './config/load.js';
-import { createLogger } from './log.js';
+import { createLogger, type Logger } from './log.js';
+import type { Config } from './config/schema.js';
 import { Daemon } from './daemon.js';
 import { installLastResortHandlers } from './last-resort.js';
 import { RequestError } from './outbound/request.js';
@@ -53,7 +54,7 @@ async function main(argv: string[]): Promise<number> {
     case 'call': {
       const config = loadConfigFile(requireConfig(configPath));
       const { runCall } = await import('./outbound/commands.js');
-      return runCall(config, createLogger({ level: quietLevel(config.log.level) }), {
+      return runCall(config, dialerLogger(config), {
         to: values.to as string, from: values.from, bot: values.bot, record: values.record ?? false,
         variables: parseVars(values.var ?? []), external_id: values['external-id'], pbx: pbxOption(values.pbx),
       }, plainOutput(), stopOnSignal());
@@ -63,7 +64,7 @@ async function main(argv: string[]): Promise<number> {
       if (!file) throw new UsageError('campaign needs a CSV file: twin-connector campaign FILE.csv');
       const config = loadConfigFile(requireConfig(configPath));
       const { runCampaign } = await import('./outbound/commands.js');
-      return runCampaign(config, createLogger({ level: quietLevel(config.log.level) }), {
+      return runCampaign(config, dialerLogger(config), {
         file, results: values.results, journal: values.journal, pbx: pbxOption(values.pbx),
         limits: { concurrency: count('--concurrency', values.concurrency), callsPerSecond: count('--cps', values.cps), batchSize: count('--batch', values.batch) },
       }, process.stdout.isTTY ? ttyOutput() : plainOutput(), stopOnSignal());
@@ -106,9 +107,13 @@ function count(flag: string, value: string | undefined): number | undefined {
   return n;
 }
 
-/** The CLI's own lines tell the story; the log shows only warnings unless asked for more. */
-function quietLevel(level: string): string {
-  return level === 'info' ? 'warn' : level;
+/**
+ * `call` and `campaign`: stdout carries the command's own lines alone (people and scripts read
+ * them), so the JSON log goes to stderr, showing only warnings unless the config asks for more.
+ */
+function dialerLogger(config: Config): Logger {
+  const level = config.log.level === 'info' ? 'warn' : config.log.level;
+  return createLogger({ level, maskNumbers: config.log.mask_numbers, destination: process.stderr });
 }
 
 function plainOutput(): Output {

@@ -15,7 +15,7 @@ import { createServer } from 'node:http';
 import { closeServer, listen } from './sim/http-util.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { readCampaign, writeResults } from './outbound/campaign-file.js';
+import { campaignFiles, readCampaign, writeResults } from './outbound/campaign-file.js';
 import { Journal } from './outbound/journal.js';
 import type { OutboundResult } from './outbound/outbound.js';
 
@@ -145,14 +145,15 @@ async function runCampaignDemo(kind: PbxKind): Promise<string[]> {
   say(`${tag}: ${CAMPAIGN.length} numbers from ${csv}: ${CAMPAIGN.map((c) => `${c.number} ${c.what}`).join(', ')}`);
   try {
     const rows = readCampaign(csv, lab.config);
-    const journal = new Journal(`${csv}.journal`);
+    const files = campaignFiles(csv);
+    const journal = new Journal(files.journal);
     const campaign = lab.daemon.campaign(rows, journal, { concurrency: 5, callsPerSecond: 10, batchSize: 5 });
     campaign.on('result', (_key: string, r: OutboundResult) => say(`${tag}: ${r.to} ${r.status}${r.detail ? ` (${r.detail})` : ''}`));
     const summary = await campaign.run();
     journal.close();
-    writeResults(`${csv}.results.csv`, rows, campaign.results);
+    writeResults(files.results, rows, campaign.results);
     const counts = Object.entries(summary.counts).map(([k, v]) => `${k} ${v}`).join(', ');
-    say(`${tag}: summary ${counts}; ${summary.warmupRequests} warm-up request(s) for ${summary.total} numbers; results in ${csv}.results.csv`);
+    say(`${tag}: summary ${counts}; ${summary.warmupRequests} warm-up request(s) for ${summary.total} numbers; results in ${files.results}`);
     say('');
     await waitUntil(() => lab.daemon.activeCalls === 0 && pbx.leftovers().length === 0);
     return pbx.leftovers();

@@ -57,4 +57,15 @@ describe('campaign results file', () => {
     expect(readFileSync(out, 'utf8')).toContain('2,+442079460018,pending');
     expect(readdirSync(dir).sort()).toEqual(['list.csv', 'results.csv', 'results.csv.tmp']);
   });
+
+  it('keeps each row\'s external_id as written, in JSON Lines too (issue 22, item 3)', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'twin-results-'));
+    const csv = join(dir, 'list.csv');
+    writeFileSync(csv, 'number,external_id\n+442079460018,crm-1\n+442079460019,\n12,crm-3\n');
+    const rows = readCampaign(csv, config);
+    const out = join(dir, 'results.jsonl');
+    writeResults(out, rows, new Map());
+    const lines = readFileSync(out, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(lines.map((l) => [l.status, l.external_id])).toEqual([['pending', 'crm-1'], ['pending', ''], ['invalid', 'crm-3']]);
+  });
 });

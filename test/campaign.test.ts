@@ -54,7 +54,7 @@ describe.each<PbxKind>(['asterisk', 'freeswitch'])('%s: campaign', (pbxKind) => 
     const results = join(path, '..', 'results.csv');
     writeResults(results, rows, campaign.results);
     const lines = readFileSync(results, 'utf8').trim().split('\n');
-    expect(lines[0]).toBe('line,number,status,detail,twin_id,call_id,warmup_ms,ring_ms');
+    expect(lines[0]).toBe('line,number,status,detail,twin_id,call_id,warmup_ms,ring_ms,external_id');
     expect(lines).toHaveLength(8);
     expect(lines[2]).toMatch(/^3,\+442079460002,rejected,/);
     expect(lines[7]).toMatch(/^8,not-a-number,invalid,"?line 8: to: ""not-a-number"" is not in E.164 form/);

@@ -1,10 +1,11 @@
 import { spawn } from 'node:child_process';
 import { execFile } from 'node:child_process';
-import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parse } from 'csv-parse/sync';
 import { stringify } from 'yaml';
 import { AriSimulator } from '../src/sim/asterisk/ari-sim.js';
 import { FreeSwitchSimulator } from '../src/sim/freeswitch/esl-sim.js';
@@ -26,6 +27,22 @@ async function cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code:
     const e = err as { code: number; stdout: string; stderr: string };
     return { code: e.code, out: e.stdout + e.stderr };
   }
+}
+
+/** The CLI's stdout and stderr apart. */
+async function cliApart(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const r = await run(process.execPath, ['--import', 'tsx', 'src/cli.ts', ...args]);
+    return { code: 0, stdout: r.stdout, stderr: r.stderr };
+  } catch (err) {
+    const e = err as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+/** The JSON log lines of a stream; none may be anything else. */
+function logLines(text: string): Record<string, unknown>[] {
+  return text.split('\n').filter(Boolean).map((line) => JSON.parse(line) as Record<string, unknown>);
 }
 
 function writeConfig(name: string, overrides: (c: Record<string, any>) => void): string {
@@ -186,5 +203,57 @@ describe('twin-connector call', () => {
       child.kill('SIGKILL');
       ari.subscriberBehaviour = () => ({ kind: 'answer', afterMs: 5 });
     }
+  });
+
+  // Issue 22, item 2: stdout is for people (and scripts reading the outcome); the JSON log goes to stderr.
+  it('prints only its own lines on stdout; the log (here at debug level) goes to stderr, numbers masked as configured', async () => {
+    ari.botBehaviour = () => ({ kind: 'answer', afterMs: 5, hangupAfterMs: 50 });
+    const file = writeConfig('call-debug.yaml', (c) => { c.log = { level: 'debug', mask_numbers: true }; });
+    const { code, stdout, stderr } = await cliApart(['call', '--config', file, '--to', '+442079460018', '--from', '+12025550143', '--bot', 'sales']);
+    expect(stdout.trim().split('\n')).toEqual([
+      'warming up the Twin session', 'dialling +442079460018', 'answered; connecting to the bot', 'connected to the bot',
+      expect.stringMatching(/^outcome: connected \(twin id [0-9a-f-]{36}; bot hung up first\)$/),
+    ]);
+    const log = logLines(stderr);
+    expect(log.some((l) => l.msg === 'outbound call connected')).toBe(true);
+    expect(stderr).not.toContain('442079460018');
+    expect(code).toBe(0);
+  });
+});
+
+describe('twin-connector campaign', () => {
+  it('prints only its own lines on stdout; the log goes to stderr', async () => {
+    ari.botBehaviour = () => ({ kind: 'answer', afterMs: 5, hangupAfterMs: 20 });
+    const file = writeConfig('campaign-debug.yaml', (c) => { c.log = { level: 'debug' }; c.outbound = { caller_id: '+12025550143' }; });
+    const csv = join(dir, 'stdout-list.csv');
+    writeFileSync(csv, 'number,bot\n+442079460031,sales\n+442079460032,sales\n');
+    const { code, stdout, stderr } = await cliApart(['campaign', csv, '--config', file, '--pbx', 'asterisk']);
+    expect(stdout.trim().split('\n').sort()).toEqual([
+      expect.stringMatching(/^line 2: \+442079460031 connected \(twin id [0-9a-f-]{36}; bot hung up first\)$/),
+      expect.stringMatching(/^line 3: \+442079460032 connected \(twin id [0-9a-f-]{36}; bot hung up first\)$/),
+      expect.stringMatching(/^results: /),
+      expect.stringMatching(/^summary: connected 2 \(2 rows, [12] warm-up requests\)$/),
+    ]);
+    expect(logLines(stderr).some((l) => l.msg === 'outbound call connected')).toBe(true);
+    expect(code).toBe(0);
+  });
+
+  // Issue 22, item 3: one rule for every file beside the list: its whole name plus a suffix.
+  it('writes FILE.csv.results.csv beside FILE.csv.journal, keeping each row\'s external_id', async () => {
+    ari.botBehaviour = () => ({ kind: 'answer', afterMs: 5, hangupAfterMs: 20 });
+    const file = writeConfig('campaign-files.yaml', (c) => { c.outbound = { caller_id: '+12025550143' }; });
+    const csv = join(dir, 'crm-list.csv');
+    writeFileSync(csv, 'number,bot,external_id\n+442079460041,sales,crm-41\n+442079460042,sales,=crm-42\nnot-a-number,sales,crm-43\n');
+    const { code, stdout } = await cliApart(['campaign', csv, '--config', file, '--pbx', 'asterisk']);
+    expect(stdout).toContain(`results: ${csv}.results.csv\n`);
+    expect(existsSync(`${csv}.journal`)).toBe(true);
+    expect(existsSync(join(dir, 'crm-list.results.csv'))).toBe(false);
+    const rows = parse(readFileSync(`${csv}.results.csv`), { columns: true }) as Record<string, string>[];
+    expect(rows.map((r) => [r.number, r.status, r.external_id])).toEqual([
+      ['+442079460041', 'connected', 'crm-41'],
+      ['+442079460042', 'connected', "'=crm-42"], // a stranger's formula stays text
+      ['not-a-number', 'invalid', 'crm-43'],
+    ]);
+    expect(code).toBe(0);
   });
 });

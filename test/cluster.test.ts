@@ -29,11 +29,14 @@ interface NodeOptions {
   trunk?: Record<string, number>;
   share?: { max_concurrent_calls: number; max_calls_per_second: number };
   log?: ReturnType<typeof createLogger>;
+  /** Join this cluster instead of a new one, with nodes numbered from `firstNode`. */
+  join?: { name: string; firstNode: number };
 }
 
-/** `count` nodes of one new cluster, each with its Twin and Asterisk simulators. */
+/** `count` nodes of one new cluster (or of `options.join`), each with its Twin and Asterisk simulators. */
 async function startCluster(count: number, clock: ManualClock, options: NodeOptions = {}): Promise<{ name: string; nodes: Lab[] }> {
-  const name = `c${++clusterSeq}`;
+  const name = options.join?.name ?? `c${++clusterSeq}`;
+  const first = options.join?.firstNode ?? 0;
   const nodes = await Promise.all(Array.from({ length: count }, (_, i) => Lab.start({
     clock,
     log: i === 0 ? options.log : undefined,
@@ -41,7 +44,7 @@ async function startCluster(count: number, clock: ManualClock, options: NodeOpti
       http: { listen_port: 0 },
       trunk: { cooldown_s: 10, max_concurrent_calls: 100, max_calls_per_second: 1000, ...options.trunk },
       cluster: {
-        redis_url: redis.url, name, node: `node-${i}`, lease_ttl_ms: 900,
+        redis_url: redis.url, name, node: `node-${first + i}`, lease_ttl_ms: 900,
         local_share: options.share ?? { max_concurrent_calls: 3, max_calls_per_second: 10 },
       },
     },
@@ -187,5 +190,25 @@ describe('a cluster of three nodes on one Redis', () => {
     expect((await outbound.result).status).toBe('unavailable');
     await waitFor(() => a.daemon.gate.snapshot().state === 'throttled', 'throttled again by the failed probe');
     expect(a.daemon.gate.snapshot().cooldownUntil).toBe(clock.now() + 10_000);
+  });
+
+  it('tells since when the cluster\'s trunk has been in its state, as Redis knows it: a fresh cluster is not open since 1970 (issue 22, item 4)', async () => {
+    const clock = new ManualClock();
+    const formed = new Date(clock.now()).toISOString();
+    const { name, nodes: [a] } = await startCluster(1, clock);
+    expect(await json(a!, '/v1/trunk')).toMatchObject({ state: 'open', since: formed });
+
+    clock.advance(60_000); // a node joining later sees the cluster's since, not its own start
+    const { nodes: [late] } = await startCluster(1, clock, { join: { name, firstNode: 1 } });
+    expect(await json(late!, '/v1/trunk')).toMatchObject({ state: 'open', since: formed });
+
+    clock.advance(5_000);
+    late!.twin.script(() => ({ kind: 'status', status: 503 }));
+    await late!.pbx().placeCall().left;
+    const closed = new Date(clock.now()).toISOString();
+    for (const node of [a!, late!]) {
+      await waitFor(() => node.daemon.gate.snapshot().state === 'throttled', 'every node to see the trunk closed');
+      expect(await json(node, '/v1/trunk')).toMatchObject({ state: 'throttled', since: closed });
+    }
   });
 });

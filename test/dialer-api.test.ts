@@ -1,5 +1,7 @@
 /** The dialer API on the daemon's HTTP port, through real HTTP, against the simulators. */
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { CALL_STATES } from '../src/outbound/outbound.js';
 import type { Lab } from '../src/sim/lab.js';
 import { labPerTest, waitFor } from './helpers.js';
 
@@ -47,5 +49,22 @@ describe('dialer API', () => {
     expect(await api('GET', '/v1/calls/nope')).toMatchObject({ status: 404 });
     expect(lab.ari.dials).toHaveLength(0);
     expect(lab.twin.warmups).toHaveLength(0);
+  });
+
+  it('answers POST with the state the README shows, and every state a call passes through is one the README lists (issue 22, item 1)', async () => {
+    const readme = readFileSync('README.md', 'utf8');
+    const shown = JSON.parse(/# 202 (\{.*\})/.exec(readme)![1]!) as { state: string };
+    const listed = [.../States: ((?:`[a-z-]+`(?: → )?)+)/.exec(readme)![1]!.matchAll(/`([a-z-]+)`/g)].map((m) => m[1]);
+    expect(listed).toEqual([...CALL_STATES]);
+
+    const { lab, api } = await start();
+    lab.ari.botBehaviour = () => ({ kind: 'answer', afterMs: 5, hangupAfterMs: 20 });
+    const passed: string[] = [];
+    lab.daemon.outbound.on('progress', (p: { state: string }) => passed.push(p.state));
+    const placed = await api('POST', '/v1/calls', { to: '+442079460018', bot: 'sales' });
+    expect(placed.json.state).toBe(shown.state);
+    await waitFor(() => lab.daemon.activeCalls === 0, 'the call to end');
+    expect((await api('GET', `/v1/calls/${placed.json.id}`)).json.state).toBe('ended');
+    expect([placed.json.state, ...passed]).toEqual(['queued', 'warming-up', 'ringing', 'connecting', 'connected', 'ended']);
   });
 });

@@ -6,7 +6,8 @@ import { connect, type Socket } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { connectReply } from '../src/sim/freeswitch/wire.js';
 import type { Lab } from '../src/sim/lab.js';
-import { labPerTest, waitFor } from './helpers.js';
+import { createLogger } from '../src/log.js';
+import { captureLog, labPerTest, waitFor } from './helpers.js';
 
 const startLab = labPerTest('freeswitch');
 
@@ -96,5 +97,43 @@ describe('FreeSWITCH call socket: peers that are not FreeSWITCH', () => {
     expect(silent.received()).toBe('connect\n\n');
     expect(lab.twin.warmups).toHaveLength(0);
     await expectNextCallConnected(lab);
+  });
+
+  // Issue 22, item 6: FreeSWITCH's first bytes on its `socket` connection are always the reply to
+  // `connect` (a command/reply carrying CHANNEL_DATA). A connect timeout of 10 minutes: only the
+  // bytes themselves can be what closes these sockets.
+  const NOT_ESL: [string, string][] = [
+    ['an HTTP request (CR LF line ends)', 'GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n'],
+    ['a TLS ClientHello (binary)', '\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03'],
+    ['a line that is no ESL header', 'hello\n'],
+    ['a header block that is not the connect reply', 'Content-Type: text/plain\nReply-Text: hi\n\n'],
+    ['a command/reply without the channel data', 'Content-Type: command/reply\nReply-Text: -ERR no\n\n'],
+  ];
+  it.each(NOT_ESL)('closes a peer whose first bytes cannot be the `connect` reply (%s) at once, not at connect_timeout_ms', async (_what, bytes) => {
+    const log = captureLog();
+    const lab = await startLab({
+      log: createLogger({ level: 'warn', destination: log.stream }),
+      config: { freeswitch: { connect_timeout_ms: 600_000 } },
+    });
+    const peer = await rawPeer(lab);
+    await waitFor(() => peer.received().startsWith('connect\n\n') || undefined, 'the connect command');
+    peer.socket.write(Buffer.from(bytes, 'latin1'));
+    await peer.closed().finally(() => peer.socket.destroy());
+    const warnings = log.lines().filter((l) => /call socket/.test(l.msg));
+    expect(warnings.map((l) => l.msg)).toEqual(['a FreeSWITCH call socket sent bytes that cannot be its `connect` reply; closing it']);
+    expect(log.text()).not.toContain('hello'); // the peer's bytes are never logged
+    expect(lab.twin.warmups).toHaveLength(0);
+    await expectNextCallConnected(lab);
+  });
+
+  it('keeps a peer whose `connect` reply arrives a byte at a time', async () => {
+    const lab = await startLab({ config: { freeswitch: { connect_timeout_ms: 600_000 } } });
+    const peer = await rawPeer(lab);
+    await waitFor(() => peer.received().startsWith('connect\n\n') || undefined, 'the connect command');
+    const reply = callerChannelData('77777777-2222-3333-4444-555555555555');
+    for (const byte of reply) peer.socket.write(byte);
+    // The product took it for a call: it goes on with the set-up commands.
+    await waitFor(() => peer.received().includes('myevents json') || undefined, 'the set-up commands');
+    peer.socket.destroy();
   });
 });

@@ -9,7 +9,7 @@ import type { Lab, LabOptions } from '../src/sim/lab.js';
 import { parseInviteHeaders } from '../src/sim/call-model.js';
 import type { PbxKind, PbxSim } from '../src/sim/pbx-sim.js';
 import { parseCallRequest, type CallRequestInput } from '../src/outbound/request.js';
-import { labPerTest } from './helpers.js';
+import { labPerTest, waitFor } from './helpers.js';
 
 const TO = '+442079460018';
 const FROM = '+12025550143';
@@ -121,5 +121,32 @@ describe.each<PbxKind>(['asterisk', 'freeswitch'])('%s: outbound call', (pbxKind
     pbx.setBotBehaviour(() => ({ kind: 'busy' }));
     expect(await call().result).toMatchObject({ status: 'bot-failed', detail: expect.stringContaining('busy') });
     expect(await pbx.dials[0]!.left).toMatchObject({ kind: 'hungup-by-app', vars: { TWIN_STATUS: 'BOT_FAILED' } });
+  });
+
+  /** Resolves when the outbound call reaches `state` (the daemon's progress events). */
+  function reached(lab: Lab, id: string, state: string): Promise<void> {
+    return new Promise((resolve) => lab.daemon.outbound.on('progress', (p: { id: string; state: string }) => {
+      if (p.id === id && p.state === state) resolve();
+    }));
+  }
+
+  // Issue 22, item 5: on an outbound call the answered channel is the subscriber; "caller" would read as us.
+  it('says the subscriber hung up first when the subscriber ends the conversation with the bot', async () => {
+    const { lab, pbx, call } = await start();
+    pbx.setBotBehaviour(() => ({ kind: 'answer', afterMs: 5 })); // the bot never hangs up
+    const placed = call();
+    await reached(lab, placed.id, 'connected');
+    pbx.dials[0]!.hangup();
+    expect(await placed.result).toMatchObject({ status: 'connected', endedBy: 'subscriber' });
+  });
+
+  it('says the subscriber hung up while the bot leg rang', async () => {
+    const { lab, pbx, call } = await start();
+    pbx.setBotBehaviour(() => ({ kind: 'no-answer' }));
+    const placed = call();
+    await reached(lab, placed.id, 'connecting');
+    await waitFor(() => pbx.invites.length === 1, 'the bot leg to ring');
+    pbx.dials[0]!.hangup();
+    expect(await placed.result).toMatchObject({ status: 'abandoned', detail: 'subscriber hung up while the bot leg rang' });
   });
 });

@@ -7,6 +7,7 @@ import type { TrunkState } from '../core/trunk.js';
 /** The cluster's trunk, as the store last told it. */
 export interface SharedTrunk {
   state: TrunkState;
+  /** When the cluster's trunk took this state; a store that held no trunk records the first `now` it is given. */
   since: number;
   /** When a throttled trunk lets its probe through (the node's clock, ms). */
   cooldownUntil: number;
@@ -38,14 +39,14 @@ export interface SharedBudget {
   connect(): Promise<void>;
   /** One round trip: trunk state, probe, concurrency and rate checked and the slot taken at once. */
   admit(slot: string, now: number, limits: SharedLimits): Promise<SharedAdmit>;
-  release(slot: string, limits: SharedLimits): Promise<SharedTrunk>;
+  release(slot: string, now: number, limits: SharedLimits): Promise<SharedTrunk>;
   /** The probe call went through: the trunk reopens for the cluster. */
   succeed(slot: string, now: number): Promise<SharedTrunk>;
   fail(slot: string, now: number, reason: string, limits: SharedLimits): Promise<SharedTrunk>;
   /** The cool-down's end, told by any node: the first one moves the cluster to probing. */
   endCooldown(now: number): Promise<SharedTrunk>;
   /** Renews this node's leases for `slots` (taking them again if lost) and drops its other slots. */
-  sync(slots: string[]): Promise<SharedTrunk>;
+  sync(slots: string[], now: number): Promise<SharedTrunk>;
   /** Trunk changes published by any node (this one included). */
   onTrunk(listener: (trunk: SharedTrunk) => void): void;
   /** The connection came (back): the gate syncs at once instead of at its next tick. */

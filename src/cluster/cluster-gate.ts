@@ -103,7 +103,7 @@ export class ClusterGate extends EventEmitter implements Gate {
     this.live.delete(id);
     if (local) this.fallback.release(local);
     // While Redis is unreachable the next sync drops the slot instead.
-    if (this.connected) this.send(this.budget.release(id, this.sharedLimits()));
+    if (this.connected) this.send(this.budget.release(id, this.clock.now(), this.sharedLimits()));
     else this.emitIfChanged();
   }
 
@@ -150,7 +150,7 @@ export class ClusterGate extends EventEmitter implements Gate {
 
   /** Renews the leases (taking them again after an outage) and reads the trunk; one at a time. */
   private sync(): Promise<void> {
-    this.syncing ??= this.budget.sync([...this.live]).then((trunk) => {
+    this.syncing ??= this.budget.sync([...this.live], this.clock.now()).then((trunk) => {
       if (this.link !== 'up') this.log.info({ cluster: this.cfg.name, node: this.cfg.node, liveCalls: this.live.size }, 'cluster: Redis reachable; sharing the trunk with the cluster');
       this.link = 'up';
       this.apply(trunk, true);

@@ -63,8 +63,8 @@ export class RedisBudget implements SharedBudget {
     return { trunk, admitted: false, status: parsed.status === 'THROTTLED' ? 'THROTTLED' : 'BUSY' };
   }
 
-  release(slot: string, limits: SharedLimits): Promise<SharedTrunk> {
-    return this.trunkOf('twinRelease', this.slotName(slot), limits.maxConcurrent);
+  release(slot: string, now: number, limits: SharedLimits): Promise<SharedTrunk> {
+    return this.trunkOf('twinRelease', this.slotName(slot), limits.maxConcurrent, now);
   }
 
   succeed(slot: string, now: number): Promise<SharedTrunk> {
@@ -79,8 +79,8 @@ export class RedisBudget implements SharedBudget {
     return this.trunkOf('twinEndCooldown', now);
   }
 
-  sync(slots: string[]): Promise<SharedTrunk> {
-    return this.trunkOf('twinSync', this.nodePrefix, this.cfg.lease_ttl_ms, ...slots.map((id) => this.slotName(id)));
+  sync(slots: string[], now: number): Promise<SharedTrunk> {
+    return this.trunkOf('twinSync', this.nodePrefix, this.cfg.lease_ttl_ms, now, ...slots.map((id) => this.slotName(id)));
   }
 
   onTrunk(listener: (trunk: SharedTrunk) => void): void {

@@ -14,7 +14,10 @@ local function redisNow()
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
-local function readTrunk()
+-- A trunk Redis holds nothing of (a new cluster, or Redis restarted empty) is open from now on:
+-- that moment is stored once, so every node tells the same since (the node's clock, like every since).
+local function readTrunk(now)
+  redis.call('HSETNX', trunkKey, 'since', now)
   local h = redis.call('HMGET', trunkKey, 'state', 'since', 'until', 'probe', 'node', 'reason', 'ver')
   return { state = h[1] or 'open', since = tonumber(h[2]) or 0, untilMs = tonumber(h[3]) or 0,
     probe = h[4] or '', node = h[5] or '', reason = h[6] or '', ver = tonumber(h[7]) or 0 }
@@ -53,7 +56,7 @@ end
 export const ADMIT = `${COMMON}
 local slot, now, maxConcurrent, maxPerSecond, leaseMs = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
 expireLeases()
-local t = readTrunk()
+local t = readTrunk(now)
 if cooledDown(t, now) then publish(t) end
 if t.state == 'throttled' then return reply(t, { admitted = false, status = 'THROTTLED' }) end
 if t.state == 'probing' and t.probe ~= '' and redis.call('ZSCORE', slots, t.probe) then
@@ -76,13 +79,13 @@ end
 return reply(t, { admitted = true, probe = probe })
 `;
 
-/** ARGV: channel, slot, maxConcurrent. */
+/** ARGV: channel, slot, maxConcurrent, now. */
 export const RELEASE = `${COMMON}
-local slot, maxConcurrent = ARGV[2], tonumber(ARGV[3])
+local slot, maxConcurrent, now = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 expireLeases()
 local before = redis.call('ZCARD', slots)
 local removed = redis.call('ZREM', slots, slot)
-local t = readTrunk()
+local t = readTrunk(now)
 if t.probe == slot then
   t.probe = '' -- the probe ended without a verdict: the next call probes
   publish(t)
@@ -95,7 +98,7 @@ return reply(t)
 /** ARGV: channel, slot, now. */
 export const SUCCEED = `${COMMON}
 local slot, now = ARGV[2], tonumber(ARGV[3])
-local t = readTrunk()
+local t = readTrunk(now)
 if t.state == 'probing' and t.probe == slot then
   t.state, t.since, t.probe = 'open', now, ''
   publish(t)
@@ -106,7 +109,7 @@ return reply(t)
 /** ARGV: channel, slot, now, cooldownMs, node, reason. */
 export const FAIL = `${COMMON}
 local slot, now, cooldownMs, node, reason = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5], ARGV[6]
-local t = readTrunk()
+local t = readTrunk(now)
 if t.state == 'throttled' or (t.state == 'probing' and t.probe ~= slot) then return reply(t) end
 t.state, t.since, t.untilMs, t.probe, t.node, t.reason = 'throttled', now, now + cooldownMs, '', node, reason
 publish(t)
@@ -115,21 +118,22 @@ return reply(t)
 
 /** ARGV: channel, now. */
 export const END_COOLDOWN = `${COMMON}
-local t = readTrunk()
-if cooledDown(t, tonumber(ARGV[2])) then publish(t) end
+local now = tonumber(ARGV[2])
+local t = readTrunk(now)
+if cooledDown(t, now) then publish(t) end
 return reply(t)
 `;
 
-/** ARGV: channel, node prefix, leaseMs, slots…: this node's leases become exactly these. */
+/** ARGV: channel, node prefix, leaseMs, now, slots…: this node's leases become exactly these. */
 export const SYNC = `${COMMON}
-local prefix, leaseMs = ARGV[2], tonumber(ARGV[3])
+local prefix, leaseMs, now = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 expireLeases()
 local keep = {}
-for i = 4, #ARGV do keep[ARGV[i]] = true end
+for i = 5, #ARGV do keep[ARGV[i]] = true end
 for _, member in ipairs(redis.call('ZRANGE', slots, 0, -1)) do
   if string.sub(member, 1, #prefix) == prefix and not keep[member] then redis.call('ZREM', slots, member) end
 end
 local leaseEnd = redisNow() + leaseMs
-for i = 4, #ARGV do redis.call('ZADD', slots, leaseEnd, ARGV[i]) end
-return reply(readTrunk())
+for i = 5, #ARGV do redis.call('ZADD', slots, leaseEnd, ARGV[i]) end
+return reply(readTrunk(now))
 `;

@@ -33,7 +33,7 @@ export async function runCallFlow(call: AnsweredCall, deps: FlowDeps): Promise<C
   const route = selectRoute(deps.config().routes, { hints: call.hints, dialed: call.dialed, caller: call.caller });
   for (const warning of route.warnings) deps.log.warn({ callId: call.id }, warning);
   return settle(call, route, deps, startedAt, async () => call.ended.aborted
-    ? { status: 'ABANDONED', detail: 'caller hung up before the call reached the product' }
+    ? { status: 'ABANDONED', detail: `${party(call)} hung up before the call reached the product` }
     : admitAndConnect(call, route, deps, startedAt));
 }
 
@@ -148,7 +148,7 @@ async function warmUpHolding(
   const warmupMs = deps.clock.now() - sentAt;
   await holding;
 
-  if (warm.kind === 'aborted' || call.ended.aborted) return { verdict: { status: 'ABANDONED', warmupMs, detail: 'caller hung up during the warm-up' } };
+  if (warm.kind === 'aborted' || call.ended.aborted) return { verdict: { status: 'ABANDONED', warmupMs, detail: `${party(call)} hung up during the warm-up` } };
   if (warm.kind === 'overloaded') {
     // Ours, not Twin's: no throttle (with a cluster, not for every node either).
     deps.log.warn({ callId: call.id, reason: warm.reason }, 'warm-up not done in time on our side; caller sent to the fallback, trunk left open');
@@ -174,7 +174,7 @@ async function connectToBot(
   }
   const result = await call.connect(botTarget(call, route, config, twinId), pbxSettings(config, call.pbx).bot_answer_timeout_s, connectOptions(route));
 
-  if (result.kind === 'caller-gone') return { status: 'ABANDONED', warmupMs, twinId, detail: 'caller hung up while the bot leg rang' };
+  if (result.kind === 'caller-gone') return { status: 'ABANDONED', warmupMs, twinId, detail: `${party(call)} hung up while the bot leg rang` };
   if (result.kind === 'failed') {
     if (twinRefused(result)) deps.gate.reportFailure(slot.admission, `bot leg failed (SIP ${result.sipCode})`);
     const why = result.sipCode ? ` (SIP ${result.sipCode})` : result.pbxReason ? ` (${result.pbxReason}, no SIP answer from Twin)` : '';
@@ -262,4 +262,12 @@ export function warmupRequest(
 /** The product's own callback URL (stored, then forwarded) first, then any Twin should call directly. */
 function callbackUrls(config: Config): string[] {
   return [...(config.callbacks ? [ownCallbackUrl(config.callbacks)] : []), ...config.twin.callback_urls];
+}
+
+/**
+ * Who the call's own channel is, in words: the caller who rang in, or the subscriber we dialled
+ * (for an outbound call, "the caller" would read as us).
+ */
+export function party(call: Pick<AnsweredCall, 'direction'>): 'caller' | 'subscriber' {
+  return call.direction === 'outbound' ? 'subscriber' : 'caller';
 }

@@ -15,6 +15,8 @@ export interface CampaignRow {
   key: string;
   line: number;
   number: string;
+  /** The row's external_id as written, carried to the results (an invalid row's too). */
+  externalId?: string;
   request?: CallRequest;
   /** Why the row cannot be called (bad number, bad field). */
   invalid?: string;
@@ -38,6 +40,7 @@ export function readCampaign(path: string, config: Config, defaults: { pbx?: 'as
 function toRow(record: Record<string, string>, line: number, config: Config, pbx?: 'asterisk' | 'freeswitch'): CampaignRow {
   const number = record.number ?? '';
   const row: CampaignRow = { key: `${line}:${number}`, line, number };
+  if (record.external_id) row.externalId = record.external_id;
   const variables: Record<string, string> = {};
   for (const [column, value] of Object.entries(record)) {
     if (column.startsWith('var_') && value !== '') variables[column.slice(4)] = value;
@@ -59,7 +62,16 @@ function toRow(record: Record<string, string>, line: number, config: Config, pbx
   return row;
 }
 
-const COLUMNS = ['line', 'number', 'status', 'detail', 'twin_id', 'call_id', 'warmup_ms', 'ring_ms'] as const;
+/** external_id last: columns read by position before it was added keep their place. */
+const COLUMNS = ['line', 'number', 'status', 'detail', 'twin_id', 'call_id', 'warmup_ms', 'ring_ms', 'external_id'] as const;
+
+/**
+ * Every file a campaign keeps beside its list is the list's whole name plus a suffix:
+ * list.csv → list.csv.journal (and its .lock), list.csv.results.csv.
+ */
+export function campaignFiles(list: string): { journal: string; results: string } {
+  return { journal: `${list}.journal`, results: `${list}.results.csv` };
+}
 
 /** Writes every row's outcome in the file's order; replaced atomically so a crash never leaves half a file. */
 export function writeResults(path: string, rows: CampaignRow[], results: Map<string, OutboundResult>): void {
@@ -68,7 +80,7 @@ export function writeResults(path: string, rows: CampaignRow[], results: Map<str
     return {
       line: row.line, number: r?.to ?? row.number, status: r?.status ?? (row.invalid ? 'invalid' : 'pending'),
       detail: r?.detail ?? row.invalid ?? '', twin_id: r?.twinId ?? '', call_id: r?.id ?? '',
-      warmup_ms: r?.warmupMs ?? '', ring_ms: r?.ringMs ?? '',
+      warmup_ms: r?.warmupMs ?? '', ring_ms: r?.ringMs ?? '', external_id: row.externalId ?? '',
     };
   });
   const text = /\.(jsonl|ndjson)$/i.test(path)

@@ -6,7 +6,7 @@ import { randomUUID } from 'node:crypto';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import { Daemon } from '../daemon.js';
-import { readCampaign, writeResults, type CampaignRow } from './campaign-file.js';
+import { campaignFiles, readCampaign, writeResults, type CampaignRow } from './campaign-file.js';
 import type { CampaignLimits, CampaignSummary } from './campaign.js';
 import { Journal, type JournalWriteError } from './journal.js';
 import type { CallState, OutboundResult, OutboundStatus } from './outbound.js';
@@ -57,7 +57,7 @@ export interface CampaignCommand {
  */
 export async function runCampaign(config: Config, log: Logger, cmd: CampaignCommand, out: Output, stopSignal: AbortSignal): Promise<number> {
   const rows = readCampaign(cmd.file, config, { pbx: cmd.pbx });
-  const journal = new Journal(cmd.journal ?? `${cmd.file}.journal`);
+  const journal = new Journal(cmd.journal ?? campaignFiles(cmd.file).journal);
   try {
     return await dialCampaign(config, log, cmd, rows, journal, out, stopSignal);
   } finally {
@@ -107,7 +107,7 @@ async function dialCampaign(config: Config, log: Logger, cmd: CampaignCommand, r
 
 /** The results file; on a full disk it may not be writable either, which is said in one line. */
 function reportResults(cmd: CampaignCommand, rows: CampaignRow[], results: Map<string, OutboundResult>, out: Output): boolean {
-  const path = cmd.results ?? `${cmd.file.replace(/\.csv$/i, '')}.results.csv`;
+  const path = cmd.results ?? campaignFiles(cmd.file).results;
   try {
     writeResults(path, rows, results);
   } catch (err) {

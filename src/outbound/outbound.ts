@@ -11,7 +11,7 @@ import type { Logger } from '../log.js';
 import { runAnsweredOutbound, TrunkSlot, warmupRequest, type FlowDeps, type WarmSession } from '../core/call-flow.js';
 import { selectRoute, type Route } from '../core/route.js';
 import type { Admission } from '../core/trunk.js';
-import type { CallOutcome, EndedBy, PbxDialer } from '../core/types.js';
+import type { CallOutcome, PbxDialer } from '../core/types.js';
 import type { WarmupResult } from '../twin/warmup.js';
 import type { CallRequest } from './request.js';
 
@@ -19,7 +19,16 @@ export type OutboundStatus =
   | 'connected' | 'transferred' | 'transfer-failed' | 'rejected' | 'no-answer' | 'busy' | 'failed' | 'bot-failed' | 'stale'
   | 'throttled' | 'over-capacity' | 'unavailable' | 'abandoned' | 'error' | 'unknown' | 'invalid';
 
-export type CallState = 'queued' | 'warming-up' | 'ringing' | 'connecting' | 'connected' | 'ended';
+/**
+ * A call's states, in order (the dialer API's `state`; README, "Dialer API"). `queued`: accepted,
+ * not yet let through the trunk gate (with a cluster that takes a Redis round trip). A call may
+ * jump to `ended` from any state.
+ */
+export const CALL_STATES = ['queued', 'warming-up', 'ringing', 'connecting', 'connected', 'ended'] as const;
+export type CallState = (typeof CALL_STATES)[number];
+
+/** Who ended a connected outbound call: the subscriber we dialled, the bot, or (after a transfer) the person. */
+export type OutboundEndedBy = 'subscriber' | 'bot' | 'target';
 
 export interface OutboundResult {
   id: string;
@@ -35,7 +44,7 @@ export interface OutboundResult {
   ringMs?: number;
   /** From the answer to the bot answering. */
   setupMs?: number;
-  endedBy?: EndedBy;
+  endedBy?: OutboundEndedBy;
 }
 
 /** A call let through the trunk gate, about to be warmed up. */
@@ -175,6 +184,7 @@ function fromOutcome(outcome: CallOutcome): Pick<OutboundResult, 'status' | 'det
   if (outcome.detail !== undefined) picked.detail = outcome.detail;
   if (outcome.twinId !== undefined) picked.twinId = outcome.twinId;
   if (outcome.warmupMs !== undefined) picked.warmupMs = outcome.warmupMs;
-  if (outcome.endedBy !== undefined) picked.endedBy = outcome.endedBy;
+  // The flow's "caller" is the channel that came to us: here, the subscriber.
+  if (outcome.endedBy !== undefined) picked.endedBy = outcome.endedBy === 'caller' ? 'subscriber' : outcome.endedBy;
   return picked;
 }

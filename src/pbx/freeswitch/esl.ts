@@ -264,6 +264,7 @@ export class CallSocketServer {
     if (!this.peers?.allows(peer)) return this.refuse(socket, peer);
     // modesl writes a command line by line: without this, Nagle + delayed ACK stall each command ~40 ms.
     socket.setNoDelay(true);
+    this.closeUnlessConnectReply(socket, peer); // before modesl's parser: bad bytes never reach it
     const conn = new esl.Connection(socket);
     this.closeOnParseError(conn, peer);
     const { connectTimeoutMs } = this.options;
@@ -284,6 +285,26 @@ export class CallSocketServer {
     if (this.refusedLogged.has(key) || this.refusedLogged.size >= MAX_REFUSED_LOGGED) return;
     this.refusedLogged.add(key);
     this.options.log.warn({ peer: key }, 'refused a connection to the FreeSWITCH call socket: address not in freeswitch.allowed_peers');
+  }
+
+  /**
+   * FreeSWITCH answers our `connect` before anything else, so the first bytes that cannot be that
+   * reply close the socket at once instead of at connectTimeoutMs. Checked up to the reply's end.
+   */
+  private closeUnlessConnectReply(socket: Socket, peer: string | undefined): void {
+    let head = '';
+    const onData = (chunk: Buffer) => {
+      head += chunk.toString('latin1');
+      const verdict = judgeConnectReply(head);
+      if (verdict === 'pending') return;
+      socket.off('data', onData);
+      head = '';
+      if (verdict === 'reply') return;
+      socket.destroy();
+      // The peer's bytes are a stranger's: only that they were refused is logged.
+      this.options.log.warn({ peer }, 'a FreeSWITCH call socket sent bytes that cannot be its `connect` reply; closing it');
+    };
+    socket.on('data', onData);
   }
 
   /** Bytes that are not ESL: that socket is not (or no longer) a sane FreeSWITCH; the others go on. */
@@ -316,6 +337,27 @@ export class CallSocketServer {
       );
     });
   }
+}
+
+/** Anything but LF and printable bytes: FreeSWITCH URL-encodes the reply's values and ends lines with LF alone. */
+const NOT_IN_A_REPLY = /[\x00-\x09\x0b-\x1f\x7f]/;
+
+/**
+ * Whether the first bytes of a call socket can be FreeSWITCH's `connect` reply: a header block
+ * (`Name: value` lines, ended by an empty line) with `Content-Type: command/reply` and
+ * `Event-Name: CHANNEL_DATA`. 'pending' while they still may be; 'not-esl' once they cannot.
+ */
+function judgeConnectReply(head: string): 'pending' | 'reply' | 'not-esl' {
+  const end = head.indexOf('\n\n');
+  const block = end === -1 ? head : head.slice(0, end);
+  if (NOT_IN_A_REPLY.test(block)) return 'not-esl';
+  const lines = block.split('\n');
+  if (end === -1) lines.pop(); // a line still arriving
+  // FreeSWITCH writes every header as `Name: value`, an empty value included.
+  if (!lines.every((line) => line.includes(': '))) return 'not-esl';
+  if (end === -1) return 'pending';
+  const has = (header: string) => lines.includes(header);
+  return has('Content-Type: command/reply') && has('Event-Name: CHANNEL_DATA') ? 'reply' : 'not-esl';
 }
 
 /** Fired by the shipped dialplan after `socket` when the product did not take the call. */
