@@ -72,11 +72,11 @@ export class Daemon extends EventEmitter {
     this.publishesTrunk = !dialer;
     if (config.asterisk) {
       const cfg = dialer ? { ...config.asterisk, app: `${config.asterisk.app}-dialer-${process.pid}` } : config.asterisk;
-      this.asterisk = new AsteriskDriver(cfg, this.log, (call) => this.handle(call));
+      this.asterisk = new AsteriskDriver(cfg, this.log, (call) => this.handle(call), this.clock);
     }
     if (config.freeswitch) {
       const cfg = dialer ? { ...config.freeswitch, listen_port: 0 } : config.freeswitch;
-      this.freeswitch = new FreeSwitchDriver(cfg, this.log, (call) => this.handle(call));
+      this.freeswitch = new FreeSwitchDriver(cfg, this.log, (call) => this.handle(call), this.clock);
     }
     this.outbound = new Outbound({
       ...this.flowDeps(), dialers: { asterisk: this.asterisk, freeswitch: this.freeswitch },
@@ -172,6 +172,7 @@ export class Daemon extends EventEmitter {
       if (driver && driver.state !== 'connected') {
         problems.push({ reason: `pbx_down:${driver.pbx}`, detail: `${driver.pbx}: ${driver.state}${driver.lastProblem ? ` (${driver.lastProblem})` : ''}` });
       }
+      if (driver?.botEndpointMissing) problems.push({ reason: `bot_endpoint_missing:${driver.pbx}`, detail: driver.botEndpointMissing });
     }
     const trunk = this.gate.snapshot();
     if (trunk.state === 'throttled') {
@@ -257,9 +258,18 @@ export class Daemon extends EventEmitter {
     return { config: () => this.config, twin: this.twin, gate: this.gate, clock: this.clock, log: this.log };
   }
 
+  /**
+   * A call goes to its fallback at once, without a warm-up, while the product is stopping or the PBX
+   * lacks the bot endpoint (no Twin session is opened for a bot leg that cannot be dialled).
+   */
   private handle(call: AnsweredCall): void {
-    const flow = this.stopping ? runRefusedCall(call, this.flowDeps(), 'the product is stopping') : runCallFlow(call, this.flowDeps());
+    const refusal = this.stopping ? 'the product is stopping' : this.driverOf(call.pbx)?.botEndpointMissing;
+    const flow = refusal ? runRefusedCall(call, this.flowDeps(), refusal) : runCallFlow(call, this.flowDeps());
     this.track(flow.then((outcome) => this.report(outcome)));
+  }
+
+  private driverOf(pbx: AnsweredCall['pbx']): AsteriskDriver | FreeSwitchDriver | undefined {
+    return pbx === 'asterisk' ? this.asterisk : this.freeswitch;
   }
 
   /** One log line per call: id, route, outcome, warm-up and setup times. */

@@ -136,6 +136,8 @@ export type DialResult =
 /** What the outbound side needs from a PBX driver. */
 export interface PbxDialer {
   readonly pbx: AnsweredCall['pbx'];
+  /** Set while the PBX lacks the bot endpoint: why. No call is warmed up for it then. */
+  readonly botEndpointMissing?: string;
   /** Rings the subscriber; resolves when answered (the call is ours) or when the dial has failed. */
   originate(request: DialRequest): Promise<DialResult>;
 }

@@ -71,8 +71,10 @@ export class Outbound extends EventEmitter {
     return this.deps.log;
   }
 
-  /** One call, now: throttled or over capacity → that result at once, without waiting. */
+  /** One call, now: throttled, over capacity or no bot endpoint in the PBX → that result at once, without a warm-up. */
   async place(id: string, request: CallRequest): Promise<OutboundResult> {
+    const missing = this.deps.dialers[request.pbx]?.botEndpointMissing;
+    if (missing) return this.finish({ ...this.describe(id, request), status: 'unavailable', detail: missing });
     const gate = await this.deps.gate.admit();
     if (!gate.admitted) {
       const status = gate.status === 'THROTTLED' ? 'throttled' : 'over-capacity';

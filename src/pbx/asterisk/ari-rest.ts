@@ -91,6 +91,17 @@ export async function probeAri(cfg: AsteriskConfig): Promise<{ ok: true; version
 /** Query-string values; undefined ones are left out. */
 type Query = Record<string, string | number | undefined>;
 
+/** One ARI request without a connection of the app (the check command): the status and the parsed body. */
+export async function ariRequest(
+  cfg: AsteriskConfig, method: 'GET' | 'POST' | 'DELETE', path: string, query: Query = {},
+): Promise<{ status: number; body: unknown }> {
+  const url = new URL(`/ari${path}`, cfg.url);
+  for (const [key, value] of Object.entries(query)) if (value !== undefined) url.searchParams.set(key, String(value));
+  const auth = Buffer.from(`${cfg.username}:${cfg.password}`).toString('base64');
+  const res = await request(url, { method, headers: { authorization: `Basic ${auth}` }, signal: AbortSignal.timeout(cfg.request_timeout_ms) });
+  return { status: res.statusCode, body: parseJson(await res.body.text()) };
+}
+
 /**
  * ARI for the driver. ari-client keeps the event websocket (and registers the app); requests go
  * over a keep-alive undici pool instead of ari-client's swagger/shred layer, which cost several
@@ -193,6 +204,15 @@ export class AriRest extends EventEmitter {
   destroyBridge(bridgeId: string) { return this.call('bridges.destroy', 'DELETE', `/bridges/${enc(bridgeId)}`); }
   async bridges(): Promise<{ id: string; channels?: string[] }[]> {
     return (await this.call('bridges.list', 'GET', '/bridges')) as { id: string; channels?: string[] }[];
+  }
+  /** A PJSIP (or other) endpoint as ARI shows it; undefined when Asterisk has none by that name (404). */
+  async endpoint(tech: string, resource: string): Promise<{ state?: string } | undefined> {
+    try {
+      return (await this.call('endpoints.get', 'GET', `/endpoints/${enc(tech)}/${enc(resource)}`)) as { state?: string };
+    } catch (err) {
+      if (err instanceof AriError && err.notFound) return undefined;
+      throw err;
+    }
   }
   setGlobal(variable: string, value: string) { return this.call('asterisk.setGlobalVar', 'POST', '/asterisk/variable', { variable, value }); }
   filterEvents(types: readonly string[]) {

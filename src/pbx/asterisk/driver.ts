@@ -12,6 +12,9 @@ import { AriCall, failureFromCause, type AriCallHost } from './ari-call.js';
 import { LeftoverBridges } from './leftover-bridges.js';
 import { DialplanCall, parseDialReport } from './dialplan-call.js';
 import { AriRest, probeAri, USED_EVENTS, type AriChannel, type AriEvent } from './ari-rest.js';
+import { systemClock, type Clock } from '../../clock.js';
+import { BotEndpointWatch } from '../bot-endpoint.js';
+import { asteriskBotEndpoint } from './bot-endpoint.js';
 
 export type CallHandler = (call: AriCall | DialplanCall) => void;
 type Call = AriCall | DialplanCall;
@@ -54,9 +57,14 @@ export class AsteriskDriver implements AriCallHost, PbxDialer {
   state: ConnectionState = 'connecting';
   /** Why the last connection attempt failed, in plain words. */
   lastProblem?: string;
+  /** Whether Asterisk has the bot endpoint's PJSIP endpoint: checked at each connection and every minute. */
+  readonly botEndpoint: BotEndpointWatch;
 
-  constructor(readonly cfg: AsteriskConfig, readonly log: Logger, private readonly onCall: CallHandler) {
+  constructor(readonly cfg: AsteriskConfig, readonly log: Logger, private readonly onCall: CallHandler, clock: Clock = systemClock) {
     this.leftovers = new LeftoverBridges(() => this.rest, log);
+    this.botEndpoint = new BotEndpointWatch(
+      () => asteriskBotEndpoint(cfg.bot_endpoint, (tech, resource) => this.rest.endpoint(tech, resource)), log, clock,
+    );
     this.trunk = new LatestValuePublisher(
       (value) => this.rest.setGlobal(`DEVICE_STATE(Custom:${cfg.device_state})`, value),
       () => this.restClient !== undefined && this.state === 'connected',
@@ -73,15 +81,22 @@ export class AsteriskDriver implements AriCallHost, PbxDialer {
     return this.calls.size;
   }
 
+  /** Why calls cannot be put through to the bot now (Asterisk lacks its endpoint); undefined when they can. */
+  get botEndpointMissing(): string | undefined {
+    return this.botEndpoint.missing;
+  }
+
   /** Connects, retrying with backoff until connected or stopped; resolves on the first connection. */
   start(): Promise<void> {
     this.stopped = false;
+    this.botEndpoint.start();
     return new Promise((resolve) => this.connect(resolve));
   }
 
   stop(): void {
     this.stopped = true;
     this.state = 'stopped';
+    this.botEndpoint.stop();
     clearTimeout(this.retryTimer);
     clearInterval(this.sweepTimer);
     // Owed exits are left to the next start's reconcile: a caller in the app with TWIN_STATUS set is hung up.
@@ -253,6 +268,7 @@ export class AsteriskDriver implements AriCallHost, PbxDialer {
     }
     await this.rest.filterEvents(USED_EVENTS).catch((err: Error) =>
       this.log.warn({ err: err.message }, 'ARI event filter not accepted (Asterisk older than 16.3?); receiving all events'));
+    await this.botEndpoint.check(true); // before reconcile: a stranded caller picked up there goes by it too
     void this.trunk.flush();
     await this.reconcile();
   }

@@ -15,6 +15,9 @@ import { CallSocketServer, EslControl, EslError, type CallSocket, type EslEvent 
 import { allowedPeers } from './peers.js';
 import { failureFromCauseName, FsCall } from './fs-call.js';
 import type { TransferVerdict } from './transfer.js';
+import { systemClock, type Clock } from '../../clock.js';
+import { BotEndpointWatch } from '../bot-endpoint.js';
+import { freeswitchBotEndpoint } from './bot-endpoint.js';
 
 export type FsCallHandler = (call: FsCall) => void;
 
@@ -36,8 +39,11 @@ export class FreeSwitchDriver implements PbxDialer {
   /** State of the inbound ESL connection (the outbound socket server does not depend on it). */
   state: ConnectionState = 'connecting';
   lastProblem?: string;
+  /** Whether FreeSWITCH has the bot endpoint's sofia gateway: checked at each ESL connection and every minute. */
+  readonly botEndpoint: BotEndpointWatch;
 
-  constructor(readonly cfg: FreeswitchConfig, private readonly log: Logger, private readonly onCall: FsCallHandler) {
+  constructor(readonly cfg: FreeswitchConfig, private readonly log: Logger, private readonly onCall: FsCallHandler, clock: Clock = systemClock) {
+    this.botEndpoint = new BotEndpointWatch(() => freeswitchBotEndpoint(cfg.bot_endpoint, (command) => this.api(command)), log, clock);
     this.server = new CallSocketServer((socket, ready) => this.accept(socket, ready), {
       timeoutMs: cfg.command_timeout_ms, connectTimeoutMs: cfg.connect_timeout_ms, log,
     });
@@ -56,6 +62,17 @@ export class FreeSwitchDriver implements PbxDialer {
     return this.server.port;
   }
 
+  /** Why calls cannot be put through to the bot now (FreeSWITCH lacks its gateway); undefined when they can. */
+  get botEndpointMissing(): string | undefined {
+    return this.botEndpoint.missing;
+  }
+
+  /** An API command on the inbound connection; rejects while it is down. */
+  private api(command: string): Promise<string> {
+    if (!this.control || this.state !== 'connected') return Promise.reject(new EslError('FreeSWITCH ESL is not connected'));
+    return this.control.api(command);
+  }
+
   /** Listens for calls (rejects if the port cannot be used), then makes one attempt at the inbound connection. */
   async start(): Promise<void> {
     this.stopped = false;
@@ -63,6 +80,7 @@ export class FreeSwitchDriver implements PbxDialer {
       throw new EslError(`cannot resolve freeswitch.esl_host for the call socket's allow-list (${err.message}): set freeswitch.allowed_peers`);
     });
     await this.server.listen(this.cfg.listen_host, this.cfg.listen_port, peers);
+    this.botEndpoint.start();
     this.log.info({ listen: `${this.cfg.listen_host}:${this.server.port}`, allowedPeers: peers.entries }, 'waiting for calls from FreeSWITCH (dialplan socket)');
     await this.connectControl();
   }
@@ -71,6 +89,7 @@ export class FreeSwitchDriver implements PbxDialer {
   async stop(): Promise<void> {
     this.stopped = true;
     this.state = 'stopped';
+    this.botEndpoint.stop();
     clearTimeout(this.retryTimer);
     await this.cancelDials(); // before the connection goes
     this.control?.close();
@@ -193,6 +212,7 @@ export class FreeSwitchDriver implements PbxDialer {
       control.on('hangup-complete', (uuid: string, event: EslEvent) => this.endReleased(uuid, 'caller', event));
       control.on('transfer', (uuid: string, verdict: TransferVerdict, event: EslEvent) => this.onReleasedTransfer(uuid, verdict, event));
       await this.trunk.flush();
+      await this.botEndpoint.check(true);
       await this.settleReleasedGoneMeanwhile(control);
     } catch (err) {
       this.retryLater((err as Error).message);

@@ -39,8 +39,8 @@ const RTP_QOS_VARS = 15;
 export interface AriSimOptions {
   username?: string;
   password?: string;
-  /** PJSIP endpoints that exist; others fail allocation (500). */
-  endpoints?: string[];
+  /** PJSIP endpoints that exist (default twin and carrier); others fail allocation (500) and GET /endpoints answers 404. */
+  endpoints?: readonly string[];
   /** Where a plain PJSIP/<endpoint> leg goes (the AOR contact). */
   contact?: string;
   /**
@@ -91,6 +91,14 @@ export class AriSimulator {
   private readonly deviceStates = new Map<string, string>();
   private readonly callerWaiters = new Map<string, (r: CallerResult) => void>();
   private readonly docs = new Map<string, string>();
+  /** PJSIP endpoints pjsip.conf defines; a test may add or remove one while the product runs. */
+  readonly pjsipEndpoints: Set<string>;
+  /**
+   * The dialplan DIALPLAN_EXISTS() looks in: context → literal extensions (priorities are not
+   * modelled: an extension has them all). The shipped [twin-fallback] (s, agent), [twin-bot] (a
+   * pattern: only the context is asked for), the transfer contexts and the lab's [from-caller].
+   */
+  readonly dialplan: Map<string, Set<string>>;
   private seq = 0;
   private readonly epoch = Math.floor(Date.now() / 1000);
   port = 0;
@@ -126,6 +134,11 @@ export class AriSimulator {
   constructor(private readonly options: AriSimOptions = {}) {
     this.username = options.username ?? 'asterisk';
     this.password = options.password ?? 'asterisk';
+    this.pjsipEndpoints = new Set(options.endpoints ?? ['twin', 'carrier']);
+    this.dialplan = new Map([
+      ['twin-fallback', new Set(['s', 'agent'])], [options.botDialContext ?? 'twin-bot', new Set<string>()], ['from-caller', new Set(['100'])],
+      ...Object.entries(this.transferContexts()).map(([context, extensions]) => [context, new Set(extensions)] as const),
+    ]);
     this.server = createServer((req, res) => void this.handle(req, res));
     this.server.on('upgrade', (req, socket, head) => this.upgrade(req, socket, head));
   }
@@ -363,6 +376,7 @@ export class AriSimulator {
 
   private route(method: string, s: string[], q: URLSearchParams, body?: Record<string, unknown>): [number, unknown] {
     const [resource, id, action] = s;
+    if (method === 'GET' && resource === 'endpoints' && s.length === 3) return this.endpoint(id!, action!);
     const key = `${method} ${resource ?? ''}${id === undefined ? '' : id === 'create' ? '/create' : '/:id'}${action ? '/' + action : ''}`;
     switch (key) {
       case 'GET asterisk/:id': return id === 'info' ? [200, this.info()] : id === 'ping' ? [200, { ping: 'pong', timestamp: asteriskTime(), asterisk_id: ASTERISK_ID }] : this.notFound();
@@ -396,6 +410,7 @@ export class AriSimulator {
       case 'POST bridges': return this.createBridge(q.get('bridgeId') ?? randomUUID(), q);
       case 'POST bridges/:id': return this.createBridge(id!, q);
       case 'GET bridges/:id': return this.withBridge(id!, (b) => [200, bridgeJson(b)]);
+      case 'GET bridges/:id/variables': return this.bridgeVariables(id!, q);
       case 'DELETE bridges/:id': return this.withBridge(id!, (b) => this.destroyBridge(b));
       case 'POST bridges/:id/addChannel': return this.withBridge(id!, (b) => this.addChannels(b, q));
       case 'POST bridges/:id/removeChannel': return this.withBridge(id!, (b) => this.removeChannel(b, q));
@@ -407,6 +422,50 @@ export class AriSimulator {
         }
         return this.notFound();
     }
+  }
+
+  /**
+   * GET /endpoints/{tech}/{resource}: the endpoint (recording f1: `{"technology":"PJSIP","resource":"twin",
+   * "state":"online","channel_ids":[]}`), or 404 `{"message":"Endpoint not found"}` (Asterisk 22's
+   * res/ari/resource_endpoints.c, ast_ari_endpoints_get).
+   */
+  private endpoint(tech: string, resource: string): [number, unknown] {
+    if (tech !== 'PJSIP' || !this.pjsipEndpoints.has(resource)) return [404, { message: 'Endpoint not found' }];
+    const channelIds = [...this.channels.values()].filter((c) => c.name.startsWith(`PJSIP/${resource}-`)).map((c) => c.id);
+    return [200, { technology: 'PJSIP', resource, state: 'online', channel_ids: channelIds }];
+  }
+
+  /**
+   * GET /bridges/{id}/variables?variables=…: Asterisk 20.20, 22.10 and 23.4 added it (recorded
+   * api-docs, bridges.json). A name ending in `)` is a dialplan function read with no channel
+   * (res/ari/resource_bridges.c, ast_ari_bridges_get_bridge_vars: ast_func_read2(NULL, …)); 500
+   * "Unable to read provided function" when it fails. Values are split on commas outside
+   * parentheses (ast_app_separate_args). Only DIALPLAN_EXISTS() is modelled; the sim's bridges
+   * hold no variables of their own.
+   */
+  private bridgeVariables(bridgeId: string, q: URLSearchParams): [number, unknown] {
+    if (!this.bridges.has(bridgeId)) return [404, { message: 'Provided bridge was not found' }];
+    const names = splitOutsideParentheses(q.get('variables') ?? '').map((n) => n.trim());
+    if (names.length === 0 || names.every((n) => n === '')) return [400, { message: 'At least one variable name is required' }];
+    const variables: Record<string, string> = {};
+    for (const name of names) {
+      const value = name.endsWith(')') ? this.readFunction(name) : undefined;
+      if (value === undefined) {
+        return name.endsWith(')') ? [500, { message: 'Unable to read provided function' }] : [404, { message: 'Provided variable was not found' }];
+      }
+      variables[name] = value;
+    }
+    return [200, { variables }];
+  }
+
+  /** DIALPLAN_EXISTS(context[,extension[,priority]]) as funcs/func_dialplan.c answers it with no channel: '1' or '0'. */
+  private readFunction(call: string): string | undefined {
+    const m = /^DIALPLAN_EXISTS\((.*)\)$/.exec(call);
+    if (!m || m[1] === '') return undefined;
+    const [context = '', extension = ''] = m[1]!.split(',');
+    const extensions = this.dialplan.get(context);
+    const found = extension === '' ? extensions !== undefined : extensions?.has(extension) ?? false;
+    return found ? '1' : '0';
   }
 
   private notFound(): [number, unknown] {
@@ -507,7 +566,7 @@ export class AriSimulator {
     const { endpoint, appName, variables } = parsed;
     const [tech, resource] = endpoint.split('/');
     const local = tech === 'Local' && /^[^@]+@[^@]+$/.test(resource ?? '');
-    if (!local && (tech !== 'PJSIP' || !(this.options.endpoints ?? ['twin']).includes(resource ?? ''))) return [500, { error: 'Allocation failed' }];
+    if (!local && (tech !== 'PJSIP' || !this.pjsipEndpoints.has(resource ?? ''))) return [500, { error: 'Allocation failed' }];
     const id = q.get('channelId') ?? this.nextId();
     const ch = this.newChannel(id, local ? `Local/${resource}-${this.hexSeq()};1` : `PJSIP/${resource}-${this.hexSeq()}`, 'created', { name: '', number: '' });
     ch.endpoint = endpoint;
@@ -538,7 +597,7 @@ export class AriSimulator {
     if ('error' in parsed) return parsed.error;
     const { endpoint, appName, variables } = parsed;
     const m = /^PJSIP\/([^@/]+)@([^/]+)$/.exec(endpoint);
-    if (!m || !(this.options.endpoints ?? ['twin', 'carrier']).includes(m[2]!)) return [500, { error: 'Allocation failed' }];
+    if (!m || !this.pjsipEndpoints.has(m[2]!)) return [500, { error: 'Allocation failed' }];
     const id = q.get('channelId') ?? this.nextId();
     if (this.channels.has(id)) return [409, { message: 'Channel with given unique ID already exists' }];
     const callerId = /<([^>]*)>/.exec(q.get('callerId') ?? '')?.[1] ?? q.get('callerId') ?? '';
@@ -869,8 +928,11 @@ export class AriSimulator {
   }
 
   private transferExtensionExists(context: string, extension: string): boolean {
-    const contexts = this.options.transferExtensions ?? { 'twin-transfers': ['operator'], 'from-twin': ['200', 'operator'] };
-    return contexts[context]?.includes(extension) ?? false;
+    return this.transferContexts()[context]?.includes(extension) ?? false;
+  }
+
+  private transferContexts(): Record<string, string[]> {
+    return this.options.transferExtensions ?? { 'twin-transfers': ['operator'], 'from-twin': ['200', 'operator'] };
   }
 
   /** Hang-up of a channel: the recorded event order, then a caller goes back to the dialplan. */
@@ -1022,4 +1084,21 @@ function answerTimes(caller: SimChannel, dial: { answeredAt?: number }): string[
   const epochMs = (at: number) => String(Math.round(performance.timeOrigin + at));
   const upMs = caller.answeredAt === undefined ? '' : String(Math.round(performance.now() - caller.answeredAt));
   return [`answered_ms=${upMs}`, `answered_at=${dial.answeredAt === undefined ? '' : epochMs(dial.answeredAt)}`, `now=${epochMs(performance.now())}`];
+}
+
+/** `a,B(c,d),e` → ['a', 'B(c,d)', 'e']: commas inside parentheses do not split (ast_app_separate_args). */
+function splitOutsideParentheses(text: string): string[] {
+  const parts: string[] = [];
+  let depth = 0;
+  let start = 0;
+  for (let i = 0; i < text.length; i++) {
+    if (text[i] === '(') depth++;
+    else if (text[i] === ')' && depth > 0) depth--;
+    else if (text[i] === ',' && depth === 0) {
+      parts.push(text.slice(start, i));
+      start = i + 1;
+    }
+  }
+  parts.push(text.slice(start));
+  return parts;
 }

@@ -31,7 +31,7 @@ import {
 
 export interface FsSimOptions {
   password?: string;
-  /** Gateway name → proxy host:port, for `sofia/gateway/<name>/<user>` dial strings. */
+  /** Gateway name → proxy host:port, for `sofia/gateway/<name>/<user>` dial strings (default: twin). */
   gateways?: Record<string, string>;
   /** Time between a sendmsg's +OK and the app starting (about 20 ms recorded); 0 in the benchmark. */
   execDelayMs?: number;
@@ -48,6 +48,11 @@ export class FreeSwitchSimulator {
   /** Dialplan contexts FreeSWITCH has loaded (the shipped ones unless a test removes them). */
   readonly dialplanContexts = new Set(['twin-after-socket', 'twin-transfers', 'twin-fallback']);
   readonly password: string;
+  /**
+   * The sofia gateways FreeSWITCH has (name → proxy host:port); a test may add or remove one while
+   * the product runs. A bridge to any other `sofia/gateway/<name>/…` fails with INVALID_GATEWAY.
+   */
+  readonly gateways: Map<string, string>;
   /** The product's outbound socket server, as in the dialplan's `socket host:port`. */
   socketTarget = { host: '127.0.0.1', port: 8084 };
   botBehaviour: (invite: SimInvite) => BotBehaviour = () => ({ kind: 'answer', afterMs: 5 });
@@ -85,6 +90,7 @@ export class FreeSwitchSimulator {
 
   constructor(private readonly options: FsSimOptions = {}) {
     this.password = options.password ?? 'ClueCon';
+    this.gateways = new Map(Object.entries(options.gateways ?? { twin: '127.0.0.1:5072' }));
     this.server = createServer((socket) => this.acceptInbound(socket));
   }
 
@@ -404,6 +410,8 @@ export class FreeSwitchSimulator {
   private bridge(ch: FsChannel, app: { app: string; arg: string; uuid: string }): void {
     const { vars, endpoint } = parseDialString(app.arg);
     if (this.legCreationFails || /\\"/.test(vars.get('origination_caller_id_name') ?? ch.caller.name)) return this.unbuildableLeg(ch, app);
+    const gateway = /^sofia\/gateway\/([^/]+)\//.exec(endpoint)?.[1];
+    if (gateway !== undefined && !this.gateways.has(gateway)) return this.unbuildableLeg(ch, app, 'INVALID_GATEWAY');
     const invite = this.makeInvite(ch, endpoint, vars);
     this.invites.push(invite);
     if (this.invites.length > this.keepInvites) this.invites.shift();
@@ -551,20 +559,22 @@ export class FreeSwitchSimulator {
   /**
    * A display name with `\"` inherited by the bot leg: FreeSWITCH logs "Error creating HANDLE!",
    * sends no INVITE, and the bridge fails with DESTINATION_OUT_OF_ORDER / INVALIDARGS and no SIP
-   * code (second recording, README).
+   * code (second recording, README). A gateway that does not exist fails the same way before any
+   * INVITE, with INVALID_GATEWAY (mod_sofia's sofia_outgoing_channel; DIALSTATUS stays INVALIDARGS,
+   * as switch_ivr_originate sets it before the leg is made).
    */
-  private unbuildableLeg(ch: FsChannel, app: { app: string; arg: string; uuid: string }): void {
+  private unbuildableLeg(ch: FsChannel, app: { app: string; arg: string; uuid: string }, cause = 'DESTINATION_OUT_OF_ORDER'): void {
     ch.running = { ...app };
     this.later(ch, () => {
-      for (const [name, value] of [['originate_disposition', 'DESTINATION_OUT_OF_ORDER'], ['DIALSTATUS', 'INVALIDARGS'],
-        ['originate_failed_cause', 'DESTINATION_OUT_OF_ORDER'], ['last_bridge_hangup_cause', 'DESTINATION_OUT_OF_ORDER']] as const) {
+      for (const [name, value] of [['originate_disposition', cause], ['DIALSTATUS', 'INVALIDARGS'],
+        ['originate_failed_cause', cause], ['last_bridge_hangup_cause', cause]] as const) {
         this.setVar(ch, name, value);
       }
       if (ch.vars.get('continue_on_fail') === 'true') {
         this.complete(ch, app);
         this.runQueue(ch);
       } else {
-        this.hangup(ch, 'DESTINATION_OUT_OF_ORDER', { kind: 'hungup-by-app', reasonCode: '27', reason: 'DESTINATION_OUT_OF_ORDER', vars: {} });
+        this.hangup(ch, cause, { kind: 'hungup-by-app', reasonCode: String(causeCode(cause) ?? ''), reason: cause, vars: {} });
       }
     });
   }
@@ -580,7 +590,7 @@ export class FreeSwitchSimulator {
     const gateway = /^sofia\/gateway\/([^/]+)\/(.+)$/.exec(endpoint);
     const direct = /^sofia\/[^/]+\/(?:sips?:)?(.+)$/.exec(endpoint);
     const requestUri = gateway
-      ? `sip:${gateway[2]}@${this.options.gateways?.[gateway[1]!] ?? '127.0.0.1:5072'}`
+      ? `sip:${gateway[2]}@${this.gateways.get(gateway[1]!) ?? '127.0.0.1:5072'}`
       : `sip:${direct?.[1] ?? endpoint}`;
     const identity = {
       name: vars.get('origination_caller_id_name') ?? ch.caller.name,
@@ -700,6 +710,7 @@ export class FreeSwitchSimulator {
         const name = args[0] === 'dialplan' && args[1] === 'context' && args[2] === 'name' ? args[3] ?? '' : '';
         return this.dialplanContexts.has(name) ? `<context name="${name}">\n</context>\n` : "can't find anything\n";
       }
+      case 'sofia': return this.sofia(args);
       case 'uuid_getvar':
         if (!live) return noChannel;
         return live.vars.get(args[1] ?? '') ?? '_undef_';
@@ -737,6 +748,25 @@ export class FreeSwitchSimulator {
       default:
         return `-ERR ${command} Command not found!\n`;
     }
+  }
+
+  /**
+   * `sofia status gateway <name>`, as mod_sofia.c's cmd_status prints it (FreeSWITCH 1.10): the
+   * gateway between two rules, or `Invalid Gateway!`. Other sofia commands are not modelled.
+   */
+  private sofia(args: string[]): string {
+    if (args[0] !== 'status' || args[1] !== 'gateway') return '-ERR the simulator knows only `sofia status gateway <name>`\n';
+    if (args.length < 3) return 'Invalid Syntax!\n';
+    const name = args[2]!;
+    const proxy = this.gateways.get(name);
+    if (proxy === undefined) return 'Invalid Gateway!\n';
+    const rule = '='.repeat(97);
+    const row = (key: string, value: string | number) => `${key}\t${value}\n`;
+    return `${rule}\n${row('Name    ', name)}${row('Profile ', 'external')}${row('Scheme  ', 'Digest')}${row('Realm   ', proxy)}`
+      + `${row('Username', 'twin')}${row('Password', 'no')}${row('From    ', `<sip:twin@${proxy}>`)}${row('Contact ', `<sip:gw+${name}@127.0.0.1:5080;transport=udp;gw=${name}>`)}`
+      + `${row('Exten   ', 'twin')}${row('To      ', `sip:twin@${proxy}`)}${row('Proxy   ', `sip:${proxy}`)}${row('Context ', 'public')}`
+      + `${row('Expires ', '3600')}${row('Freq    ', 3600)}${row('Ping    ', 0)}${row('PingFreq', 0)}${row('PingState', '0/0/0')}`
+      + `${row('State   ', 'NOREG')}${row('Status  ', 'UP')}${row('CallsIN ', 0)}${row('CallsOUT', 0)}${rule}\n`;
   }
 
   // ---- bgapi originate ----
