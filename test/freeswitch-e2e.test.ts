@@ -2,35 +2,41 @@
 import { describe, expect, it } from 'vitest';
 import { parseCallRequest } from '../src/outbound/request.js';
 import { Lab } from '../src/sim/lab.js';
-import { labPerTest, waitFor } from './helpers.js';
+import { createLogger } from '../src/log.js';
+import { captureLog, labPerTest, waitFor } from './helpers.js';
 
 const startLab = labPerTest('freeswitch');
 
 const connected = (lab: Lab, id: string) => lab.fs.channel(id)?.vars.get('TWIN_STATUS') === 'CONNECTED';
 
 describe('FreeSWITCH (ESL) specifics', () => {
-  it('sets continue_on_fail, a bound on the hold tone and the transfer guard at once, goes straight to the bridge after a quick warm-up, hands the bridged call to FreeSWITCH: 7 ESL commands per call', async () => {
+  it('hands the caller back after a quick warm-up: continue_on_fail, the hold bound and the transfer guard at once, then the bot\'s dial string and twin_next_step=bot, socket closed: 3 ESL commands per call (issue 20)', async () => {
     const lab = await startLab();
     const lines: string[] = [];
     lab.fs.onCommand = (_, line) => lines.push(line);
-    const call = lab.fs.placeCall();
+    const call = lab.fs.placeCall({ name: 'Ann Smith' });
     await waitFor(() => connected(lab, call.id), 'connected');
     const boundS = Math.ceil(lab.config.twin.warmup_timeout_ms / 1000) + 1;
+    const twinId = lab.fs.invites[0]!.headers.find(([name]) => name === 'X-TWIN-CallId')![1];
     expect(lines).toEqual([
-      'connect', 'myevents json', expect.stringMatching(/^nixevent CHANNEL_ANSWER .*CHANNEL_STATE .*CHANNEL_UNPARK /), 'linger',
+      'connect',
       // With the hold's own variables: the transfer guard (issue 14), so no command of its own before the bridge.
       `api uuid_setvar_multi ${call.id} continue_on_fail=true;playback_timeout_sec=${boundS};`
         + 'force_transfer_context=twin-transfers;twin_transfer_timeout=30;twin_fb_action=hangup;twin_fb_cause=NORMAL_CLEARING',
-      'sendmsg',
-      // Bridged: handed to FreeSWITCH with what to do if the bot hangs up first, and the socket closed.
-      `api uuid_setvar_multi ${call.id} TWIN_STATUS=CONNECTED;twin_next_step=released;twin_after_bot=hangup;twin_after_cause=NORMAL_CLEARING`,
+      // The hand-back: twin-after-socket's `bot` extension bridges this dial string (quotes escaped, h1).
+      `api uuid_setvar_multi ${call.id} twin_bot_dial={sip_h_X-TWIN-CallId=${twinId},sip_h_X-TWIN-ClientCallId=${call.id},`
+        + "origination_caller_id_number=+15551230000,origination_caller_id_name=\\'Ann Smith\\',originate_timeout=30}sofia/gateway/twin/twinbot;"
+        + 'twin_next_step=bot;twin_after_bot=hangup;twin_after_cause=NORMAL_CLEARING',
     ]);
-    await waitFor(() => lab.fs.channel(call.id)?.session?.closed || undefined, 'the call socket closed while bridged');
-    expect(lab.fs.channel(call.id)!.vars.get('continue_on_fail')).toBe('true');
-    expect(lab.fs.channel(call.id)!.vars.get('current_application')).toBe('bridge');
+    const channel = lab.fs.channel(call.id)!;
+    expect(channel.session!.closed).toBe(true); // no socket while the caller talks to the bot
+    expect(channel.state).toBe('bot'); // in twin-after-socket's `bot` extension
+    expect(channel.vars.get('origination_caller_id_name')).toBeUndefined();
+    expect(lab.fs.invites[0]!.from).toContain('"Ann Smith"');
+    expect(channel.vars.get('twin_next_step')).toBe('released'); // set by the dialplan once the bot answered
     call.hangup();
-    expect(await lab.outcomeOf(call.id)).toMatchObject({ status: 'CONNECTED', endedBy: 'caller' });
-    // With `linger`, FreeSWITCH never closes the socket: the product must (the leak check verifies it).
+    expect(await lab.outcomeOf(call.id)).toMatchObject({ status: 'CONNECTED', endedBy: 'caller', twinId });
+    expect(lab.fs.commands.get(call.id)).toBe(3);
   });
 
   it('at the shutdown timeout, hangs up a handed-over call even when setting TWIN_STATUS gets no answer (issue 13, item 2)', async () => {
@@ -42,18 +48,31 @@ describe('FreeSWITCH (ESL) specifics', () => {
     expect(await call.left).toMatchObject({ kind: 'hungup-by-app', vars: { TWIN_STATUS: 'ERROR' } });
   });
 
-  it('plays the hold only when the warm-up takes longer than hold_delay_ms, and breaks it before the bridge', async () => {
+  it('plays the hold only when the warm-up takes longer than hold_delay_ms; it runs inline, so uuid_break goes over the inbound connection and the hand-back waits behind it (h5)', async () => {
     const lab = await startLab({ config: { freeswitch: { hold_delay_ms: 20 } } });
+    lab.twin.script(() => ({ kind: 'slow', delayMs: 150 }));
+    const lines: string[] = [];
+    const inbound: string[] = [];
+    lab.fs.onCommand = (_, line) => lines.push(line);
+    lab.fs.onInboundCommand = (line) => inbound.push(line);
+    const call = lab.fs.placeCall();
+    await waitFor(() => lab.fs.channel(call.id)?.playing === 'ring' || undefined, 'the ringback');
+    await waitFor(() => connected(lab, call.id), 'connected');
+    expect(lines.slice(2)).toEqual(['sendmsg', expect.stringMatching(new RegExp(`^api uuid_setvar_multi ${call.id} twin_bot_dial=`))]);
+    expect(inbound).toContain(`api uuid_break ${call.id} all`);
+    call.hangup();
+    await lab.outcomeOf(call.id);
+  });
+
+  it('plays no hold while the inbound connection is down: nothing could stop it before its bound', async () => {
+    const lab = await startLab({ config: { freeswitch: { hold_delay_ms: 20, esl_password: 'not-the-password' } } });
     lab.twin.script(() => ({ kind: 'slow', delayMs: 150 }));
     const lines: string[] = [];
     lab.fs.onCommand = (_, line) => lines.push(line);
     const call = lab.fs.placeCall();
-    await waitFor(() => lab.fs.channel(call.id)?.playing === 'ring' || undefined, 'the ringback');
     await waitFor(() => connected(lab, call.id), 'connected');
-    expect(lines.slice(5)).toEqual([
-      'sendmsg', `api uuid_break ${call.id} all`, 'sendmsg',
-      expect.stringMatching(/^api uuid_setvar_multi \S+ TWIN_STATUS=CONNECTED;/),
-    ]);
+    expect(lines).not.toContain('sendmsg\nplayback');
+    expect(lines.filter((l) => l === 'sendmsg')).toHaveLength(1); // the bridge only
     call.hangup();
     await lab.outcomeOf(call.id);
   });
@@ -95,15 +114,23 @@ describe('FreeSWITCH (ESL) specifics', () => {
     await lab.outcomeOf(next.id);
   });
 
-  it('explains a wrong ESL password, keeps retrying, and still takes calls on the call socket', async () => {
+  it('explains a wrong ESL password, keeps retrying, and still takes calls on the call socket: the bridge runs over it (h7)', async () => {
     const lab = await startLab({ config: { freeswitch: { esl_password: 'not-the-password' } } });
     expect(lab.daemon.freeswitch!.lastProblem).toBe(`FreeSWITCH ESL at 127.0.0.1:${lab.fs.port} refused the password (see event_socket.conf.xml)`);
     expect(lab.daemon.freeswitch!.state).toBe('reconnecting');
     expect(lab.fs.globals.has('twin_trunk')).toBe(false);
+    const lines: string[] = [];
+    lab.fs.onCommand = (_, line) => lines.push(line);
     const call = lab.fs.placeCall();
     await waitFor(() => connected(lab, call.id), 'connected without the inbound connection');
+    expect(lines.slice(2)).toEqual([
+      'myevents json', expect.stringMatching(/^nixevent /), 'linger',
+      // FreeSWITCH sets TWIN_STATUS=CONNECTED itself when the bot answers: the inline bridge tells nothing before it ends.
+      `api uuid_setvar_multi ${call.id} bridge_pre_execute_aleg_app=set;bridge_pre_execute_aleg_data=TWIN_STATUS=CONNECTED`,
+      'sendmsg',
+    ]);
     call.hangup();
-    await lab.outcomeOf(call.id);
+    expect(await lab.outcomeOf(call.id)).toMatchObject({ status: 'CONNECTED', endedBy: 'caller' });
   });
 
   it('reconnects the inbound ESL connection after it is cut and publishes the trunk state again', async () => {
@@ -129,15 +156,71 @@ describe('FreeSWITCH (ESL) specifics', () => {
     expect(lab.fs.invites).toHaveLength(0);
   });
 
-  it('hands a bridged call to FreeSWITCH and closes its socket; the caller\'s hang-up still ends it (inbound CHANNEL_HANGUP_COMPLETE)', async () => {
+  it('follows a handed-back call over the inbound connection: CHANNEL_BRIDGE is the answer, CHANNEL_HANGUP_COMPLETE the caller\'s hang-up', async () => {
     const lab = await startLab();
     const call = lab.fs.placeCall();
-    await waitFor(() => lab.fs.channel(call.id)?.session?.closed || undefined, 'the socket closed while bridged');
-    expect(lab.fs.channel(call.id)!.vars.get('TWIN_STATUS')).toBe('CONNECTED');
+    await waitFor(() => connected(lab, call.id) && lab.fs.channel(call.id)?.session?.closed, 'the bot answered the handed-back caller');
     expect(lab.daemon.activeCalls).toBe(1); // still counted against max_concurrent_calls
     call.hangup();
     expect(await lab.outcomeOf(call.id)).toMatchObject({ status: 'CONNECTED', endedBy: 'caller' });
     expect(lab.daemon.activeCalls).toBe(0);
+  });
+
+  it('a busy bot: twin-after-socket sets BOT_FAILED and runs the route\'s fallback itself; its twin::bot_failed carries the SIP cause (h2)', async () => {
+    const lab = await startLab({ config: { routes: { default: { fallback: { action: 'continue', context: 'agents', extension: 'queue' } } } } });
+    lab.fs.botBehaviour = () => ({ kind: 'busy' });
+    const call = lab.fs.placeCall();
+    expect(await call.left).toMatchObject({ kind: 'continued', context: 'agents', extension: 'queue', vars: { TWIN_STATUS: 'BOT_FAILED' } });
+    expect(await lab.outcomeOf(call.id)).toMatchObject({ status: 'BOT_FAILED', detail: 'bot leg busy (SIP 486)' });
+    expect(lab.fs.commands.get(call.id)).toBe(3); // no uuid_transfer: the dialplan did it
+    expect(lab.fs.channel(call.id)?.vars.get('force_transfer_context')).toBeUndefined();
+  });
+
+  it('a bot that hangs up first: twin-after-socket runs after_bot_hangup and tells the product (twin::bot_hangup)', async () => {
+    const lab = await startLab({ config: { routes: { default: { after_bot_hangup: { action: 'continue', context: 'agents', extension: 'survey' } } } } });
+    lab.fs.botBehaviour = () => ({ kind: 'answer', afterMs: 5, hangupAfterMs: 30 });
+    const call = lab.fs.placeCall();
+    expect(await call.left).toMatchObject({ kind: 'continued', context: 'agents', extension: 'survey', vars: { TWIN_STATUS: 'CONNECTED' } });
+    expect(await lab.outcomeOf(call.id)).toMatchObject({ status: 'CONNECTED', endedBy: 'bot' });
+  });
+
+  it('a caller who hangs up while the bot leg rings: ABANDONED, over the inbound connection', async () => {
+    const lab = await startLab();
+    lab.fs.botBehaviour = () => ({ kind: 'no-answer' });
+    const call = lab.fs.placeCall();
+    await waitFor(() => lab.fs.invites.length === 1 || undefined, 'the bot leg ringing');
+    call.hangup();
+    expect(await lab.outcomeOf(call.id)).toMatchObject({ status: 'ABANDONED', detail: 'caller hung up while the bot leg rang' });
+  });
+
+  it('without the `bot` extension in twin-after-socket, bridges over the socket as before, and says what to install', async () => {
+    const log = captureLog();
+    const fsOptions = { gateways: { twin: '127.0.0.1:5070' } };
+    const lab = await startLab({ log: createLogger({ destination: log.stream }), freeswitch: fsOptions });
+    lab.fs.afterSocketHasBot = false;
+    lab.fs.dropInbound(); // the product asks again at the reconnect
+    await waitFor(() => log.lines().some((l) => String(l.msg).includes('has no extension "bot"')) || undefined, 'the error');
+    const lines: string[] = [];
+    lab.fs.onCommand = (_, line) => lines.push(line);
+    const call = lab.fs.placeCall();
+    await waitFor(() => connected(lab, call.id), 'connected');
+    expect(lines).toContain('sendmsg');
+    expect(lab.fs.channel(call.id)!.state).toBe('socket');
+    call.hangup();
+    expect(await lab.outcomeOf(call.id)).toMatchObject({ status: 'CONNECTED', endedBy: 'caller' });
+  });
+
+  it('a dialplan still on `socket … async full` (before issue 20) is handed back the same way', async () => {
+    const lab = await startLab();
+    const lines: string[] = [];
+    lab.fs.onCommand = (_, line) => lines.push(line);
+    const call = lab.fs.placeCall({ socket: 'async' });
+    await waitFor(() => connected(lab, call.id), 'connected');
+    expect(lines.slice(0, 4)).toEqual(['connect', 'myevents json', expect.stringMatching(/^nixevent /), 'linger']);
+    expect(lines.at(-1)).toMatch(/ twin_bot_dial=/);
+    expect(lab.fs.channel(call.id)!.state).toBe('bot');
+    call.hangup();
+    expect(await lab.outcomeOf(call.id)).toMatchObject({ status: 'CONNECTED', endedBy: 'caller' });
   });
 
   it('keeps the socket of a bridged call while its inbound connection is down (the end could not reach it otherwise)', async () => {
@@ -150,15 +233,31 @@ describe('FreeSWITCH (ESL) specifics', () => {
     expect(await lab.outcomeOf(call.id)).toMatchObject({ status: 'CONNECTED', endedBy: 'caller' });
   });
 
-  it('settles a handed-over call that ended while the inbound connection was down, at the reconnect', async () => {
+  it('settles a handed-back call that ended while the inbound connection was down, at the reconnect', async () => {
     const lab = await startLab();
     const call = lab.fs.placeCall();
-    await waitFor(() => lab.fs.channel(call.id)?.session?.closed || undefined, 'handed over');
+    await waitFor(() => connected(lab, call.id) && lab.daemon.activeCalls === 1 && lab.fs.channel(call.id)?.session?.closed, 'answered');
+    await waitFor(() => lab.outcomes.length === 0 && lab.daemon.freeswitch!.state === 'connected', 'steady');
     lab.fs.restarting = true; // refuse inbound connections for a moment
     lab.fs.dropInbound();
     call.hangup(); // its CHANNEL_HANGUP_COMPLETE goes nowhere
     await new Promise((r) => setTimeout(r, 100));
     lab.fs.restarting = false;
+    expect(await lab.outcomeOf(call.id)).toMatchObject({ status: 'CONNECTED', endedBy: 'caller' });
+  });
+
+  it('learns at the reconnect that the bot answered a handed-back caller while the inbound connection was down', async () => {
+    const lab = await startLab();
+    lab.fs.botBehaviour = () => ({ kind: 'answer', afterMs: 150 });
+    const call = lab.fs.placeCall();
+    await waitFor(() => lab.fs.invites.length === 1 || undefined, 'the bot leg ringing');
+    lab.fs.restarting = true;
+    lab.fs.dropInbound(); // the CHANNEL_BRIDGE goes nowhere
+    await waitFor(() => connected(lab, call.id), 'answered meanwhile');
+    lab.fs.restarting = false;
+    await waitFor(() => lab.daemon.freeswitch!.state === 'connected' || undefined, 'reconnected', 3000);
+    await new Promise((r) => setTimeout(r, 50));
+    call.hangup();
     expect(await lab.outcomeOf(call.id)).toMatchObject({ status: 'CONNECTED', endedBy: 'caller' });
   });
 

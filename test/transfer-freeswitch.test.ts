@@ -1,8 +1,9 @@
 /**
  * Issue 14 on FreeSWITCH: the bot hands the caller to a person with a SIP REFER. Through the real
  * daemon and driver against the FreeSWITCH simulator, which plays the recorded s9-refer sequence
- * and runs the shipped twin-transfers.xml logic: with the inbound ESL connection up (the bridged
- * call is handed over and its socket closed) and down (the product keeps the call's socket).
+ * and runs the shipped twin-transfers.xml logic: with the inbound ESL connection up (the caller is
+ * handed back to twin-after-socket, which bridges the bot) and down (the product keeps the call's
+ * socket and bridges over it).
  */
 import { describe, expect, it } from 'vitest';
 import type { Lab } from '../src/sim/lab.js';
@@ -18,7 +19,7 @@ const ROUTES = {
 
 type Mode = { name: string; inbound: 'up' | 'down' };
 const MODES: Mode[] = [
-  { name: 'inbound ESL up: the call was handed over, its socket closed', inbound: 'up' },
+  { name: 'inbound ESL up: the caller was handed back to the dialplan, its socket closed', inbound: 'up' },
   { name: 'inbound ESL down: the product kept the call socket', inbound: 'down' },
 ];
 
@@ -50,7 +51,7 @@ async function expectNothingLeft(lab: Lab): Promise<void> {
 }
 
 describe('FreeSWITCH: the bot transfers the caller to a person (SIP REFER)', () => {
-  it('guards every bridged call: force_transfer_context, the allowed names, timeout and fallback go out with the hold\'s variables, before the bridge', async () => {
+  it('guards every bridged call: force_transfer_context, the allowed names, timeout and fallback go out with the hold\'s variables, before the bot\'s dial', async () => {
     const { lab, commands } = await labFor(MODES[0]!);
     const call = lab.fs.placeCall();
     await waitFor(() => lab.fs.channel(call.id)?.vars.get('TWIN_STATUS') === 'CONNECTED', 'connected');
@@ -59,7 +60,8 @@ describe('FreeSWITCH: the bot transfers the caller to a person (SIP REFER)', () 
     expect(commands[guard]).toContain(';force_transfer_context=twin-transfers;twin_transfer_timeout=1;'
       + 'twin_fb_action=continue;twin_fb_context=twin-fallback;twin_fb_extension=agent;twin_xfer_operator=agents/operator;twin_xfer_sales=agents/sales');
     expect(commands.filter((line) => line.includes('force_transfer_context=twin-transfers'))).toHaveLength(1);
-    expect(commands.indexOf('sendmsg', guard)).toBeGreaterThan(guard); // the bridge comes after it
+    // The bot's dial (the hand-back to twin-after-socket's `bot`) comes after it.
+    expect(commands.findIndex((line) => line.includes(' twin_bot_dial='))).toBeGreaterThan(guard);
     call.hangup();
     expect(await lab.outcomeOf(call.id)).toMatchObject({ status: 'CONNECTED', endedBy: 'caller' });
   });

@@ -80,3 +80,13 @@ export function asteriskBotDialGoesOn(path = `${DIALPLAN_DIR}asterisk/twin-bot.c
   const flags = dial[1]!.replace(/\([^)]*\)/g, '');
   return flags.includes('g');
 }
+
+/** `<context name="<name>">…</context>` as a shipped dialplan/freeswitch/<name>.xml has it (as `xml_locate` prints a context). */
+export function freeswitchContextXml(name: string, dir = `${DIALPLAN_DIR}freeswitch/`): string | undefined {
+  const path = `${dir}${name}.xml`;
+  if (!existsSync(path)) return undefined;
+  const text = readFileSync(path, 'utf8');
+  const at = text.indexOf(`<context name="${name}">`);
+  const end = text.indexOf('</context>', at);
+  return at < 0 || end < 0 ? undefined : `${text.slice(at, end + '</context>'.length)}\n`;
+}

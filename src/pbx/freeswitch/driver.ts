@@ -16,10 +16,13 @@ import { allowedPeers } from './peers.js';
 import { failureFromCauseName, FsCall } from './fs-call.js';
 import type { TransferVerdict } from './transfer.js';
 import { systemClock, type Clock } from '../../clock.js';
-import { BotEndpointWatch } from '../bot-endpoint.js';
+import { BOT_ENDPOINT_RECHECK_MS, BotEndpointWatch } from '../bot-endpoint.js';
 import { freeswitchBotEndpoint } from './bot-endpoint.js';
 
 export type FsCallHandler = (call: FsCall) => void;
+
+/** The shipped context `socket` returns into (dialplan/freeswitch/twin-after-socket.xml). */
+const AFTER_SOCKET_CONTEXT = 'twin-after-socket';
 
 export class FreeSwitchDriver implements PbxDialer {
   readonly pbx = 'freeswitch' as const;
@@ -32,8 +35,11 @@ export class FreeSwitchDriver implements PbxDialer {
   private readonly calls = new Set<FsCall>();
   /** Outbound calls ringing: origination uuid → who waits for its call socket. */
   private readonly dials = new Map<string, (result: DialResult) => void>();
-  /** Bridged calls handed to FreeSWITCH (socket closed), by uuid, until their end is reported. */
+  /** Calls handed back or over to FreeSWITCH (socket closed), by uuid, followed until their end is reported. */
   private readonly released = new Map<string, FsCall>();
+  /** Whether FreeSWITCH's twin-after-socket has the `bot` extension a handed-back caller goes to. */
+  private handBackReady = false;
+  private dialplanTimer?: NodeJS.Timeout;
   /** Calls the dialplan reported it could not hand us (its `socket` failed); shown in the metrics. */
   callsNotTaken = 0;
   /** State of the inbound ESL connection (the outbound socket server does not depend on it). */
@@ -90,6 +96,7 @@ export class FreeSwitchDriver implements PbxDialer {
     this.stopped = true;
     this.state = 'stopped';
     this.botEndpoint.stop();
+    clearInterval(this.dialplanTimer);
     clearTimeout(this.retryTimer);
     await this.cancelDials(); // before the connection goes
     this.control?.close();
@@ -179,8 +186,10 @@ export class FreeSwitchDriver implements PbxDialer {
   private accept(socket: CallSocket, ready: boolean): void {
     if (this.stopped) return socket.close();
     const call = new FsCall(socket, this.cfg, this.log, {
-      canRelease: () => this.control !== undefined && this.state === 'connected',
-      trackReleased: (released) => this.released.set(released.id, released),
+      canFollow: () => this.control !== undefined && this.state === 'connected',
+      canHandBack: () => this.handBackReady,
+      follow: (followed) => this.released.set(followed.id, followed),
+      api: (command) => this.api(command),
     });
     // The caller hung up while the socket was being set up: the flow reports it as abandoned.
     if (!ready) call.goneBeforeSetup();
@@ -210,16 +219,48 @@ export class FreeSwitchDriver implements PbxDialer {
       });
       control.on('bot-hangup', (uuid: string) => this.endReleased(uuid, 'bot'));
       control.on('hangup-complete', (uuid: string, event: EslEvent) => this.endReleased(uuid, 'caller', event));
+      control.on('bridge', (uuid: string, event: EslEvent) => this.released.get(uuid)?.onFollowedBridge(event));
+      control.on('bot-failed', (uuid: string, event: EslEvent) => {
+        this.released.get(uuid)?.onFollowedBotFailed(event);
+        this.released.delete(uuid); // the dialplan's fallback has the caller
+      });
       control.on('transfer', (uuid: string, verdict: TransferVerdict, event: EslEvent) => this.onReleasedTransfer(uuid, verdict, event));
       await this.trunk.flush();
-      await this.botEndpoint.check(true);
+      await Promise.all([this.botEndpoint.check(true), this.checkHandBack(true)]);
       await this.settleReleasedGoneMeanwhile(control);
     } catch (err) {
       this.retryLater((err as Error).message);
     }
   }
 
-  private endReleased(uuid: string, who: 'caller' | 'bot', event?: EslEvent): void {
+  /**
+   * Whether twin-after-socket has the `bot` extension (`xml_locate` prints the context's XML). Without
+   * it a handed-back caller would be hung up (no route): calls then keep their socket and the bridge
+   * goes over it, as before issue 20. Asked at each connection and every minute, like the gateway.
+   */
+  private async checkHandBack(atConnect: boolean): Promise<void> {
+    let ready: boolean;
+    try {
+      ready = /expression="\^bot\$"/.test(await this.api(`xml_locate dialplan context name ${AFTER_SOCKET_CONTEXT}`));
+    } catch {
+      return; // cannot ask just now: the last answer stands
+    }
+    if (!ready && (atConnect || this.handBackReady)) {
+      this.log.error(`FreeSWITCH's dialplan context ${AFTER_SOCKET_CONTEXT} has no extension "bot": install the shipped `
+        + 'dialplan/freeswitch/twin-after-socket.xml and reloadxml. Until then the bot leg is bridged over each call\'s socket, '
+        + 'a 20 ms media tick later on an async socket');
+    } else if (ready && !this.handBackReady && !atConnect) {
+      this.log.info(`FreeSWITCH's ${AFTER_SOCKET_CONTEXT} has the "bot" extension now: callers are handed back to bridge the bot`);
+    }
+    this.handBackReady = ready;
+    if (atConnect) {
+      clearTimeout(this.dialplanTimer);
+      this.dialplanTimer = setInterval(() => void this.checkHandBack(false), BOT_ENDPOINT_RECHECK_MS);
+      this.dialplanTimer.unref();
+    }
+  }
+
+  private endReleased(uuid: string, who: 'caller' | 'bot' | 'unknown', event?: EslEvent): void {
     const call = this.released.get(uuid);
     if (!call) return;
     this.released.delete(uuid);
@@ -234,11 +275,23 @@ export class FreeSwitchDriver implements PbxDialer {
     if (verdict !== 'transferred') this.released.delete(uuid);
   }
 
-  /** After a reconnect: handed-over calls whose end was missed while the connection was down. */
+  /**
+   * After a reconnect: followed calls whose end was missed while the connection was down. A bridged
+   * one was ended by someone (the caller, as far as can be known); one still ringing: unknown.
+   */
   private async settleReleasedGoneMeanwhile(control: EslControl): Promise<void> {
-    for (const id of [...this.released.keys()]) {
+    for (const [id, call] of [...this.released]) {
       const exists = await control.api(`uuid_exists ${id}`).catch(() => 'true');
-      if (exists.trim() === 'false') this.endReleased(id, 'caller');
+      if (exists.trim() === 'false') this.endReleased(id, 'unknown');
+      else if (call.isDialing) {
+        // Handed back and still up: TWIN_STATUS tells whether the bot answered meanwhile (the dialplan sets it).
+        const status = (await control.api(`uuid_getvar ${id} TWIN_STATUS`).catch(() => '')).trim();
+        if (status === 'CONNECTED') call.onMissedBridge();
+        else if (status === 'BOT_FAILED') {
+          call.onMissedBotFailed();
+          this.released.delete(id);
+        }
+      }
     }
   }
 

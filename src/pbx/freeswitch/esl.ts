@@ -144,9 +144,17 @@ function withTimeout<T>(
 export class CallSocket extends EventEmitter {
   private ended = false;
   private readonly pending = new Set<(err: Error) => void>();
+  /**
+   * `socket host:port full` runs in *static* mode: the caller's own thread serves this socket, so
+   * a command acts at once, an app sent with sendmsg runs inline (its reply, and any event, comes
+   * only when it ends), and closing the socket lets `socket` return into the dialplan at once.
+   * With `async` (fixture a1), apps are queued for the channel's next 20 ms media tick (issue 20).
+   */
+  readonly mode: 'static' | 'async';
 
   constructor(private readonly conn: ModeslConnection, private readonly timeoutMs: number) {
     super();
+    this.mode = conn.getInfo()?.getHeader('Socket-Mode') === 'static' ? 'static' : 'async';
     for (const name of CHANNEL_EVENTS) {
       conn.on(`esl::event::${name}::*`, (event: ModeslEvent) => this.emit('event', wrap(name, event)));
     }
@@ -167,18 +175,31 @@ export class CallSocket extends EventEmitter {
   }
 
   /** A command with a command/reply (myevents, linger, sendmsg): resolves with its Reply-Text. */
-  command(line: string, headers: Record<string, string> | null = null): Promise<string> {
+  command(line: string, headers: Record<string, string> | null = null, timeoutMs = this.timeoutMs): Promise<string> {
     if (this.ended) return Promise.reject(new EslError('the call\'s ESL socket is closed'));
-    return withTimeout(line, this.timeoutMs, (done) =>
+    return withTimeout(line, timeoutMs, (done) =>
       this.conn.sendRecv(line, headers, (reply) => done(reply.getHeader('Reply-Text') ?? '')), this.pending);
   }
 
-  /** `sendmsg` execute: FreeSWITCH queues the app and answers +OK at once; the result comes as events. */
-  async execute(app: string, arg: string, eventUuid?: string): Promise<void> {
+  /**
+   * `sendmsg` execute. Async socket: FreeSWITCH queues the app and answers +OK at once; the result
+   * comes as events. Static socket: the app runs inline and the +OK comes when it has ended (p8), so
+   * the reply is bounded by `replyTimeoutMs` (the app's own bound), not by the command timeout.
+   */
+  async execute(app: string, arg: string, eventUuid?: string, replyTimeoutMs = this.timeoutMs): Promise<void> {
     const headers: Record<string, string> = { 'call-command': 'execute', 'execute-app-name': app, 'execute-app-arg': arg };
     if (eventUuid) headers['event-uuid'] = eventUuid;
-    const reply = await this.command('sendmsg', headers);
+    const reply = await this.command('sendmsg', headers, this.mode === 'static' ? replyTimeoutMs : this.timeoutMs);
     if (!reply.startsWith('+OK')) throw new EslError(`FreeSWITCH refused ${app}: ${reply}`);
+  }
+
+  /**
+   * myevents json, nixevent <what we do not use>, linger: what a socket that stays with its call
+   * needs (an async socket from the start; a static one only when it keeps a bridge, see FsCall).
+   * Sent together: FreeSWITCH answers them in order.
+   */
+  async subscribe(): Promise<void> {
+    await Promise.all([this.command('myevents json'), this.command(`nixevent ${UNUSED_EVENTS.join(' ')}`), this.command('linger')]);
   }
 
   /** An `api` command: runs at once (not queued behind the channel's apps); resolves with its body. */
@@ -192,6 +213,7 @@ export class CallSocket extends EventEmitter {
     return this.ended;
   }
 
+  /** Half-closes: what FreeSWITCH still answers to commands already sent arrives, then it closes too. */
   close(): void {
     if (this.ended) return;
     this.conn.socket?.end();
@@ -323,12 +345,15 @@ export class CallSocketServer {
 
   private accept(conn: ModeslConnection): void {
     const socket = new CallSocket(conn, this.options.timeoutMs);
-    // JSON events: no URL decoding, every value a string (fixture a2). `linger` keeps the socket
-    // open after a hangup so the final events arrive. Sent once modesl has dispatched the connect
-    // reply (see the header comment), together: FreeSWITCH answers them in order.
+    // A static socket (the shipped dialplan) is ready at once: the product needs no event from it
+    // before it hands the caller back; without `linger`, FreeSWITCH closes it when the caller hangs
+    // up (p7), which is all the warm-up needs to know. An async one (originated calls, an older
+    // dialplan) stays with its call: JSON events (no URL decoding, every value a string, fixture
+    // a2), and `linger` so the final events arrive. Sent once modesl has dispatched the connect
+    // reply (see the header comment).
     queueMicrotask(() => {
-      const setup = [socket.command('myevents json'), socket.command(`nixevent ${UNUSED_EVENTS.join(' ')}`), socket.command('linger')];
-      Promise.all(setup).then(
+      if (socket.mode === 'static') return this.onCall(socket, !socket.isEnded);
+      socket.subscribe().then(
         () => this.onCall(socket, true),
         () => {
           socket.close();
@@ -364,11 +389,18 @@ function judgeConnectReply(head: string): 'pending' | 'reply' | 'not-esl' {
 export const NOT_TAKEN_EVENT = 'twin::not_taken';
 /** Fired by the shipped dialplan when the bot hung up a call the product had handed over. */
 export const BOT_HANGUP_EVENT = 'twin::bot_hangup';
+/** Fired by the shipped dialplan (twin-after-socket `bot_failed`) when the bot's leg was not answered. */
+export const BOT_FAILED_EVENT = 'twin::bot_failed';
+/**
+ * twin_next_step of the calls the product follows over this connection, as twin-after-socket.xml
+ * sets it: bot (handed back, before the bridge), bot_failed (the bot leg rings), released (answered).
+ */
+export const FOLLOWED_STEPS = ['bot', 'bot_failed', 'released'];
 const INBOUND_FILTERS = [
-  'Event-Name BACKGROUND_JOB', `Event-Subclass ${NOT_TAKEN_EVENT}`, `Event-Subclass ${BOT_HANGUP_EVENT}`,
-  ...TRANSFER_EVENTS.map((subclass) => `Event-Subclass ${subclass}`), 'variable_twin_next_step released',
+  'Event-Name BACKGROUND_JOB', `Event-Subclass ${NOT_TAKEN_EVENT}`, `Event-Subclass ${BOT_HANGUP_EVENT}`, `Event-Subclass ${BOT_FAILED_EVENT}`,
+  ...TRANSFER_EVENTS.map((subclass) => `Event-Subclass ${subclass}`), ...FOLLOWED_STEPS.map((step) => `variable_twin_next_step ${step}`),
 ];
-const CUSTOM_SUBCLASSES = [NOT_TAKEN_EVENT, BOT_HANGUP_EVENT, ...TRANSFER_EVENTS];
+const CUSTOM_SUBCLASSES = [NOT_TAKEN_EVENT, BOT_HANGUP_EVENT, BOT_FAILED_EVENT, ...TRANSFER_EVENTS];
 
 /** An inbound ESL connection (host:port, password) for API commands such as global_setvar. */
 export class EslControl extends EventEmitter {
@@ -392,13 +424,14 @@ export class EslControl extends EventEmitter {
       };
       const conn = new esl.Connection(host, port, password, () => {
         // Originate results come as BACKGROUND_JOB events; modesl asks for none on inbound connections.
-        // The shipped dialplan fires CUSTOM twin::not_taken for a call its `socket` could not hand us,
-        // and twin::bot_hangup when the bot left a call we handed over; CHANNEL_HANGUP_COMPLETE of
-        // those (twin_next_step=released) is their end. twin-transfers.xml fires twin::transferred,
-        // twin::transfer_refused, twin::transfer_failed for the bot's REFER of a handed-over call.
-        // Filters keep every other channel's hang-up away.
+        // The shipped dialplan fires CUSTOM twin::not_taken for a call its `socket` could not hand us.
+        // A call handed back to twin-after-socket.xml (twin_next_step bot, bot_failed, released) is
+        // followed here: CHANNEL_BRIDGE (the bot answered), twin::bot_failed, twin::bot_hangup, and
+        // CHANNEL_HANGUP_COMPLETE (its end). twin-transfers.xml fires twin::transferred,
+        // twin::transfer_refused, twin::transfer_failed for the bot's REFER. Filters (any one
+        // matching lets an event through) keep every other channel's events away.
         for (const filter of INBOUND_FILTERS) conn.sendRecv(`filter ${filter}`, null, () => {});
-        conn.sendRecv(`event json BACKGROUND_JOB CHANNEL_HANGUP_COMPLETE CUSTOM ${CUSTOM_SUBCLASSES.join(' ')}`, null, () => {
+        conn.sendRecv(`event json BACKGROUND_JOB CHANNEL_BRIDGE CHANNEL_HANGUP_COMPLETE CUSTOM ${CUSTOM_SUBCLASSES.join(' ')}`, null, () => {
           if (settled) return;
           settled = true;
           clearTimeout(timer);
@@ -409,12 +442,15 @@ export class EslControl extends EventEmitter {
             const uuid = event.getHeader('Unique-ID');
             if (subclass === NOT_TAKEN_EVENT) control.emit('not-taken', uuid);
             else if (subclass === BOT_HANGUP_EVENT) control.emit('bot-hangup', uuid);
+            else if (subclass === BOT_FAILED_EVENT) control.emit('bot-failed', uuid, wrap('CUSTOM', event));
             else if (verdictOfSubclass(subclass)) control.emit('transfer', uuid, verdictOfSubclass(subclass), wrap('CUSTOM', event));
           });
+          const followed = (event: ModeslEvent) => FOLLOWED_STEPS.includes(event.getHeader('variable_twin_next_step') ?? '');
+          conn.on('esl::event::CHANNEL_BRIDGE::*', (event: ModeslEvent) => {
+            if (followed(event)) control.emit('bridge', event.getHeader('Unique-ID'), wrap('CHANNEL_BRIDGE', event));
+          });
           conn.on('esl::event::CHANNEL_HANGUP_COMPLETE::*', (event: ModeslEvent) => {
-            if (event.getHeader('variable_twin_next_step') === 'released') {
-              control.emit('hangup-complete', event.getHeader('Unique-ID'), wrap('CHANNEL_HANGUP_COMPLETE', event));
-            }
+            if (followed(event)) control.emit('hangup-complete', event.getHeader('Unique-ID'), wrap('CHANNEL_HANGUP_COMPLETE', event));
           });
           resolve(control);
         });

@@ -14,8 +14,9 @@ import {
 
 type BotLeg =
   | { state: 'none' }
-  | { state: 'dialing'; appUuid: string; settle: (r: ConnectResult) => void; timer: NodeJS.Timeout }
-  | { state: 'answered'; appUuid: string }
+  /** appUuid: the bridge sent over the socket; none when the dialplan bridges (handed back). */
+  | { state: 'dialing'; appUuid?: string; settle: (r: ConnectResult) => void; timer?: NodeJS.Timeout }
+  | { state: 'answered'; appUuid?: string }
   /** The bot's REFER moved the caller into twin-transfers: the dialplan decides (its CUSTOM event tells). */
   | { state: 'transferring'; target: string }
   /** A person took the caller: FreeSWITCH has the call; we only wait to learn how it ends. */
@@ -26,14 +27,26 @@ type BotLeg =
 const FINAL_EVENTS_MS = 5000;
 
 /**
- * One caller on FreeSWITCH's outbound socket (`socket host:port async full`, with `linger`).
- * Plan (fixtures a1, c1b, c4b): `uuid_setvar_multi continue_on_fail=true;playback_timeout_sec=N` so
- * a failed bot leg leaves the caller with us and the hold ends by itself, a looping playback as
- * ringback/MOH during a warm-up slower than hold_delay_ms, `uuid_break` then `bridge` with
- * the Twin headers as `sip_h_` variables. Results come as events only: CHANNEL_BRIDGE = answered;
- * EXECUTE_COMPLETE(bridge) without it = failed, read from originate_disposition; after a bridge,
- * EXECUTE_COMPLETE(bridge) with the caller still up = the bot hung up first. Fallbacks use `api`
- * commands, which act at once instead of queueing behind a running app.
+ * One caller on FreeSWITCH's outbound socket.
+ *
+ * The shipped dialplan (`socket host:port full`, static; then `transfer ${twin_next_step} XML
+ * twin-after-socket`): `uuid_setvar_multi continue_on_fail=true;playback_timeout_sec=N;<transfer
+ * guard>` at once, a looping playback as ringback/MOH during a warm-up slower than hold_delay_ms
+ * (it runs inline; `uuid_break` over the inbound connection ends it), and once Twin has given an id
+ * the caller is *handed back*: one `uuid_setvar_multi` with the bot's dial string (twin_bot_dial),
+ * twin_next_step=bot and the route's after_bot_hangup, and the socket is closed. `socket` returns at
+ * once and twin-after-socket's `bot` extension bridges the bot inline: no 20 ms media tick waited
+ * for (issue 20; fixtures h1-h6). The driver follows the call over its inbound connection:
+ * CHANNEL_BRIDGE = answered, twin::bot_failed = failed (with originate_disposition and the SIP
+ * cause), twin::bot_hangup = the bot hung up first, CHANNEL_HANGUP_COMPLETE = the end.
+ *
+ * Otherwise the socket stays with its call (an originated call's `&socket(… async full)`, a dialplan
+ * without twin_next_step, FreeSWITCH lacking the `bot` extension, or the inbound connection down):
+ * `bridge` is sent over the socket with the Twin headers as `sip_h_` variables and results come as
+ * events: CHANNEL_BRIDGE = answered; EXECUTE_COMPLETE(bridge) without it = failed, read from
+ * originate_disposition; after a bridge, EXECUTE_COMPLETE(bridge) with the caller still up = the bot
+ * hung up first (fixtures a1, c1b, c4b). On a static socket the bridge runs inline and its events
+ * arrive when it has ended (h7). Fallbacks use `api` commands, which act at once.
  */
 export class FsCall implements AnsweredCall {
   readonly pbx = 'freeswitch' as const;
@@ -48,12 +61,16 @@ export class FsCall implements AnsweredCall {
   /** The hold playback: its event-uuid, and whether FreeSWITCH has started it (only then can uuid_break stop it). */
   private hold_?: { appUuid: string; started: Promise<void>; markStarted: () => void; stopped: boolean };
   private holdTimer?: NodeJS.Timeout;
+  /** playback_timeout_sec, in ms: how long a hold may last at most. */
+  private holdBoundMs = 60_000;
   private bot: BotLeg = { state: 'none' };
   private resolveEnd?: (end: BotLegEnd) => void;
   /** transfer_history when the call reached us: a new bl_xfer entry means the caller was transferred. */
   private readonly transferHistory?: string;
   /** force_transfer_context is set on the caller: whoever sends the caller on must clear it. */
   private transferGuarded = false;
+  /** CONNECTED_HOOK is set on the caller (an inline bridge): cleared when the caller leaves us. */
+  private hooked = false;
   /** Told before the hold (prepareRoute), sent with the hold's own variables. */
   private earlyTransferVars?: string[];
   /** Resolves when FreeSWITCH is done with the channel on this socket (hung up or sent elsewhere). */
@@ -62,12 +79,19 @@ export class FsCall implements AnsweredCall {
 
   /** Where the caller goes if the bot hangs up first, once the call is handed to FreeSWITCH. */
   private afterBot?: Fallback;
-  /** The bridged call was handed to FreeSWITCH and its socket closed: the driver reports its end. */
+  /**
+   * The call is FreeSWITCH's and its socket closed: handed back before the bridge (the dialplan
+   * bridges the bot) or handed over once bridged. The driver follows it over the inbound connection.
+   */
   private released = false;
+  /** Handed back: the shipped dialplan bridges the bot and runs every fallback after it. */
+  private handedBack = false;
+  /** The dialplan goes on to twin-after-socket after `socket` (it set twin_next_step=not_taken). */
+  private readonly dialplanContinues: boolean;
 
   constructor(
     private readonly socket: CallSocket, private readonly cfg: FreeswitchConfig, private readonly log: Logger,
-    private readonly host: ReleaseHost = { canRelease: () => false, trackReleased: () => {} },
+    private readonly host: FollowHost = NO_FOLLOW_HOST,
   ) {
     const data = socket.takeChannelData();
     this.id = data.get('Unique-ID') ?? '';
@@ -77,6 +101,7 @@ export class FsCall implements AnsweredCall {
     this.direction = data.get('variable_twin_direction') === 'outbound' ? 'outbound' : 'inbound';
     this.hints = routeHints(data);
     this.transferHistory = data.get('variable_transfer_history');
+    this.dialplanContinues = data.get('variable_twin_next_step') === 'not_taken';
     this.finished = new Promise((resolve) => { this.markFinished = resolve; });
     socket.on('event', (event: EslEvent) => this.onEvent(event));
     socket.on('end', () => this.onSocketEnd());
@@ -90,6 +115,7 @@ export class FsCall implements AnsweredCall {
    */
   async hold(kind: HoldKind, boundMs = 60_000): Promise<void> {
     const boundS = Math.max(1, Math.ceil(boundMs / 1000));
+    this.holdBoundMs = boundS * 1000;
     const transferVars = this.earlyTransferVars ?? [];
     this.earlyTransferVars = undefined;
     await this.apiOk(`uuid_setvar_multi ${this.id} ${['continue_on_fail=true', `playback_timeout_sec=${boundS}`, ...transferVars].join(';')}`);
@@ -100,12 +126,22 @@ export class FsCall implements AnsweredCall {
   }
 
   private startHold(kind: 'ring' | 'moh'): void {
+    const inline = this.socket.mode === 'static';
+    // Inline, the playback holds the socket until it ends: only uuid_break over the inbound
+    // connection can end it early. Without that connection the caller waits in silence instead.
+    if (inline && !this.host.canFollow()) {
+      this.log.info({ callId: this.id }, 'no ringback during this warm-up: the inbound ESL connection that would stop it is down');
+      return;
+    }
     let markStarted!: () => void;
     const started = new Promise<void>((resolve) => { markStarted = resolve; });
     this.hold_ = { appUuid: randomUUID(), started, markStarted, stopped: false };
     const media = kind === 'ring' ? `tone_stream://${this.cfg.ringback};loops=-1` : this.cfg.moh_source;
-    this.socket.execute('playback', media, this.hold_.appUuid).catch((err: Error) =>
-      this.log.warn({ callId: this.id, err: err.message }, 'could not play the hold'));
+    // The static socket's own thread runs it as soon as it reads it: it has started.
+    if (inline) markStarted();
+    this.socket.execute('playback', media, this.hold_.appUuid, this.holdBoundMs + this.cfg.command_timeout_ms).catch((err: Error) => {
+      if (!this.ended.aborted && !this.released) this.log.warn({ callId: this.id, err: err.message }, 'could not play the hold');
+    });
   }
 
   /** The transfer variables ride on the hold's uuid_setvar_multi: one command fewer before the bot's dial. */
@@ -113,22 +149,86 @@ export class FsCall implements AnsweredCall {
     this.earlyTransferVars = this.transferVars(options);
   }
 
+
   async connect(target: SipTarget, answerTimeoutS: number, options: ConnectOptions): Promise<ConnectResult> {
     if (this.ended.aborted) return { kind: 'caller-gone' };
     this.afterBot = options.afterBot;
-    await this.stopHold();
-    const appUuid = randomUUID();
+    if (this.dialplanContinues && this.host.canFollow() && this.host.canHandBack()) return this.handBack(target, answerTimeoutS, options);
+    return this.bridgeOverSocket(target, answerTimeoutS, options);
+  }
+
+  /**
+   * The bot's leg, bridged by the shipped dialplan: one `uuid_setvar_multi` (the dial string, what
+   * to do if the bot hangs up first, the transfer guard if not set yet), then the socket is closed:
+   * FreeSWITCH serves the command, reads the end of the socket, and `socket` returns into
+   * twin-after-socket's `bot` extension at once (fixture h1). A hold still playing is broken over
+   * the inbound connection; the command waits behind it on the socket (h5).
+   */
+  private handBack(target: SipTarget, answerTimeoutS: number, options: ConnectOptions): Promise<ConnectResult> {
     const result = new Promise<ConnectResult>((settle) => {
       // Our own bound on top of originate_timeout, in case FreeSWITCH's events are lost.
       const timer = setTimeout(() => this.botFailed('no-answer'), (answerTimeoutS + 5) * 1000);
+      this.bot = { state: 'dialing', settle, timer };
+    });
+    const vars = [
+      `twin_bot_dial=${escapeSetvarValue(dialString(this.cfg.bot_endpoint, target, answerTimeoutS))}`,
+      'twin_next_step=bot', ...afterBotVariables(options.afterBot),
+    ];
+    if (!this.transferGuarded) {
+      vars.push(...this.transferVars(options));
+      this.transferGuarded = true;
+    }
+    this.breakHoldOverInbound();
+    this.handedBack = true;
+    this.released = true;
+    this.host.follow(this);
+    this.socket.api(`uuid_setvar_multi ${this.id} ${vars.join(';')}`).then((reply) => {
+      if (!reply.startsWith('+OK')) this.handBackRefused(reply.trim());
+    }, (err: Error) => this.handBackRefused(err.message));
+    this.socket.close();
+    return result;
+  }
+
+  /** The variables did not reach the caller: `socket` returned into not_taken (people take the caller). */
+  private handBackRefused(reason: string): void {
+    if (this.bot.state !== 'dialing') return;
+    this.log.warn({ callId: this.id, reason }, 'FreeSWITCH did not take the hand-back: the dialplan sends the caller to not_taken');
+    this.settleBot({ kind: 'failed', reason: 'error', pbxReason: `hand-back refused: ${printableName(reason.slice(0, 60))}` });
+    this.markFinished();
+  }
+
+  /** uuid_break where it acts at once: over the inbound connection for a static socket (its own thread plays the hold). */
+  private breakHoldOverInbound(): void {
+    clearTimeout(this.holdTimer);
+    const hold = this.hold_;
+    if (!hold || hold.stopped) return;
+    hold.stopped = true;
+    this.host.api(`uuid_break ${this.id} all`).catch((err: Error) =>
+      this.log.warn({ callId: this.id, err: err.message }, 'could not stop the ringback'));
+  }
+
+  /** The bridge as an app sent over the socket, which stays with the call (see the class comment). */
+  private async bridgeOverSocket(target: SipTarget, answerTimeoutS: number, options: ConnectOptions): Promise<ConnectResult> {
+    const inline = this.socket.mode === 'static';
+    await this.stopHold();
+    const appUuid = randomUUID();
+    const result = new Promise<ConnectResult>((settle) => {
+      // Our own bound on top of originate_timeout, in case FreeSWITCH's events are lost. Not for an
+      // inline bridge: its events come only when it has ended, however long the talk.
+      const timer = inline ? undefined : setTimeout(() => this.botFailed('no-answer'), (answerTimeoutS + 5) * 1000);
       this.bot = { state: 'dialing', appUuid, settle, timer };
     });
     try {
+      // A static socket is not subscribed yet: its events tell how the bridge went, once it has
+      // ended; meanwhile FreeSWITCH sets TWIN_STATUS=CONNECTED itself when the bot answers.
+      if (inline) await this.socket.subscribe();
       // Sent ahead of the bridge on the same socket: FreeSWITCH runs `api` at once and queues the
       // bridge after it, so a REFER can never find the caller without force_transfer_context.
-      const guard = this.transferGuarded ? Promise.resolve() : this.guardTransfers(options);
-      await this.socket.execute('bridge', dialString(this.cfg.bot_endpoint, target, answerTimeoutS), appUuid);
+      const guard = this.transferGuarded && !inline ? Promise.resolve() : this.guardTransfers(options, inline ? CONNECTED_HOOK : []);
+      const bridge = this.socket.execute('bridge', dialString(this.cfg.bot_endpoint, target, answerTimeoutS), appUuid, 2 ** 31 - 1);
       await guard;
+      if (inline) void bridge.catch(() => { /* the events tell */ });
+      else await bridge;
     } catch (err) {
       this.log.warn({ callId: this.id, err: (err as Error).message }, 'bot leg could not be dialled');
       this.botFailed('error');
@@ -141,9 +241,10 @@ export class FsCall implements AnsweredCall {
    * caller's own context), the allowed names, the ring timeout and the route's fallback, which
    * dialplan/freeswitch/twin-transfers.xml reads. Set for every call, transfers configured or not.
    */
-  private async guardTransfers(options: ConnectOptions): Promise<void> {
-    const vars = this.transferVars(options);
+  private async guardTransfers(options: ConnectOptions, extra: string[] = []): Promise<void> {
+    const vars = [...(this.transferGuarded ? [] : this.transferVars(options)), ...extra];
     this.transferGuarded = true;
+    this.hooked = extra.length > 0;
     await this.apiOk(`uuid_setvar_multi ${this.id} ${vars.join(';')}`).catch((err: Error) =>
       this.log.warn({ callId: this.id, err: err.message }, 'could not set the transfer variables'));
   }
@@ -157,7 +258,9 @@ export class FsCall implements AnsweredCall {
   }
 
   async setStatus(status: TwinStatus): Promise<void> {
-    if (this.released || this.handedOnByBot() || (status === 'CONNECTED' && this.willRelease())) return; // set with the hand-over
+    // Handed back: twin-after-socket sets it (CONNECTED when the bot answers, BOT_FAILED ...); an
+    // inline bridge's hook set CONNECTED when the bot answered (its events come only afterwards).
+    if (this.released || this.handedOnByBot() || (status === 'CONNECTED' && (this.hooked || this.willRelease()))) return;
     await this.apiOk(`uuid_setvar ${this.id} TWIN_STATUS ${status}`);
   }
 
@@ -167,7 +270,7 @@ export class FsCall implements AnsweredCall {
   }
 
   async leave(action: Fallback, status: TwinStatus): Promise<void> {
-    if (this.released) return; // FreeSWITCH's dialplan did it (twin-after-socket), as we told it to
+    if (this.released) return; // FreeSWITCH's dialplan does it (twin-after-socket), as we told it to
     if (this.handedOnByBot()) return; // never hang up or move a caller the bot handed to a person
     clearTimeout(this.holdTimer);
     // A status that could not be set must never keep the caller here: the exit goes out anyway.
@@ -178,16 +281,22 @@ export class FsCall implements AnsweredCall {
     if (statusError) this.log.warn({ callId: this.id, err: statusError.message }, 'could not set TWIN_STATUS');
   }
 
-  /** TWIN_STATUS for a caller leaving us; once the bot is gone, its transfer guard goes too (same round trip). */
+  /** TWIN_STATUS for a caller leaving us; once the bot is gone, its transfer guard (and hook) goes too (same round trip). */
   private async leavingStatus(status: TwinStatus): Promise<void> {
     if (!this.transferGuarded) return this.setStatus(status);
-    await this.apiOk(`uuid_setvar_multi ${this.id} TWIN_STATUS=${status};${RELEASE_TRANSFER_GUARD}`);
+    const unhook = this.hooked ? ['bridge_pre_execute_aleg_app=', 'bridge_pre_execute_aleg_data='] : [];
+    await this.apiOk(`uuid_setvar_multi ${this.id} ${[`TWIN_STATUS=${status}`, RELEASE_TRANSFER_GUARD, ...unhook].join(';')}`);
   }
 
-  /** Waits (bounded) for the channel to leave this socket, then closes it: with `linger` FreeSWITCH never does. */
+  /**
+   * Closes the socket. An async one only once the channel has left it (bounded): with `linger`
+   * FreeSWITCH never closes it. A static one at once: the caller's thread waits in `socket` for
+   * it, and a `uuid_transfer` takes effect only then (p9).
+   */
   async release(): Promise<void> {
     clearTimeout(this.holdTimer);
     if (this.bot.state === 'dialing') clearTimeout(this.bot.timer);
+    if (this.socket.mode === 'static') return this.socket.close();
     let timer: NodeJS.Timeout | undefined;
     const bound = new Promise<void>((resolve) => { timer = setTimeout(resolve, FINAL_EVENTS_MS); });
     await Promise.race([this.finished, bound]);
@@ -270,18 +379,41 @@ export class FsCall implements AnsweredCall {
     this.resolveEnd?.({ kind: 'transferred', target, ended });
   }
 
-  private onBotAnswered(): void {
+  private onBotAnswered(answeredAgoMs?: number): void {
     if (this.bot.state !== 'dialing') return;
     const { appUuid, settle, timer } = this.bot;
     clearTimeout(timer);
     this.bot = { state: 'answered', appUuid };
     const release = this.willRelease();
-    settle({ kind: 'answered', ended: new Promise((resolve) => { this.resolveEnd = resolve; }) });
+    const ended = new Promise<BotLegEnd>((resolve) => { this.resolveEnd = resolve; });
+    settle({ kind: 'answered', ended, ...(answeredAgoMs !== undefined ? { answeredAgoMs } : {}) });
     if (release) void this.handOver();
   }
 
+  /** An inline bridge (static socket) is over when its events arrive: handing it over is moot. */
   private willRelease(): boolean {
-    return this.afterBot !== undefined && this.bot.state === 'answered' && this.host.canRelease();
+    return !this.released && this.socket.mode === 'async' && this.afterBot !== undefined && this.bot.state === 'answered'
+      && this.host.canFollow();
+  }
+
+  /** The handed-back call's bridge answered (CHANNEL_BRIDGE over the inbound connection). */
+  onFollowedBridge(event: EslEvent): void {
+    if (!this.handedBack) return; // a later bridge of a handed-over call: twin-transfers' person
+    this.onBotAnswered(agoMs(event.get('Event-Date-Timestamp')));
+  }
+
+  /**
+   * twin-after-socket's `bot_failed`: the bot's leg was not answered. The dialplan has set
+   * TWIN_STATUS=BOT_FAILED and sends the caller to the route's fallback itself; the event carries
+   * the caller's variables, so the failure reads as it did from EXECUTE_COMPLETE(bridge) (h2).
+   */
+  onFollowedBotFailed(event: EslEvent): void {
+    if (!this.handedBack || this.bot.state !== 'dialing') return;
+    this.settleBot({
+      kind: 'failed', reason: failureFromDisposition(event), sipCode: sipCode(event),
+      pbxReason: event.get('variable_originate_disposition') ?? event.get('variable_DIALSTATUS'),
+    });
+    this.markFinished();
   }
 
   /**
@@ -293,9 +425,7 @@ export class FsCall implements AnsweredCall {
    */
   private async handOver(): Promise<void> {
     const after = this.afterBot!;
-    const vars = ['TWIN_STATUS=CONNECTED', 'twin_next_step=released', `twin_after_bot=${after.action}`];
-    if (after.action === 'hangup') vars.push(`twin_after_cause=${causeName(after.cause)}`);
-    else vars.push(`twin_after_context=${after.context}`, `twin_after_extension=${after.extension}`);
+    const vars = ['TWIN_STATUS=CONNECTED', 'twin_next_step=released', ...afterBotVariables(after)];
     try {
       await this.apiOk(`uuid_setvar_multi ${this.id} ${vars.join(';')}`);
     } catch (err) {
@@ -306,15 +436,42 @@ export class FsCall implements AnsweredCall {
     // The bot may have hung up meanwhile (the bridge already returned): then the call stays ours.
     if (this.ended.aborted || this.bot.state !== 'answered') return;
     this.released = true;
-    this.host.trackReleased(this);
+    this.host.follow(this);
     this.socket.close();
   }
 
-  /** A handed-over call ended (from the driver's inbound connection: its CHANNEL_HANGUP_COMPLETE, or twin::bot_hangup). */
-  onReleasedEnd(who: 'caller' | 'bot', event?: EslEvent): void {
+  /**
+   * A call FreeSWITCH has ended, from the driver's inbound connection: its CHANNEL_HANGUP_COMPLETE,
+   * or twin::bot_hangup (the bot hung up first; the dialplan runs after_bot_hangup). `unknown`: it
+   * ended while that connection was down, so nothing tells how.
+   */
+  onReleasedEnd(who: 'caller' | 'bot' | 'unknown', event?: EslEvent): void {
     if (!this.released) return;
     if (who === 'bot') this.resolveEnd?.('bot');
-    else this.onCallerGone(event);
+    else if (who === 'unknown' && this.bot.state === 'dialing') {
+      this.settleBot({ kind: 'failed', reason: 'error', pbxReason: 'ended while the inbound ESL connection was down, outcome unknown' });
+    } else this.onCallerGone(event);
+    this.markFinished();
+  }
+
+  get isHandedBack(): boolean {
+    return this.handedBack;
+  }
+
+  /** Handed back, and no answer or failure heard of yet. */
+  get isDialing(): boolean {
+    return this.handedBack && this.bot.state === 'dialing';
+  }
+
+  /** The bot answered while the inbound connection was down (TWIN_STATUS=CONNECTED found at the reconnect). */
+  onMissedBridge(): void {
+    if (this.isDialing) this.onBotAnswered();
+  }
+
+  /** The bot leg failed while the inbound connection was down (TWIN_STATUS=BOT_FAILED): why is not known. */
+  onMissedBotFailed(): void {
+    if (!this.isDialing) return;
+    this.settleBot({ kind: 'failed', reason: 'error', pbxReason: 'failed while the inbound ESL connection was down' });
     this.markFinished();
   }
 
@@ -354,7 +511,8 @@ export class FsCall implements AnsweredCall {
 
   private onSocketEnd(): void {
     if (this.released) return; // we closed it on purpose; the driver reports the end
-    if (!this.ended.aborted) {
+    // A static socket without `linger`: FreeSWITCH closes it when the caller hangs up (p7).
+    if (!this.ended.aborted && !(this.socket.mode === 'static' && this.bot.state === 'none')) {
       const bridged = this.bot.state === 'answered';
       this.log.warn({ callId: this.id }, bridged
         ? 'FreeSWITCH call socket closed while bridged: the call goes on in FreeSWITCH, no longer tracked here'
@@ -403,11 +561,51 @@ export class FsCall implements AnsweredCall {
   }
 }
 
-/** What an FsCall needs from its driver to hand a bridged call over to FreeSWITCH. */
-export interface ReleaseHost {
-  /** Only while the inbound connection is up: it is how the end of a handed-over call reaches us. */
-  canRelease(): boolean;
-  trackReleased(call: FsCall): void;
+/** What an FsCall needs from its driver to hand a call back (or over) to FreeSWITCH. */
+export interface FollowHost {
+  /** Only while the inbound connection is up: it is how a call without its socket is followed. */
+  canFollow(): boolean;
+  /** Whether FreeSWITCH's twin-after-socket has the `bot` extension that bridges a handed-back caller. */
+  canHandBack(): boolean;
+  /** From now on the call is followed over the inbound connection. */
+  follow(call: FsCall): void;
+  /** An API command over the inbound connection (uuid_break while a static socket plays the hold). */
+  api(command: string): Promise<string>;
+}
+
+/**
+ * An inline bridge (static socket) tells nothing until it has ended: FreeSWITCH itself sets
+ * TWIN_STATUS=CONNECTED when the bot answers (bridge_pre_execute_aleg_app, as twin-after-socket's
+ * `bot` does), so a caller who hangs up during the talk has it in the CDR.
+ */
+const CONNECTED_HOOK = ['bridge_pre_execute_aleg_app=set', 'bridge_pre_execute_aleg_data=TWIN_STATUS=CONNECTED'];
+
+const NO_FOLLOW_HOST: FollowHost = {
+  canFollow: () => false, canHandBack: () => false, follow: () => {}, api: () => Promise.reject(new Error('no inbound ESL connection')),
+};
+
+/** The route's after_bot_hangup as twin-after-socket's `released` extensions read it. */
+function afterBotVariables(after: Fallback): string[] {
+  return after.action === 'hangup'
+    ? ['twin_after_bot=hangup', `twin_after_cause=${causeName(after.cause)}`]
+    : ['twin_after_bot=continue', `twin_after_context=${after.context}`, `twin_after_extension=${after.extension}`];
+}
+
+/**
+ * A value inside `uuid_setvar_multi`'s `a=b;c=d`: FreeSWITCH splits it on `;` outside single quotes,
+ * then drops the quotes and unescapes `\x` (switch_separate_string). So `'` and `;` (a header value
+ * may hold `;`, a caller's name is quoted in a dial string) are escaped with a backslash (p1).
+ */
+export function escapeSetvarValue(value: string): string {
+  return value.replace(/[\\';]/g, (ch) => `\\${ch}`);
+}
+
+/** How long ago an event's Event-Date-Timestamp (microseconds since the epoch) was, if sane. */
+function agoMs(stamp: string | undefined): number | undefined {
+  const at = Number(stamp) / 1000;
+  if (!Number.isFinite(at) || at <= 0) return undefined;
+  const ago = Date.now() - at;
+  return ago >= 0 && ago < 60_000 ? ago : undefined;
 }
 
 /** Channel variables twin_bot, twin_record, twin_var_lang ... set by the dialplan → route hints bot, record, var_lang. */

@@ -13,6 +13,8 @@ export interface RunningApp {
   app: string;
   arg: string;
   uuid: string;
+  /** Run by the shipped dialplan (twin-after-socket's `bot`), not sent over the socket. */
+  inDialplan?: boolean;
   /** Ends the app early (uuid_break) and reports its completion. */
   interrupt?: () => void;
 }
@@ -32,6 +34,12 @@ export interface OutboundSession {
   closed: boolean;
   /** async: `socket h:p async full`; static: without `async`, replies to sendmsg wait for the app to finish. */
   mode: SocketMode;
+  /** `full`: every command is allowed (linger, events); without it (s8) a static socket gets no event. */
+  full: boolean;
+  /** Static mode: events raised while an app runs inline go out after its reply (h7). */
+  heldEvents: string[];
+  /** The product half-closed the socket; a static one returns into the dialplan once no app runs (h5). */
+  productEnded?: boolean;
   /** Event names turned off with `nixevent`. */
   nixed: Set<string>;
   /** Static mode: the app whose sendmsg reply is outstanding, and the commands queued behind it. */
@@ -47,8 +55,17 @@ export interface FsChannel {
   /** The caller profile after a blind transfer (the bot's REFER): destination and context; else dialed, public. */
   profile?: { destination: string; context: string };
   answered: boolean;
-  /** socket: parked under our control; transferred: running other dialplan (a fallback, twin-transfers); hungup: gone. */
-  state: 'socket' | 'transferred' | 'hungup';
+  /**
+   * socket: under the socket app; bot: handed back, in twin-after-socket's `bot` extension (bridging
+   * the bot); transferred: running other dialplan (a fallback, twin-transfers); hungup: gone.
+   */
+  state: 'socket' | 'bot' | 'transferred' | 'hungup';
+  /** The shipped dialplan goes on after `socket` with `transfer ${twin_next_step} XML twin-after-socket`. */
+  dialplanContinues: boolean;
+  /** A uuid_transfer sent while a static socket holds the channel: it takes effect when `socket` returns (p9). */
+  pendingTransfer?: { extension: string; context: string };
+  /** uuid_kill was sent: the channel is down, whatever the dialplan would do next. */
+  pendingHangup?: string;
   vars: Map<string, string>;
   session?: OutboundSession;
   queue: { app: string; arg: string; uuid: string }[];

@@ -2,12 +2,20 @@
  * FreeSWITCH simulator: the ESL side of a FreeSWITCH 1.10.12 on loopback, built from the recordings
  * in shared/fixtures/freeswitch (see its README, "Quirks a fake server should reproduce").
  *
- * - Outbound: placeCall() connects to the product like the dialplan's `socket host:port async full`
- *   and answers `connect`, `myevents`, `linger`, `api`, `sendmsg`, `exit` with the recorded bytes.
- * - sendmsg is acknowledged `+OK` at once, even on a dead channel; apps then run in order, one at a
- *   time (a looping playback holds the queue until `uuid_break`); results arrive only as events.
+ * - Outbound: placeCall() runs the shipped dialplan-twin.xml: `answer`, twin_next_step=not_taken,
+ *   `socket host:port full` (static; `socket: 'async'` for `async full`), then `transfer
+ *   ${twin_next_step} XML twin-after-socket`; it answers `connect`, `myevents`, `linger`, `api`,
+ *   `sendmsg`, `exit` with the recorded bytes.
+ * - Static socket (h1-h7): commands act at once; a sendmsg'd app runs inline, its +OK comes when it
+ *   ends and the events it raised after that; later commands wait behind it. Without `linger` the
+ *   socket is closed when the caller hangs up. When the product closes it, `socket` returns (once
+ *   no app runs) and the dialplan goes on: twin-after-socket's `bot` bridges the bot from
+ *   twin_bot_dial (CHANNEL_BRIDGE, twin::bot_failed, twin::bot_hangup reach inbound connections).
+ * - Async socket: sendmsg is acknowledged `+OK` at once, even on a dead channel; apps then run in
+ *   order, one at a time (a looping playback holds the queue until `uuid_break`); results arrive
+ *   only as events.
  * - A failed bridge hangs up the caller unless `continue_on_fail` is set or the cause is NO_ANSWER.
- * - Closing the socket before a bridge hangs up the call; a bridged call outlives the socket.
+ * - A bridged call outlives the socket (e1); a socket closed before goes on in the dialplan after it.
  * - Inbound: `auth/request`, `-ERR invalid` + disconnect notice on a bad password, global variables.
  * - A bot's REFER (s9-refer): sofia BYEs the bot and transfers the caller to the Refer-To user in
  *   `force_transfer_context` (else the caller's own context); in twin-transfers the shipped
@@ -25,9 +33,10 @@ import { appHeaders, CORE_UUID, channelData, eventHeaders, otherLeg, type BotLeg
 import { runTwinTransfers, TRANSFERS_CONTEXT, type TransfersHost } from './twin-transfers.js';
 import {
   apiResponse, authRequest, commandReply, CommandReader, connectReply, disconnectNotice, jsonEvent,
-  lingerNotice, originateApp, parseDialString, plainEvent, socketMode, splitApiArgs,
+  fsSeparateString, lingerNotice, originateApp, parseDialString, plainEvent, socketMode, splitApiArgs,
   type AppCommand, type Headers, type SocketMode,
 } from './wire.js';
+import { freeswitchContextXml } from '../shipped-dialplan.js';
 
 export interface FsSimOptions {
   password?: string;
@@ -40,6 +49,8 @@ export interface FsSimOptions {
 export interface FsPlaceCall extends CallSpec {
   /** Whether the dialplan answered before `socket` (default true). */
   answered?: boolean;
+  /** The dialplan's `socket`: `full` as shipped (static), or `async full` as before issue 20. */
+  socket?: SocketMode;
 }
 
 const BREAKABLE = new Set(['playback', 'sleep', 'park']);
@@ -55,6 +66,8 @@ export class FreeSwitchSimulator {
   readonly gateways: Map<string, string>;
   /** The product's outbound socket server, as in the dialplan's `socket host:port`. */
   socketTarget = { host: '127.0.0.1', port: 8084 };
+  /** Whether twin-after-socket has the `bot` extension (the shipped file's); a test may take it away. */
+  afterSocketHasBot = true;
   botBehaviour: (invite: SimInvite) => BotBehaviour = () => ({ kind: 'answer', afterMs: 5 });
   /** While true, FreeSWITCH cannot build bot legs at all (as for a `\"` in the name): no INVITE is sent. */
   legCreationFails = false;
@@ -77,6 +90,8 @@ export class FreeSwitchSimulator {
   onBotDial?: (socketAt: number, dialAt: number, uuid: string) => void;
   onChannelVar?: (uuid: string, name: string, value: string) => void;
   onCommand?: (uuid: string, line: string) => void;
+  /** Every command on an inbound connection (auth, event, filter, api ...), as its first line. */
+  onInboundCommand?: (line: string) => void;
   /** Holds an inbound connection's `api` reply back this many ms (carried out on arrival; later replies wait behind it). */
   delayInboundApi?: (command: string) => number;
 
@@ -127,24 +142,29 @@ export class FreeSwitchSimulator {
       return { id: randomUUID(), left: Promise.resolve({ kind: 'continued', ...target, vars: { ...vars } }), hangup: () => {} };
     }
     const vars = new Map(Object.entries(spec.hints ?? {}).map(([k, v]) => [`twin_${k}`, v]));
+    vars.set('twin_next_step', 'not_taken');
     const number = spec.number ?? '+15551230000';
-    return this.openChannel(randomUUID(), { name: spec.name ?? 'Customer', number }, spec.dialed ?? '100', vars, this.socketTarget, spec.answered ?? true);
+    const mode = spec.socket ?? 'static';
+    return this.openChannel(randomUUID(), { name: spec.name ?? 'Customer', number }, spec.dialed ?? '100', vars,
+      { ...this.socketTarget, mode, full: true }, spec.answered ?? true, false, true);
   }
 
-  /** A channel that runs `socket host:port async full`, answered or not. */
+  /** A channel that runs `socket host:port [async] full`, answered or not. */
   private openChannel(
     uuid: string, caller: { name: string; number: string }, dialed: string, vars: Map<string, string>,
-    target: { host: string; port: number; mode?: SocketMode }, answered: boolean, originated = false,
+    target: { host: string; port: number; mode?: SocketMode; full?: boolean }, answered: boolean, originated = false,
+    dialplanContinues = false,
   ): SimCall {
     let finish: (r: CallerResult) => void = () => {};
     const left = new Promise<CallerResult>((resolve) => { finish = resolve; });
     const ch: FsChannel = {
       uuid, name: `sofia/lab/${caller.number.replace(/[^A-Za-z0-9+*#._%-]/g, '')}@127.0.0.1:5082`, caller,
-      dialed, answered, state: 'socket', vars, originated,
+      dialed, answered, state: 'socket', vars, originated, dialplanContinues,
       queue: [], timers: [], created: Date.now(), seq: 0, earlyLingerNotice: this.callCount++ % 2 === 1, finish,
     };
     this.channels.set(uuid, ch);
-    this.connectOut(ch, target, target.mode ?? 'async');
+    const mode = target.mode ?? 'async';
+    this.connectOut(ch, target, mode, target.full ?? mode === 'async');
     return { id: uuid, left, hangup: () => this.hangup(ch, 'NORMAL_CLEARING', { kind: 'hungup-by-caller', vars: {} }) };
   }
 
@@ -199,10 +219,12 @@ export class FreeSwitchSimulator {
 
   // ---- outbound socket (FreeSWITCH → product) ----
 
-  private connectOut(ch: FsChannel, target: { host: string; port: number }, mode: SocketMode): void {
-    const socket = createConnection(target);
+  private connectOut(ch: FsChannel, target: { host: string; port: number }, mode: SocketMode, full: boolean): void {
+    const socket = createConnection({ host: target.host, port: target.port, allowHalfOpen: true });
     socket.setNoDelay(true);
-    const session: OutboundSession = { socket, format: 'none', linger: null, closed: false, mode, backlog: [], nixed: new Set() };
+    const session: OutboundSession = {
+      socket, format: 'none', linger: null, closed: false, mode, full, backlog: [], nixed: new Set(), heldEvents: [],
+    };
     ch.session = session;
     const reader = new CommandReader();
     socket.on('connect', () => { ch.socketAt = performance.now(); });
@@ -210,7 +232,7 @@ export class FreeSwitchSimulator {
       for (const cmd of reader.push(chunk)) this.onOutboundCommand(ch, cmd);
     });
     socket.on('error', () => { /* reported by close */ });
-    socket.on('end', () => this.closeOutbound(ch, true));
+    socket.on('end', () => this.productClosed(ch));
     socket.on('close', () => {
       const neverConnected = ch.socketAt === undefined;
       this.closeOutbound(ch, false);
@@ -219,7 +241,19 @@ export class FreeSwitchSimulator {
     });
   }
 
-  /** The app closed (or lost) the socket: FreeSWITCH says goodbye, and ends the call unless it is bridged. */
+  /**
+   * The product ended its side. Static: FreeSWITCH serves the commands already sent (an app running
+   * inline first, h5), then says goodbye and `socket` returns. Async: at once.
+   */
+  private productClosed(ch: FsChannel): void {
+    const session = ch.session;
+    if (!session || session.closed) return;
+    session.productEnded = true;
+    if (session.mode === 'static' && session.waitingFor !== undefined) return; // releaseStaticReply goes on
+    this.closeOutbound(ch, true);
+  }
+
+  /** The app closed (or lost) the socket: FreeSWITCH says goodbye, and `socket` returns unless an app still runs. */
   private closeOutbound(ch: FsChannel, writeGoodbye: boolean): void {
     const session = ch.session;
     if (!session || session.closed) return;
@@ -230,9 +264,35 @@ export class FreeSwitchSimulator {
     if (ch.state !== 'socket' || ch.socketAt === undefined) return;
     if (ch.bot?.state === 'answered') return; // e1/e2: the bridge goes on without us
     if (ch.playing) return; // closed mid-hold (s10): `socket` returns only when the playback ends
-    // Closed just after the bot hung up a call being handed over: the shipped dialplan's `released` path.
+    this.socketReturned(ch);
+  }
+
+  /**
+   * `socket` returned with the caller still up: a uuid_transfer sent meanwhile takes the caller (p9);
+   * else the shipped dialplan's `transfer ${twin_next_step} XML twin-after-socket` (h1); a channel
+   * without that line (an originated one) is hung up.
+   */
+  private socketReturned(ch: FsChannel): void {
+    if (ch.state !== 'socket') return;
+    if (ch.pendingHangup) return this.appHangup(ch, ch.pendingHangup);
+    if (ch.pendingTransfer) return this.transfer(ch, ch.pendingTransfer.extension, ch.pendingTransfer.context);
+    if (ch.dialplanContinues) {
+      const step = ch.vars.get('twin_next_step') ?? '';
+      if (step === 'bot' && this.afterSocketHasBot) return this.botExtension(ch);
+      if (step === 'released') return this.afterHandedOverBotHangup(ch);
+      if (step === 'not_taken') return this.afterSocketFailed(ch, { socket_lost: 'true' });
+      // No such extension in twin-after-socket: FreeSWITCH hangs the caller up.
+      return this.hangup(ch, 'NO_ROUTE_DESTINATION', { kind: 'hungup-by-app', reasonCode: '3', reason: `no extension ${step}`, vars: {} });
+    }
     if (ch.vars.get('twin_next_step') === 'released') return this.afterHandedOverBotHangup(ch);
     this.hangup(ch, 'NORMAL_CLEARING', { kind: 'hungup-by-app', reasonCode: '16', reason: 'socket closed', vars: {} });
+  }
+
+  /** A static socket's thread is inside an app: what it sends waits until the app has ended (h7). */
+  private writeOrHold(ch: FsChannel, bytes: string): void {
+    const session = ch.session;
+    if (session?.mode === 'static' && session.waitingFor !== undefined) session.heldEvents.push(bytes);
+    else this.write(ch, bytes);
   }
 
   private write(ch: FsChannel, bytes: string): void {
@@ -250,13 +310,13 @@ export class FreeSwitchSimulator {
     switch (verb) {
       case 'connect':
         if (ch.state === 'socket') this.announced.add(ch.uuid);
-        return this.write(ch, connectReply(channelData(ch), session.mode));
+        return this.write(ch, connectReply(channelData(ch), session.mode, session.full));
       case 'myevents':
-        // Static mode answers +OK but sends no event at all (s8-outbound-static-socket).
-        if (!isStatic) session.format = args[0] === 'json' ? 'json' : 'plain';
+        // Static mode without `full` answers +OK but sends no event at all (s8-outbound-static-socket).
+        if (!isStatic || session.full) session.format = args[0] === 'json' ? 'json' : 'plain';
         return this.write(ch, commandReply('+OK Events Enabled'));
       case 'linger': {
-        if (isStatic) return this.write(ch, commandReply('-ERR command not found'));
+        if (isStatic && !session.full) return this.write(ch, commandReply('-ERR command not found'));
         const seconds = args[0] ? Number(args[0]) : -1;
         session.linger = seconds;
         return this.write(ch, commandReply(seconds > 0 ? `+OK will linger ${seconds} seconds` : '+OK will linger'));
@@ -274,7 +334,7 @@ export class FreeSwitchSimulator {
       case 'api': return this.write(ch, apiResponse(this.api(args.join(' '))));
       case 'sendmsg': {
         if (!isStatic) this.write(ch, commandReply('+OK'));
-        const queued = this.sendmsg(ch, cmd.headers);
+        const queued = this.sendmsg(ch, cmd.headers, isStatic ? 0 : undefined);
         if (isStatic) {
           if (queued === undefined) this.write(ch, commandReply('+OK'));
           else session.waitingFor = queued;
@@ -288,8 +348,8 @@ export class FreeSwitchSimulator {
     }
   }
 
-  /** Queues an app; returns its uuid when one was queued. */
-  private sendmsg(ch: FsChannel, h: Map<string, string>): string | undefined {
+  /** Queues an app (static: it runs at once, inline); returns its uuid when one was queued. */
+  private sendmsg(ch: FsChannel, h: Map<string, string>, delayMs?: number): string | undefined {
     if (ch.state !== 'socket') return undefined; // a5: +OK, and nothing happens
     const command = h.get('call-command');
     if (command === 'hangup') {
@@ -301,17 +361,22 @@ export class FreeSwitchSimulator {
     const app = h.get('execute-app-name') ?? '';
     const uuid = h.get('event-uuid') ?? randomUUID();
     ch.queue.push({ app, arg: h.get('execute-app-arg') ?? '', uuid });
-    this.later(ch, () => this.runQueue(ch));
+    this.later(ch, () => this.runQueue(ch), delayMs);
     return uuid;
   }
 
-  /** Static mode: an app finished (or the call ended), so its sendmsg reply goes out and queued commands run. */
+  /**
+   * Static mode: an app finished (or the call ended), so its sendmsg reply goes out, then the events
+   * it raised (h7), then the commands that waited; a socket the product ended returns now (h5).
+   */
   private releaseStaticReply(ch: FsChannel, appUuid?: string): void {
     const session = ch.session;
     if (!session || session.waitingFor === undefined || (appUuid !== undefined && session.waitingFor !== appUuid)) return;
     session.waitingFor = undefined;
     this.write(ch, commandReply('+OK'));
+    for (const bytes of session.heldEvents.splice(0)) this.write(ch, bytes);
     for (const cmd of session.backlog.splice(0)) this.onOutboundCommand(ch, cmd);
+    if (session.productEnded && session.waitingFor === undefined) this.closeOutbound(ch, true);
   }
 
   private later(ch: FsChannel, fn: () => void, ms = this.options.execDelayMs ?? 2): void {
@@ -321,10 +386,14 @@ export class FreeSwitchSimulator {
   // ---- events ----
 
   private emitEvent(ch: FsChannel, name: string, state: string, extra: Headers = [], trailer: Headers = []): void {
-    const format = ch.session?.format ?? 'none';
-    if (format === 'none' || !ch.session || ch.session.closed || ch.session.nixed.has(name)) return;
+    const session = ch.session;
+    const format = session?.format ?? 'none';
+    if (format === 'none' || !session || session.closed || session.nixed.has(name)) return;
     const headers = eventHeaders(ch, name, state, extra, trailer);
-    this.write(ch, format === 'json' ? jsonEvent(headers) : plainEvent(headers));
+    const bytes = format === 'json' ? jsonEvent(headers) : plainEvent(headers);
+    // A static socket's thread is inside the app: its events wait until the app has ended (h7).
+    if (session.mode === 'static' && session.waitingFor !== undefined) session.heldEvents.push(bytes);
+    else this.write(ch, bytes);
   }
 
   private setVar(ch: FsChannel, name: string, value: string): void {
@@ -404,10 +473,60 @@ export class FreeSwitchSimulator {
    */
   private socketAppReturned(ch: FsChannel): void {
     if (ch.state !== 'socket') return;
+    if (ch.dialplanContinues) return this.socketReturned(ch);
     this.afterSocketFailed(ch, { socket_lost: 'true' });
   }
 
-  private bridge(ch: FsChannel, app: { app: string; arg: string; uuid: string }): void {
+  /**
+   * twin-after-socket's `bot` extension (the caller handed back, h1): twin_next_step=bot_failed,
+   * continue_on_fail, hangup_after_bridge=false, bridge_pre_execute_aleg_app=multiset with
+   * TWIN_STATUS=CONNECTED twin_next_step=released, then `bridge ${twin_bot_dial}`.
+   */
+  private botExtension(ch: FsChannel): void {
+    ch.state = 'bot';
+    this.enterExtension(ch, 'bot');
+    for (const [name, value] of [['twin_next_step', 'bot_failed'], ['continue_on_fail', 'true'], ['hangup_after_bridge', 'false'],
+      ['bridge_pre_execute_aleg_app', 'multiset'], ['bridge_pre_execute_aleg_data', 'TWIN_STATUS=CONNECTED twin_next_step=released']] as const) {
+      this.setVar(ch, name, value);
+    }
+    this.bridge(ch, { app: 'bridge', arg: ch.vars.get('twin_bot_dial') ?? '', uuid: randomUUID(), inDialplan: true });
+  }
+
+  /** A `transfer` to <extension> XML twin-after-socket: FreeSWITCH adds it to transfer_history (h1). */
+  private enterExtension(ch: FsChannel, extension: string): void {
+    const entry = `${Math.floor(Date.now() / 1000)}:${randomUUID()}:bl_xfer:${extension}/twin-after-socket/XML`;
+    const history = ch.vars.get('transfer_history');
+    this.setVar(ch, 'transfer_history', history ? `${history},${entry}` : entry);
+    ch.profile = { destination: extension, context: 'twin-after-socket' };
+  }
+
+  /** The `bot` extension's bridge returned: unset the hook, `transfer ${twin_next_step} XML twin-after-socket`. */
+  private afterBotBridge(ch: FsChannel): void {
+    if (ch.state !== 'bot') return;
+    ch.vars.delete('bridge_pre_execute_aleg_app');
+    ch.vars.delete('bridge_pre_execute_aleg_data');
+    if (ch.vars.get('twin_next_step') === 'released') return this.afterHandedOverBotHangup(ch);
+    this.botFailedExtension(ch);
+  }
+
+  /**
+   * twin-after-socket's `bot_failed` (h2): TWIN_STATUS=BOT_FAILED, CUSTOM twin::bot_failed with the
+   * caller's variables (originate_disposition, the SIP cause), then the route's fallback (twin_fb_*).
+   */
+  private botFailedExtension(ch: FsChannel): void {
+    this.enterExtension(ch, 'bot_failed');
+    ch.vars.delete('force_transfer_context');
+    this.setVar(ch, 'TWIN_STATUS', 'BOT_FAILED');
+    this.publishInbound(eventHeaders(ch, 'CUSTOM', 'CS_EXECUTE', [['Event-Subclass', 'twin::bot_failed']]));
+    ch.state = 'transferred';
+    if (ch.vars.get('twin_fb_action') === 'continue') {
+      return this.continueTo(ch, ch.vars.get('twin_fb_extension') ?? '', ch.vars.get('twin_fb_context') ?? '');
+    }
+    const cause = ch.vars.get('twin_fb_cause') ?? 'NORMAL_CLEARING';
+    this.end(ch, cause, { kind: 'hungup-by-app', reasonCode: String(causeCode(cause) ?? ''), reason: cause, vars: {} });
+  }
+
+  private bridge(ch: FsChannel, app: RunningApp): void {
     const { vars, endpoint } = parseDialString(app.arg);
     if (this.legCreationFails || /\\"/.test(vars.get('origination_caller_id_name') ?? ch.caller.name)) return this.unbuildableLeg(ch, app);
     const gateway = /^sofia\/gateway\/([^/]+)\//.exec(endpoint)?.[1];
@@ -430,7 +549,8 @@ export class FreeSwitchSimulator {
       if (proto) this.setVar(ch, 'last_bridge_proto_specific_hangup_cause', proto);
       if (alwaysContinues || ch.vars.get('continue_on_fail') === 'true') {
         this.complete(ch, running);
-        this.runQueue(ch);
+        if (running.inDialplan) this.afterBotBridge(ch);
+        else this.runQueue(ch);
       } else {
         this.hangup(ch, cause, { kind: 'hungup-by-app', reasonCode: String(causeCode(cause) ?? ''), reason: cause, vars: {} });
       }
@@ -461,6 +581,16 @@ export class FreeSwitchSimulator {
     this.setVar(ch, 'DIALSTATUS', 'SUCCESS');
     this.setVar(ch, 'bridge_uuid', bot.uuid);
     this.emitEvent(ch, 'CHANNEL_BRIDGE', 'CS_EXECUTE', otherLeg(ch, bot));
+    this.publishInbound(eventHeaders(ch, 'CHANNEL_BRIDGE', 'CS_EXECUTE', otherLeg(ch, bot)));
+    // bridge_pre_execute_aleg_app runs once the bridge is up, after CHANNEL_BRIDGE (h1).
+    const hook = ch.vars.get('bridge_pre_execute_aleg_app');
+    if (hook === 'multiset' || hook === 'set') {
+      const data = ch.vars.get('bridge_pre_execute_aleg_data') ?? '';
+      for (const pair of hook === 'set' ? [data] : data.split(' ').filter(Boolean)) {
+        const [name = '', ...value] = pair.split('=');
+        this.setVar(ch, name, value.join('='));
+      }
+    }
     if (hangupAfterMs !== undefined) bot.timers.push(setTimeout(() => this.botHungUp(ch, running), hangupAfterMs));
     if (refer) bot.timers.push(setTimeout(() => this.botRefers(ch, running, refer.to), refer.afterMs));
   }
@@ -473,6 +603,7 @@ export class FreeSwitchSimulator {
     this.setVar(ch, 'last_bridge_hangup_cause', 'NORMAL_CLEARING');
     this.emitEvent(ch, 'CHANNEL_UNBRIDGE', 'CS_EXECUTE');
     this.complete(ch, running);
+    if (running.inDialplan) return this.afterBotBridge(ch);
     // e2: with the socket gone, the socket app returns: the shipped dialplan goes on after it.
     if (!ch.session || ch.session.closed) this.afterHandedOverBotHangup(ch);
     else this.runQueue(ch);
@@ -536,7 +667,10 @@ export class FreeSwitchSimulator {
     setVar: (ch, name, value) => this.setVar(ch, name, value),
     unsetVar: (ch, name) => { ch.vars.delete(name); },
     later: (ch, fn, ms) => this.later(ch, fn, ms),
-    bridged: (ch) => this.emitEvent(ch, 'CHANNEL_BRIDGE', 'CS_EXECUTE'),
+    bridged: (ch) => {
+      this.emitEvent(ch, 'CHANNEL_BRIDGE', 'CS_EXECUTE');
+      this.publishInbound(eventHeaders(ch, 'CHANNEL_BRIDGE', 'CS_EXECUTE')); // p5: the product's filter lets it through
+    },
     unbridged: (ch) => {
       const bridge = ch.running;
       ch.running = undefined;
@@ -563,7 +697,7 @@ export class FreeSwitchSimulator {
    * INVITE, with INVALID_GATEWAY (mod_sofia's sofia_outgoing_channel; DIALSTATUS stays INVALIDARGS,
    * as switch_ivr_originate sets it before the leg is made).
    */
-  private unbuildableLeg(ch: FsChannel, app: { app: string; arg: string; uuid: string }, cause = 'DESTINATION_OUT_OF_ORDER'): void {
+  private unbuildableLeg(ch: FsChannel, app: RunningApp, cause = 'DESTINATION_OUT_OF_ORDER'): void {
     ch.running = { ...app };
     this.later(ch, () => {
       for (const [name, value] of [['originate_disposition', cause], ['DIALSTATUS', 'INVALIDARGS'],
@@ -572,7 +706,8 @@ export class FreeSwitchSimulator {
       }
       if (ch.vars.get('continue_on_fail') === 'true') {
         this.complete(ch, app);
-        this.runQueue(ch);
+        if (app.inDialplan) this.afterBotBridge(ch);
+        else this.runQueue(ch);
       } else {
         this.hangup(ch, cause, { kind: 'hungup-by-app', reasonCode: String(causeCode(cause) ?? ''), reason: cause, vars: {} });
       }
@@ -617,7 +752,7 @@ export class FreeSwitchSimulator {
   // ---- leaving the socket: transfer, hangup ----
 
   private transfer(ch: FsChannel, extension: string, context: string): void {
-    if (ch.state !== 'socket') return;
+    if (ch.state !== 'socket' && ch.state !== 'bot') return;
     this.interruptRunning(ch);
     this.endBot(ch);
     ch.queue = [];
@@ -635,7 +770,7 @@ export class FreeSwitchSimulator {
 
   /** Ends a channel under our socket, with the recorded event order (a1, b1, c1). */
   private hangup(ch: FsChannel, cause: string, result: CallerResult): void {
-    if (ch.state !== 'socket') {
+    if (ch.state !== 'socket' && ch.state !== 'bot') {
       // A caller elsewhere in the dialplan: `left` was settled already, unless a transfer still rang.
       if (ch.state === 'transferred') this.end(ch, cause, result);
       return;
@@ -651,7 +786,7 @@ export class FreeSwitchSimulator {
     this.emitEvent(ch, 'CHANNEL_HANGUP', 'CS_EXECUTE');
     const session = ch.session;
     const lingering = session !== undefined && !session.closed && session.linger !== null;
-    if (lingering && ch.earlyLingerNotice) this.write(ch, lingerNotice(ch.uuid, ch.name, session.linger!));
+    if (lingering && ch.earlyLingerNotice) this.writeOrHold(ch, lingerNotice(ch.uuid, ch.name, session.linger!));
     if (ch.bot?.state === 'answered') this.emitEvent(ch, 'CHANNEL_UNBRIDGE', 'CS_EXECUTE');
     if (ch.bot?.state === 'ringing') this.setVar(ch, 'originate_disposition', 'ORIGINATOR_CANCEL');
     this.endBot(ch);
@@ -661,7 +796,7 @@ export class FreeSwitchSimulator {
     this.emitEvent(ch, 'CHANNEL_STATE', 'CS_REPORTING');
     this.emitEvent(ch, 'CHANNEL_HANGUP_COMPLETE', 'CS_REPORTING');
     this.publishInbound(eventHeaders(ch, 'CHANNEL_HANGUP_COMPLETE', 'CS_REPORTING'));
-    if (lingering && !ch.earlyLingerNotice) this.write(ch, lingerNotice(ch.uuid, ch.name, session.linger!));
+    if (lingering && !ch.earlyLingerNotice) this.writeOrHold(ch, lingerNotice(ch.uuid, ch.name, session.linger!));
     this.releaseStaticReply(ch);
     if (lingering && session.linger! > 0) this.later(ch, () => this.closeOutbound(ch, true), session.linger! * 1000);
     if (session && !lingering) this.closeOutbound(ch, true);
@@ -708,7 +843,9 @@ export class FreeSwitchSimulator {
       case 'xml_locate': {
         // `xml_locate dialplan context name <name>`: the context's XML, or this (FreeSWITCH 1.10.12).
         const name = args[0] === 'dialplan' && args[1] === 'context' && args[2] === 'name' ? args[3] ?? '' : '';
-        return this.dialplanContexts.has(name) ? `<context name="${name}">\n</context>\n` : "can't find anything\n";
+        if (!this.dialplanContexts.has(name)) return "can't find anything\n";
+        const xml = freeswitchContextXml(name) ?? `<context name="${name}">\n</context>\n`;
+        return name === 'twin-after-socket' && !this.afterSocketHasBot ? xml.replace(/<extension name="bot">[\s\S]*?<\/extension>/, '') : xml;
       }
       case 'sofia': return this.sofia(args);
       case 'uuid_getvar':
@@ -719,13 +856,16 @@ export class FreeSwitchSimulator {
         this.setVar(live, args[1] ?? '', args.slice(2).join(' '));
         return '+OK\n';
       case 'uuid_exists': return live ? 'true' : 'false';
-      case 'uuid_setvar_multi':
+      case 'uuid_setvar_multi': {
         if (!live) return noChannel;
-        for (const pair of args.slice(1).join(' ').split(';')) {
+        // The line after the uuid, split as FreeSWITCH does (quotes dropped, `\x` unescaped, h1).
+        const list = line.slice(line.indexOf(args[0]!) + args[0]!.length + 1);
+        for (const pair of fsSeparateString(list, ';')) {
           const [name = '', ...value] = pair.split('=');
           if (name) this.setVar(live, name, value.join('='));
         }
         return '+OK\n';
+      }
       case 'uuid_break':
         if (!live) return noChannel;
         if (live.running && BREAKABLE.has(live.running.app)) {
@@ -737,13 +877,17 @@ export class FreeSwitchSimulator {
       case 'uuid_transfer': {
         if (!live) return args[0] ? noChannel : '-USAGE: <uuid> [-bleg|-both] <dest-exten> [<dialplan>] [<context>]\n';
         const rest = args.slice(1).filter((a) => !a.startsWith('-'));
-        this.later(live, () => this.transfer(live, rest[0] ?? '', rest[2] ?? 'default'), 0);
+        const destination = { extension: rest[0] ?? '', context: rest[2] ?? 'default' };
+        // A static socket holds the caller's thread: the transfer happens when `socket` returns (p9).
+        if (live.state === 'socket' && live.session?.mode === 'static' && !live.session.closed) live.pendingTransfer = destination;
+        else this.later(live, () => this.transfer(live, destination.extension, destination.context), 0);
         return '+OK\n';
       }
       case 'uuid_kill':
         if (!args[0]) return '-USAGE: <uuid> [cause]\n';
         if (!live) return noChannel;
-        this.later(live, () => this.appHangup(live, args[1] ?? 'NORMAL_CLEARING'), 0);
+        live.pendingHangup = args[1] ?? 'NORMAL_CLEARING'; // the channel is down at once, whatever returns next
+        this.later(live, () => this.appHangup(live, live.pendingHangup!), 0);
         return '+OK\n';
       default:
         return `-ERR ${command} Command not found!\n`;
@@ -898,6 +1042,7 @@ export class FreeSwitchSimulator {
     socket.on('data', (chunk) => {
       for (const cmd of reader.push(chunk)) {
         this.inboundCommands++;
+        this.onInboundCommand?.(cmd.line);
         const [verb = '', ...args] = cmd.line.split(' ');
         if (verb === 'auth') {
           if (args.join(' ') === this.password) {

@@ -33,10 +33,11 @@ export function authRequest(): string {
 
 /**
  * The outbound `connect` reply: the channel's data in the header block itself, no Content-Length.
- * `socket host:port` without `async full` runs in static mode (recording s8-outbound-static-socket).
+ * `socket host:port` without `async` runs in static mode (recordings s8-outbound-static-socket, and
+ * h1 for `socket host:port full`, the shipped dialplan's).
  */
-export function connectReply(channelData: Headers, mode: SocketMode = 'async'): string {
-  const modeLines = mode === 'async' ? 'Socket-Mode: async\nControl: full' : 'Socket-Mode: static\nControl: single-channel';
+export function connectReply(channelData: Headers, mode: SocketMode = 'async', full = mode === 'async'): string {
+  const modeLines = `Socket-Mode: ${mode}\nControl: ${full ? 'full' : 'single-channel'}`;
   return `${encodedLines(channelData)}Content-Type: command/reply\nReply-Text: %2BOK%0A\n${modeLines}\n\n`;
 }
 
@@ -46,6 +47,7 @@ export type SocketMode = 'async' | 'static';
 export function socketMode(arg: string): SocketMode {
   return arg.split(' ').includes('async') ? 'async' : 'static';
 }
+
 
 /**
  * How FreeSWITCH splits an API command's arguments (switch_separate_string on ' ',
@@ -76,6 +78,46 @@ export function splitApiArgs(line: string): string[] {
   }
   if (started) tokens.push(current);
   return tokens;
+}
+
+/**
+ * switch_separate_string on another delimiter than ' ' (src/switch_utils.c, as uuid_setvar_multi
+ * splits its `a=b;c=d`): split outside single quotes (a `'` counts only if another follows), a
+ * backslash keeps the next character from splitting; then each part loses its quotes and leading
+ * and trailing spaces, and `\'` `\"` `\\` `\<delimiter>` are unescaped (fixture h1).
+ */
+export function fsSeparateString(text: string, delimiter: string): string[] {
+  const parts: string[] = [];
+  let start = 0;
+  let quoted = false;
+  for (let i = 0; i < text.length; i++) {
+    const ch = text[i]!;
+    if (ch === '\\') i++;
+    else if (ch === "'" && (quoted || text.indexOf("'", i + 1) >= 0)) quoted = !quoted;
+    else if (ch === delimiter && !quoted) {
+      parts.push(text.slice(start, i));
+      start = i + 1;
+    }
+  }
+  parts.push(text.slice(start));
+  return parts.map((part) => cleanupSeparated(part, delimiter));
+}
+
+function cleanupSeparated(part: string, delimiter: string): string {
+  let out = '';
+  let quoted = false;
+  const trimmed = part.replace(/^ +/, '');
+  for (let i = 0; i < trimmed.length; i++) {
+    const ch = trimmed[i]!;
+    const next = trimmed[i + 1];
+    if (ch === '\\' && next !== undefined && ["'", '"', '\\', delimiter].includes(next)) {
+      out += next;
+      i++;
+    } else if (ch === "'" && (quoted || trimmed.indexOf("'", i + 1) >= 0)) {
+      quoted = !quoted;
+    } else out += ch;
+  }
+  return quoted ? out : out.replace(/ +$/, '');
 }
 
 /** originate's `&app(arg)`: the application and its argument, cut at the first `)` as FreeSWITCH does. */
