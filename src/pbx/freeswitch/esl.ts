@@ -396,11 +396,13 @@ export const BOT_FAILED_EVENT = 'twin::bot_failed';
  * sets it: bot (handed back, before the bridge), bot_failed (the bot leg rings), released (answered).
  */
 export const FOLLOWED_STEPS = ['bot', 'bot_failed', 'released'];
-const INBOUND_FILTERS = [
+/** The inbound connection's filters and subscription (any filter matching lets an event through). */
+export const INBOUND_FILTERS = [
   'Event-Name BACKGROUND_JOB', `Event-Subclass ${NOT_TAKEN_EVENT}`, `Event-Subclass ${BOT_HANGUP_EVENT}`, `Event-Subclass ${BOT_FAILED_EVENT}`,
   ...TRANSFER_EVENTS.map((subclass) => `Event-Subclass ${subclass}`), ...FOLLOWED_STEPS.map((step) => `variable_twin_next_step ${step}`),
 ];
 const CUSTOM_SUBCLASSES = [NOT_TAKEN_EVENT, BOT_HANGUP_EVENT, BOT_FAILED_EVENT, ...TRANSFER_EVENTS];
+export const INBOUND_EVENTS = `BACKGROUND_JOB CHANNEL_BRIDGE CHANNEL_HANGUP_COMPLETE CUSTOM ${CUSTOM_SUBCLASSES.join(' ')}`;
 
 /** An inbound ESL connection (host:port, password) for API commands such as global_setvar. */
 export class EslControl extends EventEmitter {
@@ -431,7 +433,7 @@ export class EslControl extends EventEmitter {
         // twin::transfer_refused, twin::transfer_failed for the bot's REFER. Filters (any one
         // matching lets an event through) keep every other channel's events away.
         for (const filter of INBOUND_FILTERS) conn.sendRecv(`filter ${filter}`, null, () => {});
-        conn.sendRecv(`event json BACKGROUND_JOB CHANNEL_BRIDGE CHANNEL_HANGUP_COMPLETE CUSTOM ${CUSTOM_SUBCLASSES.join(' ')}`, null, () => {
+        conn.sendRecv(`event json ${INBOUND_EVENTS}`, null, () => {
           if (settled) return;
           settled = true;
           clearTimeout(timer);

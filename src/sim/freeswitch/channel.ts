@@ -64,6 +64,8 @@ export interface FsChannel {
   dialplanContinues: boolean;
   /** A uuid_transfer sent while a static socket holds the channel: it takes effect when `socket` returns (p9). */
   pendingTransfer?: { extension: string; context: string };
+  /** uuid_break found nothing to break: CF_BREAK stays set, and the next playback ends at once. */
+  pendingBreak?: boolean;
   /** uuid_kill was sent: the channel is down, whatever the dialplan would do next. */
   pendingHangup?: string;
   vars: Map<string, string>;

@@ -333,13 +333,15 @@ export class FreeSwitchSimulator {
         return this.write(ch, commandReply(`+OK event listener enabled ${session.format}`));
       case 'api': return this.write(ch, apiResponse(this.api(args.join(' '))));
       case 'sendmsg': {
-        if (!isStatic) this.write(ch, commandReply('+OK'));
-        const queued = this.sendmsg(ch, cmd.headers, isStatic ? 0 : undefined);
-        if (isStatic) {
-          if (queued === undefined) this.write(ch, commandReply('+OK'));
-          else session.waitingFor = queued;
+        if (!isStatic) {
+          this.write(ch, commandReply('+OK'));
+          return void this.sendmsg(ch, cmd.headers);
         }
-        return;
+        // Static: the caller's thread runs the app now, inline; the reply waits for its end.
+        const queued = this.sendmsg(ch, cmd.headers, null);
+        if (queued === undefined) return this.write(ch, commandReply('+OK'));
+        session.waitingFor = queued;
+        return this.runQueue(ch);
       }
       case 'exit':
         this.write(ch, commandReply('+OK bye'));
@@ -348,8 +350,8 @@ export class FreeSwitchSimulator {
     }
   }
 
-  /** Queues an app (static: it runs at once, inline); returns its uuid when one was queued. */
-  private sendmsg(ch: FsChannel, h: Map<string, string>, delayMs?: number): string | undefined {
+  /** Queues an app (to run after `delayMs`, or when the caller says: null); returns its uuid when one was queued. */
+  private sendmsg(ch: FsChannel, h: Map<string, string>, delayMs?: number | null): string | undefined {
     if (ch.state !== 'socket') return undefined; // a5: +OK, and nothing happens
     const command = h.get('call-command');
     if (command === 'hangup') {
@@ -361,7 +363,7 @@ export class FreeSwitchSimulator {
     const app = h.get('execute-app-name') ?? '';
     const uuid = h.get('event-uuid') ?? randomUUID();
     ch.queue.push({ app, arg: h.get('execute-app-arg') ?? '', uuid });
-    this.later(ch, () => this.runQueue(ch), delayMs);
+    if (delayMs !== null) this.later(ch, () => this.runQueue(ch), delayMs);
     return uuid;
   }
 
@@ -450,6 +452,10 @@ export class FreeSwitchSimulator {
 
   /** A looping tone or MOH plays until broken, unless the channel variable playback_timeout_sec bounds it. */
   private playback(ch: FsChannel, app: { app: string; arg: string; uuid: string }): void {
+    if (ch.pendingBreak) {
+      ch.pendingBreak = false;
+      return this.complete(ch, app, 'FILE PLAYED');
+    }
     const endless = /loops=-1/.test(app.arg) || app.arg.startsWith('local_stream://');
     const boundS = Number(ch.vars.get('playback_timeout_sec') ?? 0);
     ch.playing = app.arg.startsWith('local_stream://') ? 'moh' : 'ring';
@@ -582,14 +588,17 @@ export class FreeSwitchSimulator {
     this.setVar(ch, 'bridge_uuid', bot.uuid);
     this.emitEvent(ch, 'CHANNEL_BRIDGE', 'CS_EXECUTE', otherLeg(ch, bot));
     this.publishInbound(eventHeaders(ch, 'CHANNEL_BRIDGE', 'CS_EXECUTE', otherLeg(ch, bot)));
-    // bridge_pre_execute_aleg_app runs once the bridge is up, after CHANNEL_BRIDGE (h1).
+    // bridge_pre_execute_aleg_app runs once the bridge is up, after CHANNEL_BRIDGE, as an app (h1, h7).
     const hook = ch.vars.get('bridge_pre_execute_aleg_app');
     if (hook === 'multiset' || hook === 'set') {
       const data = ch.vars.get('bridge_pre_execute_aleg_data') ?? '';
+      const app = { app: hook, arg: data, uuid: randomUUID() };
+      this.emitEvent(ch, 'CHANNEL_EXECUTE', 'CS_EXECUTE', [], appHeaders(app));
       for (const pair of hook === 'set' ? [data] : data.split(' ').filter(Boolean)) {
         const [name = '', ...value] = pair.split('=');
         this.setVar(ch, name, value.join('='));
       }
+      this.emitEvent(ch, 'CHANNEL_EXECUTE_COMPLETE', 'CS_EXECUTE', [], appHeaders(app, '_none_'));
     }
     if (hangupAfterMs !== undefined) bot.timers.push(setTimeout(() => this.botHungUp(ch, running), hangupAfterMs));
     if (refer) bot.timers.push(setTimeout(() => this.botRefers(ch, running, refer.to), refer.afterMs));
@@ -601,6 +610,7 @@ export class FreeSwitchSimulator {
     this.endBot(ch);
     this.setVar(ch, 'bridge_hangup_cause', 'NORMAL_CLEARING');
     this.setVar(ch, 'last_bridge_hangup_cause', 'NORMAL_CLEARING');
+    this.setVar(ch, 'last_bridge_proto_specific_hangup_cause', 'sip:200'); // h3, h7: the bot's BYE
     this.emitEvent(ch, 'CHANNEL_UNBRIDGE', 'CS_EXECUTE');
     this.complete(ch, running);
     if (running.inDialplan) return this.afterBotBridge(ch);
@@ -786,6 +796,9 @@ export class FreeSwitchSimulator {
     this.emitEvent(ch, 'CHANNEL_HANGUP', 'CS_EXECUTE');
     const session = ch.session;
     const lingering = session !== undefined && !session.closed && session.linger !== null;
+    // Static: the caller's thread is the socket's; it says the channel is down (linger notice) after
+    // the events it has, and nothing after: `socket` returns, and the rest fires once it has (h7).
+    if (session?.mode === 'static' && underSocket) return this.endUnderStaticSocket(ch, result);
     if (lingering && ch.earlyLingerNotice) this.writeOrHold(ch, lingerNotice(ch.uuid, ch.name, session.linger!));
     if (ch.bot?.state === 'answered') this.emitEvent(ch, 'CHANNEL_UNBRIDGE', 'CS_EXECUTE');
     if (ch.bot?.state === 'ringing') this.setVar(ch, 'originate_disposition', 'ORIGINATOR_CANCEL');
@@ -800,6 +813,24 @@ export class FreeSwitchSimulator {
     this.releaseStaticReply(ch);
     if (lingering && session.linger! > 0) this.later(ch, () => this.closeOutbound(ch, true), session.linger! * 1000);
     if (session && !lingering) this.closeOutbound(ch, true);
+    this.clearTimers(ch);
+    if (result) ch.finish({ ...result, vars: { ...Object.fromEntries(ch.vars), ...result.vars } } as CallerResult);
+    this.forgetIfDone(ch);
+  }
+
+  private endUnderStaticSocket(ch: FsChannel, result?: CallerResult): void {
+    const session = ch.session!;
+    const lingering = !session.closed && session.linger !== null;
+    if (ch.bot?.state === 'answered') this.emitEvent(ch, 'CHANNEL_UNBRIDGE', 'CS_EXECUTE');
+    if (ch.bot?.state === 'ringing') this.setVar(ch, 'originate_disposition', 'ORIGINATOR_CANCEL');
+    this.endBot(ch);
+    this.interruptRunning(ch);
+    this.releaseStaticReply(ch);
+    this.publishInbound(eventHeaders(ch, 'CHANNEL_HANGUP_COMPLETE', 'CS_REPORTING'));
+    if (lingering) {
+      this.write(ch, lingerNotice(ch.uuid, ch.name, session.linger!));
+      if (session.linger! > 0) this.later(ch, () => this.closeOutbound(ch, true), session.linger! * 1000);
+    } else this.closeOutbound(ch, true);
     this.clearTimers(ch);
     if (result) ch.finish({ ...result, vars: { ...Object.fromEntries(ch.vars), ...result.vars } } as CallerResult);
     this.forgetIfDone(ch);
@@ -868,6 +899,8 @@ export class FreeSwitchSimulator {
       }
       case 'uuid_break':
         if (!live) return noChannel;
+        // CF_BREAK stays set until an app reads it: a break just before the playback starts ends it at once (h5).
+        if (!live.running) live.pendingBreak = true;
         if (live.running && BREAKABLE.has(live.running.app)) {
           live.running.interrupt?.();
           live.running = undefined;
@@ -975,7 +1008,7 @@ export class FreeSwitchSimulator {
    */
   private afterHandedOverBotHangup(ch: FsChannel): void {
     if (ch.vars.get('twin_next_step') !== 'released') return this.afterSocketFailed(ch, { socket_lost: 'true' });
-    this.publishInbound(customEvent('twin::bot_hangup', ch.uuid));
+    this.publishInbound(eventHeaders(ch, 'CUSTOM', 'CS_EXECUTE', [['Event-Subclass', 'twin::bot_hangup']]));
     if (ch.vars.get('twin_after_bot') === 'continue') {
       this.transfer(ch, ch.vars.get('twin_after_extension') ?? 's', ch.vars.get('twin_after_context') ?? 'default');
     } else {
