@@ -10,7 +10,7 @@ const startLab = labPerTest('freeswitch');
 const connected = (lab: Lab, id: string) => lab.fs.channel(id)?.vars.get('TWIN_STATUS') === 'CONNECTED';
 
 describe('FreeSWITCH (ESL) specifics', () => {
-  it('hands the caller back after a quick warm-up: continue_on_fail, the hold bound and the transfer guard at once, then the bot\'s dial string and twin_next_step=bot, socket closed: 3 ESL commands per call (issue 20)', async () => {
+  it('hands the caller back after a quick warm-up: one uuid_setvar_multi (dial string, next steps, answer hook, after_bot_hangup, transfer guard), socket closed: 2 ESL commands per call (issue 20)', async () => {
     const lab = await startLab();
     const lines: string[] = [];
     lab.fs.onCommand = (_, line) => lines.push(line);
@@ -20,23 +20,23 @@ describe('FreeSWITCH (ESL) specifics', () => {
     const twinId = lab.fs.invites[0]!.headers.find(([name]) => name === 'X-TWIN-CallId')![1];
     expect(lines).toEqual([
       'connect',
-      // With the hold's own variables: the transfer guard (issue 14), so no command of its own before the bridge.
-      `api uuid_setvar_multi ${call.id} continue_on_fail=true;playback_timeout_sec=${boundS};`
-        + 'force_transfer_context=twin-transfers;twin_transfer_timeout=30;twin_fb_action=hangup;twin_fb_cause=NORMAL_CLEARING',
-      // The hand-back: twin-after-socket's `bot` extension bridges this dial string (quotes escaped, h1).
+      // The hand-back: the dialplan's `bridge ${twin_bot_dial}` dials this (quotes escaped, h1); the
+      // hook marks the answer; the hold's variables and the transfer guard (issue 14) ride along.
       `api uuid_setvar_multi ${call.id} twin_bot_dial={sip_h_X-TWIN-CallId=${twinId},sip_h_X-TWIN-ClientCallId=${call.id},`
         + "origination_caller_id_number=+15551230000,origination_caller_id_name=\\'Ann Smith\\',originate_timeout=30}sofia/gateway/twin/twinbot;"
-        + 'twin_next_step=bot;twin_after_bot=hangup;twin_after_cause=NORMAL_CLEARING',
+        + 'twin_next_step=bot_failed;bridge_pre_execute_aleg_app=multiset;bridge_pre_execute_aleg_data=TWIN_STATUS=CONNECTED twin_next_step=released;'
+        + `twin_after_bot=hangup;twin_after_cause=NORMAL_CLEARING;continue_on_fail=true;playback_timeout_sec=${boundS};`
+        + 'force_transfer_context=twin-transfers;twin_transfer_timeout=30;twin_fb_action=hangup;twin_fb_cause=NORMAL_CLEARING',
     ]);
     const channel = lab.fs.channel(call.id)!;
     expect(channel.session!.closed).toBe(true); // no socket while the caller talks to the bot
-    expect(channel.state).toBe('bot'); // in twin-after-socket's `bot` extension
+    expect(channel.state).toBe('bot'); // in the dialplan's bridge after `socket`
     expect(channel.vars.get('origination_caller_id_name')).toBeUndefined();
     expect(lab.fs.invites[0]!.from).toContain('"Ann Smith"');
     expect(channel.vars.get('twin_next_step')).toBe('released'); // set by the dialplan once the bot answered
     call.hangup();
     expect(await lab.outcomeOf(call.id)).toMatchObject({ status: 'CONNECTED', endedBy: 'caller', twinId });
-    expect(lab.fs.commands.get(call.id)).toBe(3);
+    expect(lab.fs.commands.get(call.id)).toBe(2);
   });
 
   it('at the shutdown timeout, hangs up a handed-over call even when setting TWIN_STATUS gets no answer (issue 13, item 2)', async () => {
@@ -48,7 +48,7 @@ describe('FreeSWITCH (ESL) specifics', () => {
     expect(await call.left).toMatchObject({ kind: 'hungup-by-app', vars: { TWIN_STATUS: 'ERROR' } });
   });
 
-  it('plays the hold only when the warm-up takes longer than hold_delay_ms; it runs inline, so uuid_break goes over the inbound connection and the hand-back waits behind it (h5)', async () => {
+  it('plays the hold only when the warm-up takes longer than hold_delay_ms, its variables first; it runs inline, so uuid_break goes over the inbound connection and the hand-back waits behind it (h5)', async () => {
     const lab = await startLab({ config: { freeswitch: { hold_delay_ms: 20 } } });
     lab.twin.script(() => ({ kind: 'slow', delayMs: 150 }));
     const lines: string[] = [];
@@ -58,7 +58,10 @@ describe('FreeSWITCH (ESL) specifics', () => {
     const call = lab.fs.placeCall();
     await waitFor(() => lab.fs.channel(call.id)?.playing === 'ring' || undefined, 'the ringback');
     await waitFor(() => connected(lab, call.id), 'connected');
-    expect(lines.slice(2)).toEqual(['sendmsg', expect.stringMatching(new RegExp(`^api uuid_setvar_multi ${call.id} twin_bot_dial=`))]);
+    expect(lines.slice(1)).toEqual([
+      expect.stringMatching(new RegExp(`^api uuid_setvar_multi ${call.id} continue_on_fail=true;playback_timeout_sec=3;force_transfer_context=`)),
+      'sendmsg', expect.stringMatching(new RegExp(`^api uuid_setvar_multi ${call.id} twin_bot_dial=`)),
+    ]);
     expect(inbound).toContain(`api uuid_break ${call.id} all`);
     call.hangup();
     await lab.outcomeOf(call.id);
@@ -123,10 +126,12 @@ describe('FreeSWITCH (ESL) specifics', () => {
     lab.fs.onCommand = (_, line) => lines.push(line);
     const call = lab.fs.placeCall();
     await waitFor(() => connected(lab, call.id), 'connected without the inbound connection');
-    expect(lines.slice(2)).toEqual([
+    expect(lines.slice(1)).toEqual([
       'myevents json', expect.stringMatching(/^nixevent /), 'linger',
       // FreeSWITCH sets TWIN_STATUS=CONNECTED itself when the bot answers: the inline bridge tells nothing before it ends.
-      `api uuid_setvar_multi ${call.id} bridge_pre_execute_aleg_app=set;bridge_pre_execute_aleg_data=TWIN_STATUS=CONNECTED`,
+      `api uuid_setvar_multi ${call.id} continue_on_fail=true;playback_timeout_sec=3;force_transfer_context=twin-transfers;`
+        + 'twin_transfer_timeout=30;twin_fb_action=hangup;twin_fb_cause=NORMAL_CLEARING;'
+        + 'bridge_pre_execute_aleg_app=set;bridge_pre_execute_aleg_data=TWIN_STATUS=CONNECTED',
       'sendmsg',
     ]);
     call.hangup();
@@ -172,7 +177,7 @@ describe('FreeSWITCH (ESL) specifics', () => {
     const call = lab.fs.placeCall();
     expect(await call.left).toMatchObject({ kind: 'continued', context: 'agents', extension: 'queue', vars: { TWIN_STATUS: 'BOT_FAILED' } });
     expect(await lab.outcomeOf(call.id)).toMatchObject({ status: 'BOT_FAILED', detail: 'bot leg busy (SIP 486)' });
-    expect(lab.fs.commands.get(call.id)).toBe(3); // no uuid_transfer: the dialplan did it
+    expect(lab.fs.commands.get(call.id)).toBe(2); // no uuid_transfer: the dialplan did it
     expect(lab.fs.channel(call.id)?.vars.get('force_transfer_context')).toBeUndefined();
   });
 
@@ -193,13 +198,13 @@ describe('FreeSWITCH (ESL) specifics', () => {
     expect(await lab.outcomeOf(call.id)).toMatchObject({ status: 'ABANDONED', detail: 'caller hung up while the bot leg rang' });
   });
 
-  it('without the `bot` extension in twin-after-socket, bridges over the socket as before, and says what to install', async () => {
+  it('without issue 20\'s twin-after-socket (no `bot_failed`), bridges over the socket, and says what to install', async () => {
     const log = captureLog();
     const fsOptions = { gateways: { twin: '127.0.0.1:5070' } };
     const lab = await startLab({ log: createLogger({ destination: log.stream }), freeswitch: fsOptions });
-    lab.fs.afterSocketHasBot = false;
+    lab.fs.afterSocketHasBotFailed = false;
     lab.fs.dropInbound(); // the product asks again at the reconnect
-    await waitFor(() => log.lines().some((l) => String(l.msg).includes('has no extension "bot"')) || undefined, 'the error');
+    await waitFor(() => log.lines().some((l) => String(l.msg).includes('has no extension "bot_failed"')) || undefined, 'the error');
     const lines: string[] = [];
     lab.fs.onCommand = (_, line) => lines.push(line);
     const call = lab.fs.placeCall();
@@ -210,15 +215,18 @@ describe('FreeSWITCH (ESL) specifics', () => {
     expect(await lab.outcomeOf(call.id)).toMatchObject({ status: 'CONNECTED', endedBy: 'caller' });
   });
 
-  it('a dialplan still on `socket … async full` (before issue 20) is handed back the same way', async () => {
+  it('a dialplan from before issue 20 (`socket … async full`, no bridge after it) is served as before: the bridge over the socket, handed over once answered', async () => {
     const lab = await startLab();
     const lines: string[] = [];
     lab.fs.onCommand = (_, line) => lines.push(line);
     const call = lab.fs.placeCall({ socket: 'async' });
-    await waitFor(() => connected(lab, call.id), 'connected');
-    expect(lines.slice(0, 4)).toEqual(['connect', 'myevents json', expect.stringMatching(/^nixevent /), 'linger']);
-    expect(lines.at(-1)).toMatch(/ twin_bot_dial=/);
-    expect(lab.fs.channel(call.id)!.state).toBe('bot');
+    await waitFor(() => connected(lab, call.id) && lab.fs.channel(call.id)!.session!.closed, 'connected and handed over');
+    expect(lines).toEqual([
+      'connect', 'myevents json', expect.stringMatching(/^nixevent /), 'linger',
+      expect.stringMatching(new RegExp(`^api uuid_setvar_multi ${call.id} continue_on_fail=true;playback_timeout_sec=3;force_transfer_context=`)),
+      'sendmsg', expect.stringMatching(new RegExp(`^api uuid_setvar_multi ${call.id} TWIN_STATUS=CONNECTED;twin_next_step=released;`)),
+    ]);
+    expect(lab.fs.channel(call.id)!.state).toBe('socket');
     call.hangup();
     expect(await lab.outcomeOf(call.id)).toMatchObject({ status: 'CONNECTED', endedBy: 'caller' });
   });

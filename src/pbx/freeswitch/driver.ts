@@ -37,7 +37,7 @@ export class FreeSwitchDriver implements PbxDialer {
   private readonly dials = new Map<string, (result: DialResult) => void>();
   /** Calls handed back or over to FreeSWITCH (socket closed), by uuid, followed until their end is reported. */
   private readonly released = new Map<string, FsCall>();
-  /** Whether FreeSWITCH's twin-after-socket has the `bot` extension a handed-back caller goes to. */
+  /** Whether FreeSWITCH's twin-after-socket has `bot_failed` (issue 20's), where a handed-back caller goes when the bot fails. */
   private handBackReady = false;
   private dialplanTimer?: NodeJS.Timeout;
   /** Calls the dialplan reported it could not hand us (its `socket` failed); shown in the metrics. */
@@ -234,27 +234,27 @@ export class FreeSwitchDriver implements PbxDialer {
   }
 
   /**
-   * Whether twin-after-socket has the `bot` extension (`xml_locate` prints the context's XML). Without
-   * it a handed-back caller would be hung up (no route): calls then keep their socket and the bridge
-   * goes over it, as before issue 20. Asked at each connection and every minute, like the gateway.
+   * Whether twin-after-socket has issue 20's `bot_failed` extension (`xml_locate` prints the
+   * context's XML). Without it a handed-back caller whose bot leg fails would be hung up (no route):
+   * calls then keep their socket and the bridge goes over it, as before. Asked at each connection
+   * and every minute, like the gateway.
    */
   private async checkHandBack(atConnect: boolean): Promise<void> {
     let ready: boolean;
     try {
-      ready = /expression="\^bot\$"/.test(await this.api(`xml_locate dialplan context name ${AFTER_SOCKET_CONTEXT}`));
+      ready = /expression="\^bot_failed\$"/.test(await this.api(`xml_locate dialplan context name ${AFTER_SOCKET_CONTEXT}`));
     } catch {
       return; // cannot ask just now: the last answer stands
     }
     if (!ready && (atConnect || this.handBackReady)) {
-      this.log.error(`FreeSWITCH's dialplan context ${AFTER_SOCKET_CONTEXT} has no extension "bot": install the shipped `
-        + 'dialplan/freeswitch/twin-after-socket.xml and reloadxml. Until then the bot leg is bridged over each call\'s socket, '
-        + 'a 20 ms media tick later on an async socket');
+      this.log.error(`FreeSWITCH's dialplan context ${AFTER_SOCKET_CONTEXT} has no extension "bot_failed": install the shipped `
+        + 'dialplan/freeswitch/twin-after-socket.xml and reloadxml. Until then the bot leg is bridged over each call\'s socket');
     } else if (ready && !this.handBackReady && !atConnect) {
-      this.log.info(`FreeSWITCH's ${AFTER_SOCKET_CONTEXT} has the "bot" extension now: callers are handed back to bridge the bot`);
+      this.log.info(`FreeSWITCH's ${AFTER_SOCKET_CONTEXT} has "bot_failed" now: callers are handed back to bridge the bot`);
     }
     this.handBackReady = ready;
     if (atConnect) {
-      clearTimeout(this.dialplanTimer);
+      clearInterval(this.dialplanTimer);
       this.dialplanTimer = setInterval(() => void this.checkHandBack(false), BOT_ENDPOINT_RECHECK_MS);
       this.dialplanTimer.unref();
     }

@@ -392,10 +392,10 @@ export const BOT_HANGUP_EVENT = 'twin::bot_hangup';
 /** Fired by the shipped dialplan (twin-after-socket `bot_failed`) when the bot's leg was not answered. */
 export const BOT_FAILED_EVENT = 'twin::bot_failed';
 /**
- * twin_next_step of the calls the product follows over this connection, as twin-after-socket.xml
- * sets it: bot (handed back, before the bridge), bot_failed (the bot leg rings), released (answered).
+ * twin_next_step of the calls the product follows over this connection: bot_failed (handed back,
+ * the bot leg not answered yet), released (answered, or a bridged call handed over).
  */
-export const FOLLOWED_STEPS = ['bot', 'bot_failed', 'released'];
+export const FOLLOWED_STEPS = ['bot_failed', 'released'];
 /** The inbound connection's filters and subscription (any filter matching lets an event through). */
 export const INBOUND_FILTERS = [
   'Event-Name BACKGROUND_JOB', `Event-Subclass ${NOT_TAKEN_EVENT}`, `Event-Subclass ${BOT_HANGUP_EVENT}`, `Event-Subclass ${BOT_FAILED_EVENT}`,
@@ -427,7 +427,7 @@ export class EslControl extends EventEmitter {
       const conn = new esl.Connection(host, port, password, () => {
         // Originate results come as BACKGROUND_JOB events; modesl asks for none on inbound connections.
         // The shipped dialplan fires CUSTOM twin::not_taken for a call its `socket` could not hand us.
-        // A call handed back to twin-after-socket.xml (twin_next_step bot, bot_failed, released) is
+        // A call handed back to the dialplan (twin_next_step bot_failed, then released) is
         // followed here: CHANNEL_BRIDGE (the bot answered), twin::bot_failed, twin::bot_hangup, and
         // CHANNEL_HANGUP_COMPLETE (its end). twin-transfers.xml fires twin::transferred,
         // twin::transfer_refused, twin::transfer_failed for the bot's REFER. Filters (any one

@@ -29,19 +29,22 @@ const FINAL_EVENTS_MS = 5000;
 /**
  * One caller on FreeSWITCH's outbound socket.
  *
- * The shipped dialplan (`socket host:port full`, static; then `transfer ${twin_next_step} XML
- * twin-after-socket`): `uuid_setvar_multi continue_on_fail=true;playback_timeout_sec=N;<transfer
- * guard>` at once, a looping playback as ringback/MOH during a warm-up slower than hold_delay_ms
- * (it runs inline; `uuid_break` over the inbound connection ends it), and once Twin has given an id
- * the caller is *handed back*: one `uuid_setvar_multi` with the bot's dial string (twin_bot_dial),
- * twin_next_step=bot and the route's after_bot_hangup, and the socket is closed. `socket` returns at
- * once and twin-after-socket's `bot` extension bridges the bot inline: no 20 ms media tick waited
- * for (issue 20; fixtures h1-h6). The driver follows the call over its inbound connection:
- * CHANNEL_BRIDGE = answered, twin::bot_failed = failed (with originate_disposition and the SIP
- * cause), twin::bot_hangup = the bot hung up first, CHANNEL_HANGUP_COMPLETE = the end.
+ * The shipped dialplan (`socket host:port full`, static; then `bridge ${twin_bot_dial}` and
+ * `transfer ${twin_next_step} XML twin-after-socket`): nothing but `connect` during a quick warm-up;
+ * once Twin has given an id the caller is *handed back*: one `uuid_setvar_multi` with the bot's dial
+ * string (twin_bot_dial), twin_next_step=bot_failed, continue_on_fail, the hook that marks the
+ * answer (TWIN_STATUS=CONNECTED, twin_next_step=released), the route's after_bot_hangup and the
+ * transfer guard, and the socket is closed. `socket` returns at once and the dialplan's `bridge`
+ * dials the bot: no 20 ms media tick waited for (issue 20; fixtures h1-h6). A warm-up slower than
+ * hold_delay_ms gets a looping playback as ringback/MOH, which runs inline (`uuid_break` over the
+ * inbound connection ends it; its variables, playback_timeout_sec included, go first). The driver
+ * follows the call over its inbound connection: CHANNEL_BRIDGE = answered, twin::bot_failed =
+ * failed (with originate_disposition and the SIP cause), twin::bot_hangup = the bot hung up first,
+ * CHANNEL_HANGUP_COMPLETE = the end.
  *
  * Otherwise the socket stays with its call (an originated call's `&socket(… async full)`, a dialplan
- * without twin_next_step, FreeSWITCH lacking the `bot` extension, or the inbound connection down):
+ * from before issue 20 (`async full`, no bridge after `socket`), FreeSWITCH lacking twin-after-socket's
+ * `bot_failed`, or the inbound connection down):
  * `bridge` is sent over the socket with the Twin headers as `sip_h_` variables and results come as
  * events: CHANNEL_BRIDGE = answered; EXECUTE_COMPLETE(bridge) without it = failed, read from
  * originate_disposition; after a bridge, EXECUTE_COMPLETE(bridge) with the caller still up = the bot
@@ -86,8 +89,13 @@ export class FsCall implements AnsweredCall {
   private released = false;
   /** Handed back: the shipped dialplan bridges the bot and runs every fallback after it. */
   private handedBack = false;
-  /** The dialplan goes on to twin-after-socket after `socket` (it set twin_next_step=not_taken). */
-  private readonly dialplanContinues: boolean;
+  /**
+   * The shipped dialplan of issue 20: a static socket, then `bridge ${twin_bot_dial}` and the
+   * transfer to twin-after-socket (it set twin_next_step=not_taken before `socket`).
+   */
+  private readonly dialplanBridges: boolean;
+  /** Variables for the caller not sent yet: they go with the hold, or with the hand-back. */
+  private pendingVars: string[] = [];
 
   constructor(
     private readonly socket: CallSocket, private readonly cfg: FreeswitchConfig, private readonly log: Logger,
@@ -101,7 +109,7 @@ export class FsCall implements AnsweredCall {
     this.direction = data.get('variable_twin_direction') === 'outbound' ? 'outbound' : 'inbound';
     this.hints = routeHints(data);
     this.transferHistory = data.get('variable_transfer_history');
-    this.dialplanContinues = data.get('variable_twin_next_step') === 'not_taken';
+    this.dialplanBridges = socket.mode === 'static' && data.get('variable_twin_next_step') === 'not_taken';
     this.finished = new Promise((resolve) => { this.markFinished = resolve; });
     socket.on('event', (event: EslEvent) => this.onEvent(event));
     socket.on('end', () => this.onSocketEnd());
@@ -118,11 +126,25 @@ export class FsCall implements AnsweredCall {
     this.holdBoundMs = boundS * 1000;
     const transferVars = this.earlyTransferVars ?? [];
     this.earlyTransferVars = undefined;
-    await this.apiOk(`uuid_setvar_multi ${this.id} ${['continue_on_fail=true', `playback_timeout_sec=${boundS}`, ...transferVars].join(';')}`);
-    // Only once FreeSWITCH has them: a failed hold leaves connect() to send them before the bridge.
-    if (transferVars.length > 0) this.transferGuarded = true;
+    const vars = ['continue_on_fail=true', `playback_timeout_sec=${boundS}`, ...transferVars];
+    if (this.dialplanBridges) {
+      // Nothing needs them before the hold or the hand-back: one command fewer for a quick warm-up.
+      this.pendingVars = vars;
+    } else {
+      await this.apiOk(`uuid_setvar_multi ${this.id} ${vars.join(';')}`);
+      // Only once FreeSWITCH has them: a failed hold leaves connect() to send them before the bridge.
+      if (transferVars.length > 0) this.transferGuarded = true;
+    }
     if (kind === 'none' || this.ended.aborted) return;
     this.holdTimer = setTimeout(() => this.startHold(kind), this.cfg.hold_delay_ms);
+  }
+
+  /** The variables held back so far (hold(): the transfer guard among them), for the next command. */
+  private takePendingVars(): string[] {
+    const vars = this.pendingVars;
+    this.pendingVars = [];
+    if (vars.some((v) => v.startsWith('force_transfer_context='))) this.transferGuarded = true;
+    return vars;
   }
 
   private startHold(kind: 'ring' | 'moh'): void {
@@ -137,6 +159,12 @@ export class FsCall implements AnsweredCall {
     const started = new Promise<void>((resolve) => { markStarted = resolve; });
     this.hold_ = { appUuid: randomUUID(), started, markStarted, stopped: false };
     const media = kind === 'ring' ? `tone_stream://${this.cfg.ringback};loops=-1` : this.cfg.moh_source;
+    // playback_timeout_sec (its bound) before it: the socket serves one command after the other.
+    const vars = this.takePendingVars();
+    if (vars.length > 0) {
+      this.apiOk(`uuid_setvar_multi ${this.id} ${vars.join(';')}`).catch((err: Error) =>
+        this.log.warn({ callId: this.id, err: err.message }, 'could not set the hold\'s variables'));
+    }
     // The static socket's own thread runs it as soon as it reads it: it has started.
     if (inline) markStarted();
     this.socket.execute('playback', media, this.hold_.appUuid, this.holdBoundMs + this.cfg.command_timeout_ms).catch((err: Error) => {
@@ -153,16 +181,16 @@ export class FsCall implements AnsweredCall {
   async connect(target: SipTarget, answerTimeoutS: number, options: ConnectOptions): Promise<ConnectResult> {
     if (this.ended.aborted) return { kind: 'caller-gone' };
     this.afterBot = options.afterBot;
-    if (this.dialplanContinues && this.host.canFollow() && this.host.canHandBack()) return this.handBack(target, answerTimeoutS, options);
+    if (this.dialplanBridges && this.host.canFollow() && this.host.canHandBack()) return this.handBack(target, answerTimeoutS, options);
     return this.bridgeOverSocket(target, answerTimeoutS, options);
   }
 
   /**
-   * The bot's leg, bridged by the shipped dialplan: one `uuid_setvar_multi` (the dial string, what
-   * to do if the bot hangs up first, the transfer guard if not set yet), then the socket is closed:
-   * FreeSWITCH serves the command, reads the end of the socket, and `socket` returns into
-   * twin-after-socket's `bot` extension at once (fixture h1). A hold still playing is broken over
-   * the inbound connection; the command waits behind it on the socket (h5).
+   * The bot's leg, bridged by the shipped dialplan: one `uuid_setvar_multi` (the dial string, the
+   * steps after the bridge, the answer hook, what to do if the bot hangs up first, the transfer
+   * guard if not set yet), then the socket is closed: FreeSWITCH serves the command, reads the end
+   * of the socket, and `socket` returns into `bridge ${twin_bot_dial}` at once (fixture h1). A hold
+   * still playing is broken over the inbound connection; the command waits behind it (h5).
    */
   private handBack(target: SipTarget, answerTimeoutS: number, options: ConnectOptions): Promise<ConnectResult> {
     const result = new Promise<ConnectResult>((settle) => {
@@ -172,8 +200,9 @@ export class FsCall implements AnsweredCall {
     });
     const vars = [
       `twin_bot_dial=${escapeSetvarValue(dialString(this.cfg.bot_endpoint, target, answerTimeoutS))}`,
-      'twin_next_step=bot', ...afterBotVariables(options.afterBot),
+      'twin_next_step=bot_failed', ...ANSWER_HOOK, ...afterBotVariables(options.afterBot), ...this.takePendingVars(),
     ];
+    if (!vars.includes('continue_on_fail=true')) vars.push('continue_on_fail=true');
     if (!this.transferGuarded) {
       vars.push(...this.transferVars(options));
       this.transferGuarded = true;
@@ -224,7 +253,8 @@ export class FsCall implements AnsweredCall {
       if (inline) await this.socket.subscribe();
       // Sent ahead of the bridge on the same socket: FreeSWITCH runs `api` at once and queues the
       // bridge after it, so a REFER can never find the caller without force_transfer_context.
-      const guard = this.transferGuarded && !inline ? Promise.resolve() : this.guardTransfers(options, inline ? CONNECTED_HOOK : []);
+      const extra = [...this.takePendingVars(), ...(inline ? CONNECTED_HOOK : [])];
+      const guard = this.transferGuarded && extra.length === 0 ? Promise.resolve() : this.guardTransfers(options, extra);
       const bridge = this.socket.execute('bridge', dialString(this.cfg.bot_endpoint, target, answerTimeoutS), appUuid, 2 ** 31 - 1);
       await guard;
       if (inline) void bridge.catch(() => { /* the events tell */ });
@@ -242,9 +272,9 @@ export class FsCall implements AnsweredCall {
    * dialplan/freeswitch/twin-transfers.xml reads. Set for every call, transfers configured or not.
    */
   private async guardTransfers(options: ConnectOptions, extra: string[] = []): Promise<void> {
-    const vars = [...(this.transferGuarded ? [] : this.transferVars(options)), ...extra];
+    const vars = [...extra, ...(this.transferGuarded ? [] : this.transferVars(options))];
     this.transferGuarded = true;
-    this.hooked = extra.length > 0;
+    this.hooked = extra.includes(CONNECTED_HOOK[0]!);
     await this.apiOk(`uuid_setvar_multi ${this.id} ${vars.join(';')}`).catch((err: Error) =>
       this.log.warn({ callId: this.id, err: err.message }, 'could not set the transfer variables'));
   }
@@ -565,13 +595,20 @@ export class FsCall implements AnsweredCall {
 export interface FollowHost {
   /** Only while the inbound connection is up: it is how a call without its socket is followed. */
   canFollow(): boolean;
-  /** Whether FreeSWITCH's twin-after-socket has the `bot` extension that bridges a handed-back caller. */
+  /** Whether FreeSWITCH's twin-after-socket has `bot_failed`, where a handed-back caller goes when the bot fails. */
   canHandBack(): boolean;
   /** From now on the call is followed over the inbound connection. */
   follow(call: FsCall): void;
   /** An API command over the inbound connection (uuid_break while a static socket plays the hold). */
   api(command: string): Promise<string>;
 }
+
+/**
+ * The hand-back's hook (bridge_pre_execute_aleg_*): when the bot answers, FreeSWITCH sets
+ * TWIN_STATUS=CONNECTED and twin_next_step=released (the bot hanging up first then leads to
+ * twin-after-socket's `released`); unanswered, twin_next_step stays bot_failed.
+ */
+const ANSWER_HOOK = ['bridge_pre_execute_aleg_app=multiset', 'bridge_pre_execute_aleg_data=TWIN_STATUS=CONNECTED twin_next_step=released'];
 
 /**
  * An inline bridge (static socket) tells nothing until it has ended: FreeSWITCH itself sets

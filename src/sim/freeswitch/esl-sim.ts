@@ -2,15 +2,16 @@
  * FreeSWITCH simulator: the ESL side of a FreeSWITCH 1.10.12 on loopback, built from the recordings
  * in shared/fixtures/freeswitch (see its README, "Quirks a fake server should reproduce").
  *
- * - Outbound: placeCall() runs the shipped dialplan-twin.xml: `answer`, twin_next_step=not_taken,
- *   `socket host:port full` (static; `socket: 'async'` for `async full`), then `transfer
- *   ${twin_next_step} XML twin-after-socket`; it answers `connect`, `myevents`, `linger`, `api`,
- *   `sendmsg`, `exit` with the recorded bytes.
+ * - Outbound: placeCall() runs the shipped dialplan-twin.xml: twin_next_step=not_taken, `answer`,
+ *   `socket host:port full` (static), `bridge ${twin_bot_dial}`, then `transfer ${twin_next_step}
+ *   XML twin-after-socket` (`socket: 'async'`: the dialplan before issue 20, `socket host:port
+ *   async full` and the transfer); it answers `connect`, `myevents`, `linger`, `api`, `sendmsg`,
+ *   `exit` with the recorded bytes.
  * - Static socket (h1-h7): commands act at once; a sendmsg'd app runs inline, its +OK comes when it
  *   ends and the events it raised after that; later commands wait behind it. Without `linger` the
  *   socket is closed when the caller hangs up. When the product closes it, `socket` returns (once
- *   no app runs) and the dialplan goes on: twin-after-socket's `bot` bridges the bot from
- *   twin_bot_dial (CHANNEL_BRIDGE, twin::bot_failed, twin::bot_hangup reach inbound connections).
+ *   no app runs) and the dialplan goes on: the bridge to twin_bot_dial, then twin-after-socket
+ *   (CHANNEL_BRIDGE, twin::bot_failed, twin::bot_hangup reach inbound connections).
  * - Async socket: sendmsg is acknowledged `+OK` at once, even on a dead channel; apps then run in
  *   order, one at a time (a looping playback holds the queue until `uuid_break`); results arrive
  *   only as events.
@@ -66,8 +67,8 @@ export class FreeSwitchSimulator {
   readonly gateways: Map<string, string>;
   /** The product's outbound socket server, as in the dialplan's `socket host:port`. */
   socketTarget = { host: '127.0.0.1', port: 8084 };
-  /** Whether twin-after-socket has the `bot` extension (the shipped file's); a test may take it away. */
-  afterSocketHasBot = true;
+  /** Whether twin-after-socket has issue 20's `bot_failed` extension (the shipped file's); a test may take it away. */
+  afterSocketHasBotFailed = true;
   botBehaviour: (invite: SimInvite) => BotBehaviour = () => ({ kind: 'answer', afterMs: 5 });
   /** While true, FreeSWITCH cannot build bot legs at all (as for a `\"` in the name): no INVITE is sent. */
   legCreationFails = false;
@@ -277,12 +278,9 @@ export class FreeSwitchSimulator {
     if (ch.pendingHangup) return this.appHangup(ch, ch.pendingHangup);
     if (ch.pendingTransfer) return this.transfer(ch, ch.pendingTransfer.extension, ch.pendingTransfer.context);
     if (ch.dialplanContinues) {
-      const step = ch.vars.get('twin_next_step') ?? '';
-      if (step === 'bot' && this.afterSocketHasBot) return this.botExtension(ch);
-      if (step === 'released') return this.afterHandedOverBotHangup(ch);
-      if (step === 'not_taken') return this.afterSocketFailed(ch, { socket_lost: 'true' });
-      // No such extension in twin-after-socket: FreeSWITCH hangs the caller up.
-      return this.hangup(ch, 'NO_ROUTE_DESTINATION', { kind: 'hungup-by-app', reasonCode: '3', reason: `no extension ${step}`, vars: {} });
+      // The shipped dialplan's `bridge ${twin_bot_dial}` (issue 20; empty: it does nothing).
+      if (ch.session?.mode === 'static' && ch.vars.get('twin_bot_dial')) return this.dialplanBridge(ch);
+      return this.afterSocketStep(ch);
     }
     if (ch.vars.get('twin_next_step') === 'released') return this.afterHandedOverBotHangup(ch);
     this.hangup(ch, 'NORMAL_CLEARING', { kind: 'hungup-by-app', reasonCode: '16', reason: 'socket closed', vars: {} });
@@ -483,19 +481,20 @@ export class FreeSwitchSimulator {
     this.afterSocketFailed(ch, { socket_lost: 'true' });
   }
 
-  /**
-   * twin-after-socket's `bot` extension (the caller handed back, h1): twin_next_step=bot_failed,
-   * continue_on_fail, hangup_after_bridge=false, bridge_pre_execute_aleg_app=multiset with
-   * TWIN_STATUS=CONNECTED twin_next_step=released, then `bridge ${twin_bot_dial}`.
-   */
-  private botExtension(ch: FsChannel): void {
+  /** The dialplan's `bridge ${twin_bot_dial}` after `socket` (the caller handed back, h1). */
+  private dialplanBridge(ch: FsChannel): void {
     ch.state = 'bot';
-    this.enterExtension(ch, 'bot');
-    for (const [name, value] of [['twin_next_step', 'bot_failed'], ['continue_on_fail', 'true'], ['hangup_after_bridge', 'false'],
-      ['bridge_pre_execute_aleg_app', 'multiset'], ['bridge_pre_execute_aleg_data', 'TWIN_STATUS=CONNECTED twin_next_step=released']] as const) {
-      this.setVar(ch, name, value);
-    }
     this.bridge(ch, { app: 'bridge', arg: ch.vars.get('twin_bot_dial') ?? '', uuid: randomUUID(), inDialplan: true });
+  }
+
+  /** `transfer ${twin_next_step} XML twin-after-socket`: its extensions as shipped. */
+  private afterSocketStep(ch: FsChannel): void {
+    const step = ch.vars.get('twin_next_step') ?? '';
+    if (step === 'released') return this.afterHandedOverBotHangup(ch);
+    if (step === 'not_taken') return this.afterSocketFailed(ch, { socket_lost: 'true' });
+    if (step === 'bot_failed' && this.afterSocketHasBotFailed) return this.botFailedExtension(ch);
+    // No such extension in twin-after-socket: FreeSWITCH hangs the caller up.
+    this.hangup(ch, 'NO_ROUTE_DESTINATION', { kind: 'hungup-by-app', reasonCode: '3', reason: `no extension ${step}`, vars: {} });
   }
 
   /** A `transfer` to <extension> XML twin-after-socket: FreeSWITCH adds it to transfer_history (h1). */
@@ -506,13 +505,10 @@ export class FreeSwitchSimulator {
     ch.profile = { destination: extension, context: 'twin-after-socket' };
   }
 
-  /** The `bot` extension's bridge returned: unset the hook, `transfer ${twin_next_step} XML twin-after-socket`. */
+  /** The dialplan's bridge returned: `transfer ${twin_next_step} XML twin-after-socket`. */
   private afterBotBridge(ch: FsChannel): void {
     if (ch.state !== 'bot') return;
-    ch.vars.delete('bridge_pre_execute_aleg_app');
-    ch.vars.delete('bridge_pre_execute_aleg_data');
-    if (ch.vars.get('twin_next_step') === 'released') return this.afterHandedOverBotHangup(ch);
-    this.botFailedExtension(ch);
+    this.afterSocketStep(ch);
   }
 
   /**
@@ -522,6 +518,7 @@ export class FreeSwitchSimulator {
   private botFailedExtension(ch: FsChannel): void {
     this.enterExtension(ch, 'bot_failed');
     ch.vars.delete('force_transfer_context');
+    ch.vars.delete('bridge_pre_execute_aleg_app');
     this.setVar(ch, 'TWIN_STATUS', 'BOT_FAILED');
     this.publishInbound(eventHeaders(ch, 'CUSTOM', 'CS_EXECUTE', [['Event-Subclass', 'twin::bot_failed']]));
     ch.state = 'transferred';
@@ -876,7 +873,7 @@ export class FreeSwitchSimulator {
         const name = args[0] === 'dialplan' && args[1] === 'context' && args[2] === 'name' ? args[3] ?? '' : '';
         if (!this.dialplanContexts.has(name)) return "can't find anything\n";
         const xml = freeswitchContextXml(name) ?? `<context name="${name}">\n</context>\n`;
-        return name === 'twin-after-socket' && !this.afterSocketHasBot ? xml.replace(/<extension name="bot">[\s\S]*?<\/extension>/, '') : xml;
+        return name === 'twin-after-socket' && !this.afterSocketHasBotFailed ? xml.replace(/<extension name="bot_failed">[\s\S]*?<\/extension>/, '') : xml;
       }
       case 'sofia': return this.sofia(args);
       case 'uuid_getvar':
@@ -1010,6 +1007,8 @@ export class FreeSwitchSimulator {
     if (ch.vars.get('twin_next_step') !== 'released') return this.afterSocketFailed(ch, { socket_lost: 'true' });
     this.publishInbound(eventHeaders(ch, 'CUSTOM', 'CS_EXECUTE', [['Event-Subclass', 'twin::bot_hangup']]));
     if (ch.vars.get('twin_after_bot') === 'continue') {
+      ch.vars.delete('force_transfer_context');
+      ch.vars.delete('bridge_pre_execute_aleg_app');
       this.transfer(ch, ch.vars.get('twin_after_extension') ?? 's', ch.vars.get('twin_after_context') ?? 'default');
     } else {
       const cause = ch.vars.get('twin_after_cause') ?? 'NORMAL_CLEARING';
