@@ -133,6 +133,14 @@ describe('twin-connector check', () => {
     } finally {
       fs.dialplanContexts.add('twin-transfers');
     }
+    fs.afterSocketHasBotFailed = false; // a twin-after-socket.xml from before issue 20
+    try {
+      const { code, out } = await cli(['check', '--config', file]);
+      expect(out).toContain("WARN  FreeSWITCH's twin-after-socket has no extension bot_failed (it predates the hand-back of issue 20)");
+      expect(code).toBe(0);
+    } finally {
+      fs.afterSocketHasBotFailed = true;
+    }
   });
 
   it('reports an unreachable ARI and ESL', async () => {

@@ -53,3 +53,25 @@ describe('ESL wire format (simulator)', () => {
     expect(endpoint).toBe('sofia/gateway/twin/bot');
   });
 });
+
+describe('the hand-back\'s multiset argument (issue 20)', () => {
+  it('splits on a delimiter no value holds: `|` unless a value has it (a failover dial string), then `^` …', async () => {
+    const { multisetArgument } = await import('../src/pbx/freeswitch/fs-call.js');
+    expect(multisetArgument(['a=x;y,z', "b={c='d e'}sofia/gateway/twin/bot"])).toBe("^^|a=x;y,z|b={c='d e'}sofia/gateway/twin/bot");
+    expect(multisetArgument(['a=sofia/gateway/x/1|sofia/gateway/y/1', 'b=2'])).toBe('^^^a=sofia/gateway/x/1|sofia/gateway/y/1^b=2');
+    expect(() => multisetArgument(['a=|^`<>%&'])).toThrow(/no multiset delimiter is free/);
+  });
+
+  it('the simulator reads a sendmsg\'s text/plain body as the app\'s argument, and skips blank lines as FreeSWITCH does', async () => {
+    const { CommandReader } = await import('../src/sim/freeswitch/wire.js');
+    const reader = new CommandReader();
+    const body = '^^|a=1|b=x y';
+    const bytes = `sendmsg\ncall-command: execute\nexecute-app-name: multiset\ncontent-type: text/plain\ncontent-length: ${body.length}\n\n${body}\n\napi status\n\n`;
+    const first = reader.push(Buffer.from(bytes.slice(0, 70)));
+    expect(first).toEqual([]);
+    const rest = reader.push(Buffer.from(bytes.slice(70)));
+    expect(rest.map((c) => [c.line, c.headers.get('execute-app-name'), c.body])).toEqual([
+      ['sendmsg', 'multiset', body], ['api status', undefined, undefined],
+    ]);
+  });
+});

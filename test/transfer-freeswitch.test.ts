@@ -52,13 +52,15 @@ async function expectNothingLeft(lab: Lab): Promise<void> {
 
 describe('FreeSWITCH: the bot transfers the caller to a person (SIP REFER)', () => {
   it('guards every bridged call: force_transfer_context, the allowed names, timeout and fallback go out with the hand-back, in the command that sets the bot\'s dial string', async () => {
-    const { lab, commands } = await labFor(MODES[0]!);
+    const { lab } = await labFor(MODES[0]!);
+    const commands: string[] = [];
+    lab.fs.onCommand = (_, line, app) => commands.push(app ?? line);
     const call = lab.fs.placeCall();
     await waitFor(() => lab.fs.channel(call.id)?.vars.get('TWIN_STATUS') === 'CONNECTED', 'connected');
     const guard = commands.findIndex((line) => line.includes('force_transfer_context='));
-    expect(commands[guard]).toMatch(new RegExp(`^api uuid_setvar_multi ${call.id} twin_bot_dial=`));
-    expect(commands[guard]).toContain(';continue_on_fail=true;playback_timeout_sec=3;force_transfer_context=twin-transfers;twin_transfer_timeout=1;'
-      + 'twin_fb_action=continue;twin_fb_context=twin-fallback;twin_fb_extension=agent;twin_xfer_operator=agents/operator;twin_xfer_sales=agents/sales');
+    expect(commands[guard]).toMatch(/^multiset \^\^\|twin_bot_dial=/);
+    expect(commands[guard]).toContain('|continue_on_fail=true|playback_timeout_sec=3|force_transfer_context=twin-transfers|twin_transfer_timeout=1|'
+      + 'twin_fb_action=continue|twin_fb_context=twin-fallback|twin_fb_extension=agent|twin_xfer_operator=agents/operator|twin_xfer_sales=agents/sales');
     expect(commands.filter((line) => line.includes('force_transfer_context=twin-transfers'))).toHaveLength(1);
     call.hangup();
     expect(await lab.outcomeOf(call.id)).toMatchObject({ status: 'CONNECTED', endedBy: 'caller' });

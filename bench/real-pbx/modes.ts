@@ -25,8 +25,6 @@ export const MODES: BenchMode[] = [
   { name: 'product-dialplan', pbx: 'asterisk', extension: '7300', product: true, config: { asterisk: { bot_leg: 'dialplan', hold: 'none' } } },
   { name: 'floor', pbx: 'freeswitch', extension: '7300', product: false },
   { name: 'product', pbx: 'freeswitch', extension: '7400', product: true },
-  { name: 'f10set', pbx: 'freeswitch', extension: '7301', product: false },
-  { name: 'fxfer', pbx: 'freeswitch', extension: '7302', product: false },
 ];
 
 /** Default modes of a PBX: every row of the table for it. */

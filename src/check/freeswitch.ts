@@ -12,7 +12,7 @@ import type { Report } from './report.js';
 
 /** The shipped contexts the product sends callers to; without them a caller is dropped, not served. */
 const SHIPPED_CONTEXTS: Record<string, string> = {
-  'twin-after-socket': 'twin-after-socket.xml: callers the product did not take, and the bot hanging up first',
+  'twin-after-socket': 'twin-after-socket.xml: callers the product did not take, the bot failing or hanging up first',
   'twin-transfers': 'twin-transfers.xml: a bot\'s REFER (every bridged caller has force_transfer_context=twin-transfers)',
 };
 
@@ -47,7 +47,13 @@ async function hasContext(api: (command: string) => Promise<string>, context: st
 
 async function warnOfMissingShippedContexts(api: (command: string) => Promise<string>, report: Report): Promise<void> {
   for (const [context, why] of Object.entries(SHIPPED_CONTEXTS)) {
-    if (!(await hasContext(api, context))) report.warn(`FreeSWITCH has no dialplan context ${context}: install dialplan/freeswitch/${why}`);
+    const xml = await api(`xml_locate dialplan context name ${context}`);
+    if (!xml.trimStart().startsWith('<context')) report.warn(`FreeSWITCH has no dialplan context ${context}: install dialplan/freeswitch/${why}`);
+    else if (context === 'twin-after-socket' && !xml.includes('expression="^bot_failed$"')) {
+      report.warn("FreeSWITCH's twin-after-socket has no extension bot_failed (it predates the hand-back of issue 20): install the "
+        + "shipped dialplan/freeswitch/twin-after-socket.xml, and dialplan-twin.xml's `socket … full` + `bridge ${twin_bot_dial}`; "
+        + "until then the bot leg is bridged over each call's socket");
+    }
   }
 }
 

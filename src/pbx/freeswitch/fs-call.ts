@@ -31,10 +31,10 @@ const FINAL_EVENTS_MS = 5000;
  *
  * The shipped dialplan (`socket host:port full`, static; then `bridge ${twin_bot_dial}` and
  * `transfer ${twin_next_step} XML twin-after-socket`): nothing but `connect` during a quick warm-up;
- * once Twin has given an id the caller is *handed back*: one `uuid_setvar_multi` with the bot's dial
- * string (twin_bot_dial), twin_next_step=bot_failed, continue_on_fail, the hook that marks the
- * answer (TWIN_STATUS=CONNECTED, twin_next_step=released), the route's after_bot_hangup and the
- * transfer guard, and the socket is closed. `socket` returns at once and the dialplan's `bridge`
+ * once Twin has given an id the caller is *handed back*: one `multiset` (sent with its argument as a
+ * body) of the bot's dial string (twin_bot_dial), twin_next_step=bot_failed, continue_on_fail, the
+ * hook that marks the answer (TWIN_STATUS=CONNECTED, twin_next_step=released), the route's
+ * after_bot_hangup and the transfer guard, and the socket is closed. `socket` returns at once and the dialplan's `bridge`
  * dials the bot: no 20 ms media tick waited for (issue 20; fixtures h1-h6). A warm-up slower than
  * hold_delay_ms gets a looping playback as ringback/MOH, which runs inline (`uuid_break` over the
  * inbound connection ends it; its variables, playback_timeout_sec included, go first). The driver
@@ -186,11 +186,12 @@ export class FsCall implements AnsweredCall {
   }
 
   /**
-   * The bot's leg, bridged by the shipped dialplan: one `uuid_setvar_multi` (the dial string, the
-   * steps after the bridge, the answer hook, what to do if the bot hangs up first, the transfer
-   * guard if not set yet), then the socket is closed: FreeSWITCH serves the command, reads the end
-   * of the socket, and `socket` returns into `bridge ${twin_bot_dial}` at once (fixture h1). A hold
-   * still playing is broken over the inbound connection; the command waits behind it (h5).
+   * The bot's leg, bridged by the shipped dialplan: one `multiset` (the dial string, the steps after
+   * the bridge, the answer hook, what to do if the bot hangs up first, the transfer guard if not set
+   * yet), then the socket is closed: FreeSWITCH runs it, reads the end of the socket, and `socket`
+   * returns into `bridge ${twin_bot_dial}` at once (fixture h1). A hold still playing is broken over
+   * the inbound connection; the command waits behind it (h5). multiset takes the values as they
+   * are (no quotes dropped, unlike uuid_setvar_multi), split on a delimiter none of them holds.
    */
   private handBack(target: SipTarget, answerTimeoutS: number, options: ConnectOptions): Promise<ConnectResult> {
     const result = new Promise<ConnectResult>((settle) => {
@@ -199,7 +200,7 @@ export class FsCall implements AnsweredCall {
       this.bot = { state: 'dialing', settle, timer };
     });
     const vars = [
-      `twin_bot_dial=${escapeSetvarValue(dialString(this.cfg.bot_endpoint, target, answerTimeoutS))}`,
+      `twin_bot_dial=${dialString(this.cfg.bot_endpoint, target, answerTimeoutS)}`,
       'twin_next_step=bot_failed', ...ANSWER_HOOK, ...afterBotVariables(options.afterBot), ...this.takePendingVars(),
     ];
     if (!vars.includes('continue_on_fail=true')) vars.push('continue_on_fail=true');
@@ -211,9 +212,7 @@ export class FsCall implements AnsweredCall {
     this.handedBack = true;
     this.released = true;
     this.host.follow(this);
-    this.socket.api(`uuid_setvar_multi ${this.id} ${vars.join(';')}`).then((reply) => {
-      if (!reply.startsWith('+OK')) this.handBackRefused(reply.trim());
-    }, (err: Error) => this.handBackRefused(err.message));
+    this.socket.executeWithBody('multiset', multisetArgument(vars)).catch((err: Error) => this.handBackRefused(err.message));
     this.socket.close();
     return result;
   }
@@ -628,13 +627,17 @@ function afterBotVariables(after: Fallback): string[] {
     : ['twin_after_bot=continue', `twin_after_context=${after.context}`, `twin_after_extension=${after.extension}`];
 }
 
+/** multiset's delimiters, tried in order: a header value may hold `;` and `,`, a dial string `|` (failover). */
+const MULTISET_DELIMITERS = ['|', '^', '`', '<', '>', '%', '&'];
+
 /**
- * A value inside `uuid_setvar_multi`'s `a=b;c=d`: FreeSWITCH splits it on `;` outside single quotes,
- * then drops the quotes and unescapes `\x` (switch_separate_string). So `'` and `;` (a header value
- * may hold `;`, a caller's name is quoted in a dial string) are escaped with a backslash (p1).
+ * `multiset`'s argument: `^^<d>a=b<d>c=d` with a delimiter <d> that no variable holds (mod_dptools
+ * splits on it alone, and keeps quotes and backslashes as they are).
  */
-export function escapeSetvarValue(value: string): string {
-  return value.replace(/[\\';]/g, (ch) => `\\${ch}`);
+export function multisetArgument(vars: string[]): string {
+  const delimiter = MULTISET_DELIMITERS.find((d) => !vars.some((v) => v.includes(d)));
+  if (delimiter === undefined) throw new Error('no multiset delimiter is free: a variable holds all of | ^ ` < > % &');
+  return `^^${delimiter}${vars.join(delimiter)}`;
 }
 
 /** How long ago an event's Event-Date-Timestamp (microseconds since the epoch) was, if sane. */

@@ -90,7 +90,8 @@ export class FreeSwitchSimulator {
   port = 0;
   onBotDial?: (socketAt: number, dialAt: number, uuid: string) => void;
   onChannelVar?: (uuid: string, name: string, value: string) => void;
-  onCommand?: (uuid: string, line: string) => void;
+  /** Every command on a call socket: its first line, and for a sendmsg the app and its argument (`multiset ^^|a=b|…`). */
+  onCommand?: (uuid: string, line: string, app?: string) => void;
   /** Every command on an inbound connection (auth, event, filter, api ...), as its first line. */
   onInboundCommand?: (line: string) => void;
   /** Holds an inbound connection's `api` reply back this many ms (carried out on arrival; later replies wait behind it). */
@@ -300,7 +301,9 @@ export class FreeSwitchSimulator {
 
   private onOutboundCommand(ch: FsChannel, cmd: AppCommand): void {
     this.commands.set(ch.uuid, (this.commands.get(ch.uuid) ?? 0) + 1);
-    this.onCommand?.(ch.uuid, cmd.line);
+    const app = cmd.headers.get('execute-app-name');
+    const appArg = cmd.headers.get('execute-app-arg') ?? cmd.body ?? '';
+    this.onCommand?.(ch.uuid, cmd.line, app !== undefined ? `${app} ${appArg}` : undefined);
     const [verb = '', ...args] = cmd.line.split(' ');
     const session = ch.session!;
     const isStatic = session.mode === 'static';
@@ -333,10 +336,10 @@ export class FreeSwitchSimulator {
       case 'sendmsg': {
         if (!isStatic) {
           this.write(ch, commandReply('+OK'));
-          return void this.sendmsg(ch, cmd.headers);
+          return void this.sendmsg(ch, cmd.headers, undefined, cmd.body);
         }
         // Static: the caller's thread runs the app now, inline; the reply waits for its end.
-        const queued = this.sendmsg(ch, cmd.headers, null);
+        const queued = this.sendmsg(ch, cmd.headers, null, cmd.body);
         if (queued === undefined) return this.write(ch, commandReply('+OK'));
         session.waitingFor = queued;
         return this.runQueue(ch);
@@ -349,7 +352,7 @@ export class FreeSwitchSimulator {
   }
 
   /** Queues an app (to run after `delayMs`, or when the caller says: null); returns its uuid when one was queued. */
-  private sendmsg(ch: FsChannel, h: Map<string, string>, delayMs?: number | null): string | undefined {
+  private sendmsg(ch: FsChannel, h: Map<string, string>, delayMs?: number | null, body?: string): string | undefined {
     if (ch.state !== 'socket') return undefined; // a5: +OK, and nothing happens
     const command = h.get('call-command');
     if (command === 'hangup') {
@@ -360,7 +363,9 @@ export class FreeSwitchSimulator {
     if (command !== 'execute') return undefined;
     const app = h.get('execute-app-name') ?? '';
     const uuid = h.get('event-uuid') ?? randomUUID();
-    ch.queue.push({ app, arg: h.get('execute-app-arg') ?? '', uuid });
+    // mod_event_socket: without execute-app-arg, a text/plain body is the argument.
+    const arg = h.get('execute-app-arg') ?? (h.get('content-type') === 'text/plain' ? body ?? '' : '');
+    ch.queue.push({ app, arg, uuid });
     if (delayMs !== null) this.later(ch, () => this.runQueue(ch), delayMs);
     return uuid;
   }
@@ -415,12 +420,17 @@ export class FreeSwitchSimulator {
 
   private startApp(ch: FsChannel, app: { app: string; arg: string; uuid: string }): void {
     switch (app.app) {
-      case 'multiset':
-        for (const pair of app.arg.split(' ').filter(Boolean)) {
+      case 'multiset': {
+        // `^^<d>a=b<d>c=d`: split on <d> (else on spaces); values kept as they are; empty = unset.
+        const custom = app.arg.startsWith('^^') && app.arg.length > 2;
+        const pairs = custom ? app.arg.slice(3).split(app.arg[2]!) : app.arg.split(' ');
+        for (const pair of pairs.filter(Boolean)) {
           const [name = '', ...value] = pair.split('=');
-          this.setVar(ch, name, value.join('='));
+          if (value.join('=') === '') ch.vars.delete(name);
+          else this.setVar(ch, name, value.join('='));
         }
         return this.complete(ch, app);
+      }
       case 'set': case 'export': {
         const [name = '', ...value] = app.arg.replace(/^nolocal:/, '').split('=');
         this.setVar(ch, name, value.join('='));

@@ -15,6 +15,8 @@ import { createServer, connect, type Server, type Socket } from 'node:net';
 export type ScriptStep =
   /** A command on the call socket (api, sendmsg with header lines after `\n`, myevents …); not waited for. */
   | { send: string }
+  /** `sendmsg` execute with the app's argument as a text/plain body (Content-Length computed). */
+  | { sendmsg: { app: string; body: string } }
   /** Half-close the call socket. */
   | { close: true }
   /** An api command on the inbound connection; its reply is waited for. */
@@ -162,6 +164,11 @@ export async function recordTranscript(o: RecordOptions): Promise<Transcript> {
     const fill = (text: string) => text.replaceAll('${uuid}', uuid).replaceAll('${dialRaw}', raw).replaceAll('${dial}', o.dial);
     for (const step of o.script.steps) {
       if ('send' in step) socket.write(`${fill(step.send)}\n\n`);
+      else if ('sendmsg' in step) {
+        const body = fill(step.sendmsg.body);
+        socket.write(`sendmsg\ncall-command: execute\nexecute-app-name: ${step.sendmsg.app}\ncontent-type: text/plain\n`
+          + `content-length: ${Buffer.byteLength(body)}\n\n${body}`);
+      }
       else if ('close' in step) socket.end();
       else if ('inbound' in step) await inbound.api(fill(step.inbound));
       else if ('until' in step) await until(step.until.conn, step.until.line);

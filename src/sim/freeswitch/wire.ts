@@ -163,25 +163,31 @@ export interface AppCommand {
   line: string;
   /** Header lines after it (sendmsg's call-command, execute-app-name, ...), names lower-cased. */
   headers: Map<string, string>;
+  /** The Content-Length bytes after the header block, if any (a sendmsg's text/plain argument). */
+  body?: string;
 }
 
-/** Splits what an ESL client writes into commands: a block of lines ended by an empty line. */
+/** Splits what an ESL client writes into commands: a block of lines ended by an empty line, and its body. */
 export class CommandReader {
-  private pending = '';
+  private pending = Buffer.alloc(0);
 
   push(chunk: Buffer): AppCommand[] {
-    this.pending += chunk.toString('utf8');
+    this.pending = Buffer.concat([this.pending, chunk]);
     const commands: AppCommand[] = [];
     for (let end = this.pending.indexOf('\n\n'); end >= 0; end = this.pending.indexOf('\n\n')) {
-      const block = this.pending.slice(0, end).replace(/\r/g, '');
-      this.pending = this.pending.slice(end + 2);
+      const block = this.pending.subarray(0, end).toString('utf8').replace(/\r/g, '');
       const [line = '', ...rest] = block.split('\n');
       const headers = new Map<string, string>();
       for (const h of rest) {
         const colon = h.indexOf(':');
         if (colon > 0) headers.set(h.slice(0, colon).trim().toLowerCase(), h.slice(colon + 1).trim());
       }
-      commands.push({ line: line.trim(), headers });
+      const length = Number(headers.get('content-length') ?? 0);
+      if (this.pending.length < end + 2 + length) break; // the body is still arriving
+      const body = length > 0 ? this.pending.subarray(end + 2, end + 2 + length).toString('utf8') : undefined;
+      this.pending = this.pending.subarray(end + 2 + length);
+      if (line.trim() === '' && rest.length === 0) continue; // FreeSWITCH skips blank lines between commands
+      commands.push({ line: line.trim(), headers, ...(body !== undefined ? { body } : {}) });
     }
     return commands;
   }
