@@ -1,9 +1,12 @@
 /** Asterisk-only behaviour; the cases shared with FreeSWITCH are in e2e-matrix.test.ts. */
 import { describe, expect, it } from 'vitest';
 import { parseInviteHeaders } from '../src/sim/call-model.js';
+import { merge, type LabOptions } from '../src/sim/lab.js';
 import { labPerTest, waitFor } from './helpers.js';
 
-const startLab = labPerTest('asterisk');
+const startInLab = labPerTest('asterisk');
+/** These tests are about bridge mode unless they name bot_leg (the default, auto, picks dialplan when [twin-bot] exists). */
+const startLab = (options: LabOptions = {}) => startInLab({ ...options, config: merge({ asterisk: { bot_leg: 'bridge' } }, options.config) });
 
 describe('Asterisk (ARI) specifics', () => {
   it('needs at most 6 ARI requests up to the dial, and bridges both legs in the call\'s own bridge', async () => {
@@ -98,6 +101,35 @@ describe('Asterisk (ARI) specifics', () => {
     await new Promise((r) => setTimeout(r, 150));
     lab.ari.booting = false;
     expect(await lab.outcomeOf(call.id)).toMatchObject({ status: 'CONNECTED', endedBy: 'caller' });
+  });
+
+  it('bot_leg dialplan: a dial report lost while ARI was away (the caller went on to twin-fallback) is counted once at the reconnect', async () => {
+    const lab = await startLab({ config: { asterisk: { bot_leg: 'dialplan' } } });
+    lab.ari.botBehaviour = () => ({ kind: 'answer', afterMs: 5, hangupAfterMs: 100 });
+    const call = lab.ari.placeCall();
+    await waitFor(() => lab.ari.channel(call.id)?.vars.get('TWIN_STATUS') === 'CONNECTED', 'the bot answered');
+    lab.ari.booting = true;
+    lab.ari.dropWebSockets(); // the bot hangs up meanwhile: Dial() returns, its Stasis() finds no app
+    expect(await call.left).toMatchObject({ kind: 'app-unavailable' });
+    lab.ari.booting = false;
+    expect(await lab.outcomeOf(call.id)).toMatchObject({ status: 'CONNECTED', detail: expect.stringMatching(/report was lost while ARI was away/) });
+    expect(lab.ari.channel(call.id)?.dialplan.context).toBe('twin-fallback'); // left with people, untouched
+    expect(lab.outcomes.filter((o) => o.callId === call.id)).toHaveLength(1);
+    call.hangup();
+  });
+
+  it.each([
+    { has: true, mode: 'dialplan' },
+    { has: false, mode: 'bridge' },
+  ])('bot_leg auto (the default): $mode when Asterisk\'s dialplan has [twin-bot] is $has', async ({ has, mode }) => {
+    // Without the include, the simulated dialplan has no [twin-bot] (the sim names it otherwise).
+    const lab = await startInLab({ ari: has ? {} : { botDialContext: 'twin-bot-not-included' } });
+    expect(lab.daemon.asterisk!.botLeg).toBe(mode);
+    const call = lab.ari.placeCall();
+    await waitFor(() => lab.ari.channel(call.id)?.vars.get('TWIN_STATUS') === 'CONNECTED', 'connected');
+    expect(lab.ari.leftovers().bridges.length > 0).toBe(mode === 'bridge'); // bridge mode bridges in a bridge of ours
+    call.hangup();
+    expect(await lab.outcomeOf(call.id)).toMatchObject({ status: 'CONNECTED' });
   });
 
   it('sends the caller to the fallback even when setting TWIN_STATUS gets no answer (issue 13, item 2)', async () => {

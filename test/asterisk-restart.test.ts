@@ -11,7 +11,7 @@ const { twin, ari } = simulatorsForProcessTests();
 
 describe('Asterisk: the product restarts with calls in progress', () => {
   it('ends the calls the first run bridged when one side hangs up, and picks up a caller left waiting', async () => {
-    const { path: configPath } = writeDaemonConfig({ twin, ari });
+    const { path: configPath } = writeDaemonConfig({ twin, ari }, (config) => { config.asterisk.bot_leg = 'bridge'; });
     const connected = (id: string) => ari.channel(id)?.vars.get('TWIN_STATUS') === 'CONNECTED';
 
     const first = runDaemonProcess(configPath);

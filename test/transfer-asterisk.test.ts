@@ -14,7 +14,7 @@ const fallback = { action: 'continue', context: 'twin-fallback', extension: 'age
 
 function config(handling: 'ari' | 'core', extra: Record<string, unknown> = {}) {
   return {
-    asterisk: { transfer_handling: handling },
+    asterisk: { transfer_handling: handling, bot_leg: 'bridge' },
     routes: { default: { bot: 'bot-default', fallback, transfers, transfer_timeout_s: 2, ...extra } },
   };
 }

@@ -121,9 +121,10 @@ export const ConfigSchema = z.object({
     /**
      * Who opens the bot leg: `dialplan` continues the caller into `dial_context` whose Dial() calls
      * the bot (Asterisk does the media path, ~4 Stasis messages per call); `bridge` creates the leg
-     * over ARI and bridges it in a Stasis bridge (~80 messages per call through the app's queue).
+     * over ARI and bridges it in a Stasis bridge (~80 messages per call through the app's queue);
+     * `auto`: dialplan when Asterisk has `dial_context` (twin-bot.conf included), else bridge.
      */
-    bot_leg: z.enum(['dialplan', 'bridge']).default('bridge'),
+    bot_leg: z.enum(['auto', 'dialplan', 'bridge']).default('auto'),
     /** bot_leg dialplan: the context of the shipped [twin-bot] snippet. */
     dial_context: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be a dialplan context name').default('twin-bot'),
     /** Channel endpoint of the bot leg; {uri} is replaced by the SIP URI. */

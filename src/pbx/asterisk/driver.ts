@@ -15,12 +15,14 @@ import { AriRest, probeAri, USED_EVENTS, type AriChannel, type AriEvent } from '
 import { systemClock, type Clock } from '../../clock.js';
 import { BotEndpointWatch } from '../bot-endpoint.js';
 import { asteriskBotEndpoint } from './bot-endpoint.js';
+import { resolveBotLeg, type BotLegMode } from './bot-leg-mode.js';
 
 export type CallHandler = (call: AriCall | DialplanCall) => void;
 type Call = AriCall | DialplanCall;
 
 /** How often calls handed to the dialplan are checked for having ended unreported (ARI was away). */
 const HANDED_OFF_SWEEP_MS = 30_000;
+const AFTER_RECONNECT_SWEEPS_MS = [1000, 5000];
 
 const REMEMBER_FINISHED = 10_000;
 
@@ -39,6 +41,8 @@ export class AsteriskDriver implements AriCallHost, PbxDialer {
   private readonly transferLegs = new Map<string, AriCall>();
   /** Who acts on a bot's REFER; decided from Asterisk's version at each connection. */
   transferHandling: 'ari' | 'core' = 'core';
+  /** Who opens the bot leg of new calls (asterisk.bot_leg, auto resolved at each connection). */
+  botLeg: BotLegMode = 'bridge';
   /** Outbound calls ringing: channel id → who waits for the answer. */
   private readonly dials = new Map<string, PendingDial>();
   /** Channels of calls that have left the product (most recent REMEMBER_FINISHED). */
@@ -261,11 +265,14 @@ export class AsteriskDriver implements AriCallHost, PbxDialer {
     this.backoff.reset();
     this.lastProblem = undefined;
     this.log.info({ ariApp: this.cfg.app, transferHandling: this.transferHandling }, 'connected to Asterisk ARI');
-    if (this.cfg.bot_leg === 'dialplan' && this.sweepTimer === undefined) {
-      this.sweepTimer = setInterval(() => void this.sweepHandedOff().catch((err: Error) =>
-        this.log.warn({ err: err.message }, 'could not check calls in the bot dialplan')), HANDED_OFF_SWEEP_MS);
+    this.botLeg = await resolveBotLeg(this.cfg, this.rest, this.log);
+    if (this.botLeg === 'dialplan' && this.sweepTimer === undefined) {
+      this.sweepTimer = setInterval(() => this.sweepSoon(), HANDED_OFF_SWEEP_MS);
       this.sweepTimer.unref();
     }
+    // Reports sent around a reconnection (the app registered again, our state not yet) may be
+    // lost: look again shortly after, not only at the next 30 s sweep.
+    for (const ms of AFTER_RECONNECT_SWEEPS_MS) setTimeout(() => this.sweepSoon(), ms).unref();
     await this.rest.filterEvents(USED_EVENTS).catch((err: Error) =>
       this.log.warn({ err: err.message }, 'ARI event filter not accepted (Asterisk older than 16.3?); receiving all events'));
     await this.botEndpoint.check(true); // before reconcile: a stranded caller picked up there goes by it too
@@ -302,6 +309,7 @@ export class AsteriskDriver implements AriCallHost, PbxDialer {
       const botId = call.botLegId;
       if (!alive.has(call.id)) this.onCallGone(call);
       else if (botId !== undefined && botLegs.has(botId) && !alive.has(botId)) call.onBotGone();
+      else void this.settleIfReportLost(call, byId.get(call.id));
       const legId = call instanceof AriCall ? call.transferLegIds.at(-1) : undefined;
       if (legId !== undefined && transferLegs.has(legId) && !alive.has(legId)) (call as AriCall).onTransferLegGone(legId);
     }
@@ -341,11 +349,31 @@ export class AsteriskDriver implements AriCallHost, PbxDialer {
    * A caller in the bot dialplan reports its end by entering Stasis from a hangup handler; if ARI
    * was away just then, the report is lost. Now and then, settle handed-off calls whose channel is gone.
    */
+  private sweepSoon(): void {
+    if (this.stopped) return;
+    void this.sweepHandedOff().catch((err: Error) => this.log.warn({ err: err.message }, 'could not check calls in the bot dialplan'));
+  }
+
   private async sweepHandedOff(): Promise<void> {
     const handedOff = [...this.calls.values()].filter((c): c is DialplanCall => c instanceof DialplanCall && c.isHandedOff);
     if (handedOff.length === 0 || this.state !== 'connected') return;
-    const alive = new Set((await this.rest.channels()).map((c) => c.id));
-    for (const call of handedOff) if (!alive.has(call.id)) call.onGoneWhileHandedOff();
+    const channels = new Map((await this.rest.channels()).map((c) => [c.id, c]));
+    for (const call of handedOff) {
+      if (!channels.has(call.id)) call.onGoneWhileHandedOff();
+      else await this.settleIfReportLost(call, channels.get(call.id));
+    }
+  }
+
+  /**
+   * A call handed to the bot dialplan that is out of it with STASISSTATUS=FAILED: its report's
+   * Stasis() found no app (ARI away) and the dialplan sent the caller on. (Out of it alone is not
+   * enough: a transfer moves the caller on too, and reports later from its hangup handler.)
+   */
+  private async settleIfReportLost(call: Call, channel: AriChannel | undefined): Promise<void> {
+    const context = channel?.dialplan?.context;
+    if (!(call instanceof DialplanCall) || !call.isHandedOff || context === undefined || context === this.cfg.dial_context) return;
+    const status = await this.rest.getVar(call.id, 'STASISSTATUS').catch(() => undefined);
+    if (status === 'FAILED' && call.isHandedOff) call.onLeftBotDialplan();
   }
 
   /** A bridge of a call of this run, live or just finished (its release destroys it). */
@@ -443,7 +471,9 @@ export class AsteriskDriver implements AriCallHost, PbxDialer {
   }
 
   private newCall(id: string, caller: string, callerName: string, dialed: string, hints: Record<string, string>, direction: 'inbound' | 'outbound' = 'inbound'): Call {
-    const Kind = this.cfg.bot_leg === 'dialplan' ? DialplanCall : AriCall;
+    // Outbound calls take the dialplan only when asked by name: auto keeps them on the bridge path.
+    const mode = direction === 'outbound' && this.cfg.bot_leg === 'auto' ? 'bridge' : this.botLeg;
+    const Kind = mode === 'dialplan' ? DialplanCall : AriCall;
     return new Kind(this, id, caller, callerName, dialed, hints, direction);
   }
 

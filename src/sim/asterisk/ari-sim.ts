@@ -824,7 +824,12 @@ export class AriSimulator {
     ch.dialplan = { context: 'twin-bot', exten: 'dial', priority: 5, app_name: 'Stasis', app_data: [app, ...args].join(',') };
     if (!this.appConnected(app)) {
       ch.app = undefined;
-      if (args[0] === 'twin_report=dial') this.finishCaller(ch, { kind: 'app-unavailable', vars: { STASISSTATUS: 'FAILED' } });
+      // twin-bot.conf: Stasis() failed, so Goto(twin-fallback,agent,1): the caller waits in the queue.
+      if (args[0] === 'twin_report=dial') {
+        ch.vars.set('STASISSTATUS', 'FAILED');
+        ch.dialplan = { context: 'twin-fallback', exten: 'agent', priority: 2, app_name: 'Queue', app_data: 'agents,t' };
+        this.finishCaller(ch, { kind: 'app-unavailable', vars: { STASISSTATUS: 'FAILED' } });
+      }
       return;
     }
     this.emit(app, 'StasisStart', { args, channel: channelJson(ch) });
