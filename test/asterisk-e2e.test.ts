@@ -41,7 +41,7 @@ describe('Asterisk (ARI) specifics', () => {
     for (const call of calls) expect((await lab.outcomeOf(call.id)).status).toBe('CONNECTED');
   });
 
-  it('bot_leg dialplan: hands the caller to [twin-bot] with one variable, 4 ARI requests per call, no bridge or bot channel of ours', async () => {
+  it('bot_leg dialplan: hands the caller to [twin-bot] with one variable, 3 ARI requests per call, no bridge or bot channel of ours', async () => {
     const lab = await startLab({ config: { asterisk: { bot_leg: 'dialplan' } } });
     const before = lab.ari.totalRequests();
     const call = lab.ari.placeCall({ args: ['record=1'], name: 'Ann "A"' });
@@ -50,11 +50,25 @@ describe('Asterisk (ARI) specifics', () => {
     expect(Object.fromEntries(parseInviteHeaders(invite.raw))['X-TWIN-EnableRecord']).toBe('1');
     expect(invite.from).toContain('"Ann A" <sip:+15551230000@'); // our cleaned caller id, not the raw one
     await waitFor(() => lab.ari.channel(call.id)?.vars.get('TWIN_STATUS') === 'CONNECTED', 'the bot answered');
-    expect(lab.ari.totalRequests() - before).toBe(4); // ring, the variable, ring stop, continue
+    expect(lab.ari.totalRequests() - before).toBe(3); // ring, the variable, continue ([twin-bot] stops the ring)
     expect(lab.ari.leftovers().bridges).toEqual([]);
     call.hangup();
     expect(await lab.outcomeOf(call.id)).toMatchObject({ status: 'CONNECTED', endedBy: 'caller' });
     expect(lab.daemon.activeCalls).toBe(0);
+  });
+
+  it('bot_leg dialplan with the shipped Playtones(ring) (ringback=dialplan): 2 ARI requests per call, the ring heard until [twin-bot] (issue 20, item 2)', async () => {
+    const lab = await startLab({ config: { asterisk: { bot_leg: 'dialplan' } } });
+    const held = new Promise<void>((resolve) => { lab.twin.script(() => ({ kind: 'held', until: new Promise((r) => setTimeout(r, 50)).then(() => resolve()) })); });
+    const before = lab.ari.totalRequests();
+    const call = lab.ari.placeCall({ args: ['record=1', 'ringback=dialplan'] });
+    await held;
+    expect(lab.ari.channel(call.id)?.ringing).toBe(true); // during the warm-up
+    await waitFor(() => lab.ari.channel(call.id)?.vars.get('TWIN_STATUS') === 'CONNECTED', 'the bot answered');
+    expect(lab.ari.totalRequests() - before).toBe(2); // the variable, continue
+    expect(lab.ari.channel(call.id)?.ringing).toBe(false);
+    call.hangup();
+    expect(await lab.outcomeOf(call.id)).toMatchObject({ status: 'CONNECTED' });
   });
 
   it('bot_leg dialplan: setupMs counts to the bot\'s answer, not from the caller\'s own ANSWEREDTIME_MS (issue 22, item 1)', async () => {

@@ -173,6 +173,7 @@ export class AriSimulator {
     });
     ch.state = 'Up';
     ch.answeredAt = performance.now(); // Answer(,i) before Stasis()
+    ch.ringing = (opts.args ?? []).includes('ringback=dialplan'); // the shipped Playtones(ring) before Stasis()
     ch.dialplan = { context: 'from-caller', exten: opts.dialed ?? '100', priority: 4, app_name: 'Stasis', app_data: [appName, ...(opts.args ?? [])].join(',') };
     const left = new Promise<CallerResult>((resolve) => this.callerWaiters.set(id, resolve));
     const check = this.trunkCheck;
@@ -755,6 +756,7 @@ export class AriSimulator {
    * returns, the caller enters Stasis again with how it went.
    */
   private runBotDialplan(ch: SimChannel, twinId: string): void {
+    ch.ringing = false; // [twin-bot] StopPlaytones(): the ring (ARI's or the dialplan's Playtones) ends here
     const [dial = '', timeout = '0', ...assignments] = (ch.vars.get('TWIN_BOT') ?? '').split('^');
     const headers: [string, string][] = [];
     const connected = { ...ch.caller };
