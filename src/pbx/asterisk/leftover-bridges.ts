@@ -2,7 +2,8 @@
  * Bridges an earlier run of the product left in Asterisk (it was restarted, or crashed, while calls
  * were bridged). Asterisk keeps such calls going, but nobody would end the call when one side hangs
  * up: the other would sit alone in the bridge, in silence. After each (re)connection the driver
- * hands us its bridges named `twin-…` that no call of this run owns; we end each one with its call.
+ * hands us its bridges named `twin-…` that no call of this run owns; we end each one with its call,
+ * and tell the driver (`onEnded`), which counts the call if the earlier run never did.
  */
 import type { Logger } from '../../log.js';
 import type { AriRest } from './ari-rest.js';
@@ -18,7 +19,14 @@ export class LeftoverBridges {
   /** Channel id → the leftover bridge it is in. */
   private readonly byChannel = new Map<string, { bridgeId: string; channels: string[] }>();
 
-  constructor(private readonly rest: () => AriRest, private readonly log: Logger) {}
+  /**
+   * `onEnded(callerId, goneId)`: the call of bridge `twin-<callerId>` is over; `goneId` is the
+   * channel that left first, undefined when its partner was gone before this run saw the bridge.
+   */
+  constructor(
+    private readonly rest: () => AriRest, private readonly log: Logger,
+    private readonly onEnded: (callerId: string, goneId: string | undefined) => void = () => {},
+  ) {}
 
   /** A channel sitting in a leftover bridge: not a stranded caller to pick up. */
   has(channelId: string): boolean {
@@ -44,6 +52,7 @@ export class LeftoverBridges {
       } else if (channels.length === 1 && inOurApp(channels[0]!)) {
         this.log.warn({ bridge: bridge.id, channel: channels[0] }, 'a channel is alone in a bridge left by an earlier run; hanging it up');
         emptied.push(this.end(bridge.id, channels));
+        this.onEnded(callerId, undefined);
       } else if (channels.length === 0 && (!alive.has(callerId) || inOurApp(callerId))) {
         emptied.push(this.end(bridge.id, []));
       }
@@ -57,6 +66,7 @@ export class LeftoverBridges {
     if (!entry) return;
     for (const id of entry.channels) this.byChannel.delete(id);
     void this.end(entry.bridgeId, entry.channels.filter((id) => id !== channelId));
+    this.onEnded(OUR_BRIDGE.exec(entry.bridgeId)![1]!, channelId);
   }
 
   private async end(bridgeId: string, channels: string[]): Promise<void> {

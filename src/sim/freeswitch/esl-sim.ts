@@ -157,6 +157,15 @@ export class FreeSwitchSimulator {
     return true;
   }
 
+  /** The bot bridged to this caller sends BYE now (a test's way to make one bot hang up); false if none is bridged. */
+  botHangsUp(callId: string): boolean {
+    const ch = this.channels.get(callId);
+    const bridge = ch?.bot?.state === 'answered' ? ch.running : undefined;
+    if (!ch || !bridge || bridge.app !== 'bridge') return false;
+    this.botHungUp(ch, bridge);
+    return true;
+  }
+
   /** Cut every outbound socket from FreeSWITCH's side, as when the product's host goes away. */
   dropOutboundSockets(): void {
     for (const ch of this.channels.values()) ch.session?.socket.destroy();
