@@ -104,6 +104,38 @@ async function callsTotal(port: number, pbx: string): Promise<Record<string, num
   return counts;
 }
 
+/** The daemon runs of one test: each started on the same config file (the same call journal), killed with SIGKILL. */
+class Runs {
+  private readonly all: DaemonProcess[] = [];
+
+  constructor(private readonly configPath: string, private readonly connectedLine: string) {}
+
+  /** Resolves once the run is connected and, after the first, has looked for the calls of the runs before it. */
+  async start(): Promise<DaemonProcess> {
+    const run = runDaemonProcess(this.configPath);
+    const expected = this.all.length === 0 ? this.connectedLine : 'looked for the calls an earlier run sent to Twin';
+    this.all.push(run);
+    await waitFor(() => run.output().includes(expected), 'the run to be ready', 15_000)
+      .catch((err: Error) => { throw new Error(`${err.message}\n${run.output()}`); });
+    return run;
+  }
+
+  async kill(run: DaemonProcess): Promise<void> {
+    run.child.kill('SIGKILL');
+    await run.exited;
+  }
+
+  /** A failed test must not leave a daemon connected to the shared simulators. */
+  killAll(): void {
+    for (const run of this.all) if (run.child.exitCode === null && run.child.signalCode === null) run.child.kill('SIGKILL');
+  }
+}
+
+function lineOf(run: DaemonProcess, id: string): Promise<Record<string, any>> {
+  return waitFor(() => outcomes(run).find((o) => o.callId === id), `the outcome line of ${id}`, 10_000)
+    .catch((err: Error) => { throw new Error(`${err.message}\n${run.output()}`); });
+}
+
 describe.each([asterisk('bridge'), asterisk('dialplan'), freeswitch])('restarts with calls sent to Twin: $name', (variant) => {
   it('counts every call once: the ones going on when a run starts, the ones that ended while none was up, and none twice', async () => {
     const [httpPort, pbxPort] = [await freePort(), await freePort()];
@@ -113,61 +145,80 @@ describe.each([asterisk('bridge'), asterisk('dialplan'), freeswitch])('restarts 
     });
     ari.botBehaviour = () => ({ kind: 'answer', afterMs: 5 }); // the bots stay on the line
     fs.botBehaviour = () => ({ kind: 'answer', afterMs: 5 });
-
-    const start = async (): Promise<DaemonProcess> => {
-      const run = runDaemonProcess(configPath);
-      await waitFor(() => run.output().includes(variant.connectedLine), 'the run to connect', 15_000)
-        .catch((err: Error) => { throw new Error(`${err.message}\n${run.output()}`); });
-      return run;
-    };
-    const kill = async (run: DaemonProcess) => {
-      run.child.kill('SIGKILL');
-      await run.exited;
-    };
-    const lineOf = (run: DaemonProcess, id: string) => waitFor(() => outcomes(run).find((o) => o.callId === id), `the outcome line of ${id}`, 10_000)
-      .catch((err: Error) => { throw new Error(`${err.message}\n${run.output()}`); });
-
-    const first = await start();
-    const [a, b, c, d, e] = [0, 1, 2, 3, 4].map(() => variant.placeCall());
-    await waitFor(() => [a, b, c, d, e].every((call) => variant.connected(call!.id)), 'five calls to be with the bot', 10_000);
-    await kill(first);
-
-    c!.hangup(); // while no run is up
-    await c!.left;
-    const second = await start();
-    expect(await lineOf(second, c!.id)).toMatchObject({
-      status: 'CONNECTED', endedBy: 'unknown', detail: expect.stringMatching(/^ended while the product was not running/), bot: 'bot-default',
-    });
-    a!.hangup();
-    variant.botHangsUp(b!.id);
-    const [lineA, lineB] = [await lineOf(second, a!.id), await lineOf(second, b!.id)];
-    expect(lineA).toMatchObject({
-      status: 'CONNECTED', endedBy: 'caller', route: 'default', bot: 'bot-default', direction: 'inbound',
-      twinId: variant.twinIdOf(a!.id), detail: 'sent to Twin before the product restarted',
-    });
-    expect(lineA.twinId).toEqual(expect.any(String));
-    expect(lineB).toMatchObject({ status: 'CONNECTED', endedBy: 'bot', twinId: variant.twinIdOf(b!.id) });
-    expect(await b!.left).toMatchObject({ kind: 'hungup-by-app' }); // its caller is not left alone, nor with people (route unknown)
-    expect(await callsTotal(httpPort, variant.pbx)).toEqual({ connected: 3 });
-    await kill(second);
-
-    e!.hangup(); // while no run is up, again
-    await e!.left;
-    const third = await start();
-    expect(await lineOf(third, e!.id)).toMatchObject({ status: 'CONNECTED', endedBy: 'unknown' });
-    d!.hangup();
-    expect(await lineOf(third, d!.id)).toMatchObject({ status: 'CONNECTED', endedBy: 'caller' });
-    await new Promise((r) => setTimeout(r, 200)); // anything counted twice would show by now
+    const runs = new Runs(configPath, variant.connectedLine);
     try {
+      const first = await runs.start();
+      const [a, b, c, d, e] = [0, 1, 2, 3, 4].map(() => variant.placeCall()) as [SimCall, SimCall, SimCall, SimCall, SimCall];
+      await waitFor(() => [a, b, c, d, e].every((call) => variant.connected(call.id)), 'five calls to be with the bot', 10_000);
+      await runs.kill(first);
+
+      c.hangup(); // while no run is up
+      await c.left;
+      const second = await runs.start();
+      expect(await lineOf(second, c.id)).toMatchObject({
+        status: 'CONNECTED', endedBy: 'unknown', detail: expect.stringMatching(/^ended while the product was not running/), bot: 'bot-default',
+      });
+      a.hangup();
+      variant.botHangsUp(b.id);
+      const [lineA, lineB] = [await lineOf(second, a.id), await lineOf(second, b.id)];
+      expect(lineA).toMatchObject({
+        status: 'CONNECTED', endedBy: 'caller', route: 'default', bot: 'bot-default', direction: 'inbound',
+        twinId: variant.twinIdOf(a.id), detail: 'sent to Twin before the product restarted',
+      });
+      expect(lineA.twinId).toEqual(expect.any(String));
+      expect(lineB).toMatchObject({ status: 'CONNECTED', endedBy: 'bot', twinId: variant.twinIdOf(b.id) });
+      expect(await b.left).toMatchObject({ kind: 'hungup-by-app' }); // its caller is not left alone
+      expect(await callsTotal(httpPort, variant.pbx)).toEqual({ connected: 3 });
+      await runs.kill(second);
+
+      e.hangup(); // while no run is up, again
+      await e.left;
+      const third = await runs.start();
+      expect(await lineOf(third, e.id)).toMatchObject({ status: 'CONNECTED', endedBy: 'unknown' });
+      d.hangup();
+      expect(await lineOf(third, d.id)).toMatchObject({ status: 'CONNECTED', endedBy: 'caller' });
+      await new Promise((r) => setTimeout(r, 200)); // anything counted twice would show by now
       expect(outcomes(first)).toEqual([]);
-      expect(outcomes(second).map((o) => o.callId).sort()).toEqual([a!.id, b!.id, c!.id].sort());
-      expect(outcomes(third).map((o) => o.callId).sort()).toEqual([d!.id, e!.id].sort());
+      expect(outcomes(second).map((o) => o.callId).sort()).toEqual([a.id, b.id, c.id].sort());
+      expect(outcomes(third).map((o) => o.callId).sort()).toEqual([d.id, e.id].sort());
       expect(await callsTotal(httpPort, variant.pbx)).toEqual({ connected: 2 });
       await waitFor(() => variant.leftovers().length === 0 || undefined, 'nothing left in the PBX', 3000)
         .catch(() => { throw new Error(`left: ${variant.leftovers().join(', ')}`); });
-    } finally {
       third.child.kill('SIGTERM');
+      expect(await third.exited).toBe(0);
+    } finally {
+      runs.killAll();
     }
-    expect(await third.exited).toBe(0);
   }, 90_000);
+});
+
+describe('restarts with calls sent to Twin: Asterisk, a caller hangs up while the new run looks at the bridges', () => {
+  it('counts the call once, as ended by the caller, and hangs up its bot', async () => {
+    const { path: configPath } = writeDaemonConfig({ twin, ari, fs }, (config) => asterisk('bridge').configure(config, 0));
+    ari.botBehaviour = () => ({ kind: 'answer', afterMs: 5 });
+    const runs = new Runs(configPath, 'connected to Asterisk ARI');
+    try {
+      const first = await runs.start();
+      const call = ari.placeCall();
+      await waitFor(() => ari.channel(call.id)?.vars.get('TWIN_STATUS') === 'CONNECTED', 'the call to be bridged');
+      await runs.kill(first);
+
+      // GET /bridges is answered as Asterisk had it when the request came (caller and bot in the
+      // bridge), but the caller's StasisEnd reaches the product before that answer does.
+      ari.delayReply = (method, path) => {
+        if (method !== 'GET' || path !== '/bridges') return 0;
+        ari.delayReply = undefined;
+        setImmediate(() => call.hangup());
+        return 200;
+      };
+      const second = await runs.start();
+      expect(await lineOf(second, call.id)).toMatchObject({ status: 'CONNECTED', endedBy: 'caller', detail: 'sent to Twin before the product restarted' });
+      await waitFor(() => ari.leftovers().channels.length + ari.leftovers().bridges.length === 0 || undefined, 'the bot leg and bridge to be gone', 3000)
+        .catch(() => { throw new Error(`left: ${JSON.stringify(ari.leftovers())}\n${second.output()}`); });
+      expect(outcomes(second)).toHaveLength(1);
+    } finally {
+      ari.delayReply = undefined;
+      runs.killAll();
+    }
+  }, 60_000);
 });

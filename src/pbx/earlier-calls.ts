@@ -5,6 +5,7 @@
  * is reported once, with what is known.
  */
 import type { JournalCall } from '../core/call-journal.js';
+import type { Logger } from '../log.js';
 import type { CallStatus, EndedBy } from '../core/types.js';
 
 /** How an earlier run's call ended, as far as this run can tell. */
@@ -24,9 +25,18 @@ export const ENDED_WHILE_DOWN = 'ended while the product was not running';
 export class EarlierCalls {
   /** Call id → the call, and whether this run has seen it alive. */
   private readonly calls = new Map<string, { call: JournalCall; seen: boolean }>();
+  private announced: boolean;
 
   constructor(calls: readonly JournalCall[] = [], private readonly report: EarlierCallReport = () => {}) {
     for (const call of calls) this.calls.set(call.callId, { call, seen: false });
+    this.announced = calls.length === 0;
+  }
+
+  /** Once, after the first look at the PBX: how many calls this run follows. */
+  announce(log: Logger): void {
+    if (this.announced) return;
+    this.announced = true;
+    log.info({ following: this.calls.size }, 'looked for the calls an earlier run sent to Twin: following the ones still going on');
   }
 
   has(callId: string): boolean {

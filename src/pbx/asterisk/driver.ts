@@ -67,7 +67,7 @@ export class AsteriskDriver implements AriCallHost, PbxDialer {
   private readonly earlierTransfers = new Map<string, string>();
 
   constructor(readonly cfg: AsteriskConfig, readonly log: Logger, private readonly onCall: CallHandler, clock: Clock = systemClock) {
-    this.leftovers = new LeftoverBridges(() => this.rest, log, (callerId, goneId) => this.onLeftoverEnded(callerId, goneId));
+    this.leftovers = new LeftoverBridges(() => this.rest, log, (callerId, left, seen) => this.onLeftoverEnded(callerId, left, seen));
     this.botEndpoint = new BotEndpointWatch(
       () => asteriskBotEndpoint(cfg.bot_endpoint, (tech, resource) => this.rest.endpoint(tech, resource)), log, clock,
     );
@@ -327,6 +327,7 @@ export class AsteriskDriver implements AriCallHost, PbxDialer {
       if (legId !== undefined && transferLegs.has(legId) && !alive.has(legId)) (call as AriCall).onTransferLegGone(legId);
     }
     for (const id of this.earlier.ids()) if (!alive.has(id)) this.earlier.checked(id, false, 'Asterisk');
+    this.leftovers.lookingAtBridges();
     await this.rest.bridges().then(
       async (bridges) => this.leftovers.adopt(bridges, (id) => this.ownsBridge(id), alive,
         (id) => stasisArgs(byId.get(id), this.cfg.app) !== undefined),
@@ -335,6 +336,7 @@ export class AsteriskDriver implements AriCallHost, PbxDialer {
     await this.noteEarlierTransfers();
     await Promise.all(channels.map((channel) => this.pickUpIfStranded(channel)));
     for (const id of this.earlier.ids()) this.placeEarlier(id, byId.get(id));
+    this.earlier.announce(this.log);
   }
 
   /**
@@ -362,17 +364,16 @@ export class AsteriskDriver implements AriCallHost, PbxDialer {
     }));
   }
 
-  /** A call in a bridge of an earlier run ended (`goneId` left first; none: its partner was gone before this run). */
-  private onLeftoverEnded(callerId: string, goneId: string | undefined): void {
+  /** A call in a bridge of an earlier run ended: `left` hung up first, `seen` by this run or before it looked. */
+  private onLeftoverEnded(callerId: string, left: 'caller' | 'partner', seen: boolean): void {
     if (!this.earlier.has(callerId)) return;
     const target = this.earlierTransfers.get(callerId);
     this.earlierTransfers.delete(callerId);
-    const partner = target !== undefined ? 'target' : 'bot';
+    const endedBy = left === 'caller' ? 'caller' : target !== undefined ? 'target' : 'bot';
     this.earlier.end(callerId, {
-      status: target !== undefined ? 'TRANSFERRED' : 'CONNECTED',
-      endedBy: goneId === callerId ? 'caller' : partner,
+      status: target !== undefined ? 'TRANSFERRED' : 'CONNECTED', endedBy,
       ...(target ? { transferTarget: target } : {}),
-      detail: goneId === undefined ? `the ${partner === 'bot' ? 'bot' : 'person'} hung up while the product was not running; ${TAKEN_OVER}` : TAKEN_OVER,
+      detail: seen ? TAKEN_OVER : `the ${endedBy === 'target' ? 'person' : endedBy} hung up while the product was not running; ${TAKEN_OVER}`,
     });
   }
 

@@ -238,7 +238,7 @@ export class FreeSwitchDriver implements PbxDialer {
       await this.trunk.flush();
       await this.botEndpoint.check(true);
       await this.settleReleasedGoneMeanwhile(control);
-      await this.earlier.check((command) => control.api(command));
+      await this.earlier.check((command) => control.api(command), this.log);
     } catch (err) {
       this.retryLater((err as Error).message);
     }

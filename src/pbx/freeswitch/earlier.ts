@@ -7,6 +7,7 @@
  * still exist (`uuid_exists`).
  */
 import type { JournalCall } from '../../core/call-journal.js';
+import type { Logger } from '../../log.js';
 import { EarlierCalls, TAKEN_OVER, type EarlierCallReport } from '../earlier-calls.js';
 import type { EslEvent } from './esl.js';
 import { endedByAfterTransfer, printableName, targetOf, type TransferVerdict } from './transfer.js';
@@ -29,7 +30,7 @@ export class EarlierFsCalls {
    * run had not yet handed over (it died between the bot's answer and the hand-over) is marked
    * handed over now, so that its end comes over the inbound connection too.
    */
-  async check(api: (command: string) => Promise<string>): Promise<void> {
+  async check(api: (command: string) => Promise<string>, log: Logger): Promise<void> {
     await Promise.all(this.calls.ids().map(async (uuid) => {
       const exists = (await api(`uuid_exists ${uuid}`).catch(() => '')).trim();
       if (exists !== 'true' && exists !== 'false') return; // no answer: asked again at the next connection
@@ -38,6 +39,7 @@ export class EarlierFsCalls {
       const step = (await api(`uuid_getvar ${uuid} twin_next_step`).catch(() => '')).trim();
       if (step !== 'released' && step !== '') await api(`uuid_setvar ${uuid} twin_next_step released`).catch(() => '');
     }));
+    this.calls.announce(log);
   }
 
   /** CUSTOM twin::bot_hangup: the bot left first; FreeSWITCH's twin-after-socket sends the caller on. */
