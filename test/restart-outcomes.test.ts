@@ -110,10 +110,10 @@ class Runs {
 
   constructor(private readonly configPath: string, private readonly connectedLine: string) {}
 
-  /** Resolves once the run is connected and, after the first, has looked for the calls of the runs before it. */
-  async start(): Promise<DaemonProcess> {
+  /** Resolves once the run is connected (or has logged `readyLine`) and, after the first, has looked for the calls of the runs before it. */
+  async start(readyLine?: string): Promise<DaemonProcess> {
     const run = runDaemonProcess(this.configPath);
-    const expected = this.all.length === 0 ? this.connectedLine : 'looked for the calls an earlier run sent to Twin';
+    const expected = readyLine ?? (this.all.length === 0 ? this.connectedLine : 'looked for the calls an earlier run sent to Twin');
     this.all.push(run);
     await waitFor(() => run.output().includes(expected), 'the run to be ready', 15_000)
       .catch((err: Error) => { throw new Error(`${err.message}\n${run.output()}`); });
@@ -218,6 +218,35 @@ describe('restarts with calls sent to Twin: Asterisk, a caller hangs up while th
       expect(outcomes(second)).toHaveLength(1);
     } finally {
       ari.delayReply = undefined;
+      runs.killAll();
+    }
+  }, 60_000);
+});
+
+describe('restarts with calls sent to Twin: FreeSWITCH, a bridged call the killed run had not handed over', () => {
+  it('is marked handed over by the next run, whose inbound connection then learns of its end', async () => {
+    const port = await freePort();
+    const { path: configPath } = writeDaemonConfig({ twin, ari, fs }, (config) => freeswitch.configure(config, port));
+    fs.botBehaviour = () => ({ kind: 'answer', afterMs: 5 });
+    const runs = new Runs(configPath, 'connected to FreeSWITCH ESL');
+    try {
+      // Without its inbound connection the first run keeps each bridged call's socket (nothing would tell it the end).
+      fs.restarting = true;
+      const first = await runs.start('waiting for calls from FreeSWITCH');
+      const call = fs.placeCall();
+      await waitFor(() => fs.invites.some((i) => i.headers.some(([, v]) => v === call.id)), 'the bot leg to be dialled');
+      await waitFor(() => first.output().includes('caller connected to the bot'), 'the bot to answer');
+      expect(fs.channel(call.id)?.vars.get('twin_next_step')).toBeUndefined();
+      await runs.kill(first); // the socket closes; FreeSWITCH keeps the bridge (e1)
+      fs.restarting = false;
+
+      const second = await runs.start();
+      await waitFor(() => fs.channel(call.id)?.vars.get('twin_next_step') === 'released', 'the call to be marked handed over');
+      freeswitch.botHangsUp(call.id);
+      expect(await lineOf(second, call.id)).toMatchObject({ status: 'CONNECTED', endedBy: 'bot', detail: 'sent to Twin before the product restarted' });
+      expect(await call.left).toMatchObject({ kind: 'hungup-by-app' }); // twin-after-socket's `released` path
+    } finally {
+      fs.restarting = false;
       runs.killAll();
     }
   }, 60_000);
