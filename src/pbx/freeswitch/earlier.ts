@@ -26,9 +26,10 @@ export class EarlierFsCalls {
   }
 
   /**
-   * After each inbound connection: the calls gone meanwhile are reported; a live one the earlier
-   * run had not yet handed over (it died between the bot's answer and the hand-over) is marked
-   * handed over now, so that its end comes over the inbound connection too.
+   * After each inbound connection: the calls gone meanwhile are reported. A live one the earlier
+   * run had not handed over (it died holding the call's socket) is marked handed over now if it is
+   * still bridged with the bot (`bridge_to`), so that its end comes over the inbound connection
+   * too; one no longer bridged has left the bot already (FreeSWITCH's dialplan has it).
    */
   async check(api: (command: string) => Promise<string>, log: Logger): Promise<void> {
     await Promise.all(this.calls.ids().map(async (uuid) => {
@@ -36,8 +37,14 @@ export class EarlierFsCalls {
       if (exists !== 'true' && exists !== 'false') return; // no answer: asked again at the next connection
       this.calls.checked(uuid, exists === 'true', 'FreeSWITCH');
       if (exists !== 'true') return;
-      const step = (await api(`uuid_getvar ${uuid} twin_next_step`).catch(() => '')).trim();
-      if (step !== 'released' && step !== '') await api(`uuid_setvar ${uuid} twin_next_step released`).catch(() => '');
+      const step = await getVar(api, uuid, 'twin_next_step');
+      const bridgedTo = step === '' ? await getVar(api, uuid, 'bridge_to') : undefined;
+      if (bridgedTo === undefined) return; // handed over already, or no answer (asked again at the next connection)
+      if (bridgedTo !== '') {
+        await api(`uuid_setvar ${uuid} twin_next_step released`).catch(() => '');
+      } else {
+        this.calls.end(uuid, { status: 'CONNECTED', endedBy: 'unknown', detail: `its part with the bot ended while the product was not running; ${TAKEN_OVER}` });
+      }
     }));
     this.calls.announce(log);
   }
@@ -69,4 +76,11 @@ export class EarlierFsCalls {
     }
     this.calls.end(uuid, { status: 'CONNECTED', endedBy: 'caller', detail: TAKEN_OVER });
   }
+}
+
+/** A channel variable; '' when unset (`_undef_`); undefined when the channel is gone or FreeSWITCH did not answer. */
+async function getVar(api: (command: string) => Promise<string>, uuid: string, name: string): Promise<string | undefined> {
+  const value = (await api(`uuid_getvar ${uuid} ${name}`).catch(() => '-ERR')).trim();
+  if (value.startsWith('-ERR')) return undefined;
+  return value === '_undef_' ? '' : value;
 }

@@ -469,6 +469,7 @@ export class FreeSwitchSimulator {
     this.setVar(ch, 'originate_disposition', 'SUCCESS');
     this.setVar(ch, 'DIALSTATUS', 'SUCCESS');
     this.setVar(ch, 'bridge_uuid', bot.uuid);
+    this.setVar(ch, 'bridge_to', bot.uuid); // while bridged only (switch_ivr_bridge.c clears it when the bridge ends)
     this.emitEvent(ch, 'CHANNEL_BRIDGE', 'CS_EXECUTE', otherLeg(ch, bot));
     if (hangupAfterMs !== undefined) bot.timers.push(setTimeout(() => this.botHungUp(ch, running), hangupAfterMs));
     if (refer) bot.timers.push(setTimeout(() => this.botRefers(ch, running, refer.to), refer.afterMs));
@@ -563,6 +564,7 @@ export class FreeSwitchSimulator {
     if (!ch.bot || ch.bot.state === 'gone') return;
     ch.bot.timers.forEach(clearTimeout);
     ch.bot.state = 'gone';
+    ch.vars.delete('bridge_to');
   }
 
   /**
