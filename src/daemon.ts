@@ -201,19 +201,20 @@ export class Daemon extends EventEmitter {
   /**
    * Applies a reloaded config (SIGHUP): routes, trunk limits, session, outbound, SIP headers,
    * callback URLs, log level and the API token take effect for the next call. Connection settings
-   * (PBX, Twin's addresses and login, HTTP address, callbacks) need a restart: kept, with a warning.
+   * (PBX, Twin's addresses and login, HTTP address, callbacks, state folder) need a restart: kept, with a warning.
    */
   reload(next: Config): string[] {
     const { sip, callback_urls, ...twinConnection } = next.twin;
     const { sip: _sip, callback_urls: _urls, ...oldTwinConnection } = this.config.twin;
     const differs = (a: unknown, b: unknown) => JSON.stringify(a) !== JSON.stringify(b);
-    const needRestart: string[] = (['asterisk', 'freeswitch', 'http', 'callbacks', 'cluster'] as const)
+    const needRestart: string[] = (['asterisk', 'freeswitch', 'http', 'callbacks', 'cluster', 'state'] as const)
       .filter((key) => differs(withoutToken(key, next[key]), withoutToken(key, this.config[key])));
     if (differs(twinConnection, oldTwinConnection)) needRestart.push('twin');
     this.config = {
       ...next,
       twin: { ...this.config.twin, sip, callback_urls },
       asterisk: this.config.asterisk, freeswitch: this.config.freeswitch, callbacks: this.config.callbacks, cluster: this.config.cluster,
+      state: this.config.state,
       http: this.config.http && next.http ? { ...this.config.http, api_token: next.http.api_token } : this.config.http,
     };
     this.gate.setLimits(this.config.trunk);
