@@ -102,11 +102,6 @@ export class AsteriskDriver implements AriCallHost, PbxDialer {
     this.earlier = new EarlierCalls(calls, report);
   }
 
-  /** Earlier runs' calls still followed. */
-  get earlierCalls(): number {
-    return this.earlier.size;
-  }
-
   /** Connects, retrying with backoff until connected or stopped; resolves on the first connection. */
   start(): Promise<void> {
     this.stopped = false;
@@ -345,8 +340,9 @@ export class AsteriskDriver implements AriCallHost, PbxDialer {
    * the bot is over (it was sent on before this run started).
    */
   private placeEarlier(id: string, channel: AriChannel | undefined): void {
-    if (!channel || stasisArgs(channel, this.cfg.app) !== undefined) return;
+    if (!channel) return;
     if (this.leftovers.has(id) || this.inBotDialplan(channel)) return this.earlier.checked(id, true, 'Asterisk');
+    if (stasisArgs(channel, this.cfg.app) !== undefined) return;
     this.earlier.end(id, { status: 'CONNECTED', endedBy: 'unknown', detail: `its part with the bot ended while the product was not running; ${TAKEN_OVER}` });
   }
 

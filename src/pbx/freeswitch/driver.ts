@@ -83,11 +83,6 @@ export class FreeSwitchDriver implements PbxDialer {
     this.earlier = new EarlierFsCalls(calls, report);
   }
 
-  /** Earlier runs' calls still followed. */
-  get earlierCalls(): number {
-    return this.earlier.size;
-  }
-
   /** Listens for calls (rejects if the port cannot be used), then makes one attempt at the inbound connection. */
   async start(): Promise<void> {
     this.stopped = false;

@@ -21,10 +21,6 @@ export class EarlierFsCalls {
     this.calls = new EarlierCalls(calls, report);
   }
 
-  get size(): number {
-    return this.calls.size;
-  }
-
   /**
    * After each inbound connection: the calls gone meanwhile are reported. A live one the earlier
    * run had not handed over (it died holding the call's socket) is marked handed over now if it is
