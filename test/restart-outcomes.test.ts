@@ -9,6 +9,7 @@
  * next start); the second run sees A's caller and B's bot hang up, then is killed too; D outlives
  * it and E ends while the product is down again; the third run counts D and E, and nothing twice.
  */
+import { rmSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AriSimulator } from '../src/sim/asterisk/ari-sim.js';
 import { FreeSwitchSimulator } from '../src/sim/freeswitch/esl-sim.js';
@@ -108,11 +109,11 @@ async function callsTotal(port: number, pbx: string): Promise<Record<string, num
 class Runs {
   private readonly all: DaemonProcess[] = [];
 
-  constructor(private readonly configPath: string, private readonly connectedLine: string) {}
+  constructor(private readonly config: { path: string; config: Record<string, any> }, private readonly connectedLine: string) {}
 
   /** Resolves once the run is connected (or has logged `readyLine`) and, after the first, has looked for the calls of the runs before it. */
   async start(readyLine?: string): Promise<DaemonProcess> {
-    const run = runDaemonProcess(this.configPath);
+    const run = runDaemonProcess(this.config.path);
     const expected = readyLine ?? (this.all.length === 0 ? this.connectedLine : 'looked for the calls an earlier run sent to Twin');
     this.all.push(run);
     await waitFor(() => run.output().includes(expected), 'the run to be ready', 15_000)
@@ -125,9 +126,11 @@ class Runs {
     await run.exited;
   }
 
-  /** A failed test must not leave a daemon connected to the shared simulators. */
-  killAll(): void {
+  /** A failed test must not leave a daemon connected to the shared simulators; the journal folder goes too. */
+  async killAll(): Promise<void> {
     for (const run of this.all) if (run.child.exitCode === null && run.child.signalCode === null) run.child.kill('SIGKILL');
+    await Promise.all(this.all.map((run) => run.exited));
+    rmSync(this.config.config.state.dir, { recursive: true, force: true });
   }
 }
 
@@ -139,13 +142,13 @@ function lineOf(run: DaemonProcess, id: string): Promise<Record<string, any>> {
 describe.each([asterisk('bridge'), asterisk('dialplan'), freeswitch])('restarts with calls sent to Twin: $name', (variant) => {
   it('counts every call once: the ones going on when a run starts, the ones that ended while none was up, and none twice', async () => {
     const [httpPort, pbxPort] = [await freePort(), await freePort()];
-    const { path: configPath } = writeDaemonConfig({ twin, ari, fs }, (config) => {
+    const written = writeDaemonConfig({ twin, ari, fs }, (config) => {
       config.http = { listen_port: httpPort };
       variant.configure(config, pbxPort);
     });
     ari.botBehaviour = () => ({ kind: 'answer', afterMs: 5 }); // the bots stay on the line
     fs.botBehaviour = () => ({ kind: 'answer', afterMs: 5 });
-    const runs = new Runs(configPath, variant.connectedLine);
+    const runs = new Runs(written, variant.connectedLine);
     try {
       const first = await runs.start();
       const [a, b, c, d, e] = [0, 1, 2, 3, 4].map(() => variant.placeCall()) as [SimCall, SimCall, SimCall, SimCall, SimCall];
@@ -187,16 +190,16 @@ describe.each([asterisk('bridge'), asterisk('dialplan'), freeswitch])('restarts 
       third.child.kill('SIGTERM');
       expect(await third.exited).toBe(0);
     } finally {
-      runs.killAll();
+      await runs.killAll();
     }
   }, 90_000);
 });
 
 describe('restarts with calls sent to Twin: Asterisk, a caller hangs up while the new run looks at the bridges', () => {
   it('counts the call once, as ended by the caller, and hangs up its bot', async () => {
-    const { path: configPath } = writeDaemonConfig({ twin, ari, fs }, (config) => asterisk('bridge').configure(config, 0));
+    const written = writeDaemonConfig({ twin, ari, fs }, (config) => asterisk('bridge').configure(config, 0));
     ari.botBehaviour = () => ({ kind: 'answer', afterMs: 5 });
-    const runs = new Runs(configPath, 'connected to Asterisk ARI');
+    const runs = new Runs(written, 'connected to Asterisk ARI');
     try {
       const first = await runs.start();
       const call = ari.placeCall();
@@ -218,7 +221,7 @@ describe('restarts with calls sent to Twin: Asterisk, a caller hangs up while th
       expect(outcomes(second)).toHaveLength(1);
     } finally {
       ari.delayReply = undefined;
-      runs.killAll();
+      await runs.killAll();
     }
   }, 60_000);
 });
@@ -226,9 +229,9 @@ describe('restarts with calls sent to Twin: Asterisk, a caller hangs up while th
 describe('restarts with calls sent to Twin: FreeSWITCH, a bridged call the killed run had not handed over', () => {
   it('is marked handed over by the next run, whose inbound connection then learns of its end', async () => {
     const port = await freePort();
-    const { path: configPath } = writeDaemonConfig({ twin, ari, fs }, (config) => freeswitch.configure(config, port));
+    const written = writeDaemonConfig({ twin, ari, fs }, (config) => freeswitch.configure(config, port));
     fs.botBehaviour = () => ({ kind: 'answer', afterMs: 5 });
-    const runs = new Runs(configPath, 'connected to FreeSWITCH ESL');
+    const runs = new Runs(written, 'connected to FreeSWITCH ESL');
     try {
       // Without its inbound connection the first run keeps each bridged call's socket (nothing would tell it the end).
       fs.restarting = true;
@@ -247,7 +250,7 @@ describe('restarts with calls sent to Twin: FreeSWITCH, a bridged call the kille
       expect(await call.left).toMatchObject({ kind: 'hungup-by-app' }); // twin-after-socket's `released` path
     } finally {
       fs.restarting = false;
-      runs.killAll();
+      await runs.killAll();
     }
   }, 60_000);
 });

@@ -2,7 +2,8 @@
  * A lab on loopback: the Twin simulator, one or both PBX simulators, and the real daemon configured
  * against them. Tests, the benchmark and `twin-connector demo` all start from here.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { randomUUID } from 'node:crypto';
+import { rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Clock } from '../clock.js';
@@ -119,8 +120,8 @@ export function labConfig(twin: TwinSimulator, ari?: AriSimulator, fs?: FreeSwit
     ...(fs ? { freeswitch: { listen_port: 0, esl_port: fs.port, esl_password: fs.password, bot_answer_timeout_s: 30 } } : {}),
     trunk: { cooldown_s: 180, max_concurrent_calls: 100, max_calls_per_second: 1000 },
     routes: { default: { bot: 'bot-default', fallback: { action: 'hangup', cause: 16 } } },
-    // A journal of its own: never the machine's /var/lib/twin-connector, never another lab's.
-    state: { dir: mkdtempSync(join(tmpdir(), LAB_STATE_PREFIX)) },
+    // A journal of its own (created by the daemon that uses it): never the machine's /var/lib/twin-connector, never another lab's.
+    state: { dir: join(tmpdir(), `${LAB_STATE_PREFIX}${randomUUID()}`) },
   };
 }
 
