@@ -47,6 +47,7 @@ export function writeDaemonConfig(
   const dir = mkdtempSync(join(tmpdir(), 'twin-daemon-'));
   const config = labConfig(sims.twin, sims.ari, sims.fs) as Record<string, any>;
   config.log = { level: 'info' };
+  config.state = { dir: join(dir, 'state') }; // beside the config file: one journal for every run on it
   edit(config, dir);
   const path = join(dir, 'config.yaml');
   writeFileSync(path, stringify(config));
