@@ -10,6 +10,9 @@
  * Run with: npm run bench [-- asterisk|freeswitch|cluster]   (node --expose-gc is set by the script)
  */
 import { fork, type ChildProcess } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseConfig } from '../src/config/load.js';
 import { ClusterGate } from '../src/cluster/cluster-gate.js';
@@ -59,6 +62,7 @@ async function startDaemon(kind: PbxKind, ready: Ready, child: ChildProcess, ext
       : { freeswitch: { listen_port: 0, esl_port: ready.eslPort, esl_password: ready.eslPassword } }),
     trunk: { max_concurrent_calls: 100_000, max_calls_per_second: 100_000 },
     routes: { default: { bot: 'bench' } },
+    state: { dir: mkdtempSync(join(tmpdir(), 'twin-bench-state-')) },
     ...extra,
   }, {});
   const daemon = new Daemon(config, { log: silentLogger });

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll } from 'vitest';
 import { stringify } from 'yaml';
 import { AriSimulator } from '../src/sim/asterisk/ari-sim.js';
+import type { FreeSwitchSimulator } from '../src/sim/freeswitch/esl-sim.js';
 import { labConfig } from '../src/sim/lab.js';
 import { TwinSimulator } from '../src/sim/twin-sim.js';
 
@@ -39,13 +40,14 @@ export function simulatorsForProcessTests(): { twin: TwinSimulator; ari: AriSimu
   return { twin, ari };
 }
 
-/** A config file for the daemon process against these simulators, info-level logs; `edit` adds to it. */
+/** A config file for the daemon process against these simulators, info-level logs (and a call journal folder of its own); `edit` adds to it. */
 export function writeDaemonConfig(
-  sims: { twin: TwinSimulator; ari: AriSimulator }, edit: (config: Record<string, any>, dir: string) => void = () => {},
+  sims: { twin: TwinSimulator; ari?: AriSimulator; fs?: FreeSwitchSimulator }, edit: (config: Record<string, any>, dir: string) => void = () => {},
 ): { path: string; config: Record<string, any>; dir: string } {
   const dir = mkdtempSync(join(tmpdir(), 'twin-daemon-'));
-  const config = labConfig(sims.twin, sims.ari) as Record<string, any>;
+  const config = labConfig(sims.twin, sims.ari, sims.fs) as Record<string, any>;
   config.log = { level: 'info' };
+  config.state = { dir: join(dir, 'state') }; // beside the config file: one journal for every run on it
   edit(config, dir);
   const path = join(dir, 'config.yaml');
   writeFileSync(path, stringify(config));

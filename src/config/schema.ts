@@ -281,6 +281,14 @@ export const ConfigSchema = z.object({
     retry_for_h: positiveInt.max(720).default(24),
   }).strict().optional(),
 
+  /**
+   * Where the product keeps what must outlive it: the calls sent to Twin and not yet counted
+   * (calls.jsonl), so a call still going on (or ended) across a restart gets its one outcome line.
+   */
+  state: z.object({
+    dir: z.string().min(1).default('/var/lib/twin-connector/state'),
+  }).strict().default({ dir: '/var/lib/twin-connector/state' }),
+
   routes: z.object({
     default: z.object({ ...RouteFields, bot: z.string().min(1).max(128) }).strict(),
     table: z.array(RouteSchema).default([]),

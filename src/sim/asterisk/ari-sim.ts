@@ -732,6 +732,9 @@ export class AriSimulator {
       ch.app = undefined;
       this.emit(app, 'StasisEnd', { channel: channelJson(ch) });
       ch.botDial = { app: app!, startedAt: performance.now() };
+      // GET /channels shows it at twin-bot.conf's Dial() (priority 4) from now on, no longer in Stasis.
+      const [dialString = '', timeout = ''] = (ch.vars.get('TWIN_BOT') ?? '').split('^');
+      ch.dialplan = { context: q.get('context')!, exten: twinId, priority: 4, app_name: 'Dial', app_data: `${dialString},${timeout},gb(twin-bot-leg^s^1)U(twin-bot-answered^s)` };
       return [204, undefined];
     }
     const result: CallerResult = {
@@ -823,7 +826,10 @@ export class AriSimulator {
   private enterStasisAgain(ch: SimChannel, app: string, args: string[]): void {
     ch.app = app;
     ch.appArgs = args;
-    ch.dialplan = { context: 'twin-bot', exten: 'dial', priority: 5, app_name: 'Stasis', app_data: [app, ...args].join(',') };
+    // After Dial() in [twin-bot] (priority 6), or in the hangup handler [twin-bot-ended].
+    const where = args[0] === 'twin_report=dial'
+      ? { context: this.options.botDialContext ?? 'twin-bot', exten: ch.dialplan.exten, priority: 6 } : { context: 'twin-bot-ended', exten: 's', priority: 1 };
+    ch.dialplan = { ...where, app_name: 'Stasis', app_data: [app, ...args].join(',') };
     if (!this.appConnected(app)) {
       ch.app = undefined;
       // twin-bot.conf: Stasis() failed, so Goto(twin-fallback,agent,1): the caller waits in the queue.

@@ -157,6 +157,15 @@ export class FreeSwitchSimulator {
     return true;
   }
 
+  /** The bot bridged to this caller sends BYE now (a test's way to make one bot hang up); false if none is bridged. */
+  botHangsUp(callId: string): boolean {
+    const ch = this.channels.get(callId);
+    const bridge = ch?.bot?.state === 'answered' ? ch.running : undefined;
+    if (!ch || !bridge || bridge.app !== 'bridge') return false;
+    this.botHungUp(ch, bridge);
+    return true;
+  }
+
   /** Cut every outbound socket from FreeSWITCH's side, as when the product's host goes away. */
   dropOutboundSockets(): void {
     for (const ch of this.channels.values()) ch.session?.socket.destroy();
@@ -460,6 +469,7 @@ export class FreeSwitchSimulator {
     this.setVar(ch, 'originate_disposition', 'SUCCESS');
     this.setVar(ch, 'DIALSTATUS', 'SUCCESS');
     this.setVar(ch, 'bridge_uuid', bot.uuid);
+    this.setVar(ch, 'bridge_to', bot.uuid); // while bridged only (switch_ivr_bridge.c clears it when the bridge ends)
     this.emitEvent(ch, 'CHANNEL_BRIDGE', 'CS_EXECUTE', otherLeg(ch, bot));
     if (hangupAfterMs !== undefined) bot.timers.push(setTimeout(() => this.botHungUp(ch, running), hangupAfterMs));
     if (refer) bot.timers.push(setTimeout(() => this.botRefers(ch, running, refer.to), refer.afterMs));
@@ -554,6 +564,7 @@ export class FreeSwitchSimulator {
     if (!ch.bot || ch.bot.state === 'gone') return;
     ch.bot.timers.forEach(clearTimeout);
     ch.bot.state = 'gone';
+    ch.vars.delete('bridge_to');
   }
 
   /**
