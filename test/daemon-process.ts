@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll } from 'vitest';
 import { stringify } from 'yaml';
 import { AriSimulator } from '../src/sim/asterisk/ari-sim.js';
-import type { FreeSwitchSimulator } from '../src/sim/freeswitch/esl-sim.js';
+import { FreeSwitchSimulator } from '../src/sim/freeswitch/esl-sim.js';
 import { labConfig } from '../src/sim/lab.js';
 import { TwinSimulator } from '../src/sim/twin-sim.js';
 
@@ -28,16 +28,20 @@ export function runDaemonProcess(configPath: string): DaemonProcess {
 export { freePort } from '../src/sim/http-util.js';
 
 /** Twin and Asterisk simulators in the test's process, started before and stopped after the file's tests. */
-export function simulatorsForProcessTests(): { twin: TwinSimulator; ari: AriSimulator } {
+export function simulatorsForProcessTests(): { twin: TwinSimulator; ari: AriSimulator };
+export function simulatorsForProcessTests(options: { freeswitch: true }): { twin: TwinSimulator; ari: AriSimulator; fs: FreeSwitchSimulator };
+/** The simulators a test file shares, started before its tests and stopped after them. */
+export function simulatorsForProcessTests(options: { freeswitch?: boolean } = {}): { twin: TwinSimulator; ari: AriSimulator; fs?: FreeSwitchSimulator } {
   const twin = new TwinSimulator();
   const ari = new AriSimulator();
+  const fs = options.freeswitch ? new FreeSwitchSimulator() : undefined;
   beforeAll(async () => {
-    await Promise.all([twin.start(), ari.start()]);
+    await Promise.all([twin.start(), ari.start(), fs?.start()]);
   });
   afterAll(async () => {
-    await Promise.all([twin.stop(), ari.stop()]);
+    await Promise.all([twin.stop(), ari.stop(), fs?.stop()]);
   });
-  return { twin, ari };
+  return { twin, ari, fs };
 }
 
 /** A config file for the daemon process against these simulators, info-level logs (and a call journal folder of its own); `edit` adds to it. */

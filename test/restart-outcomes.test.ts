@@ -10,23 +10,12 @@
  * it and E ends while the product is down again; the third run counts D and E, and nothing twice.
  */
 import { rmSync } from 'node:fs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AriSimulator } from '../src/sim/asterisk/ari-sim.js';
-import { FreeSwitchSimulator } from '../src/sim/freeswitch/esl-sim.js';
-import { TwinSimulator } from '../src/sim/twin-sim.js';
+import { describe, expect, it } from 'vitest';
 import type { SimCall } from '../src/sim/call-model.js';
-import { freePort, runDaemonProcess, writeDaemonConfig, type DaemonProcess } from './daemon-process.js';
+import { freePort, runDaemonProcess, simulatorsForProcessTests, writeDaemonConfig, type DaemonProcess } from './daemon-process.js';
 import { waitFor } from './helpers.js';
 
-const twin = new TwinSimulator();
-const ari = new AriSimulator();
-const fs = new FreeSwitchSimulator();
-beforeAll(async () => {
-  await Promise.all([twin.start(), ari.start(), fs.start()]);
-});
-afterAll(async () => {
-  await Promise.all([twin.stop(), ari.stop(), fs.stop()]);
-});
+const { twin, ari, fs } = simulatorsForProcessTests({ freeswitch: true });
 
 interface Variant {
   name: string;
