@@ -40,6 +40,8 @@ export interface CallRecord {
   operatorAt?: number;
   cls: CallClass;
   after?: AfterBot;
+  /** The bot answered its leg, but the product's outcome says the call was not bridged (bot_leg bridge: the bridge is the product's). */
+  answeredNotBridged?: boolean;
   /** Outcome statuses logged by the product for this caller. */
   outcomes: string[];
   /** No outcome line, by design: the dialplan skipped the product (trunk closed) or Stasis() failed (no app). */
@@ -52,6 +54,8 @@ export interface FaultStats {
   fallback: number;
   /** Fallback through the dialplan's people (operator), a part of `fallback`. */
   fallbackPeople: number;
+  /** The bot answered but the product did not bridge it (outcome BOT_FAILED, …): in fallback or stranded. */
+  answeredNotBridged: number;
   stranded: number;
   unanswered: number;
   after: Record<AfterBot, number>;
@@ -126,10 +130,16 @@ function legs(messages: SipMessage[], ports: FaultPorts, numbers: string[], numb
   return [...byNumber.values()];
 }
 
+/** Outcome statuses of a call that was with the bot. */
+const BRIDGED = new Set(['CONNECTED', 'TRANSFERRED', 'TRANSFER_FAILED']);
+
 function classify(r: CallRecord): void {
   const pbxFirst = r.pbxByeAt !== undefined && (r.callerByeAt === undefined || r.pbxByeAt < r.callerByeAt);
   if (r.answeredAt === undefined) r.cls = 'unanswered';
-  else if (r.botAnsweredAt !== undefined) {
+  else if (r.botAnsweredAt !== undefined && r.outcomes.length > 0 && !r.outcomes.some((s) => BRIDGED.has(s))) {
+    r.answeredNotBridged = true;
+    r.cls = pbxFirst || r.operatorAt !== undefined ? 'fallback' : 'stranded';
+  } else if (r.botAnsweredAt !== undefined) {
     r.cls = 'bridged';
     if (r.operatorAt !== undefined) r.after = 'people';
     else if (!pbxFirst) r.after = 'left';
@@ -171,6 +181,7 @@ function summarise(records: CallRecord[], unmatchedLogLines: number): FaultStats
     bridged: count((r) => r.cls === 'bridged'),
     fallback: count((r) => r.cls === 'fallback'),
     fallbackPeople: count((r) => r.cls === 'fallback' && r.operatorAt !== undefined),
+    answeredNotBridged: count((r) => r.answeredNotBridged === true),
     stranded: count((r) => r.cls === 'stranded'),
     unanswered: count((r) => r.cls === 'unanswered'),
     after: {

@@ -8,6 +8,7 @@
  *     --pbx-log /opt/pbx/asterisk/var/log/asterisk/messages.log
  */
 import { execFile } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { join } from 'node:path';
 import { FAULTS, FAULT_USAGE, parseFaultOptions, UsageError, type FaultName, type FaultOptions } from './fault-args.js';
@@ -134,6 +135,7 @@ async function runOne(ctx: Ctx, fault: FaultName, mode: BenchMode): Promise<Faul
     const ports = { pbx: o.sipPort, bot: o.botPort, caller: o.callerPort, operator: o.operatorPort || undefined };
     const stats = analyseFaultRun(messages, ports, numbers, ctx.twin.numberById, readOutcomes(logs), lines);
     const back = trunkBackAt(samples, injected.start);
+    writeFileSync(join(o.out, `${name}.calls.json`), `${JSON.stringify({ injected, samples, fallbackLines: lines, calls: stats.records }, null, 1)}\n`);
     return {
       ...base, stats, injected, samples, left, dropped, ...recovery(stats.records, injected.end),
       firstInvite: Math.min(...stats.records.map((r) => r.invitedAt ?? Infinity)),
@@ -219,7 +221,7 @@ function humanLine(r: FaultResult): string {
     .map((p) => `${((p.t - r.firstInvite!) / 1000).toFixed(1)}:${p.trunk}${p.ready ? '' : `(${p.reasons.join('+') || 'not ready'})`}`).join(' ');
   return `${head} calls ${x.calls}: bridged ${x.bridged} (after the bot: released ${x.after.released}, people ${x.after.people}, `
     + `left up ${x.after.left}, cut ${x.after.cut}; longest alone after the bot ${s(x.maxAloneAfterBotS)} s), fallback ${x.fallback}`
-    + `${x.fallbackPeople ? ` (${x.fallbackPeople} to people)` : ''}, stranded ${x.stranded}, not answered ${x.unanswered}; `
+    + `${x.fallbackPeople ? ` (${x.fallbackPeople} to people)` : ''}${x.answeredNotBridged ? ` (${x.answeredNotBridged} BOT ANSWERED BUT NOT BRIDGED)` : ''}, stranded ${x.stranded}, not answered ${x.unanswered}; `
     + `longest wait ${s(x.maxWaitS, 2)} s\n    outcome lines: one ${x.outcomeOne}, none by design ${x.trunkSkip + x.stasisFailed} `
     + `(trunk check ${x.trunkSkip}, Stasis() failed ${x.stasisFailed}), missing ${x.missing}, duplicated ${x.duplicated}`
     + `${x.unmatchedLogLines ? `, PBX fallback lines without a call ${x.unmatchedLogLines}` : ''}; statuses ${JSON.stringify(x.statuses)}`
@@ -233,7 +235,7 @@ function machineLine(o: FaultOptions, r: FaultResult): string {
   if (r.error || !r.stats) return `${head} error="${(r.error ?? 'no result').split('\n')[0]!.replace(/"/g, "'")}"`;
   const x = r.stats;
   return [head, `calls=${x.calls}`, `bridged=${x.bridged}`, `fallback=${x.fallback}`, `stranded=${x.stranded}`, `unanswered=${x.unanswered}`,
-    `left_after_bot=${x.after.left}`, `cut=${x.after.cut}`, `outcome_one=${x.outcomeOne}`, `no_outcome_trunk=${x.trunkSkip}`,
+    `left_after_bot=${x.after.left}`, `cut=${x.after.cut}`, `answered_not_bridged=${x.answeredNotBridged}`, `outcome_one=${x.outcomeOne}`, `no_outcome_trunk=${x.trunkSkip}`,
     `no_outcome_stasis_failed=${x.stasisFailed}`, `missing=${x.missing}`, `duplicated=${x.duplicated}`, `max_wait_s=${s(x.maxWaitS, 2)}`,
     `first_bridged_s=${s(r.firstBridgedS)}`, `normal_s=${s(r.normalS)}`, `trunk_back_s=${s(r.trunkBackS)}`, `left_channels=${r.left}`].join(' ');
 }
