@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { FAULTS, FAULT_USAGE, parseFaultOptions, UsageError, type FaultName, type FaultOptions } from './fault-args.js';
 import { analyseFaultRun, recovery, type FaultStats } from './fault-analyse.js';
 import { dropConnections, logSize, readFallbackLines, readOutcomes, TrunkWatch, trunkBackAt, type TrunkSample } from './fault-inputs.js';
+import { findPbxPid } from './cpu.js';
 import { checkTools, cleanups, lockPbx, mediaPort, NumberPool, stopAll, stopChildrenOnSignal, waitDrained } from './harness.js';
 import type { BenchMode } from './modes.js';
 import { connectPbx, sleep, type PbxControl } from './pbx.js';
@@ -27,6 +28,8 @@ import { EslClient } from './esl.js';
 const run = promisify(execFile);
 /** "left" = what the PBX still holds this long after the last caller hung up. */
 const SETTLE_MS = 2000;
+/** Runs measured again after a failure (a PBX restarted under the run). */
+const RETRIES = 2;
 
 interface Ctx { o: FaultOptions; pbx: PbxControl; twin: TwinStandIn; numbers: NumberPool }
 
@@ -66,16 +69,21 @@ async function main(argv: string[]): Promise<number> {
   await twin.start(o.twinPort);
   const pbx = await connectPbx(o);
   try {
-    await pbx.prepare({
-      twinUrl: twin.url, token: twin.token, botUri: botUri(o), app: o.app, productSocket: `127.0.0.1:${o.productPort}`,
-    }, o.modes.map((m) => m.extension));
+    await prepare(o, pbx, twin);
     process.stdout.write(`faults under load: ${o.pbx} at ${o.host}:${o.sipPort}, ${o.rate} calls/s for ${o.durationS} s, fault at ${o.faultAtS} s, `
       + `bot hangs up after ${o.holdS} s, bound ${o.boundS} s, warm-up timeout ${o.warmupTimeoutMs} ms, cool-down ${o.cooldownS} s; files in ${o.out}\n`);
     const ctx: Ctx = { o, pbx, twin, numbers: new NumberPool() };
     const results: FaultResult[] = [];
     for (const fault of o.faults) {
       for (const mode of o.modes) {
-        const result = await runOne(ctx, fault, mode);
+        let result = await runOne(ctx, fault, mode);
+        // Someone restarted the PBX (another agent's lab work): its globals are gone; measure again.
+        for (let retry = 1; retry <= RETRIES && result.error; retry++) {
+          process.stdout.write(`${humanLine(result)}\n  trying again (${retry}/${RETRIES})\n`);
+          await sleep(5000);
+          await prepare(o, pbx, twin);
+          result = await runOne(ctx, fault, mode);
+        }
         results.push(result);
         process.stdout.write(`${humanLine(result)}\n`);
       }
@@ -89,6 +97,13 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
+/** The bench dialplan and its globals (set again after a PBX restart, which loses them). */
+async function prepare(o: FaultOptions, pbx: PbxControl, twin: TwinStandIn): Promise<void> {
+  await pbx.prepare({
+    twinUrl: twin.url, token: twin.token, botUri: botUri(o), app: o.app, productSocket: `127.0.0.1:${o.productPort}`,
+  }, o.modes.map((m) => m.extension));
+}
+
 async function runOne(ctx: Ctx, fault: FaultName, mode: BenchMode): Promise<FaultResult> {
   const { o } = ctx;
   const name = `${fault}-${mode.name}`;
@@ -99,6 +114,7 @@ async function runOne(ctx: Ctx, fault: FaultName, mode: BenchMode): Promise<Faul
   const base: FaultResult = { fault, mode, dir: join(o.out, name) };
   try {
     await waitDrained(ctx.pbx, o.drainS);
+    const pbxPid = o.pbxPid ?? findPbxPid(o.pbx);
     const config = merge(productConfig(o, ctx.twin, mode), {
       log: { level: 'info' }, state: { dir: join(o.out, `${name}.state`) },
       http: { listen_host: '127.0.0.1', listen_port: o.httpPort },
@@ -112,21 +128,30 @@ async function runOne(ctx: Ctx, fault: FaultName, mode: BenchMode): Promise<Faul
 
     const numbers = ctx.numbers.take(Math.round(o.rate * o.durationS));
     const pcap = join(o.out, `${name}.pcap`);
-    const watch = new TrunkWatch(`http://127.0.0.1:${o.httpPort}`);
     const logFrom = logSize(o.pbxLog);
     const capture = await startCapture(pcap, o.iface, o.sipPort);
-    const t0 = Date.now();
-    const injecting = inject(ctx, fault, t0, products, files, logs);
-    const caller = runCaller({
-      pbxHost: o.host, pbxPort: o.sipPort, host: o.host, port: o.callerPort, mediaPort: mediaPort(o.callerPort),
-      extension: mode.extension, numbers, rate: o.rate, holdMs: 0, waitForPbxByeMs: o.boundS * 1000,
-      extraHeaders: o.callerHeaders, dir: o.out, name,
-    });
-    const [injected] = await Promise.all([injecting, caller]);
-    await sleep(SETTLE_MS);
-    const left = (await ctx.pbx.leftovers()).channels;
-    const samples = await watch.stop();
-    const { dropped } = await capture.stop();
+    const watch = new TrunkWatch(`http://127.0.0.1:${o.httpPort}`);
+    let injected: Injected;
+    let left = NaN;
+    let samples: TrunkSample[];
+    let dropped: number;
+    try {
+      const t0 = Date.now();
+      const injecting = inject(ctx, fault, t0, products, files, logs);
+      const caller = runCaller({
+        pbxHost: o.host, pbxPort: o.sipPort, host: o.host, port: o.callerPort, mediaPort: mediaPort(o.callerPort),
+        extension: mode.extension, numbers, rate: o.rate, holdMs: 0, waitForPbxByeMs: o.boundS * 1000,
+        extraHeaders: o.callerHeaders, dir: o.out, name,
+      });
+      [injected] = await Promise.all([injecting, caller]);
+      await sleep(SETTLE_MS);
+      left = await ctx.pbx.leftovers().then((l) => l.channels, () => NaN);
+    } finally {
+      samples = await watch.stop();
+      ({ dropped } = await capture.stop());
+    }
+    const pbxNow = o.pbxPid ?? findPbxPid(o.pbx);
+    if (pbxNow !== pbxPid) throw new Error(`the PBX restarted during the run (pid ${pbxPid}, now ${pbxNow}): not measured`);
     ctx.twin.script = [];
     for (const p of [...sipps, ...products]) { await p.stop(); cleanups.delete(p.stop); }
 
