@@ -28,7 +28,7 @@ export interface FaultOptions extends Options {
   operatorPort: number;
   /** pbx-drop: 'sockets' (ss -K) or 'cli:<command>' (an Asterisk CLI / FreeSWITCH api command). */
   drop: string;
-  /** Asterisk's log with the bench dialplan's fallback lines (messages.log). */
+  /** The PBX's log with the bench dialplan's fallback lines (Asterisk messages.log, freeswitch.log). */
   pbxLog: string;
   lockWaitS: number;
 }
@@ -50,7 +50,8 @@ export const FAULT_USAGE = `usage: node dist/bench/real-pbx/faults.js --pbx aste
   --operator-port 5083      a SIPp person answering the dialplan's own fallback (asterisk; 0: none)
   --drop sockets            pbx-drop: ss -K of the product's connections to ARI / ESL, from the PBX's side;
                             or cli:'module reload res_ari.so' (run through --cli / the ESL api)
-  --pbx-log /var/log/asterisk/messages   Asterisk's log (the bench dialplan's fallback lines)
+  --pbx-log FILE            the PBX's log, for the bench dialplan's fallback lines (calls that never reached
+                            the product); default /var/log/asterisk/messages, /usr/local/freeswitch/log/freeswitch.log
   --lock-wait-s 7200        wait this long for another real-PBX benchmark to finish
   and run.js's PBX options (--host, ports, --ari-*, --cli, --esl-*, --warmup-calls, --drain-s, --out, …)
 `;
@@ -83,7 +84,7 @@ export function parseFaultOptions(argv: string[]): FaultOptions {
     httpPort: port('--http-port', values['http-port'] ?? '18690'),
     operatorPort: Number(values['operator-port'] ?? (o.pbx === 'asterisk' ? '5083' : '0')),
     drop,
-    pbxLog: values['pbx-log'] ?? '/var/log/asterisk/messages',
+    pbxLog: values['pbx-log'] ?? (o.pbx === 'asterisk' ? '/var/log/asterisk/messages' : '/usr/local/freeswitch/log/freeswitch.log'),
     lockWaitS: Number(values['lock-wait-s'] ?? '7200'),
   };
 }

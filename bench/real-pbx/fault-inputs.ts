@@ -26,10 +26,13 @@ export function readOutcomes(logFiles: string[]): Map<string, string[]> {
   return byCaller;
 }
 
-/** A `twin-bench …: fallback TWIN_STATUS=… STASISSTATUS=…` line of bench-extensions.conf. */
+/**
+ * A fallback line of the bench dialplan: Asterisk `twin-bench …: fallback TWIN_STATUS=… STASISSTATUS=…`,
+ * FreeSWITCH `twin-bench product: the product did not take the call (TWIN_STATUS=…)`.
+ */
 export interface FallbackLine {
   t: number;
-  /** trunk-skip: the trunk check skipped the product; stasis-failed: no app to take the call; product: the product sent it. */
+  /** trunk-skip: the trunk check skipped the product; stasis-failed: no app / socket to take the call; product: the product sent it. */
   kind: 'trunk-skip' | 'stasis-failed' | 'product';
 }
 
@@ -37,16 +40,18 @@ export function logSize(file: string): number {
   try { return statSync(file).size; } catch { return 0; }
 }
 
-/** The fallback lines Asterisk logged since byte `from` of its log (dateformat %F %T.%3q, local time). */
+/** The fallback lines the PBX logged since byte `from` of its log (local time stamps, ms or µs). */
 export function readFallbackLines(file: string, from: number): FallbackLine[] {
   if (!existsSync(file)) return [];
   const text = readFileSync(file).subarray(from).toString('utf8');
   const out: FallbackLine[] = [];
-  const re = /^\[(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d\.\d{3})\].*twin-bench [\w-]+: fallback TWIN_STATUS=(\S*) STASISSTATUS=(\S*)/gm;
-  for (const m of text.matchAll(re)) {
-    const kind = m[3] ? 'product' : m[4] === 'FAILED' ? 'stasis-failed' : 'trunk-skip';
-    out.push({ t: new Date(`${m[1]}T${m[2]}`).getTime(), kind });
+  const at = (date: string, time: string) => new Date(`${date}T${time.slice(0, 12)}`).getTime();
+  const asterisk = /^\[(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d\.\d{3})\].*twin-bench [\w-]+: fallback TWIN_STATUS=(\S*) STASISSTATUS=(\S*)/gm;
+  for (const m of text.matchAll(asterisk)) {
+    out.push({ t: at(m[1]!, m[2]!), kind: m[3] ? 'product' : m[4] === 'FAILED' ? 'stasis-failed' : 'trunk-skip' });
   }
+  const freeswitch = /(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d\.\d+).*twin-bench product: the product did not take the call \(TWIN_STATUS=([^)]*)\)/g;
+  for (const m of text.matchAll(freeswitch)) out.push({ t: at(m[1]!, m[2]!), kind: m[3] ? 'product' : 'stasis-failed' });
   return out;
 }
 

@@ -156,7 +156,7 @@ async function runOne(ctx: Ctx, fault: FaultName, mode: BenchMode): Promise<Faul
     for (const p of [...sipps, ...products]) { await p.stop(); cleanups.delete(p.stop); }
 
     const messages = readPcap(pcap).map(parseSip).filter((m): m is SipMessage => m !== undefined);
-    const lines = o.pbx === 'asterisk' ? readFallbackLines(o.pbxLog, logFrom) : [];
+    const lines = readFallbackLines(o.pbxLog, logFrom);
     const ports = { pbx: o.sipPort, bot: o.botPort, caller: o.callerPort, operator: o.operatorPort || undefined };
     const stats = analyseFaultRun(messages, ports, numbers, ctx.twin.numberById, readOutcomes(logs), lines);
     const back = trunkBackAt(samples, injected.start);
@@ -237,6 +237,11 @@ function s(n: number | undefined, digits = 1): string {
   return Number.isNaN(n) ? 'not by the end' : n.toFixed(digits);
 }
 
+/** s() with its unit when it is a number. */
+function sec(n: number | undefined, digits = 1): string {
+  return n === undefined || Number.isNaN(n) ? s(n, digits) : `${s(n, digits)} s`;
+}
+
 function humanLine(r: FaultResult): string {
   const head = `${r.fault.padEnd(9)} ${r.mode.name.padEnd(8)}`;
   if (r.error || !r.stats || !r.injected) return `${head} FAILED: ${r.error}`;
@@ -246,12 +251,12 @@ function humanLine(r: FaultResult): string {
     .map((p) => `${((p.t - r.firstInvite!) / 1000).toFixed(1)}:${p.trunk}${p.ready ? '' : `(${p.reasons.join('+') || 'not ready'})`}`).join(' ');
   return `${head} calls ${x.calls}: bridged ${x.bridged} (after the bot: released ${x.after.released}, people ${x.after.people}, `
     + `left up ${x.after.left}, cut ${x.after.cut}; longest alone after the bot ${s(x.maxAloneAfterBotS)} s), fallback ${x.fallback}`
-    + `${x.fallbackPeople ? ` (${x.fallbackPeople} to people)` : ''}${x.answeredNotBridged ? ` (${x.answeredNotBridged} BOT ANSWERED BUT NOT BRIDGED)` : ''}, stranded ${x.stranded}, not answered ${x.unanswered}; `
+    + `${x.fallbackPeople ? ` (${x.fallbackPeople} to people)` : ''}${x.answeredNotBridged ? ` (${x.answeredNotBridged} with the bot answered but an outcome that says not bridged)` : ''}, stranded ${x.stranded}, not answered ${x.unanswered}; `
     + `longest wait ${s(x.maxWaitS, 2)} s\n    outcome lines: one ${x.outcomeOne}, none by design ${x.trunkSkip + x.stasisFailed} `
-    + `(trunk check ${x.trunkSkip}, Stasis() failed ${x.stasisFailed}), missing ${x.missing}, duplicated ${x.duplicated}`
+    + `(trunk check ${x.trunkSkip}, Stasis()/socket failed ${x.stasisFailed}), missing ${x.missing}, duplicated ${x.duplicated}`
     + `${x.unmatchedLogLines ? `, PBX fallback lines without a call ${x.unmatchedLogLines}` : ''}; statuses ${JSON.stringify(x.statuses)}`
     + `\n    fault ${t(r.injected.start)} → ${t(r.injected.end)} (${r.injected.note}); calls hit ${t(x.firstHitAt)} → ${t(x.lastHitAt)}; `
-    + `first bridged ${s(r.firstBridgedS)} s, all bridged from ${s(r.normalS)} s, trunk back ${s(r.trunkBackS)} s after the fault; `
+    + `after the fault's end: first bridged ${sec(r.firstBridgedS)}, all bridged from ${sec(r.normalS)}, trunk open and ready ${sec(r.trunkBackS)}; `
     + `left ${r.left} channels${r.dropped ? `; CAPTURE DROPPED ${r.dropped} packets` : ''}\n    trunk: ${trunk}`;
 }
 
@@ -275,7 +280,7 @@ function table(results: FaultResult[]): string {
       + `${x.outcomeOne} / ${x.trunkSkip} / ${x.stasisFailed} | ${x.missing} / ${x.duplicated} | ${s(x.maxWaitS, 2)} | `
       + `${s(r.firstBridgedS)} / ${s(r.normalS)} / ${s(r.trunkBackS)} | ${r.left} |`;
   });
-  return ['| fault | mode | calls | bridged | fallback | stranded | outcome lines: one / none, trunk check / none, Stasis() failed | missing / duplicated | longest wait (s) | back to normal (s): first bridged / all bridged / trunk | left channels |',
+  return ['| fault | mode | calls | bridged | fallback | stranded | outcome lines: one / none, trunk check / none, Stasis() or socket failed | missing / duplicated | longest wait (s) | back to normal (s): first bridged / all bridged / trunk | left channels |',
     '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |', ...rows].join('\n');
 }
 
