@@ -33,7 +33,7 @@ export function botScenario(hangUpAfterMs?: number): string {
 
     ]]>
   </send>
-  <send retrans="500">
+  <send>
     <![CDATA[
       SIP/2.0 200 OK
       [last_Via:]
@@ -48,7 +48,14 @@ export function botScenario(hangUpAfterMs?: number): string {
 ${sdp('bot')}
     ]]>
   </send>
+  <!-- A retransmitted INVITE (the PBX missed our 200 under load): SIPp would abort the call; send the 200 again. -->
+  <recv request="INVITE" optional="true" next="4"/>
+  <recv request="ACK" crlf="true" next="5"/>
+  <label id="4"/>
+${ok200()}
+  <recv request="INVITE" optional="true" next="4"/>
   <recv request="ACK" crlf="true"/>
+  <label id="5"/>
   <recv request="BYE" timeout="${hangUpAfterMs ?? 600000}"${hangUpAfterMs !== undefined ? ' ontimeout="1"' : ''}/>
 ${answerBye('2')}
   <label id="1"/>
@@ -70,6 +77,25 @@ ${answerBye('2')}
   <label id="2"/>
 </scenario>
 `;
+}
+
+/** The bot's 200 OK again, for a retransmitted INVITE. */
+function ok200(): string {
+  return `  <send>
+    <![CDATA[
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]SIPpTag01[call_number]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Contact: <sip:twinbot@[local_ip]:[local_port];transport=[transport]>
+      Content-Type: application/sdp
+      Content-Length: [len]
+
+${sdp('bot')}
+    ]]>
+  </send>`;
 }
 
 /** 200 OK to the peer's BYE, then on to `next`. */
