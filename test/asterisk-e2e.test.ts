@@ -18,7 +18,7 @@ describe('Asterisk (ARI) specifics', () => {
     expect(Object.fromEntries(parseInviteHeaders(invite.raw))['X-TWIN-EnableRecord']).toBe('1');
     await waitFor(() => lab.ari.channel(call.id)?.vars.get('TWIN_STATUS') === 'CONNECTED', 'TWIN_STATUS');
 
-    const botLeg = lab.ari.channel(`twin-${call.id}-bot`)!;
+    const botLeg = lab.ari.botLegOf(call.id)!;
     expect(botLeg.bridgeId).toBe(`twin-${call.id}`);
     expect(lab.ari.channel(call.id)!.bridgeId).toBe(botLeg.bridgeId);
     call.hangup();

@@ -47,7 +47,7 @@ const asterisk = (botLeg: 'bridge' | 'dialplan'): Variant => ({
   placeCall: () => ari.placeCall(),
   connected: (id) => ari.channel(id)?.vars.get('TWIN_STATUS') === 'CONNECTED',
   // bridge: the bot's own leg hangs up; dialplan: the bot leg of the caller's Dial().
-  botHangsUp: (id) => ari.botHangsUp(botLeg === 'bridge' ? `twin-${id}-bot` : id),
+  botHangsUp: (id) => ari.botHangsUp(botLeg === 'bridge' ? ari.botLegOf(id)!.id : id),
   connectedLine: 'connected to Asterisk ARI',
   leftovers: () => {
     const left = ari.leftovers();

@@ -224,6 +224,11 @@ export class AriSimulator {
     };
   }
 
+  /** The bot leg the product created for this caller (the latest one), found by its originator. */
+  botLegOf(callerId: string): SimChannel | undefined {
+    return [...this.channels.values()].filter((ch) => ch.originatorId === callerId && ch.appArgs?.[0] === 'bot').at(-1);
+  }
+
   channel(id: string): SimChannel | undefined {
     return this.channels.get(id);
   }
@@ -569,6 +574,8 @@ export class AriSimulator {
     const local = tech === 'Local' && /^[^@]+@[^@]+$/.test(resource ?? '');
     if (!local && (tech !== 'PJSIP' || !this.pjsipEndpoints.has(resource ?? ''))) return [500, { error: 'Allocation failed' }];
     const id = q.get('channelId') ?? this.nextId();
+    // resource_channels.c: ast_request() refuses an id in use (AST_CHANNEL_ERROR_ID_EXISTS).
+    if (this.channels.has(id)) return [409, { message: 'Channel with given unique ID already exists' }];
     const ch = this.newChannel(id, local ? `Local/${resource}-${this.hexSeq()};1` : `PJSIP/${resource}-${this.hexSeq()}`, 'created', { name: '', number: '' });
     ch.endpoint = endpoint;
     ch.originatorId = q.get('originator') ?? undefined;
