@@ -33,21 +33,7 @@ export function botScenario(hangUpAfterMs?: number): string {
 
     ]]>
   </send>
-  <send>
-    <![CDATA[
-      SIP/2.0 200 OK
-      [last_Via:]
-      [last_From:]
-      [last_To:];tag=[pid]SIPpTag01[call_number]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Contact: <sip:twinbot@[local_ip]:[local_port];transport=[transport]>
-      Content-Type: application/sdp
-      Content-Length: [len]
-
-${sdp('bot')}
-    ]]>
-  </send>
+${ok200()}
   <!-- A retransmitted INVITE (the PBX missed our 200 under load): SIPp would abort the call; send the 200 again. -->
   <recv request="INVITE" optional="true" next="4"/>
   <recv request="ACK" crlf="true" next="5"/>
