@@ -58,7 +58,8 @@ async function startDaemon(kind: PbxKind, ready: Ready, child: ChildProcess, ext
     log: { level: 'silent' },
     twin: { iam_url: ready.twinUrl, cis_url: ready.twinUrl, email: ready.email, password: ready.password, sip: { uri: 'sip:twinbot@127.0.0.1:5070' } },
     ...(kind === 'asterisk'
-      ? { asterisk: { url: ready.ariUrl, username: ready.ariUser, password: ready.ariPassword, app: 'twin' } }
+      // bridge, as the README's table says: the simulator harness counts the bot dial of that mode.
+      ? { asterisk: { url: ready.ariUrl, username: ready.ariUser, password: ready.ariPassword, app: 'twin', bot_leg: 'bridge' } }
       : { freeswitch: { listen_port: 0, esl_port: ready.eslPort, esl_password: ready.eslPassword } }),
     trunk: { max_concurrent_calls: 100_000, max_calls_per_second: 100_000 },
     routes: { default: { bot: 'bench' } },
