@@ -10,6 +10,9 @@
  * Run with: npm run bench [-- asterisk|freeswitch|cluster]   (node --expose-gc is set by the script)
  */
 import { fork, type ChildProcess } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseConfig } from '../src/config/load.js';
 import { ClusterGate } from '../src/cluster/cluster-gate.js';
@@ -55,10 +58,12 @@ async function startDaemon(kind: PbxKind, ready: Ready, child: ChildProcess, ext
     log: { level: 'silent' },
     twin: { iam_url: ready.twinUrl, cis_url: ready.twinUrl, email: ready.email, password: ready.password, sip: { uri: 'sip:twinbot@127.0.0.1:5070' } },
     ...(kind === 'asterisk'
-      ? { asterisk: { url: ready.ariUrl, username: ready.ariUser, password: ready.ariPassword, app: 'twin' } }
+      // bridge, as the README's table says: the simulator harness counts the bot dial of that mode.
+      ? { asterisk: { url: ready.ariUrl, username: ready.ariUser, password: ready.ariPassword, app: 'twin', bot_leg: 'bridge' } }
       : { freeswitch: { listen_port: 0, esl_port: ready.eslPort, esl_password: ready.eslPassword } }),
     trunk: { max_concurrent_calls: 100_000, max_calls_per_second: 100_000 },
     routes: { default: { bot: 'bench' } },
+    state: { dir: mkdtempSync(join(tmpdir(), 'twin-bench-state-')) },
     ...extra,
   }, {});
   const daemon = new Daemon(config, { log: silentLogger });

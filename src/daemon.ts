@@ -8,7 +8,7 @@ import type { Logger } from './log.js';
 import { runCallFlow, runRefusedCall, type FlowDeps } from './core/call-flow.js';
 import { Callbacks } from './callbacks/callbacks.js';
 import { Metrics } from './http/metrics.js';
-import { Outbound, type OutboundResult } from './outbound/outbound.js';
+import { fromOutcome, Outbound, type OutboundResult } from './outbound/outbound.js';
 import type { CallRequest } from './outbound/request.js';
 import { Campaign, type CampaignLimits } from './outbound/campaign.js';
 import type { CampaignRow } from './outbound/campaign-file.js';
@@ -24,6 +24,9 @@ import { TwinAuth } from './twin/auth.js';
 import { TwinApi } from './twin/warmup.js';
 import { AsteriskDriver } from './pbx/asterisk/driver.js';
 import { FreeSwitchDriver } from './pbx/freeswitch/driver.js';
+import { CallJournal, type JournalCall } from './core/call-journal.js';
+import type { EarlierCallEnd } from './pbx/earlier-calls.js';
+import { JournalLockedError } from './outbound/journal-lock.js';
 
 const READY_LOGIN_WAIT_MS = 1000;
 
@@ -59,6 +62,10 @@ export class Daemon extends EventEmitter {
   private loggedReasons = '';
   /** Aborted by a second SIGTERM: stop waiting for live calls. */
   private readonly impatience = new AbortController();
+  /** Calls sent to Twin and not yet counted, kept across restarts (state.dir); the daemon's only, not a dialer's. */
+  private journal?: CallJournal;
+  /** Why the call journal could not be opened: calls are taken, but ones outliving this run may go uncounted. */
+  private journalProblem?: string;
 
   constructor(private config: Config, options: DaemonOptions) {
     super();
@@ -81,6 +88,7 @@ export class Daemon extends EventEmitter {
     this.outbound = new Outbound({
       ...this.flowDeps(), dialers: { asterisk: this.asterisk, freeswitch: this.freeswitch },
     });
+    this.outbound.on('result', (result: OutboundResult) => this.journal?.done(result.pbx, result.id));
     if (!dialer) {
       const metrics = this.metrics = this.createMetrics();
       this.outbound.on('result', (result: OutboundResult) => metrics.recordOutbound(result));
@@ -102,7 +110,58 @@ export class Daemon extends EventEmitter {
       throw new Error(`cannot use the callback folder ${this.config.callbacks?.dir}: ${err.code ?? err.message}`);
     });
     await this.httpServer?.listen();
+    if (this.publishesTrunk) this.openJournal();
     await Promise.all([this.asterisk?.start(), this.freeswitch?.start()]);
+  }
+
+  /**
+   * Reads the calls earlier runs sent to Twin and never counted, and hands each PBX driver its own
+   * to follow (the ones still going on) or report (the ones that ended while no run was up). A
+   * journal that cannot be opened does not stop the product: it takes calls, and says so.
+   */
+  private openJournal(): void {
+    try {
+      this.journal = new CallJournal(this.config.state.dir, this.clock, this.log);
+    } catch (err) {
+      const why = err instanceof JournalLockedError
+        ? `another twin-connector (pid ${err.pid ?? 'unknown'}) uses ${this.config.state.dir}`
+        : `${(err as NodeJS.ErrnoException).code ?? (err as Error).message} on ${this.config.state.dir}`;
+      this.journalProblem = `cannot keep the call journal: ${why}`;
+      this.log.error({ stateDir: this.config.state.dir }, `${this.journalProblem}; calls that outlive a restart of the product will not be counted`);
+      return;
+    }
+    const earlier = this.journal.earlier;
+    if (earlier.length > 0) this.log.info({ calls: earlier.length }, 'calls sent to Twin by an earlier run and not yet counted: following them');
+    const report = (call: JournalCall, end: EarlierCallEnd) => this.reportEarlier(call, end);
+    for (const driver of [this.asterisk, this.freeswitch]) driver?.followEarlier(earlier.filter((c) => c.pbx === driver.pbx), report);
+    for (const call of earlier.filter((c) => !this.driverOf(c.pbx))) {
+      report(call, { status: 'CONNECTED', endedBy: 'unknown', detail: `${call.pbx} is no longer configured: the call cannot be followed` });
+    }
+  }
+
+  /**
+   * The one outcome line of a call an earlier run sent to Twin and never counted: what the journal
+   * knows (numbers, route, bot, Twin id, warm-up) and what the PBX told this run about its end.
+   */
+  private reportEarlier(call: JournalCall, end: EarlierCallEnd): void {
+    if (!this.journal?.isEarlier(call.pbx, call.callId)) return; // counted meanwhile, or a flow of this run took it on
+    const outcome: CallOutcome = {
+      callId: call.callId, pbx: call.pbx, direction: call.direction, caller: call.caller, dialed: call.dialed,
+      route: call.route, bot: call.bot, status: end.status, twinId: call.twinId,
+      ...(call.warmupMs !== undefined ? { warmupMs: call.warmupMs } : {}),
+      setupMs: call.setupMs ?? 0, detail: end.detail,
+      ...(end.endedBy !== undefined ? { endedBy: end.endedBy } : {}),
+      ...(end.transferTarget !== undefined ? { transferTarget: end.transferTarget } : {}),
+    };
+    this.log.info({ outcome }, `call ${outcome.status.toLowerCase()}`);
+    if (call.direction === 'outbound') {
+      const result = { id: call.callId, to: call.dialed, from: call.caller, bot: call.bot, pbx: call.pbx, ...fromOutcome(outcome) };
+      this.metrics?.recordOutbound(call.setupMs === undefined ? { ...result, setupMs: undefined } : result);
+    } else {
+      this.metrics?.recordInbound(outcome, { setupKnown: call.setupMs !== undefined });
+    }
+    this.emit('outcome', outcome);
+    this.journal.done(call.pbx, call.callId);
   }
 
   /**
@@ -131,6 +190,7 @@ export class Daemon extends EventEmitter {
     await this.callbacks?.stop();
     await this.httpServer?.close();
     await this.http.close();
+    this.journal?.close();
   }
 
   /** During stop(): hang up the calls left now instead of waiting for the timeout. */
@@ -141,19 +201,20 @@ export class Daemon extends EventEmitter {
   /**
    * Applies a reloaded config (SIGHUP): routes, trunk limits, session, outbound, SIP headers,
    * callback URLs, log level and the API token take effect for the next call. Connection settings
-   * (PBX, Twin's addresses and login, HTTP address, callbacks) need a restart: kept, with a warning.
+   * (PBX, Twin's addresses and login, HTTP address, callbacks, state folder) need a restart: kept, with a warning.
    */
   reload(next: Config): string[] {
     const { sip, callback_urls, ...twinConnection } = next.twin;
     const { sip: _sip, callback_urls: _urls, ...oldTwinConnection } = this.config.twin;
     const differs = (a: unknown, b: unknown) => JSON.stringify(a) !== JSON.stringify(b);
-    const needRestart: string[] = (['asterisk', 'freeswitch', 'http', 'callbacks', 'cluster'] as const)
+    const needRestart: string[] = (['asterisk', 'freeswitch', 'http', 'callbacks', 'cluster', 'state'] as const)
       .filter((key) => differs(withoutToken(key, next[key]), withoutToken(key, this.config[key])));
     if (differs(twinConnection, oldTwinConnection)) needRestart.push('twin');
     this.config = {
       ...next,
       twin: { ...this.config.twin, sip, callback_urls },
       asterisk: this.config.asterisk, freeswitch: this.config.freeswitch, callbacks: this.config.callbacks, cluster: this.config.cluster,
+      state: this.config.state,
       http: this.config.http && next.http ? { ...this.config.http, api_token: next.http.api_token } : this.config.http,
     };
     this.gate.setLimits(this.config.trunk);
@@ -241,7 +302,7 @@ export class Daemon extends EventEmitter {
   /** Ways the product works with less than usual but still takes calls (GET /readyz lists them; it stays 200). */
   degraded(): string[] {
     const cluster = this.gate.snapshot().cluster;
-    return cluster && !cluster.connected ? ['cluster_unreachable'] : [];
+    return [...(cluster && !cluster.connected ? ['cluster_unreachable'] : []), ...(this.journalProblem ? ['call_journal_unavailable'] : [])];
   }
 
   /**
@@ -255,14 +316,21 @@ export class Daemon extends EventEmitter {
   }
 
   private flowDeps(): FlowDeps {
-    return { config: () => this.config, twin: this.twin, gate: this.gate, clock: this.clock, log: this.log };
+    return { config: () => this.config, twin: this.twin, gate: this.gate, clock: this.clock, log: this.log, journal: this.journalHooks };
   }
+
+  /** The call flows' way to the journal, which is opened only at start (and never by a dialer). */
+  private readonly journalHooks: NonNullable<FlowDeps['journal']> = {
+    sending: (call) => this.journal?.sending(call),
+    answered: (pbx, callId, setupMs) => this.journal?.answered(pbx, callId, setupMs),
+  };
 
   /**
    * A call goes to its fallback at once, without a warm-up, while the product is stopping or the PBX
    * lacks the bot endpoint (no Twin session is opened for a bot leg that cannot be dialled).
    */
   private handle(call: AnsweredCall): void {
+    this.journal?.claim(call.pbx, call.id); // an earlier run's call the PBX handed us again: this flow counts it
     const refusal = this.stopping ? 'the product is stopping' : this.driverOf(call.pbx)?.botEndpointMissing;
     const flow = refusal ? runRefusedCall(call, this.flowDeps(), refusal) : runCallFlow(call, this.flowDeps());
     this.track(flow.then((outcome) => this.report(outcome)));
@@ -277,6 +345,7 @@ export class Daemon extends EventEmitter {
     this.log.info({ outcome }, `call ${outcome.status.toLowerCase()}`);
     this.metrics?.recordInbound(outcome);
     this.emit('outcome', outcome);
+    this.journal?.done(outcome.pbx, outcome.callId);
   }
 
   /** Resolves true when no call is left, false after `timeoutMs` (on the daemon's clock) or, if `hurryable`, on hurry(). */

@@ -1,9 +1,12 @@
 /** Asterisk-only behaviour; the cases shared with FreeSWITCH are in e2e-matrix.test.ts. */
 import { describe, expect, it } from 'vitest';
 import { parseInviteHeaders } from '../src/sim/call-model.js';
+import { merge, type LabOptions } from '../src/sim/lab.js';
 import { labPerTest, waitFor } from './helpers.js';
 
-const startLab = labPerTest('asterisk');
+const startInLab = labPerTest('asterisk');
+/** These tests are about bridge mode unless they name bot_leg (the default, auto, picks dialplan when [twin-bot] exists). */
+const startLab = (options: LabOptions = {}) => startInLab({ ...options, config: merge({ asterisk: { bot_leg: 'bridge' } }, options.config) });
 
 describe('Asterisk (ARI) specifics', () => {
   it('needs at most 6 ARI requests up to the dial, and bridges both legs in the call\'s own bridge', async () => {
@@ -15,7 +18,7 @@ describe('Asterisk (ARI) specifics', () => {
     expect(Object.fromEntries(parseInviteHeaders(invite.raw))['X-TWIN-EnableRecord']).toBe('1');
     await waitFor(() => lab.ari.channel(call.id)?.vars.get('TWIN_STATUS') === 'CONNECTED', 'TWIN_STATUS');
 
-    const botLeg = lab.ari.channel(`twin-${call.id}-bot`)!;
+    const botLeg = lab.ari.botLegOf(call.id)!;
     expect(botLeg.bridgeId).toBe(`twin-${call.id}`);
     expect(lab.ari.channel(call.id)!.bridgeId).toBe(botLeg.bridgeId);
     call.hangup();
@@ -38,7 +41,7 @@ describe('Asterisk (ARI) specifics', () => {
     for (const call of calls) expect((await lab.outcomeOf(call.id)).status).toBe('CONNECTED');
   });
 
-  it('bot_leg dialplan: hands the caller to [twin-bot] with one variable, 4 ARI requests per call, no bridge or bot channel of ours', async () => {
+  it('bot_leg dialplan: hands the caller to [twin-bot] with one variable, 3 ARI requests per call, no bridge or bot channel of ours', async () => {
     const lab = await startLab({ config: { asterisk: { bot_leg: 'dialplan' } } });
     const before = lab.ari.totalRequests();
     const call = lab.ari.placeCall({ args: ['record=1'], name: 'Ann "A"' });
@@ -47,11 +50,25 @@ describe('Asterisk (ARI) specifics', () => {
     expect(Object.fromEntries(parseInviteHeaders(invite.raw))['X-TWIN-EnableRecord']).toBe('1');
     expect(invite.from).toContain('"Ann A" <sip:+15551230000@'); // our cleaned caller id, not the raw one
     await waitFor(() => lab.ari.channel(call.id)?.vars.get('TWIN_STATUS') === 'CONNECTED', 'the bot answered');
-    expect(lab.ari.totalRequests() - before).toBe(4); // ring, the variable, ring stop, continue
+    expect(lab.ari.totalRequests() - before).toBe(3); // ring, the variable, continue ([twin-bot] stops the ring)
     expect(lab.ari.leftovers().bridges).toEqual([]);
     call.hangup();
     expect(await lab.outcomeOf(call.id)).toMatchObject({ status: 'CONNECTED', endedBy: 'caller' });
     expect(lab.daemon.activeCalls).toBe(0);
+  });
+
+  it('bot_leg dialplan with the shipped Playtones(ring) (ringback=dialplan): 2 ARI requests per call, the ring heard until [twin-bot] (issue 20, item 2)', async () => {
+    const lab = await startLab({ config: { asterisk: { bot_leg: 'dialplan' } } });
+    const held = new Promise<void>((resolve) => { lab.twin.script(() => ({ kind: 'held', until: new Promise((r) => setTimeout(r, 50)).then(() => resolve()) })); });
+    const before = lab.ari.totalRequests();
+    const call = lab.ari.placeCall({ args: ['record=1', 'ringback=dialplan'] });
+    await held;
+    expect(lab.ari.channel(call.id)?.ringing).toBe(true); // during the warm-up
+    await waitFor(() => lab.ari.channel(call.id)?.vars.get('TWIN_STATUS') === 'CONNECTED', 'the bot answered');
+    expect(lab.ari.totalRequests() - before).toBe(2); // the variable, continue
+    expect(lab.ari.channel(call.id)?.ringing).toBe(false);
+    call.hangup();
+    expect(await lab.outcomeOf(call.id)).toMatchObject({ status: 'CONNECTED' });
   });
 
   it('bot_leg dialplan: setupMs counts to the bot\'s answer, not from the caller\'s own ANSWEREDTIME_MS (issue 22, item 1)', async () => {
@@ -98,6 +115,35 @@ describe('Asterisk (ARI) specifics', () => {
     await new Promise((r) => setTimeout(r, 150));
     lab.ari.booting = false;
     expect(await lab.outcomeOf(call.id)).toMatchObject({ status: 'CONNECTED', endedBy: 'caller' });
+  });
+
+  it('bot_leg dialplan: a dial report lost while ARI was away (the caller went on to twin-fallback) is counted once at the reconnect', async () => {
+    const lab = await startLab({ config: { asterisk: { bot_leg: 'dialplan' } } });
+    lab.ari.botBehaviour = () => ({ kind: 'answer', afterMs: 5, hangupAfterMs: 100 });
+    const call = lab.ari.placeCall();
+    await waitFor(() => lab.ari.channel(call.id)?.vars.get('TWIN_STATUS') === 'CONNECTED', 'the bot answered');
+    lab.ari.booting = true;
+    lab.ari.dropWebSockets(); // the bot hangs up meanwhile: Dial() returns, its Stasis() finds no app
+    expect(await call.left).toMatchObject({ kind: 'app-unavailable' });
+    lab.ari.booting = false;
+    expect(await lab.outcomeOf(call.id)).toMatchObject({ status: 'CONNECTED', detail: expect.stringMatching(/report was lost while ARI was away/) });
+    expect(lab.ari.channel(call.id)?.dialplan.context).toBe('twin-fallback'); // left with people, untouched
+    expect(lab.outcomes.filter((o) => o.callId === call.id)).toHaveLength(1);
+    call.hangup();
+  });
+
+  it.each([
+    { has: true, mode: 'dialplan' },
+    { has: false, mode: 'bridge' },
+  ])('bot_leg auto (the default): $mode when Asterisk\'s dialplan has [twin-bot] is $has', async ({ has, mode }) => {
+    // Without the include, the simulated dialplan has no [twin-bot] (the sim names it otherwise).
+    const lab = await startInLab({ ari: has ? {} : { botDialContext: 'twin-bot-not-included' } });
+    expect(lab.daemon.asterisk!.botLeg).toBe(mode);
+    const call = lab.ari.placeCall();
+    await waitFor(() => lab.ari.channel(call.id)?.vars.get('TWIN_STATUS') === 'CONNECTED', 'connected');
+    expect(lab.ari.leftovers().bridges.length > 0).toBe(mode === 'bridge'); // bridge mode bridges in a bridge of ours
+    call.hangup();
+    expect(await lab.outcomeOf(call.id)).toMatchObject({ status: 'CONNECTED' });
   });
 
   it('sends the caller to the fallback even when setting TWIN_STATUS gets no answer (issue 13, item 2)', async () => {

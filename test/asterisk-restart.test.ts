@@ -11,7 +11,7 @@ const { twin, ari } = simulatorsForProcessTests();
 
 describe('Asterisk: the product restarts with calls in progress', () => {
   it('ends the calls the first run bridged when one side hangs up, and picks up a caller left waiting', async () => {
-    const { path: configPath } = writeDaemonConfig({ twin, ari });
+    const { path: configPath } = writeDaemonConfig({ twin, ari }, (config) => { config.asterisk.bot_leg = 'bridge'; });
     const connected = (id: string) => ari.channel(id)?.vars.get('TWIN_STATUS') === 'CONNECTED';
 
     const first = runDaemonProcess(configPath);
@@ -36,7 +36,7 @@ describe('Asterisk: the product restarts with calls in progress', () => {
         .catch((err: Error) => { throw new Error(`${err.message}\n${second.output()}`); });
       await waitFor(() => second.output().includes('watching a call bridged by an earlier run'), 'the bridged calls to be watched');
 
-      const botOf = (callerId: string) => `twin-${callerId}-bot`;
+      const botOf = (callerId: string) => ari.botLegOf(callerId)?.id ?? 'gone';
       expect(ari.channel(botOf(botHangsUp.id))?.state).toBe('Up'); // still talking after the restart
       ari.botHangsUp(botOf(botHangsUp.id)); // the bot hangs up: its caller must not stay alone
       const left = await Promise.race([botHangsUp.left, new Promise((r) => setTimeout(() => r('still in the bridge after 5 s'), 5000))]);

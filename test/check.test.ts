@@ -6,25 +6,14 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { runCheck } from '../src/check.js';
-import { AriSimulator } from '../src/sim/asterisk/ari-sim.js';
-import { FreeSwitchSimulator } from '../src/sim/freeswitch/esl-sim.js';
 import { labConfig, merge } from '../src/sim/lab.js';
-import { TwinSimulator } from '../src/sim/twin-sim.js';
+import { simulatorsForProcessTests } from './daemon-process.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'twin-check-'));
-const twin = new TwinSimulator();
-const ari = new AriSimulator();
-const fs = new FreeSwitchSimulator();
-
-beforeAll(async () => {
-  await Promise.all([twin.start(), ari.start(), fs.start()]);
-});
-afterAll(async () => {
-  await Promise.all([twin.stop(), ari.stop(), fs.stop()]);
-});
+const { twin, ari, fs } = simulatorsForProcessTests({ freeswitch: true });
 
 let files = 0;
 /** Runs the check on the lab config with `over` merged in, for one PBX; its exit code and printed lines. */

@@ -12,7 +12,7 @@ import { labPerTest, waitFor } from './helpers.js';
 
 /** Asterisk runs twice: the bot leg over ARI in a Stasis bridge, and handed to the shipped [twin-bot] dialplan. */
 const VARIANTS: { name: string; pbxKind: PbxKind; pbxDefaults?: Record<string, unknown> }[] = [
-  { name: 'asterisk (bot_leg: bridge)', pbxKind: 'asterisk' },
+  { name: 'asterisk (bot_leg: bridge)', pbxKind: 'asterisk', pbxDefaults: { bot_leg: 'bridge' } },
   { name: 'asterisk (bot_leg: dialplan)', pbxKind: 'asterisk', pbxDefaults: { bot_leg: 'dialplan' } },
   { name: 'freeswitch', pbxKind: 'freeswitch' },
 ];

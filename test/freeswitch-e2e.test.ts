@@ -131,7 +131,7 @@ describe('FreeSWITCH (ESL) specifics', () => {
       // FreeSWITCH sets TWIN_STATUS=CONNECTED itself when the bot answers: the inline bridge tells nothing before it ends.
       `api uuid_setvar_multi ${call.id} continue_on_fail=true;playback_timeout_sec=3;force_transfer_context=twin-transfers;`
         + 'twin_transfer_timeout=30;twin_fb_action=hangup;twin_fb_cause=NORMAL_CLEARING;'
-        + 'bridge_pre_execute_aleg_app=set;bridge_pre_execute_aleg_data=TWIN_STATUS=CONNECTED',
+        + 'bridge_pre_execute_aleg_app=set;bridge_pre_execute_aleg_data=TWIN_STATUS=CONNECTED;twin_after_bot=hangup;twin_after_cause=NORMAL_CLEARING',
       'sendmsg',
     ]);
     call.hangup();

@@ -14,7 +14,7 @@ const fallback = { action: 'continue', context: 'twin-fallback', extension: 'age
 
 function config(handling: 'ari' | 'core', extra: Record<string, unknown> = {}) {
   return {
-    asterisk: { transfer_handling: handling },
+    asterisk: { transfer_handling: handling, bot_leg: 'bridge' },
     routes: { default: { bot: 'bot-default', fallback, transfers, transfer_timeout_s: 2, ...extra } },
   };
 }
@@ -25,7 +25,7 @@ describe('Asterisk: the bot transfers the caller to a person (REFER)', () => {
     lab.ari.botBehaviour = () => ({ kind: 'answer', afterMs: 5, refer: { afterMs: 30, to: 'operator' } });
     lab.ari.personBehaviour = (context, extension) => (context === 'agents' && extension === 's' ? { kind: 'answer', afterMs: 20 } : { kind: 'busy' });
     const call = lab.ari.placeCall();
-    const botId = `twin-${call.id}-bot`;
+    const botId = await waitFor(() => lab.ari.botLegOf(call.id)?.id, 'the bot leg');
     await waitFor(() => lab.ari.channel(botId)?.vars.get('PJSIP_TRANSFER_HANDLING()') === 'ari-only', 'ari-only on the bot leg');
     // Should ari-only not take, Asterisk's own transfer still looks only in twin-transfers.
     expect(lab.ari.channel(botId)!.vars.get('TRANSFER_CONTEXT')).toBe('twin-transfers');
@@ -82,7 +82,7 @@ describe('Asterisk: the bot transfers the caller to a person (REFER)', () => {
     lab.ari.personBehaviour = (_context, extension) => (extension === 's' ? { kind: 'no-answer' } : { kind: 'answer', afterMs: 10 });
     lab.ari.botBehaviour = () => ({ kind: 'answer', afterMs: 5, refer: { afterMs: 20, to: 'operator' } });
     const call = lab.ari.placeCall();
-    const botId = `twin-${call.id}-bot`;
+    const botId = await waitFor(() => lab.ari.botLegOf(call.id)?.id, 'the bot leg');
     await waitFor(() => lab.ari.refers[0]?.notifies.includes(503), 'NOTIFY 503 for the first try', 4000);
     lab.ari.botRefers(botId, 'sales');
     await waitFor(() => lab.ari.channel(call.id)?.vars.get('TWIN_STATUS') === 'TRANSFERRED', 'the second try to be answered');
@@ -122,7 +122,7 @@ describe('Asterisk: the bot transfers the caller to a person (REFER)', () => {
     const lab = await startLab({ config: config('core') });
     lab.ari.botBehaviour = () => ({ kind: 'answer', afterMs: 5, refer: { afterMs: 30, to: 'operator' } });
     const call = lab.ari.placeCall();
-    const botId = `twin-${call.id}-bot`;
+    const botId = await waitFor(() => lab.ari.botLegOf(call.id)?.id, 'the bot leg');
     await waitFor(() => lab.ari.channel(botId)?.vars.get('TRANSFER_CONTEXT') === 'twin-transfers', 'TRANSFER_CONTEXT on the bot leg');
     await waitFor(() => lab.ari.channel(call.id)?.vars.get('TWIN_STATUS') === 'TRANSFERRED', 'TWIN_STATUS=TRANSFERRED');
     expect(lab.ari.peersOf(call.id)).toEqual([expect.stringMatching(/^Local\/operator@twin-transfers-[0-9a-f]+;1$/)]);

@@ -41,6 +41,8 @@ describe('a slow Twin', () => {
       return /^twin_connector_twin_requests_waiting 1$/m.test(text) ? text : undefined;
     }, 'the waiting warm-up in the metrics');
     expect(metrics).toMatch(/^twin_connector_twin_requests_in_flight 2$/m);
+    // The event-loop delay, to tell a stall of ours from Twin's silence (issue 22, item 5).
+    expect(metrics).toMatch(/^twin_connector_nodejs_eventloop_lag_p99_seconds \d/m);
     expect(await third.left).toMatchObject({ kind: 'hungup-by-app', vars: { TWIN_STATUS: 'BUSY' } });
     expect(await lab.outcomeOf(third.id)).toMatchObject({ status: 'BUSY', detail: 'no free connection to Twin within 100 ms' });
     expect(lab.twin.warmups).toHaveLength(2); // the third never reached Twin

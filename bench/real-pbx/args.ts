@@ -70,31 +70,37 @@ export const USAGE = `usage: node dist/bench/real-pbx/run.js --pbx asterisk|free
   --out DIR                keep captures, configs and logs here (default: a new dir under /tmp)
 `;
 
+/** The runners' shared options (parseArgs); faults.ts adds its own to these. */
+export const OPTION_SPEC = {
+  pbx: { type: 'string' }, rates: { type: 'string' }, 'duration-s': { type: 'string' }, 'hold-s': { type: 'string' },
+  modes: { type: 'string' }, 'add-mode': { type: 'string', multiple: true },
+  host: { type: 'string' }, 'sip-port': { type: 'string' }, 'bot-port': { type: 'string' }, 'caller-port': { type: 'string' },
+  'caller-header': { type: 'string', multiple: true }, iface: { type: 'string' }, 'pbx-pid': { type: 'string' },
+  'ari-url': { type: 'string' }, 'ari-user': { type: 'string' }, 'ari-password': { type: 'string' }, app: { type: 'string' },
+  cli: { type: 'string' },
+  'esl-host': { type: 'string' }, 'esl-port': { type: 'string' }, 'esl-password': { type: 'string' }, 'product-port': { type: 'string' },
+  'twin-port': { type: 'string' }, 'warmup-ms': { type: 'string' }, 'warmup-calls': { type: 'string' }, 'drain-s': { type: 'string' }, out: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+type Values = ReturnType<typeof parseArgs<{ options: typeof OPTION_SPEC }>>['values'];
+
 export function parseOptions(argv: string[]): Options {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      pbx: { type: 'string' }, rates: { type: 'string' }, 'duration-s': { type: 'string' }, 'hold-s': { type: 'string' },
-      modes: { type: 'string' }, 'add-mode': { type: 'string', multiple: true },
-      host: { type: 'string' }, 'sip-port': { type: 'string' }, 'bot-port': { type: 'string' }, 'caller-port': { type: 'string' },
-      'caller-header': { type: 'string', multiple: true }, iface: { type: 'string' }, 'pbx-pid': { type: 'string' },
-      'ari-url': { type: 'string' }, 'ari-user': { type: 'string' }, 'ari-password': { type: 'string' }, app: { type: 'string' },
-      cli: { type: 'string' },
-      'esl-host': { type: 'string' }, 'esl-port': { type: 'string' }, 'esl-password': { type: 'string' }, 'product-port': { type: 'string' },
-      'twin-port': { type: 'string' }, 'warmup-ms': { type: 'string' }, 'warmup-calls': { type: 'string' }, 'drain-s': { type: 'string' }, out: { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
-    },
-  });
+  return optionsFrom(parseArgs({ args: argv, options: OPTION_SPEC }).values);
+}
+
+/** Options from parsed values; `defaults` replaces the run.ts defaults of a few (faults.ts). */
+export function optionsFrom(values: Values, defaults: { rates?: string; durationS?: string; modes?: (pbx: PbxKind) => string[] } = {}): Options {
   if (values.help) throw new UsageError('');
   const pbx = values.pbx;
   if (pbx !== 'asterisk' && pbx !== 'freeswitch') throw new UsageError('--pbx asterisk|freeswitch is required');
   const ast = pbx === 'asterisk';
   const added = (values['add-mode'] ?? []).map((text) => parseAddedMode(pbx, text));
-  const modeNames = values.modes ? values.modes.split(',').map((s) => s.trim()).filter(Boolean) : defaultModes(pbx);
+  const modeNames = values.modes ? values.modes.split(',').map((s) => s.trim()).filter(Boolean) : (defaults.modes ?? defaultModes)(pbx);
   return {
     pbx,
-    rates: (values.rates ?? '10,50,100').split(',').map((s) => positive('--rates', s)),
-    durationS: positive('--duration-s', values['duration-s'] ?? '5'),
+    rates: (values.rates ?? defaults.rates ?? '10,50,100').split(',').map((s) => positive('--rates', s)),
+    durationS: positive('--duration-s', values['duration-s'] ?? defaults.durationS ?? '5'),
     holdS: positive('--hold-s', values['hold-s'] ?? '3'),
     modes: findModes(pbx, modeNames, added),
     host: values.host ?? '127.0.0.1',
@@ -123,13 +129,13 @@ export function parseOptions(argv: string[]): Options {
 
 export class UsageError extends Error {}
 
-function positive(name: string, text: string): number {
+export function positive(name: string, text: string): number {
   const n = Number(text);
   if (!Number.isFinite(n) || n <= 0) throw new UsageError(`${name}: '${text}' is not a positive number`);
   return n;
 }
 
-function port(name: string, text: string): number {
+export function port(name: string, text: string): number {
   const n = positive(name, text);
   if (!Number.isInteger(n) || n > 65535) throw new UsageError(`${name}: '${text}' is not a port`);
   return n;

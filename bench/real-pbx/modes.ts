@@ -20,7 +20,9 @@ export interface BenchMode {
 
 export const MODES: BenchMode[] = [
   { name: 'diy', pbx: 'asterisk', extension: '7100', product: false },
-  { name: 'product', pbx: 'asterisk', extension: '7200', product: true },
+  // The shipped dialplan and a config that names no bot_leg: auto, which takes dialplan when twin-bot.conf is included.
+  { name: 'default', pbx: 'asterisk', extension: '7200', product: true },
+  { name: 'bridge', pbx: 'asterisk', extension: '7200', product: true, config: { asterisk: { bot_leg: 'bridge' } } },
   // The product continues the caller into [twin-bot] (dialplan/asterisk/twin-bot.conf), which Dials the bot.
   { name: 'product-dialplan', pbx: 'asterisk', extension: '7300', product: true, config: { asterisk: { bot_leg: 'dialplan', hold: 'none' } } },
   { name: 'floor', pbx: 'freeswitch', extension: '7300', product: false },

@@ -47,16 +47,31 @@ export interface ProductProcess {
   /** Set when the product died (its log tail). */
   died(): string | undefined;
   stop(): Promise<void>;
+  /** Sends a signal (faults.ts: SIGKILL) and resolves when the process is gone. */
+  kill(signal: NodeJS.Signals): Promise<void>;
 }
 
 export async function startProduct(o: Options, config: Record<string, unknown>, files: { config: string; log: string }): Promise<ProductProcess> {
   await checkFree(o);
   writeFileSync(files.config, `${JSON.stringify(config, null, 2)}\n`);
+  const product = spawnProduct(files);
+  await waitReady(o, product);
+  return product;
+}
+
+/** Starts `twin-connector run` on a config file already written, without waiting for it to be ready (a restart). */
+export function spawnProduct(files: { config: string; log: string }): ProductProcess {
   const out = openSync(files.log, 'w');
   const child = spawn(process.execPath, [...(process.env.TWIN_BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean), CLI, 'run', '--config', files.config], { stdio: ['ignore', out, out] });
-  const died = () => (child.exitCode !== null || child.signalCode !== null ? readTail(files.log) || `exit ${child.exitCode}` : undefined);
-  await waitReady(o, child, died);
-  return { pid: child.pid!, died, stop: () => stopChild(child) };
+  const gone = () => child.exitCode !== null || child.signalCode !== null;
+  const died = () => (gone() ? readTail(files.log) || `exit ${child.exitCode}` : undefined);
+  const kill = async (signal: NodeJS.Signals) => {
+    if (gone()) return;
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    child.kill(signal);
+    await exited;
+  };
+  return { pid: child.pid!, died, stop: () => stopChild(child), kill };
 }
 
 /**
@@ -74,15 +89,15 @@ async function checkFree(o: Options): Promise<void> {
 }
 
 /** Ready = the Stasis app is registered (Asterisk) / the call socket listens (FreeSWITCH). */
-async function waitReady(o: Options, child: ChildProcess, died: () => string | undefined): Promise<void> {
+async function waitReady(o: Options, product: ProductProcess): Promise<void> {
   const deadline = Date.now() + 20_000;
   while (Date.now() < deadline) {
-    const dead = died();
+    const dead = product.died();
     if (dead) throw new Error(`the product exited at start:\n${dead}`);
     if (o.pbx === 'asterisk' ? await ariAppRegistered(o) : listening(o.productPort)) return;
     await sleep(100);
   }
-  await stopChild(child);
+  await product.stop();
   throw new Error('the product did not become ready within 20 s');
 }
 

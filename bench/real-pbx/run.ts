@@ -9,9 +9,6 @@
  *   real-asterisk mode=product rate=50 calls=250 bridged=250 lost=0 p50_ms=… p95_ms=… p99_ms=…
  *     pbx_cpu_ms_per_call=… product_cpu_ms_per_call=… left_channels=0 left_bridges=0 queue_max=…
  */
-import { spawnSync } from 'node:child_process';
-import { openSync, readFileSync, rmSync, writeSync, closeSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseOptions, UsageError, USAGE, type Options } from './args.js';
 import type { BenchMode } from './modes.js';
@@ -22,16 +19,7 @@ import { botUri, productConfig, startProduct, type ProductProcess } from './prod
 import { runCaller, startBot, type CallerResult } from './sipp.js';
 import { parseSip, readPcap, startCapture, type Capture, type SipMessage } from './capture.js';
 import { analyse, percentile, type CallStats } from './analyse.js';
-
-/**
- * SIPp's media port for a SIPp bound to a SIP port: outside the PBXs' RTP ranges (Asterisk's default
- * 10000-20000, FreeSWITCH's 16384-32768, the lab's 20000-29999: a PBX that cannot bind its RTP port
- * fails the call with 488) and above Linux's ephemeral ports (32768-60999); derived from the SIP port
- * (4 apart: SIPp may bind the next ports too) so an Asterisk and a FreeSWITCH run can go at once.
- */
-function mediaPort(sipPort: number): number {
-  return 61000 + (sipPort % 1000) * 4;
-}
+import { checkTools, cleanups, lockPbx, mediaPort, NumberPool, stopAll, stopChildrenOnSignal, waitDrained } from './harness.js';
 
 const WARMUP_RATE = 30;
 const WARMUP_HOLD_MS = 200;
@@ -64,19 +52,6 @@ interface RunResult {
   error?: string;
 }
 
-/** Caller numbers +1555NNNNNNN, each used once per benchmark so calls never get mixed up. */
-class NumberPool {
-  private next = 1;
-  take(n: number): string[] {
-    const out: string[] = [];
-    for (let i = 0; i < n; i++) out.push(`+1555${String(this.next++).padStart(7, '0')}`);
-    return out;
-  }
-}
-
-/** Children to stop when the runner is interrupted. */
-const cleanups = new Set<() => Promise<void>>();
-
 async function main(argv: string[]): Promise<number> {
   let o: Options;
   try {
@@ -87,7 +62,7 @@ async function main(argv: string[]): Promise<number> {
     return err.message ? 2 : 0;
   }
   checkTools();
-  const unlock = lockPbx(o);
+  const unlock = await lockPbx(o);
   cleanups.add(async () => unlock());
   const twin = new TwinStandIn(o.warmupDelayMs);
   await twin.start(o.twinPort);
@@ -114,35 +89,6 @@ async function main(argv: string[]): Promise<number> {
     pbx.close();
     await twin.stop();
     unlock();
-  }
-}
-
-/**
- * One benchmark per PBX at a time: two would share the bot's and caller's ports, the Stasis app
- * and the dialplan's globals, and measure each other's calls.
- */
-function lockPbx(o: Options): () => void {
-  const file = join(tmpdir(), `twin-real-pbx-${o.pbx}-${o.sipPort}.lock`);
-  for (let attempt = 0; attempt < 2; attempt++) {
-    try {
-      const fd = openSync(file, 'wx');
-      writeSync(fd, String(process.pid));
-      closeSync(fd);
-      return () => rmSync(file, { force: true });
-    } catch {
-      let holder = 0;
-      try { holder = Number(readFileSync(file, 'utf8').trim()); } catch { /* gone meanwhile */ }
-      if (holder > 0 && isAlive(holder)) throw new Error(`another real-PBX benchmark (pid ${holder}) is running against this ${o.pbx}; wait for it (lock ${file})`);
-      rmSync(file, { force: true }); // its runner died without cleaning up
-    }
-  }
-  throw new Error(`cannot take the lock ${file}`);
-}
-
-function checkTools(): void {
-  for (const [tool, args, pkg] of [['sipp', ['-v'], 'sip-tester'], ['tcpdump', ['--version'], 'tcpdump']] as const) {
-    const r = spawnSync(tool, [...args], { stdio: 'ignore' });
-    if (r.error) throw new Error(`${tool} not found: apt-get install ${pkg}`);
   }
 }
 
@@ -178,7 +124,7 @@ async function runOne(ctx: Context, mode: BenchMode, rate: number): Promise<RunR
   let product: ProductProcess | undefined;
   let stopBot: (() => Promise<void>) | undefined;
   try {
-    await waitDrained(ctx);
+    await waitDrained(ctx.pbx, ctx.o.drainS);
     if (mode.product) {
       product = await startProduct(ctx.o, productConfig(ctx.o, ctx.twin, mode), {
         config: join(ctx.o.out, `${name}.product.yaml`), log: join(ctx.o.out, `${name}.product.log`),
@@ -207,7 +153,7 @@ async function warmUp(ctx: Context, mode: BenchMode, name: string): Promise<void
   if (!(r.successful > 0)) {
     throw new Error(`no warm-up call of ${mode.name} (extension ${mode.extension}) succeeded; see ${join(ctx.o.out, `${name}-warmup`)}.*`);
   }
-  await waitDrained(ctx);
+  await waitDrained(ctx.pbx, ctx.o.drainS);
 }
 
 /**
@@ -266,17 +212,6 @@ function callerRun(ctx: Context, mode: BenchMode, name: string, numbers: string[
   };
 }
 
-/** Between runs the PBX must be empty, or one run's hang-ups would be billed to the next. */
-async function waitDrained(ctx: Context): Promise<void> {
-  const deadline = Date.now() + ctx.o.drainS * 1000;
-  let left = await ctx.pbx.leftovers();
-  while (left.channels > 0 && Date.now() < deadline) {
-    await sleep(250);
-    left = await ctx.pbx.leftovers();
-  }
-  if (left.channels > 0) process.stdout.write(`warning: ${left.channels} channels still up after ${ctx.o.drainS} s; going on\n`);
-}
-
 // ---- output ----------------------------------------------------------------------------------
 
 function num(n: number | undefined, digits = 1): string {
@@ -323,16 +258,7 @@ function machineLine(o: Options, r: RunResult): string {
   return fields.join(' ');
 }
 
-async function stopAll(): Promise<void> {
-  await Promise.allSettled([...cleanups].map((stop) => stop()));
-}
-
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(signal, () => {
-    process.stderr.write(`\n${signal}: stopping SIPp and the product\n`);
-    void stopAll().finally(() => process.exit(130));
-  });
-}
+stopChildrenOnSignal();
 
 main(process.argv.slice(2)).then(
   (code) => { process.exitCode = code; },

@@ -8,6 +8,9 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { randomUUID } from 'node:crypto';
 import { parseJson, sendJson } from '../../src/sim/http-util.js';
 
+/** A scripted stretch of Twin trouble (faults.ts), epoch ms: warm-ups arriving in [from, to) answer `status`, or are held `delayMs`. */
+export type TwinPhase = { from: number; to: number } & ({ kind: 'fail'; status: number } | { kind: 'slow'; delayMs: number });
+
 export class TwinStandIn {
   readonly token = `bench-${randomUUID()}`;
   readonly email = 'bench@example.test';
@@ -19,6 +22,11 @@ export class TwinStandIn {
   readonly delayByNumber = new Map<string, number>();
   warmups = 0;
   refused = 0;
+  /** Warm-ups that a phase of `script` failed or held. */
+  failed = 0;
+  held = 0;
+  /** Phases of trouble, by arrival time of the warm-up. */
+  script: TwinPhase[] = [];
   port = 0;
 
   /** delayMs: each warm-up is answered after a uniform draw in [min, max] ms (the real Twin answers when the bot is ready). */
@@ -73,8 +81,18 @@ export class TwinStandIn {
       this.refused += 1;
       return sendJson(res, 400, { message: 'calls is required' });
     }
+    const now = Date.now();
+    const phase = this.script.find((p) => now >= p.from && now < p.to);
+    if (phase?.kind === 'fail') {
+      this.failed += calls.length;
+      return sendJson(res, phase.status, { message: 'scripted failure' });
+    }
     const answer: Record<string, string> = {};
-    const delay = this.delayMs ? this.delayMs.min + Math.random() * (this.delayMs.max - this.delayMs.min) : 0;
+    let delay = this.delayMs ? this.delayMs.min + Math.random() * (this.delayMs.max - this.delayMs.min) : 0;
+    if (phase?.kind === 'slow') {
+      delay = phase.delayMs;
+      this.held += calls.length;
+    }
     for (const call of calls) {
       const id = randomUUID();
       answer[String(call.callId)] = id;

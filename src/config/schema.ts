@@ -121,9 +121,10 @@ export const ConfigSchema = z.object({
     /**
      * Who opens the bot leg: `dialplan` continues the caller into `dial_context` whose Dial() calls
      * the bot (Asterisk does the media path, ~4 Stasis messages per call); `bridge` creates the leg
-     * over ARI and bridges it in a Stasis bridge (~80 messages per call through the app's queue).
+     * over ARI and bridges it in a Stasis bridge (~80 messages per call through the app's queue);
+     * `auto`: dialplan when Asterisk has `dial_context` (twin-bot.conf included), else bridge.
      */
-    bot_leg: z.enum(['dialplan', 'bridge']).default('bridge'),
+    bot_leg: z.enum(['auto', 'dialplan', 'bridge']).default('auto'),
     /** bot_leg dialplan: the context of the shipped [twin-bot] snippet. */
     dial_context: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be a dialplan context name').default('twin-bot'),
     /** Channel endpoint of the bot leg; {uri} is replaced by the SIP URI. */
@@ -279,6 +280,14 @@ export const ConfigSchema = z.object({
     /** Give up forwarding a callback after this long (it stays in failed/). */
     retry_for_h: positiveInt.max(720).default(24),
   }).strict().optional(),
+
+  /**
+   * Where the product keeps what must outlive it: the calls sent to Twin and not yet counted
+   * (calls.jsonl), so a call still going on (or ended) across a restart gets its one outcome line.
+   */
+  state: z.object({
+    dir: z.string().min(1).default('/var/lib/twin-connector/state'),
+  }).strict().default({ dir: '/var/lib/twin-connector/state' }),
 
   routes: z.object({
     default: z.object({ ...RouteFields, bot: z.string().min(1).max(128) }).strict(),

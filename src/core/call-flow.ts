@@ -12,6 +12,7 @@ import { ownCallbackUrl } from '../callbacks/callbacks.js';
 import { cleanNumber } from './caller-number.js';
 import { selectRoute, type Route } from './route.js';
 import type { Admission, Gate } from './trunk.js';
+import type { CallJournal } from './call-journal.js';
 import type { AnsweredCall, BotLegEnd, CallOutcome, CallStatus, ConnectOptions, Fallback, HoldKind, TwinStatus } from './types.js';
 
 export interface FlowDeps {
@@ -23,6 +24,11 @@ export interface FlowDeps {
   log: Logger;
   /** Told when the bot has answered and the call is bridged. */
   onConnected?: (callId: string) => void;
+  /**
+   * Remembers each call sent to Twin until its outcome is out, across restarts of the product
+   * (src/core/call-journal.ts): told just before the bot leg is opened, and when the bot answers.
+   */
+  journal?: Pick<CallJournal, 'sending' | 'answered'>;
 }
 
 /** How a call ended; setupMs is set when the bot answered (else it is the time until the verdict). */
@@ -172,6 +178,10 @@ async function connectToBot(
   if (deps.clock.now() - session.sentAt > config.session.max_age_s * 1000) {
     return { status: await leave(call, route.fallback, 'STALE', deps), warmupMs, twinId, detail: 'session too old to send' };
   }
+  deps.journal?.sending({
+    pbx: call.pbx, callId: call.id, direction: call.direction, caller: cleanNumber(call.caller), dialed: cleanNumber(call.dialed),
+    route: route.name, bot: route.bot, twinId, warmupMs,
+  });
   const result = await call.connect(botTarget(call, route, config, twinId), pbxSettings(config, call.pbx).bot_answer_timeout_s, connectOptions(route));
 
   if (result.kind === 'caller-gone') return { status: 'ABANDONED', warmupMs, twinId, detail: `${party(call)} hung up while the bot leg rang` };
@@ -184,6 +194,7 @@ async function connectToBot(
 
   const setupMs = deps.clock.now() - (result.answeredAgoMs ?? 0) - session.startedAt;
   deps.onConnected?.(call.id);
+  deps.journal?.answered(call.pbx, call.id, setupMs);
   await call.setStatus('CONNECTED').catch((err: unknown) => deps.log.warn({ callId: call.id, err }, 'could not set TWIN_STATUS'));
   deps.log.info({ callId: call.id, twinId, warmupMs, setupMs }, 'caller connected to the bot');
   const end = await result.ended;

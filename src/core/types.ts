@@ -111,8 +111,11 @@ export interface CallOutcome {
   /** From the call reaching us to the bot answering (or the failure), ms. */
   setupMs: number;
   detail?: string;
-  /** After CONNECTED or TRANSFERRED: who hung up first. */
-  endedBy?: EndedBy;
+  /**
+   * After CONNECTED or TRANSFERRED: who hung up first; 'unknown' for a call sent to Twin by an
+   * earlier run of the product that ended while no run could see it.
+   */
+  endedBy?: EndedBy | 'unknown';
   /** TRANSFERRED / TRANSFER_FAILED: the Refer-To name the bot asked for. */
   transferTarget?: string;
 }

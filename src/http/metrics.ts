@@ -167,12 +167,15 @@ export class Metrics {
     });
   }
 
-  /** An inbound call's outcome (or an outbound call once answered: see recordOutbound). */
-  recordInbound(outcome: CallOutcome): void {
+  /**
+   * An inbound call's outcome (or an outbound call once answered: see recordOutbound). setupKnown
+   * false: a call an earlier run connected without noting when (its setup is not observed).
+   */
+  recordInbound(outcome: CallOutcome, { setupKnown = true } = {}): void {
     const labels = { pbx: outcome.pbx, direction: 'inbound' };
     this.calls.inc({ ...labels, outcome: outcome.status.toLowerCase() });
     if (outcome.warmupMs !== undefined) this.warmup.observe(labels, outcome.warmupMs / 1000);
-    if (outcome.status === 'CONNECTED') this.setup.observe(labels, outcome.setupMs / 1000);
+    if (outcome.status === 'CONNECTED' && setupKnown) this.setup.observe(labels, outcome.setupMs / 1000);
   }
 
   recordOutbound(result: OutboundResult): void {

@@ -28,7 +28,7 @@ export const CALL_STATES = ['queued', 'warming-up', 'ringing', 'connecting', 'co
 export type CallState = (typeof CALL_STATES)[number];
 
 /** Who ended a connected outbound call: the subscriber we dialled, the bot, or (after a transfer) the person. */
-export type OutboundEndedBy = 'subscriber' | 'bot' | 'target';
+export type OutboundEndedBy = 'subscriber' | 'bot' | 'target' | 'unknown';
 
 export interface OutboundResult {
   id: string;
@@ -177,7 +177,7 @@ export class Outbound extends EventEmitter {
   }
 }
 
-function fromOutcome(outcome: CallOutcome): Pick<OutboundResult, 'status' | 'detail' | 'twinId' | 'warmupMs' | 'endedBy' | 'setupMs'> {
+export function fromOutcome(outcome: CallOutcome): Pick<OutboundResult, 'status' | 'detail' | 'twinId' | 'warmupMs' | 'endedBy' | 'setupMs'> {
   const status: Record<CallOutcome['status'], OutboundStatus> = {
     CONNECTED: 'connected', TRANSFERRED: 'transferred', TRANSFER_FAILED: 'transfer-failed', REJECTED: 'rejected', UNAVAILABLE: 'unavailable', THROTTLED: 'throttled', BUSY: 'over-capacity',
     BOT_FAILED: 'bot-failed', STALE: 'stale', ERROR: 'error', ABANDONED: 'abandoned',

@@ -2,6 +2,10 @@
  * A lab on loopback: the Twin simulator, one or both PBX simulators, and the real daemon configured
  * against them. Tests, the benchmark and `twin-connector demo` all start from here.
  */
+import { randomUUID } from 'node:crypto';
+import { rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { Clock } from '../clock.js';
 import { parseConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
@@ -97,6 +101,7 @@ export class Lab {
   async stop(): Promise<void> {
     await this.daemon.stop();
     await Promise.all([this.twin.stop(), this.sims.ari?.stop(), this.sims.fs?.stop()]);
+    if (isLabStateDir(this.config.state.dir)) rmSync(this.config.state.dir, { recursive: true, force: true });
   }
 }
 
@@ -115,7 +120,15 @@ export function labConfig(twin: TwinSimulator, ari?: AriSimulator, fs?: FreeSwit
     ...(fs ? { freeswitch: { listen_port: 0, esl_port: fs.port, esl_password: fs.password, bot_answer_timeout_s: 30 } } : {}),
     trunk: { cooldown_s: 180, max_concurrent_calls: 100, max_calls_per_second: 1000 },
     routes: { default: { bot: 'bot-default', fallback: { action: 'hangup', cause: 16 } } },
+    // A journal of its own (created by the daemon that uses it): never the machine's /var/lib/twin-connector, never another lab's.
+    state: { dir: join(tmpdir(), `${LAB_STATE_PREFIX}${randomUUID()}`) },
   };
+}
+
+const LAB_STATE_PREFIX = 'twin-lab-state-';
+
+function isLabStateDir(dir: string): boolean {
+  return dir.startsWith(join(tmpdir(), LAB_STATE_PREFIX));
 }
 
 /** Plain-object deep merge: `over` wins; arrays and scalars are replaced. */

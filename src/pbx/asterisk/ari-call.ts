@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import type { AsteriskConfig } from '../../config/schema.js';
 import type { Logger } from '../../log.js';
 import type { SipTarget } from '../../twin/sip.js';
@@ -36,6 +37,14 @@ type BotLeg =
   /** Failed or abandoned: the leg may still exist in Asterisk until release() hangs it up. */
   | { state: 'ending'; id: string }
   | { state: 'gone'; id: string };
+
+/**
+ * Tells this run's bot legs from an earlier run's. A caller picked up after a restart gets a new leg
+ * while the earlier run's leg for it may still be in the app: with the same id Asterisk refuses the
+ * new one (409), and once the old one is being hung up its end would read as the new leg's failure
+ * (which closes the trunk to Twin).
+ */
+const RUN_TAG = randomBytes(3).toString('hex');
 
 /**
  * One caller in our Stasis app. Plan (4 ARI requests up to the bot's dial): ring the caller and
@@ -84,7 +93,7 @@ export class AriCall extends StasisCaller implements AnsweredCall {
     this.options = options;
     await this.ensureBridge();
     if (this.ended.aborted) return { kind: 'caller-gone' };
-    const botId = `${this.bridgeId}-bot`;
+    const botId = `${this.bridgeId}-bot-${RUN_TAG}`;
     const result = new Promise<ConnectResult>((settle) => {
       // Our own bound on top of Asterisk's dial timeout, in case its events are lost.
       const timer = setTimeout(() => this.botFailed('no-answer'), (answerTimeoutS + 5) * 1000);

@@ -202,6 +202,11 @@ export class AriRest extends EventEmitter {
   startBridgeMoh(bridgeId: string, mohClass: string) { return this.call('bridges.startMoh', 'POST', `/bridges/${enc(bridgeId)}/moh`, { mohClass }); }
   stopBridgeMoh(bridgeId: string) { return this.call('bridges.stopMoh', 'DELETE', `/bridges/${enc(bridgeId)}/moh`); }
   destroyBridge(bridgeId: string) { return this.call('bridges.destroy', 'DELETE', `/bridges/${enc(bridgeId)}`); }
+  /** Dialplan functions read through a bridge (GET /bridges/{id}/variables: Asterisk 20.20, 22.10, 23.4). */
+  async bridgeVariables(bridgeId: string, expressions: string[]): Promise<Record<string, string>> {
+    const answer = await this.call('bridges.getVariables', 'GET', `/bridges/${enc(bridgeId)}/variables`, { variables: expressions.join(',') });
+    return (answer as { variables?: Record<string, string> } | undefined)?.variables ?? {};
+  }
   async bridges(): Promise<{ id: string; channels?: string[] }[]> {
     return (await this.call('bridges.list', 'GET', '/bridges')) as { id: string; channels?: string[] }[];
   }

@@ -13,6 +13,8 @@ export interface DialReport {
   sipCode?: number;
   /** How long ago (at the report) the bot answered: the PBX's TWIN_ANSWERED_AT to its now. */
   answeredMs?: number;
+  /** Why a LOST report was made up. */
+  note?: string;
   /** The bot transferred the caller (the shipped [twin-transfers] set TWIN_TRANSFER_TARGET): to whom. */
   transferTarget?: string;
 }
@@ -71,7 +73,9 @@ export class DialplanCall extends StasisCaller implements AnsweredCall {
     try {
       if (idAsExtension) await this.prepared;
       else await this.host.rest.setVar(this.id, '_TWIN_BOT', botLegVariable(this.host.cfg.bot_endpoint, target, answerTimeoutS, this.host.cfg.transfer_context));
-      await this.stopHold();
+      // A ring (ours over ARI, or the dialplan's Playtones) is stopped by [twin-bot]'s StopPlaytones():
+      // one request fewer on the way to the bot.
+      if (this.holdKind !== 'ring') await this.stopHold();
       this.handedOff = true;
       await this.host.rest.continueInDialplan(this.id, this.host.cfg.dial_context, idAsExtension ? target.twinId : 'dial', 1);
     } catch (err) {
@@ -109,6 +113,14 @@ export class DialplanCall extends StasisCaller implements AnsweredCall {
     this.onReport({ report: 'hangup', dialStatus: 'LOST' });
   }
 
+  /**
+   * Alive but out of the bot dialplan with no report: its Stasis() found no app while ARI was away
+   * (STASISSTATUS=FAILED) and the dialplan sent the caller on itself. Counted, never touched.
+   */
+  onLeftBotDialplan(): void {
+    this.onReport({ report: 'hangup', dialStatus: 'LOST', note: 'its report was lost while ARI was away; the dialplan sent the caller on (twin-bot.conf fallback)' });
+  }
+
   /** The dialplan entered Stasis again with how the bot leg ended. */
   onReport(report: DialReport): void {
     if (!this.handedOff) return;
@@ -141,7 +153,7 @@ function resultOf(report: DialReport): ConnectResult {
   const byCaller = report.report === 'hangup';
   if (report.dialStatus === 'LOST') {
     // Twin had given an id and Asterisk took the call on: most likely the bot answered. Say so.
-    return { kind: 'answered', ended: Promise.resolve('caller'), note: 'ended while ARI was away: whether the bot answered is not known' };
+    return { kind: 'answered', ended: Promise.resolve('caller'), note: report.note ?? 'ended while ARI was away: whether the bot answered is not known' };
   }
   if (report.dialStatus === 'ANSWER' && report.transferTarget !== undefined) {
     // Asterisk moved the caller to [twin-transfers] on the bot's REFER; we learn of it at the end.

@@ -10,17 +10,21 @@ import type { DialRequest, DialResult, PbxDialer } from '../../core/types.js';
 import { asteriskDeviceState, Backoff, LatestValuePublisher, trunkWord, type ConnectionState } from '../shared.js';
 import { AriCall, failureFromCause, type AriCallHost } from './ari-call.js';
 import { LeftoverBridges } from './leftover-bridges.js';
-import { DialplanCall, parseDialReport } from './dialplan-call.js';
+import { DialplanCall, parseDialReport, type DialReport } from './dialplan-call.js';
 import { AriRest, probeAri, USED_EVENTS, type AriChannel, type AriEvent } from './ari-rest.js';
 import { systemClock, type Clock } from '../../clock.js';
 import { BotEndpointWatch } from '../bot-endpoint.js';
 import { asteriskBotEndpoint } from './bot-endpoint.js';
+import { resolveBotLeg, type BotLegMode } from './bot-leg-mode.js';
+import type { JournalCall } from '../../core/call-journal.js';
+import { EarlierCalls, TAKEN_OVER, type EarlierCallEnd, type EarlierCallReport } from '../earlier-calls.js';
 
 export type CallHandler = (call: AriCall | DialplanCall) => void;
 type Call = AriCall | DialplanCall;
 
 /** How often calls handed to the dialplan are checked for having ended unreported (ARI was away). */
 const HANDED_OFF_SWEEP_MS = 30_000;
+const AFTER_RECONNECT_SWEEPS_MS = [1000, 5000];
 
 const REMEMBER_FINISHED = 10_000;
 
@@ -39,6 +43,8 @@ export class AsteriskDriver implements AriCallHost, PbxDialer {
   private readonly transferLegs = new Map<string, AriCall>();
   /** Who acts on a bot's REFER; decided from Asterisk's version at each connection. */
   transferHandling: 'ari' | 'core' = 'core';
+  /** Who opens the bot leg of new calls (asterisk.bot_leg, auto resolved at each connection). */
+  botLeg: BotLegMode = 'bridge';
   /** Outbound calls ringing: channel id → who waits for the answer. */
   private readonly dials = new Map<string, PendingDial>();
   /** Channels of calls that have left the product (most recent REMEMBER_FINISHED). */
@@ -59,9 +65,13 @@ export class AsteriskDriver implements AriCallHost, PbxDialer {
   lastProblem?: string;
   /** Whether Asterisk has the bot endpoint's PJSIP endpoint: checked at each connection and every minute. */
   readonly botEndpoint: BotEndpointWatch;
+  /** Calls an earlier run sent to Twin and never counted: followed to their end (see followEarlier). */
+  private earlier = new EarlierCalls();
+  /** Earlier runs' calls in a leftover bridge whose caller the bot had transferred: caller id → the target's name. */
+  private readonly earlierTransfers = new Map<string, string>();
 
   constructor(readonly cfg: AsteriskConfig, readonly log: Logger, private readonly onCall: CallHandler, clock: Clock = systemClock) {
-    this.leftovers = new LeftoverBridges(() => this.rest, log);
+    this.leftovers = new LeftoverBridges(() => this.rest, log, (callerId, left, seen) => this.onLeftoverEnded(callerId, left, seen));
     this.botEndpoint = new BotEndpointWatch(
       () => asteriskBotEndpoint(cfg.bot_endpoint, (tech, resource) => this.rest.endpoint(tech, resource)), log, clock,
     );
@@ -84,6 +94,16 @@ export class AsteriskDriver implements AriCallHost, PbxDialer {
   /** Why calls cannot be put through to the bot now (Asterisk lacks its endpoint); undefined when they can. */
   get botEndpointMissing(): string | undefined {
     return this.botEndpoint.missing;
+  }
+
+  /**
+   * Before start(): the calls an earlier run of the product sent to Twin through this Asterisk and
+   * never counted (from the call journal). At each connection the ones gone are reported as ended
+   * while no run was up; the others are followed, in a bridge of that run (`bot_leg: bridge`) or in
+   * the bot dialplan (`bot_leg: dialplan`, whose end report reaches this run), and reported at their end.
+   */
+  followEarlier(calls: readonly JournalCall[], report: EarlierCallReport): void {
+    this.earlier = new EarlierCalls(calls, report);
   }
 
   /** Connects, retrying with backoff until connected or stopped; resolves on the first connection. */
@@ -261,11 +281,14 @@ export class AsteriskDriver implements AriCallHost, PbxDialer {
     this.backoff.reset();
     this.lastProblem = undefined;
     this.log.info({ ariApp: this.cfg.app, transferHandling: this.transferHandling }, 'connected to Asterisk ARI');
-    if (this.cfg.bot_leg === 'dialplan' && this.sweepTimer === undefined) {
-      this.sweepTimer = setInterval(() => void this.sweepHandedOff().catch((err: Error) =>
-        this.log.warn({ err: err.message }, 'could not check calls in the bot dialplan')), HANDED_OFF_SWEEP_MS);
+    this.botLeg = await resolveBotLeg(this.cfg, this.rest, this.log);
+    if (this.botLeg === 'dialplan' && this.sweepTimer === undefined) {
+      this.sweepTimer = setInterval(() => this.sweepSoon(), HANDED_OFF_SWEEP_MS);
       this.sweepTimer.unref();
     }
+    // Reports sent around a reconnection (the app registered again, our state not yet) may be
+    // lost: look again shortly after, not only at the next 30 s sweep.
+    for (const ms of AFTER_RECONNECT_SWEEPS_MS) setTimeout(() => this.sweepSoon(), ms).unref();
     await this.rest.filterEvents(USED_EVENTS).catch((err: Error) =>
       this.log.warn({ err: err.message }, 'ARI event filter not accepted (Asterisk older than 16.3?); receiving all events'));
     await this.botEndpoint.check(true); // before reconcile: a stranded caller picked up there goes by it too
@@ -302,15 +325,60 @@ export class AsteriskDriver implements AriCallHost, PbxDialer {
       const botId = call.botLegId;
       if (!alive.has(call.id)) this.onCallGone(call);
       else if (botId !== undefined && botLegs.has(botId) && !alive.has(botId)) call.onBotGone();
+      else void this.settleIfReportLost(call, byId.get(call.id));
       const legId = call instanceof AriCall ? call.transferLegIds.at(-1) : undefined;
       if (legId !== undefined && transferLegs.has(legId) && !alive.has(legId)) (call as AriCall).onTransferLegGone(legId);
     }
+    for (const id of this.earlier.ids()) if (!alive.has(id)) this.earlier.checked(id, false, 'Asterisk');
+    this.leftovers.lookingAtBridges();
     await this.rest.bridges().then(
       async (bridges) => this.leftovers.adopt(bridges, (id) => this.ownsBridge(id), alive,
         (id) => stasisArgs(byId.get(id), this.cfg.app) !== undefined),
       (err: Error) => this.log.warn({ err: err.message }, 'could not list bridges after reconnecting'),
     );
+    await this.noteEarlierTransfers();
     await Promise.all(channels.map((channel) => this.pickUpIfStranded(channel)));
+    for (const id of this.earlier.ids()) this.placeEarlier(id, byId.get(id));
+    this.earlier.announce(this.log);
+  }
+
+  /**
+   * An earlier run's call still alive: followed while it is in that run's bridge or in the bot
+   * dialplan. A caller in our app was dealt with by pickUpIfStranded; anywhere else, its part with
+   * the bot is over (it was sent on before this run started).
+   */
+  private placeEarlier(id: string, channel: AriChannel | undefined): void {
+    if (!channel) return;
+    if (this.leftovers.has(id) || this.inBotDialplan(channel)) return this.earlier.checked(id, true, 'Asterisk');
+    if (stasisArgs(channel, this.cfg.app) !== undefined) return;
+    this.earlier.end(id, { status: 'CONNECTED', endedBy: 'unknown', detail: `its part with the bot ended while the product was not running; ${TAKEN_OVER}` });
+  }
+
+  /** bot_leg dialplan: the caller is in [twin-bot], where Dial() holds it with the bot. */
+  private inBotDialplan(channel: AriChannel): boolean {
+    return channel.dialplan?.context === this.cfg.dial_context && channel.dialplan.app_name !== 'Stasis';
+  }
+
+  /** Which earlier runs' calls in a leftover bridge the bot had transferred (their outcome is TRANSFERRED). */
+  private async noteEarlierTransfers(): Promise<void> {
+    await Promise.all(this.earlier.ids().filter((id) => this.leftovers.has(id) && !this.earlierTransfers.has(id)).map(async (id) => {
+      const status = await this.rest.getVar(id, 'TWIN_STATUS').catch(() => '');
+      if (status !== 'TRANSFERRED') return;
+      this.earlierTransfers.set(id, await this.rest.getVar(id, 'TWIN_TRANSFER_TARGET').catch(() => ''));
+    }));
+  }
+
+  /** A call in a bridge of an earlier run ended: `left` hung up first, `seen` by this run or before it looked. */
+  private onLeftoverEnded(callerId: string, left: 'caller' | 'partner', seen: boolean): void {
+    if (!this.earlier.has(callerId)) return;
+    const target = this.earlierTransfers.get(callerId);
+    this.earlierTransfers.delete(callerId);
+    const endedBy = left === 'caller' ? 'caller' : target !== undefined ? 'target' : 'bot';
+    this.earlier.end(callerId, {
+      status: target !== undefined ? 'TRANSFERRED' : 'CONNECTED', endedBy,
+      ...(target ? { transferTarget: target } : {}),
+      detail: seen ? TAKEN_OVER : `the ${endedBy === 'target' ? 'person' : endedBy} hung up while the product was not running; ${TAKEN_OVER}`,
+    });
   }
 
   /**
@@ -321,11 +389,17 @@ export class AsteriskDriver implements AriCallHost, PbxDialer {
   private async pickUpIfStranded(channel: AriChannel): Promise<void> {
     const args = this.strandedInOurApp(channel);
     if (!args) return;
+    const report = parseDialReport(parseStasisArgs(args));
+    if (report) return this.onOrphanReport(channel.id, report); // its report of the bot dialplan was lost
     const status = await this.rest.getVar(channel.id, 'TWIN_STATUS').catch(() => undefined);
     if (status === undefined || !this.strandedInOurApp(channel)) return;
     if (status !== '') {
       this.log.warn({ channel: channel.id }, 'a caller whose call flow ended in an earlier run is still in the app; hanging it up');
       this.remember(channel.id);
+      this.earlier.end(channel.id, {
+        status: status === 'TRANSFERRED' ? 'TRANSFERRED' : 'CONNECTED', endedBy: 'unknown',
+        detail: `its part with the bot ended while the product was not running; ${TAKEN_OVER}`,
+      });
       return void this.rest.hangup(channel.id).catch(() => {});
     }
     this.log.warn({ channel: channel.id }, 'picking up a call that entered the app while its events were lost');
@@ -341,11 +415,33 @@ export class AsteriskDriver implements AriCallHost, PbxDialer {
    * A caller in the bot dialplan reports its end by entering Stasis from a hangup handler; if ARI
    * was away just then, the report is lost. Now and then, settle handed-off calls whose channel is gone.
    */
+  private sweepSoon(): void {
+    if (this.stopped) return;
+    void this.sweepHandedOff().catch((err: Error) => this.log.warn({ err: err.message }, 'could not check calls in the bot dialplan'));
+  }
+
   private async sweepHandedOff(): Promise<void> {
     const handedOff = [...this.calls.values()].filter((c): c is DialplanCall => c instanceof DialplanCall && c.isHandedOff);
-    if (handedOff.length === 0 || this.state !== 'connected') return;
-    const alive = new Set((await this.rest.channels()).map((c) => c.id));
-    for (const call of handedOff) if (!alive.has(call.id)) call.onGoneWhileHandedOff();
+    const earlier = this.earlier.ids();
+    if ((handedOff.length === 0 && earlier.length === 0) || this.state !== 'connected') return;
+    const channels = new Map((await this.rest.channels()).map((c) => [c.id, c]));
+    for (const call of handedOff) {
+      if (!channels.has(call.id)) call.onGoneWhileHandedOff();
+      else await this.settleIfReportLost(call, channels.get(call.id));
+    }
+    for (const id of earlier) if (!channels.has(id)) this.earlier.checked(id, false, 'Asterisk');
+  }
+
+  /**
+   * A call handed to the bot dialplan that is out of it with STASISSTATUS=FAILED: its report's
+   * Stasis() found no app (ARI away) and the dialplan sent the caller on. (Out of it alone is not
+   * enough: a transfer moves the caller on too, and reports later from its hangup handler.)
+   */
+  private async settleIfReportLost(call: Call, channel: AriChannel | undefined): Promise<void> {
+    const context = channel?.dialplan?.context;
+    if (!(call instanceof DialplanCall) || !call.isHandedOff || context === undefined || context === this.cfg.dial_context) return;
+    const status = await this.rest.getVar(call.id, 'STASISSTATUS').catch(() => undefined);
+    if (status === 'FAILED' && call.isHandedOff) call.onLeftBotDialplan();
   }
 
   /** A bridge of a call of this run, live or just finished (its release destroys it). */
@@ -406,7 +502,7 @@ export class AsteriskDriver implements AriCallHost, PbxDialer {
     const report = parseDialReport(parseStasisArgs(args));
     const known = this.calls.get(channel.id);
     if (known) return void (report && known instanceof DialplanCall && known.onReport(report));
-    if (report) return this.onOrphanReport(channel.id, report.report);
+    if (report) return this.onOrphanReport(channel.id, report);
     const botLeg = this.botLegs.get(channel.id);
     if (botLeg) return botLeg.onBotInStasis();
     const transferLeg = this.transferLegs.get(channel.id);
@@ -438,21 +534,27 @@ export class AsteriskDriver implements AriCallHost, PbxDialer {
     const call = this.newCall(
       channel.id, channel.caller?.number ?? '', channel.caller?.name ?? '', channel.dialplan?.exten ?? '', parseStasisArgs(args),
     );
+    this.earlier.forget(channel.id); // sent to Twin by an earlier run, left waiting in the app: this call flow counts it
     this.calls.set(channel.id, call);
     this.onCall(call);
   }
 
   private newCall(id: string, caller: string, callerName: string, dialed: string, hints: Record<string, string>, direction: 'inbound' | 'outbound' = 'inbound'): Call {
-    const Kind = this.cfg.bot_leg === 'dialplan' ? DialplanCall : AriCall;
+    // Outbound calls take the dialplan only when asked by name: auto keeps them on the bridge path.
+    const mode = direction === 'outbound' && this.cfg.bot_leg === 'auto' ? 'bridge' : this.botLeg;
+    const Kind = mode === 'dialplan' ? DialplanCall : AriCall;
     return new Kind(this, id, caller, callerName, dialed, hints, direction);
   }
 
   /**
    * The bot dialplan reports a call this run never handed to it (the product restarted meanwhile):
-   * a caller back from Dial() is hung up rather than left in the app; a hangup report needs nothing.
+   * the call is counted if the earlier run never did; a caller back from Dial() is hung up rather
+   * than left in the app; a hangup report needs nothing more.
    */
-  private onOrphanReport(channelId: string, report: 'dial' | 'hangup'): void {
-    if (report === 'hangup') return;
+  private onOrphanReport(channelId: string, report: DialReport): void {
+    this.earlier.end(channelId, earlierEndOfReport(report));
+    if (report.report === 'hangup') return;
+    this.remember(channelId);
     this.log.warn({ channel: channelId }, 'a caller came back from the bot dialplan of an earlier run; hanging up');
     void this.rest.hangup(channelId).catch(() => {});
   }
@@ -491,6 +593,18 @@ export function transferHandlingOf(version: string): 'ari' | 'core' {
   const firstMinor: Record<number, number> = { 20: 13, 21: 8, 22: 3 };
   if (major > 22) return 'ari';
   return firstMinor[major] !== undefined && minor >= firstMinor[major]! ? 'ari' : 'core';
+}
+
+/** How a call an earlier run handed to the bot dialplan ended, from the dialplan's report. */
+function earlierEndOfReport(report: DialReport): EarlierCallEnd {
+  const byCaller = report.report === 'hangup';
+  if (report.dialStatus === 'ANSWER' && report.transferTarget !== undefined) {
+    return { status: 'TRANSFERRED', endedBy: byCaller ? 'caller' : 'target', transferTarget: report.transferTarget, detail: TAKEN_OVER };
+  }
+  if (report.dialStatus === 'ANSWER') return { status: 'CONNECTED', endedBy: byCaller ? 'caller' : 'bot', detail: TAKEN_OVER };
+  if (byCaller || report.dialStatus === 'CANCEL') return { status: 'ABANDONED', detail: `the caller hung up while the bot leg rang; ${TAKEN_OVER}` };
+  const sip = report.sipCode ? ` (SIP ${report.sipCode})` : '';
+  return { status: 'BOT_FAILED', detail: `bot leg ${report.dialStatus || 'failed'}${sip}; ${TAKEN_OVER}` };
 }
 
 /** The Stasis arguments of a channel in `app` (from its dialplan app_data), or undefined. */

@@ -25,6 +25,8 @@ export abstract class StasisCaller {
 
   async hold(kind: HoldKind): Promise<void> {
     this.holding = kind;
+    // Stasis(…,ringback=dialplan): the dialplan's Playtones(ring) is playing already; no request.
+    if (kind === 'ring' && this.hints.ringback === 'dialplan') return;
     if (kind === 'ring') await this.host.rest.ring(this.id);
     else if (kind === 'moh') await this.host.rest.startMoh(this.id, this.host.cfg.moh_class);
   }
@@ -71,6 +73,11 @@ export abstract class StasisCaller {
   private sendOn(action: Fallback): Promise<unknown> {
     if (action.action === 'hangup') return this.host.rest.hangup(this.id, action.cause);
     return this.host.rest.continueInDialplan(this.id, action.context, action.extension, action.priority);
+  }
+
+  /** What is on hold now (the bot dialplan stops a ring by itself: StopPlaytones()). */
+  protected get holdKind(): HoldKind {
+    return this.holding;
   }
 
   protected async stopHold(): Promise<void> {

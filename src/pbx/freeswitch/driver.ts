@@ -18,6 +18,9 @@ import type { TransferVerdict } from './transfer.js';
 import { systemClock, type Clock } from '../../clock.js';
 import { BOT_ENDPOINT_RECHECK_MS, BotEndpointWatch } from '../bot-endpoint.js';
 import { freeswitchBotEndpoint } from './bot-endpoint.js';
+import type { JournalCall } from '../../core/call-journal.js';
+import type { EarlierCallReport } from '../earlier-calls.js';
+import { EarlierFsCalls } from './earlier.js';
 
 export type FsCallHandler = (call: FsCall) => void;
 
@@ -47,6 +50,8 @@ export class FreeSwitchDriver implements PbxDialer {
   lastProblem?: string;
   /** Whether FreeSWITCH has the bot endpoint's sofia gateway: checked at each ESL connection and every minute. */
   readonly botEndpoint: BotEndpointWatch;
+  /** Calls an earlier run sent to Twin and never counted, followed over the inbound connection (earlier.ts). */
+  private earlier = new EarlierFsCalls();
 
   constructor(readonly cfg: FreeswitchConfig, private readonly log: Logger, private readonly onCall: FsCallHandler, clock: Clock = systemClock) {
     this.botEndpoint = new BotEndpointWatch(() => freeswitchBotEndpoint(cfg.bot_endpoint, (command) => this.api(command)), log, clock);
@@ -77,6 +82,11 @@ export class FreeSwitchDriver implements PbxDialer {
   private api(command: string): Promise<string> {
     if (!this.control || this.state !== 'connected') return Promise.reject(new EslError('FreeSWITCH ESL is not connected'));
     return this.control.api(command);
+  }
+
+  /** Before start(): the calls an earlier run sent to Twin through this FreeSWITCH and never counted (call journal). */
+  followEarlier(calls: readonly JournalCall[], report: EarlierCallReport): void {
+    this.earlier = new EarlierFsCalls(calls, report);
   }
 
   /** Listens for calls (rejects if the port cannot be used), then makes one attempt at the inbound connection. */
@@ -217,17 +227,28 @@ export class FreeSwitchDriver implements PbxDialer {
         this.callsNotTaken++;
         this.log.warn({ callId: uuid }, 'FreeSWITCH could not hand a call to the product; its dialplan sent it to the fallback');
       });
-      control.on('bot-hangup', (uuid: string) => this.endReleased(uuid, 'bot'));
-      control.on('hangup-complete', (uuid: string, event: EslEvent) => this.endReleased(uuid, 'caller', event));
+      control.on('bot-hangup', (uuid: string) => {
+        this.endReleased(uuid, 'bot');
+        this.earlier.onBotHangup(uuid);
+      });
+      control.on('hangup-complete', (uuid: string, event: EslEvent) => {
+        this.endReleased(uuid, 'caller', event);
+        this.earlier.onHangupComplete(uuid, event);
+      });
       control.on('bridge', (uuid: string, event: EslEvent) => this.released.get(uuid)?.onFollowedBridge(event));
       control.on('bot-failed', (uuid: string, event: EslEvent) => {
         this.released.get(uuid)?.onFollowedBotFailed(event);
         this.released.delete(uuid); // the dialplan's fallback has the caller
+        this.earlier.onBotFailed(uuid, event);
       });
-      control.on('transfer', (uuid: string, verdict: TransferVerdict, event: EslEvent) => this.onReleasedTransfer(uuid, verdict, event));
+      control.on('transfer', (uuid: string, verdict: TransferVerdict, event: EslEvent) => {
+        this.onReleasedTransfer(uuid, verdict, event);
+        this.earlier.onTransfer(uuid, verdict, event);
+      });
       await this.trunk.flush();
       await Promise.all([this.botEndpoint.check(true), this.checkHandBack(true)]);
       await this.settleReleasedGoneMeanwhile(control);
+      await this.earlier.check((command) => control.api(command), this.log);
     } catch (err) {
       this.retryLater((err as Error).message);
     }

@@ -252,7 +252,8 @@ export class FsCall implements AnsweredCall {
       if (inline) await this.socket.subscribe();
       // Sent ahead of the bridge on the same socket: FreeSWITCH runs `api` at once and queues the
       // bridge after it, so a REFER can never find the caller without force_transfer_context.
-      const extra = [...this.takePendingVars(), ...(inline ? CONNECTED_HOOK : [])];
+      // Inline: also what twin-after-socket's `released` needs, should the product die mid-call.
+      const extra = [...this.takePendingVars(), ...(inline ? [...CONNECTED_HOOK, ...afterBotVariables(options.afterBot)] : [])];
       const guard = this.transferGuarded && extra.length === 0 ? Promise.resolve() : this.guardTransfers(options, extra);
       const bridge = this.socket.execute('bridge', dialString(this.cfg.bot_endpoint, target, answerTimeoutS), appUuid, 2 ** 31 - 1);
       await guard;
@@ -655,6 +656,14 @@ export function routeHints(data: EslEvent): Record<string, string> {
     if (name.startsWith('variable_twin_')) hints[name.slice('variable_twin_'.length)] = value;
   }
   return hints;
+}
+
+/** A failed bot leg in the words of the call flow's outcome line (`bot leg busy (SIP 486)`). */
+export function botFailureDetail(event: EslEvent): string {
+  const code = sipCode(event);
+  const pbxReason = event.get('variable_originate_disposition') ?? event.get('variable_DIALSTATUS');
+  const why = code ? ` (SIP ${code})` : pbxReason ? ` (${pbxReason}, no SIP answer from Twin)` : '';
+  return `bot leg ${failureFromDisposition(event)}${why}`;
 }
 
 /** FreeSWITCH's originate result (fixture table "Values observed") → what happened to the bot leg. */

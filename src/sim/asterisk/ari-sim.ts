@@ -173,6 +173,7 @@ export class AriSimulator {
     });
     ch.state = 'Up';
     ch.answeredAt = performance.now(); // Answer(,i) before Stasis()
+    ch.ringing = (opts.args ?? []).includes('ringback=dialplan'); // the shipped Playtones(ring) before Stasis()
     ch.dialplan = { context: 'from-caller', exten: opts.dialed ?? '100', priority: 4, app_name: 'Stasis', app_data: [appName, ...(opts.args ?? [])].join(',') };
     const left = new Promise<CallerResult>((resolve) => this.callerWaiters.set(id, resolve));
     const check = this.trunkCheck;
@@ -221,6 +222,11 @@ export class AriSimulator {
       channels: [...this.channels.values()].filter((c) => c.app !== undefined || c.role === 'created').map((c) => c.name),
       bridges: [...this.bridges.keys()],
     };
+  }
+
+  /** The bot leg the product created for this caller (the latest one), found by its originator. */
+  botLegOf(callerId: string): SimChannel | undefined {
+    return [...this.channels.values()].filter((ch) => ch.originatorId === callerId && ch.appArgs?.[0] === 'bot').at(-1);
   }
 
   channel(id: string): SimChannel | undefined {
@@ -568,6 +574,8 @@ export class AriSimulator {
     const local = tech === 'Local' && /^[^@]+@[^@]+$/.test(resource ?? '');
     if (!local && (tech !== 'PJSIP' || !this.pjsipEndpoints.has(resource ?? ''))) return [500, { error: 'Allocation failed' }];
     const id = q.get('channelId') ?? this.nextId();
+    // resource_channels.c: ast_request() refuses an id in use (AST_CHANNEL_ERROR_ID_EXISTS).
+    if (this.channels.has(id)) return [409, { message: 'Channel with given unique ID already exists' }];
     const ch = this.newChannel(id, local ? `Local/${resource}-${this.hexSeq()};1` : `PJSIP/${resource}-${this.hexSeq()}`, 'created', { name: '', number: '' });
     ch.endpoint = endpoint;
     ch.originatorId = q.get('originator') ?? undefined;
@@ -731,6 +739,9 @@ export class AriSimulator {
       ch.app = undefined;
       this.emit(app, 'StasisEnd', { channel: channelJson(ch) });
       ch.botDial = { app: app!, startedAt: performance.now() };
+      // GET /channels shows it at twin-bot.conf's Dial() (priority 4) from now on, no longer in Stasis.
+      const [dialString = '', timeout = ''] = (ch.vars.get('TWIN_BOT') ?? '').split('^');
+      ch.dialplan = { context: q.get('context')!, exten: twinId, priority: 4, app_name: 'Dial', app_data: `${dialString},${timeout},gb(twin-bot-leg^s^1)U(twin-bot-answered^s)` };
       return [204, undefined];
     }
     const result: CallerResult = {
@@ -755,6 +766,7 @@ export class AriSimulator {
    * returns, the caller enters Stasis again with how it went.
    */
   private runBotDialplan(ch: SimChannel, twinId: string): void {
+    ch.ringing = false; // [twin-bot] StopPlaytones(): the ring (ARI's or the dialplan's Playtones) ends here
     const [dial = '', timeout = '0', ...assignments] = (ch.vars.get('TWIN_BOT') ?? '').split('^');
     const headers: [string, string][] = [];
     const connected = { ...ch.caller };
@@ -821,10 +833,18 @@ export class AriSimulator {
   private enterStasisAgain(ch: SimChannel, app: string, args: string[]): void {
     ch.app = app;
     ch.appArgs = args;
-    ch.dialplan = { context: 'twin-bot', exten: 'dial', priority: 5, app_name: 'Stasis', app_data: [app, ...args].join(',') };
+    // After Dial() in [twin-bot] (priority 6), or in the hangup handler [twin-bot-ended].
+    const where = args[0] === 'twin_report=dial'
+      ? { context: this.options.botDialContext ?? 'twin-bot', exten: ch.dialplan.exten, priority: 6 } : { context: 'twin-bot-ended', exten: 's', priority: 1 };
+    ch.dialplan = { ...where, app_name: 'Stasis', app_data: [app, ...args].join(',') };
     if (!this.appConnected(app)) {
       ch.app = undefined;
-      if (args[0] === 'twin_report=dial') this.finishCaller(ch, { kind: 'app-unavailable', vars: { STASISSTATUS: 'FAILED' } });
+      // twin-bot.conf: Stasis() failed, so Goto(twin-fallback,agent,1): the caller waits in the queue.
+      if (args[0] === 'twin_report=dial') {
+        ch.vars.set('STASISSTATUS', 'FAILED');
+        ch.dialplan = { context: 'twin-fallback', exten: 'agent', priority: 2, app_name: 'Queue', app_data: 'agents,t' };
+        this.finishCaller(ch, { kind: 'app-unavailable', vars: { STASISSTATUS: 'FAILED' } });
+      }
       return;
     }
     this.emit(app, 'StasisStart', { args, channel: channelJson(ch) });

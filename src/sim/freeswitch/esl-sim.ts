@@ -179,6 +179,15 @@ export class FreeSwitchSimulator {
     return true;
   }
 
+  /** The bot bridged to this caller sends BYE now (a test's way to make one bot hang up); false if none is bridged. */
+  botHangsUp(callId: string): boolean {
+    const ch = this.channels.get(callId);
+    const bridge = ch?.bot?.state === 'answered' ? ch.running : undefined;
+    if (!ch || !bridge || bridge.app !== 'bridge') return false;
+    this.botHungUp(ch, bridge);
+    return true;
+  }
+
   /** Cut every outbound socket from FreeSWITCH's side, as when the product's host goes away. */
   dropOutboundSockets(): void {
     for (const ch of this.channels.values()) ch.session?.socket.destroy();
@@ -593,6 +602,7 @@ export class FreeSwitchSimulator {
     this.setVar(ch, 'originate_disposition', 'SUCCESS');
     this.setVar(ch, 'DIALSTATUS', 'SUCCESS');
     this.setVar(ch, 'bridge_uuid', bot.uuid);
+    this.setVar(ch, 'bridge_to', bot.uuid); // while bridged only (switch_ivr_bridge.c clears it when the bridge ends)
     this.emitEvent(ch, 'CHANNEL_BRIDGE', 'CS_EXECUTE', otherLeg(ch, bot));
     this.publishInbound(eventHeaders(ch, 'CHANNEL_BRIDGE', 'CS_EXECUTE', otherLeg(ch, bot)));
     // bridge_pre_execute_aleg_app runs once the bridge is up, after CHANNEL_BRIDGE, as an app (h1, h7).
@@ -622,8 +632,13 @@ export class FreeSwitchSimulator {
     this.complete(ch, running);
     if (running.inDialplan) return this.afterBotBridge(ch);
     // e2: with the socket gone, the socket app returns: the shipped dialplan goes on after it.
-    if (!ch.session || ch.session.closed) this.afterHandedOverBotHangup(ch);
-    else this.runQueue(ch);
+    if (!ch.session || ch.session.closed) {
+      if (ch.state === 'socket' && ch.dialplanContinues) {
+        ch.state = 'bot'; // `bridge ${twin_bot_dial}` (empty: nothing) and the transfer after it
+        return this.afterSocketStep(ch);
+      }
+      this.afterHandedOverBotHangup(ch);
+    } else this.runQueue(ch);
   }
 
   /**
@@ -705,6 +720,7 @@ export class FreeSwitchSimulator {
     if (!ch.bot || ch.bot.state === 'gone') return;
     ch.bot.timers.forEach(clearTimeout);
     ch.bot.state = 'gone';
+    ch.vars.delete('bridge_to');
   }
 
   /**
