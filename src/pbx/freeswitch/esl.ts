@@ -13,7 +13,9 @@
  *   is one off: the first command is sent after that dispatch instead;
  * - its parser throws from inside the socket's data handler on a malformed event (`<bad<xml>` in a
  *   text/event-xml body dereferences a failed parse), which would kill the process: a parse error
- *   is caught and reported as the parser's 'error', and the connection that sent it is closed.
+ *   is caught and reported as the parser's 'error', and the connection that sent it is closed;
+ * - its Event adds each header after searching those it has (O(n²): a channel's ~200 headers cost
+ *   more CPU than anything else the product does per call, issue 20): events are built in one pass.
  */
 import { createServer, type Server, type Socket } from 'node:net';
 import type { Logger } from '../../log.js';
@@ -25,9 +27,14 @@ import { TRANSFER_EVENTS, verdictOfSubclass } from './transfer.js';
 const require = createRequire(import.meta.url);
 const esl = require('drachtio-modesl') as ModeslModule;
 const Parser = require('drachtio-modesl/lib/esl/Parser.js') as { prototype: ParserPrototype };
+const ModeslEventClass = require('drachtio-modesl/lib/esl/Event.js') as new () => ModeslEvent & {
+  type: string; subclass: string | null; body: string;
+};
 
 interface ParserPrototype {
   _parseHeaderText(text: string): Record<string, unknown>;
+  _parsePlainBody(text: string): Record<string, unknown>;
+  _parseEvent(this: ModeslParser, headers: Record<string, unknown>, body: string): void;
   _onData(this: ModeslParser, data: Buffer): void;
 }
 interface ModeslParser {
@@ -35,7 +42,9 @@ interface ModeslParser {
   /** Set once a parse failed: the rest of that stream cannot be framed any more. */
   failed?: boolean;
   emit(event: 'error', err: Error): void;
+  emit(event: 'esl::event', ...args: unknown[]): void;
   on(event: 'error', listener: (err: Error) => void): void;
+  _parsePlainBody(text: string): Record<string, unknown>;
 }
 
 interface ModeslEvent {
@@ -75,6 +84,41 @@ Parser.prototype._parseHeaderText = function parseHeaderText(text: string): Reco
     headers[name] = name === 'Content-Length' ? parseInt(value, 10) : value;
   }
   return headers;
+};
+
+/** modesl's Event from header/value pairs, in one pass (its constructor searches before each add). */
+function eventOf(data: Record<string, unknown>, body?: string): ModeslEvent {
+  const event = new ModeslEventClass();
+  event.type = String(data['Event-Name'] ?? '');
+  event.subclass = (data['Event-Subclass'] as string | undefined) ?? null;
+  event.body = body ?? (data._body as string | undefined) ?? '';
+  for (const name of Object.keys(data)) if (name !== '_body') event.headers.push({ name, value: data[name] as string });
+  return event;
+}
+
+const parseEventAsModeslDoes = Parser.prototype._parseEvent;
+
+/** modesl's _parseEvent (Parser.js), the same messages out, without the O(n²) Event (XML, unused here: modesl's own). */
+Parser.prototype._parseEvent = function parseEvent(this: ModeslParser, headers: Record<string, unknown>, body: string): void {
+  if (headers['Content-Type'] === 'text/event-xml') return parseEventAsModeslDoes.call(this, headers, body);
+  let data: Record<string, unknown> | undefined;
+  if (headers['Content-Type'] === 'text/event-json') {
+    try {
+      data = JSON.parse(body) as Record<string, unknown>;
+      if (data['Content-Length']) data['Content-Length'] = parseInt(String(data['Content-Length']), 10);
+    } catch (err) {
+      this.emit('error', err as Error);
+    }
+  } else if (headers['Content-Type'] === 'text/event-plain') {
+    data = this._parsePlainBody(body);
+  }
+  const event = data ? eventOf(data) : eventOf(headers, body);
+  const reply = event.getHeader('Reply-Text');
+  if (reply) {
+    if (reply.indexOf('-ERR') === 0) event.headers.push({ name: 'Modesl-Reply-ERR', value: reply.substring(5) });
+    else if (reply.indexOf('+OK') === 0) event.headers.push({ name: 'Modesl-Reply-OK', value: reply.substring(4) });
+  }
+  this.emit('esl::event', event, headers, body);
 };
 
 const parseData = Parser.prototype._onData;
@@ -157,9 +201,6 @@ export class CallSocket extends EventEmitter {
   constructor(private readonly conn: ModeslConnection, private readonly timeoutMs: number) {
     super();
     this.mode = conn.getInfo()?.getHeader('Socket-Mode') === 'static' ? 'static' : 'async';
-    for (const name of CHANNEL_EVENTS) {
-      conn.on(`esl::event::${name}::*`, (event: ModeslEvent) => this.emit('event', wrap(name, event)));
-    }
     conn.on('esl::event::disconnect::notice', (event: ModeslEvent) => this.emit('event', wrap('DISCONNECT_NOTICE', event)));
     conn.on('esl::end', () => this.onEnd());
     conn.on('error', () => { /* a socket error is followed by 'esl::end' */ });
@@ -218,6 +259,10 @@ export class CallSocket extends EventEmitter {
    * Sent together: FreeSWITCH answers them in order.
    */
   async subscribe(): Promise<void> {
+    // Listened for only now: a socket that never subscribes gets no event (modesl's wildcard listeners cost CPU).
+    for (const name of CHANNEL_EVENTS) {
+      this.conn.on(`esl::event::${name}::*`, (event: ModeslEvent) => this.emit('event', wrap(name, event)));
+    }
     await Promise.all([this.command('myevents json'), this.command(`nixevent ${UNUSED_EVENTS.join(' ')}`), this.command('linger')]);
   }
 

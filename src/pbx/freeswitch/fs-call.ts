@@ -23,6 +23,9 @@ type BotLeg =
   | { state: 'transferred'; target: string; settle: (who: EndedBy) => void }
   | { state: 'done' };
 
+/** Why `ended` aborts: the caller's channel hung up (or its socket ended). */
+const CALLER_GONE = new Error('the caller hung up');
+
 /** How long release() waits for FreeSWITCH's last events before closing the socket anyway. */
 const FINAL_EVENTS_MS = 5000;
 
@@ -522,7 +525,7 @@ export class FsCall implements AnsweredCall {
       const away = transferredAway(event, this.transferHistory);
       if (away?.context === TRANSFER_CONTEXT) this.bot = { state: 'transferring', target: away.target };
     }
-    this.abort.abort();
+    this.abort.abort(CALLER_GONE); // a reason of ours: the default one builds a DOMException (its stack) per call
     const bot = this.bot;
     if (bot.state === 'dialing') this.settleBot({ kind: 'caller-gone' });
     else if (bot.state === 'transferred') bot.settle(endedByAfterTransfer(event));
