@@ -161,6 +161,23 @@ describe('FreeSWITCH (ESL) specifics', () => {
     expect(lab.fs.invites).toHaveLength(0);
   });
 
+  it('counts a caller who hung up before the dialplan reached `socket` as not taken, and not a caller the product turned away', async () => {
+    const lab = await startLab();
+    await waitFor(() => lab.daemon.freeswitch!.state === 'connected' || undefined, 'the inbound connection');
+    lab.fs.placeCall({ leavesBeforeSocket: true });
+    await waitFor(() => lab.daemon.freeswitch!.callsNotTaken === 1 || undefined, 'the first not-taken count');
+    // Twin says null: the product hangs the caller up before any hand-back, so twin_next_step is
+    // still not_taken at the hang-up; socket_host tells it apart.
+    lab.twin.script(() => ({ kind: 'null' }));
+    const rejected = lab.fs.placeCall();
+    expect((await lab.outcomeOf(rejected.id)).status).toBe('REJECTED');
+    await rejected.left;
+    lab.fs.placeCall({ leavesBeforeSocket: true }); // events arrive in order: this one comes after the rejected call's
+    await waitFor(() => lab.daemon.freeswitch!.callsNotTaken === 2 || undefined, 'the second not-taken count');
+    expect(lab.daemon.freeswitch!.callsNotTaken).toBe(2);
+    expect(lab.twin.warmups).toHaveLength(1);
+  });
+
   it('follows a handed-back call over the inbound connection: CHANNEL_BRIDGE is the answer, CHANNEL_HANGUP_COMPLETE the caller\'s hang-up', async () => {
     const lab = await startLab();
     const call = lab.fs.placeCall();

@@ -1,6 +1,6 @@
 /**
  * The simulator against what a real FreeSWITCH 1.10.12 sent (issue 20): each fixture in
- * test/fixtures/freeswitch/h1-… to h7-… was recorded by bench/real-pbx/esl-probe.ts, a scripted stand-in for
+ * test/fixtures/freeswitch/h1-… to h8-… was recorded by bench/real-pbx/esl-probe.ts, a scripted stand-in for
  * the product playing one call through the shipped dialplan (static `socket … full`, then
  * twin-after-socket). The same script is played against the simulator here; both connections'
  * transcripts must be the ones recorded.
@@ -49,7 +49,8 @@ async function replay(f: Fixture): Promise<Transcript> {
     eslHost: '127.0.0.1', eslPort: fs.port, eslPassword: fs.password, listenPort: 0, script: f.scenario.script, dial: PROBE_DIAL,
     placeCall: (port) => {
       fs.socketTarget = { host: '127.0.0.1', port };
-      call = fs.placeCall({ number: '+15550001', dialed: '7400', hints: { bot: 'lab-bot', record: '1' } });
+      const leavesBeforeSocket = f.scenario.script.socket === false;
+      call = fs.placeCall({ number: '+15550001', dialed: '7400', hints: { bot: 'lab-bot', record: '1' }, leavesBeforeSocket });
       // The SIPp caller that holds hangs up on its own once talking to the bot (fs-caller.xml, 6 s).
       if (f.scenario.caller === 'hold' && f.scenario.bot === 'answer') {
         fs.onChannelVar = (_, name, value) => {
@@ -63,10 +64,11 @@ async function replay(f: Fixture): Promise<Transcript> {
   return transcript;
 }
 
-describe('FreeSWITCH simulator against the recordings of issue 20 (test/fixtures/freeswitch/h1-… to h7-…)', () => {
+describe('FreeSWITCH simulator against the recordings of issue 20 (test/fixtures/freeswitch/h1-… to h8-…)', () => {
   it('has the recordings, made with the subscription the product uses', () => {
     expect(FIXTURES.map((f) => f.name)).toEqual([
       'h1-hand-back', 'h2-bot-busy', 'h3-bot-hangs-up', 'h5-hold-break', 'h6-caller-gone-in-warm-up', 'h7-inline-bridge',
+      'h8-caller-gone-before-socket',
     ]);
     for (const f of FIXTURES) {
       expect(f.recorded.freeswitch).toContain('1.10.12');

@@ -26,7 +26,8 @@ export const MODES: BenchMode[] = [
   // The product continues the caller into [twin-bot] (dialplan/asterisk/twin-bot.conf), which Dials the bot.
   { name: 'product-dialplan', pbx: 'asterisk', extension: '7300', product: true, config: { asterisk: { bot_leg: 'dialplan', hold: 'none' } } },
   { name: 'floor', pbx: 'freeswitch', extension: '7300', product: false },
-  { name: 'product', pbx: 'freeswitch', extension: '7400', product: true },
+  // The shipped dialplan-twin.xml shape and a config that leaves the defaults.
+  { name: 'default', pbx: 'freeswitch', extension: '7400', product: true },
 ];
 
 /** Default modes of a PBX: every row of the table for it. */

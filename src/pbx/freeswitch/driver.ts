@@ -223,9 +223,10 @@ export class FreeSwitchDriver implements PbxDialer {
       this.lastProblem = undefined;
       this.log.info({ esl: `${host}:${port}` }, 'connected to FreeSWITCH ESL');
       control.on('end', () => this.retryLater('FreeSWITCH ESL connection lost'));
-      control.on('not-taken', (uuid?: string) => {
+      control.on('not-taken', (uuid?: string, why?: 'caller-left-first') => {
         this.callsNotTaken++;
-        this.log.warn({ callId: uuid }, 'FreeSWITCH could not hand a call to the product; its dialplan sent it to the fallback');
+        if (why === 'caller-left-first') this.log.info({ callId: uuid }, 'a caller hung up before FreeSWITCH reached the product\'s socket');
+        else this.log.warn({ callId: uuid }, 'FreeSWITCH could not hand a call to the product; its dialplan sent it to the fallback');
       });
       control.on('bot-hangup', (uuid: string) => {
         this.endReleased(uuid, 'bot');

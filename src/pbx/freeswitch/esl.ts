@@ -460,13 +460,26 @@ export const BOT_FAILED_EVENT = 'twin::bot_failed';
  * the bot leg not answered yet), released (answered, or a bridged call handed over).
  */
 export const FOLLOWED_STEPS = ['bot_failed', 'released'];
+/**
+ * twin_next_step as the shipped dialplan sets it before `socket`. Its hang-ups come through too: one
+ * without socket_host (set by the socket app as it starts, mod_event_socket.c) never reached us.
+ */
+export const NOT_TAKEN_STEP = 'not_taken';
 /** The inbound connection's filters and subscription (any filter matching lets an event through). */
 export const INBOUND_FILTERS = [
   'Event-Name BACKGROUND_JOB', `Event-Subclass ${NOT_TAKEN_EVENT}`, `Event-Subclass ${BOT_HANGUP_EVENT}`, `Event-Subclass ${BOT_FAILED_EVENT}`,
-  ...TRANSFER_EVENTS.map((subclass) => `Event-Subclass ${subclass}`), ...FOLLOWED_STEPS.map((step) => `variable_twin_next_step ${step}`),
+  ...TRANSFER_EVENTS.map((subclass) => `Event-Subclass ${subclass}`), ...[...FOLLOWED_STEPS, NOT_TAKEN_STEP].map((step) => `variable_twin_next_step ${step}`),
 ];
 const CUSTOM_SUBCLASSES = [NOT_TAKEN_EVENT, BOT_HANGUP_EVENT, BOT_FAILED_EVENT, ...TRANSFER_EVENTS];
 export const INBOUND_EVENTS = `BACKGROUND_JOB CHANNEL_BRIDGE CHANNEL_HANGUP_COMPLETE CUSTOM ${CUSTOM_SUBCLASSES.join(' ')}`;
+
+/**
+ * A caller of the shipped dialplan who hung up before its `socket` ran: the dialplan stopped there,
+ * so neither the product nor twin-after-socket's not_taken ever saw the call.
+ */
+function hungUpBeforeSocket(event: ModeslEvent): boolean {
+  return event.getHeader('variable_twin_next_step') === NOT_TAKEN_STEP && !event.getHeader('variable_socket_host');
+}
 
 /** An inbound ESL connection (host:port, password) for API commands such as global_setvar. */
 export class EslControl extends EventEmitter {
@@ -517,6 +530,7 @@ export class EslControl extends EventEmitter {
           });
           conn.on('esl::event::CHANNEL_HANGUP_COMPLETE::*', (event: ModeslEvent) => {
             if (followed(event)) control.emit('hangup-complete', event.getHeader('Unique-ID'), wrap('CHANNEL_HANGUP_COMPLETE', event));
+            else if (hungUpBeforeSocket(event)) control.emit('not-taken', event.getHeader('Unique-ID'), 'caller-left-first');
           });
           resolve(control);
         });

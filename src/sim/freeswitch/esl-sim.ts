@@ -52,6 +52,8 @@ export interface FsPlaceCall extends CallSpec {
   answered?: boolean;
   /** The dialplan's `socket`: `full` as shipped (static), or `async full` as before issue 20. */
   socket?: SocketMode;
+  /** The caller hangs up before the dialplan reaches `socket` (a starved box): only the hang-up event is seen. */
+  leavesBeforeSocket?: boolean;
 }
 
 const BREAKABLE = new Set(['playback', 'sleep', 'park']);
@@ -147,6 +149,7 @@ export class FreeSwitchSimulator {
     vars.set('twin_next_step', 'not_taken');
     const number = spec.number ?? '+15551230000';
     const mode = spec.socket ?? 'static';
+    if (spec.leavesBeforeSocket) return this.leaveBeforeSocket(randomUUID(), { name: spec.name ?? 'Customer', number }, vars);
     return this.openChannel(randomUUID(), { name: spec.name ?? 'Customer', number }, spec.dialed ?? '100', vars,
       { ...this.socketTarget, mode, full: true }, spec.answered ?? true, false, true);
   }
@@ -168,6 +171,20 @@ export class FreeSwitchSimulator {
     const mode = target.mode ?? 'async';
     this.connectOut(ch, target, mode, target.full ?? mode === 'async');
     return { id: uuid, left, hangup: () => this.hangup(ch, 'NORMAL_CLEARING', { kind: 'hungup-by-caller', vars: {} }) };
+  }
+
+  /**
+   * The dialplan stops where the caller hung up: no `socket` ran, so no socket_host, and
+   * CHANNEL_HANGUP_COMPLETE still carries twin_next_step=not_taken (recorded on FreeSWITCH 1.10.12).
+   */
+  private leaveBeforeSocket(uuid: string, caller: { name: string; number: string }, vars: Map<string, string>): SimCall {
+    const ch: FsChannel = {
+      uuid, name: `sofia/lab/${caller.number.replace(/[^A-Za-z0-9+*#._%-]/g, '')}@127.0.0.1:5082`, caller,
+      dialed: '100', answered: true, state: 'hungup', vars, originated: false, dialplanContinues: true,
+      queue: [], timers: [], created: Date.now(), seq: 0, earlyLingerNotice: false, finish: () => {},
+    };
+    this.publishInbound(eventHeaders(ch, 'CHANNEL_HANGUP_COMPLETE', 'CS_REPORTING'));
+    return { id: uuid, left: Promise.resolve({ kind: 'hungup-by-caller', vars: Object.fromEntries(vars) }), hangup: () => {} };
   }
 
   /** The bot of a bridged caller sends its REFER now (Refer-To: sip:<to>@pbx); false if no bot is bridged to it. */
@@ -231,6 +248,7 @@ export class FreeSwitchSimulator {
   // ---- outbound socket (FreeSWITCH → product) ----
 
   private connectOut(ch: FsChannel, target: { host: string; port: number }, mode: SocketMode, full: boolean): void {
+    ch.vars.set('socket_host', target.host); // set by the socket app before it connects (mod_event_socket.c)
     const socket = createConnection({ host: target.host, port: target.port, allowHalfOpen: true });
     socket.setNoDelay(true);
     const session: OutboundSession = {

@@ -33,6 +33,8 @@ export interface ProbeScript {
   inboundFilters: string[];
   /** The inbound connection's `event json …` line. */
   inboundEvents: string;
+  /** false: the caller is gone before the dialplan's `socket` runs; only the inbound connection is recorded. */
+  socket?: false;
 }
 
 export interface Transcript {
@@ -42,7 +44,7 @@ export interface Transcript {
 
 /** Variables the product reads from events, in this order. */
 const KEPT_VARIABLES = [
-  'twin_next_step', 'TWIN_STATUS', 'originate_disposition', 'DIALSTATUS', 'last_bridge_proto_specific_hangup_cause',
+  'twin_next_step', 'socket_host', 'TWIN_STATUS', 'originate_disposition', 'DIALSTATUS', 'last_bridge_proto_specific_hangup_cause',
 ];
 
 interface Message {
@@ -144,6 +146,11 @@ export async function recordTranscript(o: RecordOptions): Promise<Transcript> {
   });
   let server: Server | undefined;
   try {
+    if (o.script.socket === false) {
+      o.placeCall(0);
+      await new Promise((resolve) => setTimeout(resolve, o.tailMs));
+      return transcript;
+    }
     const socket = await new Promise<Socket>((resolve, reject) => {
       server = createServer({ allowHalfOpen: true }, resolve);
       server.once('error', reject);
