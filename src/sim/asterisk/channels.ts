@@ -6,8 +6,9 @@
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { asteriskTime, buildInvite, channelJson, fromHeader, inStasis, type AriSimOptions, type BotBehaviour, type CallerResult, type SimChannel, type SimInvite } from './model.js';
-import type { PersonBehaviour, SimDial } from '../call-model.js';
+import { callerExit, type PersonBehaviour } from '../call-model.js';
 import { StasisApp } from './stasis-app.js';
+import { callTimer } from '../simulated-pbx.js';
 import { recordedStasisEntryDelay, RTP_QOS_VARS } from './quirks.js';
 
 export abstract class AriChannels extends StasisApp {
@@ -21,20 +22,8 @@ export abstract class AriChannels extends StasisApp {
   protected readonly callerWaiters = new Map<string, (r: CallerResult) => void>();
   private seq = 0;
   private readonly epoch = Math.floor(Date.now() / 1000);
-  botBehaviour: (invite: SimInvite) => BotBehaviour = () => ({ kind: 'answer', afterMs: 5 });
-  /** How a subscriber called with ARI originate (PJSIP/<number>@<endpoint>) behaves; called once per dial. */
-  subscriberBehaviour: (number: string) => BotBehaviour = () => ({ kind: 'answer', afterMs: 5 });
   /** The person behind a transfer destination (context, extension) answers, rings on or is busy. */
   personBehaviour: (context: string, extension: string) => PersonBehaviour = () => ({ kind: 'answer', afterMs: 5 });
-  /** Every subscriber dialled with originate, in order; `left` resolves when its channel is gone. */
-  readonly dials: SimDial[] = [];
-  /** Every INVITE "sent" to the bot, in order (bounded by keepInvites). */
-  readonly invites: SimInvite[] = [];
-  keepInvites = Infinity;
-  /** For the benchmark: called when a bot leg is dialled with (stasisStartAt, dialAt) of its caller. */
-  onBotDial?: (callerStasisStartAt: number, dialAt: number, callerId: string) => void;
-  /** For the benchmark: every channel variable set by the app. */
-  onChannelVar?: (channelId: string, variable: string, value: string) => void;
 
   protected nextId(): string {
     this.seq += 1;
@@ -102,7 +91,7 @@ export abstract class AriChannels extends StasisApp {
     };
     const delayMs = (this.options.stasisEntryDelayMs ?? recordedStasisEntryDelay)();
     if (delayMs <= 0) announce();
-    else this.afterReply.push(() => ch.timers.push(setTimeout(announce, delayMs)));
+    else this.afterReply.push(() => callTimer(ch.timers, delayMs, announce));
     return [200, channelJson(ch)];
   }
 
@@ -125,7 +114,8 @@ export abstract class AriChannels extends StasisApp {
     ch.appArgs = (q.get('appArgs') ?? '').split(',').filter((a) => a !== '');
     ch.dialplan = { context: 'default', exten: m[1]!, priority: 1, app_name: '', app_data: '' };
     this.channels.set(id, ch);
-    const left = new Promise<CallerResult>((resolve) => this.callerWaiters.set(id, resolve));
+    const { left, settle } = callerExit();
+    this.callerWaiters.set(id, settle);
     this.dials.push({ id, to: m[1]!, from: callerId, left, hangup: () => this.remoteHangup(id, 'caller') });
     const timeoutS = Number(q.get('timeout') ?? '30');
     this.afterReply.push(() => this.ring(ch, this.subscriberBehaviour(m[1]!), timeoutS));
@@ -154,9 +144,7 @@ export abstract class AriChannels extends StasisApp {
     const connected = q.has('caller') ? callerChannel?.caller : connectedLineOf(ch);
     const invite = this.makeInvite(ch, connected);
     ch.invite = invite;
-    this.invites.push(invite);
-    if (this.invites.length > this.keepInvites) this.invites.shift();
-    if (callerChannel?.stasisStartAt !== undefined) this.onBotDial?.(callerChannel.stasisStartAt, ch.dialAt, callerChannel.id);
+    this.inviteSent(invite, callerChannel?.stasisStartAt, callerChannel?.id ?? '', ch.dialAt);
     const timeoutS = Number(q.get('timeout') ?? '0');
     this.afterReply.push(() => this.ring(ch, this.botBehaviour(invite), timeoutS));
     return [204, undefined];
@@ -181,7 +169,7 @@ export abstract class AriChannels extends StasisApp {
     ch.state = 'Ringing';
     this.emit(ch.app, 'ChannelStateChange', { channel: peer() });
     this.emit(ch.app, 'Dial', { peer: peer(), dialstatus: 'RINGING' });
-    const later = (ms: number, fn: () => void): void => { ch.timers.push(setTimeout(fn, ms)); };
+    const later = (ms: number, fn: () => void): void => callTimer(ch.timers, ms, fn);
     // Only an originated leg reports a final Dial status on failure; create+dial does not (d1 vs d4).
     const finalDial = (status: string) => (ch.awaitingAnswer ? status : undefined);
     if (timeoutS > 0) {

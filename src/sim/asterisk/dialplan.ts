@@ -7,9 +7,10 @@
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { buildInvite, channelJson, fromHeader, type AriSimOptions, type CallerResult, type SimChannel } from './model.js';
-import type { SimCall } from '../call-model.js';
+import { callerExit, type SimCall } from '../call-model.js';
 import { asteriskBotDialGoesOn, asteriskTrunkCheck } from '../shipped-dialplan.js';
 import { AriBridges } from './bridges.js';
+import { callTimer } from '../simulated-pbx.js';
 
 export interface PlaceCallOptions {
   number?: string;
@@ -52,7 +53,8 @@ export abstract class AriDialplan extends AriBridges {
     ch.answeredAt = performance.now(); // Answer(,i) before Stasis()
     ch.ringing = (opts.args ?? []).includes('ringback=dialplan'); // the shipped Playtones(ring) before Stasis()
     ch.dialplan = { context: 'from-caller', exten: opts.dialed ?? '100', priority: 4, app_name: 'Stasis', app_data: [appName, ...(opts.args ?? [])].join(',') };
-    const left = new Promise<CallerResult>((resolve) => this.callerWaiters.set(id, resolve));
+    const { left, settle } = callerExit();
+    this.callerWaiters.set(id, settle);
     const check = this.trunkCheck;
     if (check.skips(this.deviceStates.get(`Custom:${check.name}`))) {
       const { vars, ...target } = check.fallback;
@@ -116,10 +118,8 @@ export abstract class AriDialplan extends AriBridges {
     }
     const requestUri = /^PJSIP\/[^/]+\/(.+)$/.exec(dial)?.[1] ?? this.options.contact ?? 'sip:127.0.0.1:5070';
     const invite = buildInvite(requestUri, fromHeader(connected), headers, randomUUID());
-    this.invites.push(invite);
-    if (this.invites.length > this.keepInvites) this.invites.shift();
-    if (ch.stasisStartAt !== undefined) this.onBotDial?.(ch.stasisStartAt, performance.now(), ch.id);
-    const later = (ms: number, fn: () => void): void => { ch.timers.push(setTimeout(fn, ms)); };
+    this.inviteSent(invite, ch.stasisStartAt, ch.id);
+    const later = (ms: number, fn: () => void): void => callTimer(ch.timers, ms, fn);
     const b = this.botBehaviour(invite);
     switch (b.kind) {
       case 'answer':

@@ -9,6 +9,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
+import { SimulatedPbx } from '../simulated-pbx.js';
 import { ASTERISK_ID, asteriskTime, channelJson, type AriSimOptions, type SimBridge, type SimChannel } from './model.js';
 
 interface App {
@@ -17,8 +18,9 @@ interface App {
   disallowed?: Set<string>;
 }
 
-export abstract class StasisApp {
+export abstract class StasisApp extends SimulatedPbx {
   constructor(protected readonly options: AriSimOptions) {
+    super(Infinity);
     this.username = options.username ?? 'asterisk';
     this.password = options.password ?? 'asterisk';
   }

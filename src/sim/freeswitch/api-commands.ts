@@ -4,17 +4,12 @@
  */
 import { randomUUID } from 'node:crypto';
 import { freeswitchContextXml } from '../shipped-dialplan.js';
-import type { BotBehaviour, CallerResult, SimDial } from '../call-model.js';
+import { callerExit, type SimDial } from '../call-model.js';
 import { fsSeparateString, originateApp, parseDialString, socketMode, splitApiArgs } from './wire.js';
 import { BREAKABLE } from './channel-apps.js';
 import { ReferHandling } from './refer.js';
 
 export abstract class ApiCommands extends ReferHandling {
-  /** How a subscriber called with `bgapi originate` behaves; called once per dial with the number. */
-  subscriberBehaviour: (number: string) => BotBehaviour = () => ({ kind: 'answer', afterMs: 5 });
-  /** Every subscriber dialled with originate, in order. */
-  readonly dials: SimDial[] = [];
-
   protected api(line: string): string {
     const [command = '', ...args] = line.split(' ').filter((a) => a !== '');
     const ch = args[0] ? this.channels.get(args[0]) : undefined;
@@ -123,13 +118,13 @@ export abstract class ApiCommands extends ReferHandling {
     const uuid = vars.get('origination_uuid') ?? randomUUID();
     const to = endpoint.split('/').pop() ?? '';
     const from = vars.get('origination_caller_id_number') ?? '0000000000';
+    const { left, settle: finishDial } = callerExit();
     const fail = (cause: string) => () => {
       this.finishJob(jobUuid, 'originate', arg, `-ERR ${cause}\n`);
       finishDial({ kind: 'hungup-by-caller', vars: {} });
     };
-    let finishDial: (r: CallerResult) => void = () => {};
     const socketTarget = socketArg ? `${socketArg[1]}:${socketArg[2]}` : undefined;
-    const dial: SimDial = { id: uuid, to, from, socketTarget, left: new Promise((resolve) => { finishDial = resolve; }), hangup: () => {} };
+    const dial: SimDial = { id: uuid, to, from, socketTarget, left, hangup: () => {} };
     this.dials.push(dial);
     if (!socketArg) return this.later0(fail('INVALID_GATEWAY'), 1);
     const b = this.subscriberBehaviour(to);

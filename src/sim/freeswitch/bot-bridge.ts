@@ -4,11 +4,11 @@
  * each outcome leaves on the caller, and legs FreeSWITCH cannot build at all.
  */
 import { randomUUID } from 'node:crypto';
-import { performance } from 'node:perf_hooks';
 import { causeCode } from '../../core/q850.js';
-import { fromHeader, type BotBehaviour, type SimInvite } from '../call-model.js';
+import { fromHeader, type SimInvite } from '../call-model.js';
 import { appHeaders, eventHeaders, otherLeg, type BotLeg, type FsChannel, type FsSimOptions, type RunningApp } from './channel.js';
 import { parseDialString } from './wire.js';
+import { callTimer } from '../simulated-pbx.js';
 import { ChannelApps } from './channel-apps.js';
 
 export abstract class BotBridge extends ChannelApps {
@@ -22,12 +22,8 @@ export abstract class BotBridge extends ChannelApps {
    * the product runs. A bridge to any other `sofia/gateway/<name>/…` fails with INVALID_GATEWAY.
    */
   readonly gateways: Map<string, string>;
-  botBehaviour: (invite: SimInvite) => BotBehaviour = () => ({ kind: 'answer', afterMs: 5 });
   /** While true, FreeSWITCH cannot build bot legs at all (as for a `\"` in the name): no INVITE is sent. */
   legCreationFails = false;
-  readonly invites: SimInvite[] = [];
-  keepInvites = 1000;
-  onBotDial?: (socketAt: number, dialAt: number, uuid: string) => void;
 
   protected bridge(ch: FsChannel, app: RunningApp): void {
     const { vars, endpoint } = parseDialString(app.arg);
@@ -35,14 +31,12 @@ export abstract class BotBridge extends ChannelApps {
     const gateway = /^sofia\/gateway\/([^/]+)\//.exec(endpoint)?.[1];
     if (gateway !== undefined && !this.gateways.has(gateway)) return this.unbuildableLeg(ch, app, 'INVALID_GATEWAY');
     const invite = this.makeInvite(ch, endpoint, vars);
-    this.invites.push(invite);
-    if (this.invites.length > this.keepInvites) this.invites.shift();
-    if (ch.socketAt !== undefined) this.onBotDial?.(ch.socketAt, performance.now(), ch.uuid);
+    this.inviteSent(invite, ch.socketAt, ch.uuid);
     const bot: BotLeg = { uuid: randomUUID(), state: 'ringing', invite, timers: [] };
     ch.bot = bot;
     const running: RunningApp = { ...app };
     ch.running = running;
-    const botLater = (ms: number, fn: () => void) => bot.timers.push(setTimeout(fn, ms));
+    const botLater = (ms: number, fn: () => void) => callTimer(bot.timers, ms, fn);
     const fail = (cause: string, dialStatus: string, proto?: string, alwaysContinues = false) => {
       this.endBot(ch);
       this.setVar(ch, 'originate_disposition', cause);
@@ -98,8 +92,8 @@ export abstract class BotBridge extends ChannelApps {
       }
       this.emitEvent(ch, 'CHANNEL_EXECUTE_COMPLETE', 'CS_EXECUTE', [], appHeaders(app, '_none_'));
     }
-    if (hangupAfterMs !== undefined) bot.timers.push(setTimeout(() => this.botHungUp(ch, running), hangupAfterMs));
-    if (refer) bot.timers.push(setTimeout(() => this.botRefers(ch, running, refer.to), refer.afterMs));
+    if (hangupAfterMs !== undefined) callTimer(bot.timers, hangupAfterMs, () => this.botHungUp(ch, running));
+    if (refer) callTimer(bot.timers, refer.afterMs, () => this.botRefers(ch, running, refer.to));
   }
 
   /** a3: the bot's BYE unbridges; the caller stays parked under the socket's control. */

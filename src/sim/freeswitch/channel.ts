@@ -2,10 +2,9 @@
  * The simulator's options, a simulated FreeSWITCH channel (the caller, "A-leg") and the headers its events carry, shaped
  * like the recorded ones in shared/fixtures/freeswitch (about 170 header lines per event).
  */
-import type { AppCommand, SocketMode } from './wire.js';
+import type { AppCommand, SocketMode, Headers } from './wire.js';
 import type { Socket } from 'node:net';
 import type { CallerResult, SimInvite } from '../call-model.js';
-import type { Headers } from './wire.js';
 
 export interface FsSimOptions {
   password?: string;

@@ -6,11 +6,13 @@
  */
 import { createServer, type Server, type Socket } from 'node:net';
 import { randomUUID } from 'node:crypto';
+import { SimulatedPbx } from '../simulated-pbx.js';
 import { CORE_UUID, type FsSimOptions } from './channel.js';
 import { apiResponse, authRequest, commandReply, CommandReader, disconnectNotice, jsonEvent, plainEvent, type Headers } from './wire.js';
 
-export abstract class InboundConnections {
+export abstract class InboundConnections extends SimulatedPbx {
   constructor(protected readonly options: FsSimOptions) {
+    super(1000);
     this.password = options.password ?? 'ClueCon';
     this.server = createServer((socket) => this.acceptInbound(socket));
   }

@@ -8,9 +8,10 @@
 import { createConnection } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import type { CallerResult, SimCall } from '../call-model.js';
+import { callerExit, type CallerResult, type SimCall } from '../call-model.js';
 import { appHeaders, channelData, eventHeaders, type FsChannel, type OutboundSession } from './channel.js';
 import { apiResponse, commandReply, CommandReader, connectReply, disconnectNotice, jsonEvent, plainEvent, type AppCommand, type Headers, type SocketMode } from './wire.js';
+import { callTimer } from '../simulated-pbx.js';
 import { InboundConnections } from './inbound.js';
 
 export abstract class SocketApp extends InboundConnections {
@@ -24,7 +25,6 @@ export abstract class SocketApp extends InboundConnections {
   readonly commands = new Map<string, number>();
   /** Every command on a call socket: its first line, and for a sendmsg the app and its argument (`multiset ^^|a=b|…`). */
   onCommand?: (uuid: string, line: string, app?: string) => void;
-  onChannelVar?: (uuid: string, name: string, value: string) => void;
   private callCount = 0;
 
   /** A channel that runs `socket host:port [async] full`, answered or not. */
@@ -33,8 +33,7 @@ export abstract class SocketApp extends InboundConnections {
     target: { host: string; port: number; mode?: SocketMode; full?: boolean }, answered: boolean, originated = false,
     dialplanContinues = false,
   ): SimCall {
-    let finish: (r: CallerResult) => void = () => {};
-    const left = new Promise<CallerResult>((resolve) => { finish = resolve; });
+    const { left, settle: finish } = callerExit();
     const ch: FsChannel = {
       uuid, name: `sofia/lab/${caller.number.replace(/[^A-Za-z0-9+*#._%-]/g, '')}@127.0.0.1:5082`, caller,
       dialed, answered, state: 'socket', vars, originated, dialplanContinues,
@@ -192,7 +191,7 @@ export abstract class SocketApp extends InboundConnections {
   }
 
   protected later(ch: FsChannel, fn: () => void, ms = this.options.execDelayMs ?? 2): void {
-    ch.timers.push(setTimeout(fn, ms));
+    callTimer(ch.timers, ms, fn);
   }
 
   protected emitEvent(ch: FsChannel, name: string, state: string, extra: Headers = [], trailer: Headers = []): void {
