@@ -68,6 +68,13 @@ export interface CallSpec {
   hints?: Record<string, string>;
 }
 
+/** A caller's way out: `left` for the test, `settle` for the PBX when the caller leaves (the first result counts). */
+export function callerExit(): { left: Promise<CallerResult>; settle: (result: CallerResult) => void } {
+  let settle: (result: CallerResult) => void = () => {};
+  const left = new Promise<CallerResult>((resolve) => { settle = resolve; });
+  return { left, settle };
+}
+
 /** Display names are quoted and stripped of what PJSIP would not put in a From header. */
 export function fromHeader(caller: { name: string; number: string } | undefined): string {
   if (!caller) return '"Anonymous" <sip:anonymous@anonymous.invalid>';

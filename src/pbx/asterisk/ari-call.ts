@@ -1,17 +1,11 @@
 import { randomBytes } from 'node:crypto';
-import type { AsteriskConfig } from '../../config/schema.js';
-import type { Logger } from '../../log.js';
 import type { SipTarget } from '../../twin/sip.js';
 import type { AnsweredCall, BotFailure, BotLegEnd, ConnectOptions, ConnectResult, EndedBy, HoldKind } from '../../core/types.js';
 import { allowedTransfer } from '../../core/route.js';
-import type { AriRest } from './ari-rest.js';
-import { ignoreGone, StasisCaller } from './stasis-caller.js';
+import { ignoreGone, StasisCaller, type StasisCallerHost } from './stasis-caller.js';
 
 /** The driver's side of a call: it feeds events in and tracks the ids of the call's other legs. */
-export interface AriCallHost {
-  readonly rest: AriRest;
-  readonly cfg: AsteriskConfig;
-  readonly log: Logger;
+export interface AriCallHost extends StasisCallerHost {
   /** Who acts on a bot's REFER, as found at connect (see asterisk.transfer_handling). */
   readonly transferHandling: 'ari' | 'core';
   registerBotLeg(botId: string, call: AriCall): void;
@@ -52,7 +46,7 @@ const RUN_TAG = randomBytes(3).toString('hex');
  * PJSIP_HEADER variables (the way the recordings prove reaches the INVITE) and dial it; when the
  * bot answers, put both legs in the bridge and stop the ringback.
  */
-export class AriCall extends StasisCaller implements AnsweredCall {
+export class AriCall extends StasisCaller<AriCallHost> implements AnsweredCall {
   private readonly bridgeId: string;
   private bridge?: Promise<void>;
   private bridgeMade = false;

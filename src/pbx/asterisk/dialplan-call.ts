@@ -49,7 +49,7 @@ function msBetween(from: string | undefined, to: string | undefined): number | u
  * bridges with no Stasis app in the media path, so none of that call's messages go through the
  * app's serial queue. The dialplan tells us how it ended by entering Stasis again.
  */
-export class DialplanCall extends StasisCaller implements AnsweredCall {
+export class DialplanCall extends StasisCaller<AriCallHost> implements AnsweredCall {
   readonly botLegId = undefined;
   readonly transferLegIds = [];
   private handedOff = false;

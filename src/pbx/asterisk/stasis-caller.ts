@@ -1,11 +1,20 @@
+import type { AsteriskConfig } from '../../config/schema.js';
+import type { Logger } from '../../log.js';
 import type { Fallback, HoldKind, TwinStatus } from '../../core/types.js';
-import type { AriCallHost } from './ari-call.js';
+import type { AriRest } from './ari-rest.js';
+
+/** What a caller in our Stasis app needs from the driver; each kind of call asks for more (AriCallHost). */
+export interface StasisCallerHost {
+  readonly rest: AriRest;
+  readonly cfg: AsteriskConfig;
+  readonly log: Logger;
+}
 
 /**
  * What both ways of reaching the bot share for a caller in our Stasis app: the hold during the
  * warm-up, TWIN_STATUS, and sending the caller on (hang up or continue in the dialplan).
  */
-export abstract class StasisCaller {
+export abstract class StasisCaller<Host extends StasisCallerHost = StasisCallerHost> {
   readonly pbx = 'asterisk' as const;
   protected readonly abort = new AbortController();
   readonly ended = this.abort.signal;
@@ -14,7 +23,7 @@ export abstract class StasisCaller {
   exitOwed = false;
 
   constructor(
-    protected readonly host: AriCallHost,
+    protected readonly host: Host,
     readonly id: string,
     readonly caller: string,
     readonly callerName: string,

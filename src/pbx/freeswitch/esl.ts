@@ -23,6 +23,7 @@ import type { AllowedPeers } from './peers.js';
 import { createRequire } from 'node:module';
 import { EventEmitter } from 'node:events';
 import { TRANSFER_EVENTS, verdictOfSubclass } from './transfer.js';
+import type { EslEvent } from './esl-event.js';
 
 const require = createRequire(import.meta.url);
 const esl = require('drachtio-modesl') as ModeslModule;
@@ -142,12 +143,7 @@ function lenientDecode(value: string): string {
 
 export class EslError extends Error {}
 
-/** One event of the controlled channel, or a disconnect notice. */
-export interface EslEvent {
-  name: string;
-  get(header: string): string | undefined;
-  entries(): [string, string][];
-}
+export type { EslEvent } from './esl-event.js';
 
 const CHANNEL_EVENTS = [
   'CHANNEL_EXECUTE', 'CHANNEL_EXECUTE_COMPLETE', 'CHANNEL_BRIDGE', 'CHANNEL_HANGUP', 'CHANNEL_HANGUP_COMPLETE',

@@ -9,7 +9,7 @@
  */
 import { causeName } from '../../core/q850.js';
 import type { ConnectOptions, EndedBy } from '../../core/types.js';
-import type { EslEvent } from './esl.js';
+import type { EslEvent } from './esl-event.js';
 
 export const TRANSFER_CONTEXT = 'twin-transfers';
 export const TRANSFERRED_EVENT = 'twin::transferred';

@@ -1,5 +1,5 @@
 /**
- * The simulated Asterisk's objects and how they serialise, matching the recorded ARI JSON
+ * The simulated Asterisk's options, its objects and how they serialise, matching the recorded ARI JSON
  * (../../../../shared/fixtures/asterisk/transcripts).
  */
 
@@ -71,6 +71,33 @@ export interface SimBridge {
   moh?: boolean;
 }
 
+export interface AriSimOptions {
+  username?: string;
+  password?: string;
+  /** PJSIP endpoints that exist (default twin and carrier); others fail allocation (500) and GET /endpoints answers 404. */
+  endpoints?: readonly string[];
+  /** Where a plain PJSIP/<endpoint> leg goes (the AOR contact). */
+  contact?: string;
+  /**
+   * How long after its REST reply a created channel enters Stasis (StasisStart), ms; 0 or less:
+   * before the reply. Until then `dial` answers 409 and `addChannel` 422 "Channel not in Stasis
+   * application" (recording create-dial-race). Default: drawn from that recording.
+   */
+  stasisEntryDelayMs?: () => number;
+  /** The context of the shipped bot dialplan (asterisk.dial_context; default twin-bot). */
+  botDialContext?: string;
+  /** Whether that Dial() has the `g` option; default: read from the shipped twin-bot.conf. */
+  botDialGoesOn?: boolean;
+  /**
+   * Extensions of the contexts Asterisk's own transfer looks a Refer-To user up in (TRANSFER_CONTEXT,
+   * else the bot endpoint's context from-twin). Default: the shipped [twin-transfers] example
+   * (operator) and the recordings' from-twin (200; operator, as a lab would have it).
+   */
+  transferExtensions?: Record<string, string[]>;
+  /** How long the dialplan behind a core transfer rings a person who does not answer, s (default 20). */
+  transferRingTimeoutS?: number;
+}
+
 export const ASTERISK_ID = '02:fc:00:00:00:01';
 
 /** Asterisk's timestamp format: millisecond precision and a +0000 offset. */
@@ -129,4 +156,9 @@ export function buildInvite(requestUri: string, from: string, headers: [string, 
     '',
   ];
   return { requestUri, from, headers, raw: lines.join('\r\n') };
+}
+
+/** In Stasis: entered the app and not still on its way in (created) or ringing (originated). */
+export function inStasis(ch: SimChannel): boolean {
+  return ch.app !== undefined && !ch.awaitingAnswer && !ch.enteringStasis;
 }

@@ -1,11 +1,18 @@
 /**
- * A simulated FreeSWITCH channel (the caller, "A-leg") and the headers its events carry, shaped
+ * The simulator's options, a simulated FreeSWITCH channel (the caller, "A-leg") and the headers its events carry, shaped
  * like the recorded ones in shared/fixtures/freeswitch (about 170 header lines per event).
  */
-import type { AppCommand, SocketMode } from './wire.js';
+import type { AppCommand, SocketMode, Headers } from './wire.js';
 import type { Socket } from 'node:net';
 import type { CallerResult, SimInvite } from '../call-model.js';
-import type { Headers } from './wire.js';
+
+export interface FsSimOptions {
+  password?: string;
+  /** Gateway name → proxy host:port, for `sofia/gateway/<name>/<user>` dial strings (default: twin). */
+  gateways?: Record<string, string>;
+  /** Time between a sendmsg's +OK and the app starting (about 20 ms recorded); 0 in the benchmark. */
+  execDelayMs?: number;
+}
 
 export const CORE_UUID = 'f43504cf-f76b-4f84-9748-c1165789d7f6';
 
