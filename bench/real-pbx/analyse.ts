@@ -4,7 +4,7 @@
  * carries X-TWIN-CallId, which the Twin stand-in maps back to the number it warmed up; when there is
  * no known id (static headers), the bot INVITE's From user (the caller's number, passed through).
  */
-import type { SipMessage } from './capture.js';
+import type { SipMessage, UdpPacket } from './capture.js';
 
 export interface Ports {
   pbx: number;
@@ -26,11 +26,15 @@ export interface CallStats {
   lost: number;
   latenciesMs: number[];
   reasons: LostReasons;
+  /** Bridged calls whose caller got RTP from the PBX (≥ 100 ms of it) between the answer and the bot's INVITE. */
+  ringbackHeard: number;
 }
 
 interface CallerLeg {
   number: string;
   answeredAt?: number;
+  /** The PBX's RTP port for this caller (the 200 OK's SDP). */
+  pbxAudioPort?: number;
   callerByeAt?: number;
   pbxByeAt?: number;
 }
@@ -42,14 +46,36 @@ interface BotLeg {
 }
 
 /** delayByNumber: each call's warm-up hold by the stand-in, taken off its latency (answer→bot INVITE minus the warm-up). */
+/** RTP packets to the callers' media port: their times by the PBX's source port. */
+export type RtpArrivals = Map<number, number[]>;
+
+export function rtpArrivals(packets: UdpPacket[], callerMediaPort: number): RtpArrivals {
+  const byPort: RtpArrivals = new Map();
+  for (const p of packets) {
+    if (p.dstPort !== callerMediaPort || (p.payload[0]! & 0xc0) !== 0x80) continue; // RTP version 2
+    let times = byPort.get(p.srcPort);
+    if (!times) byPort.set(p.srcPort, (times = []));
+    times.push(p.t);
+  }
+  return byPort;
+}
+
+/** 5 packets of 20 ms from the caller's PBX port while waiting: a tone, not a stray packet. */
+function heardRingback(rtp: RtpArrivals, leg: CallerLeg, until: number): boolean {
+  const times = leg.pbxAudioPort === undefined ? undefined : rtp.get(leg.pbxAudioPort);
+  return (times?.filter((t) => t > leg.answeredAt! && t < until).length ?? 0) >= 5;
+}
+
 export function analyse(
   messages: SipMessage[], ports: Ports, numbers: string[], numberById: Map<string, string>, delayByNumber = new Map<string, number>(),
+  rtp?: RtpArrivals,
 ): CallStats {
   const wanted = new Set(numbers);
   const callers = callerLegs(messages, ports, wanted);
   const bots = botLegs(messages, ports, numberById);
   const reasons: LostReasons = { noAnswer: 0, noBotInvite: 0, botNotAnswered: 0, pbxHungUpCaller: 0 };
   const latenciesMs: number[] = [];
+  let ringbackHeard = 0;
   for (const number of numbers) {
     const leg = callers.get(number);
     const bot = bots.get(number);
@@ -57,10 +83,13 @@ export function analyse(
     else if (!bot) reasons.noBotInvite += 1;
     else if (!bot.answered) reasons.botNotAnswered += 1;
     else if (leg.pbxByeAt !== undefined && (leg.callerByeAt === undefined || leg.pbxByeAt < leg.callerByeAt)) reasons.pbxHungUpCaller += 1;
-    else latenciesMs.push(bot.invitedAt - leg.answeredAt - (delayByNumber.get(number) ?? 0));
+    else {
+      latenciesMs.push(bot.invitedAt - leg.answeredAt - (delayByNumber.get(number) ?? 0));
+      if (rtp && heardRingback(rtp, leg, bot.invitedAt)) ringbackHeard += 1;
+    }
   }
   const bridged = latenciesMs.length;
-  return { calls: numbers.length, bridged, lost: numbers.length - bridged, latenciesMs, reasons };
+  return { calls: numbers.length, bridged, lost: numbers.length - bridged, latenciesMs, reasons, ringbackHeard };
 }
 
 /** Caller legs by number: first 200 OK to the INVITE, and who sent the first BYE. */
@@ -76,7 +105,10 @@ function callerLegs(messages: SipMessage[], ports: Ports, wanted: Set<string>): 
     }
     const leg = byCallId.get(m.callId);
     if (!leg) continue;
-    if (toCaller && m.status === 200 && m.cseqMethod === 'INVITE') leg.answeredAt ??= m.t;
+    if (toCaller && m.status === 200 && m.cseqMethod === 'INVITE') {
+      leg.answeredAt ??= m.t;
+      leg.pbxAudioPort ??= m.audioPort;
+    }
     else if (toPbx && m.method === 'BYE') leg.callerByeAt ??= m.t;
     else if (toCaller && m.method === 'BYE') leg.pbxByeAt ??= m.t;
   }

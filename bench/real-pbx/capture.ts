@@ -10,9 +10,14 @@ export interface Capture {
   stop(): Promise<{ dropped: number }>;
 }
 
-export async function startCapture(file: string, iface: string, port: number): Promise<Capture> {
+/**
+ * SIP on `port`, and with `rtpToPort` the RTP sent to that port (the callers' media: did they hear
+ * a ringback while waiting?).
+ */
+export async function startCapture(file: string, iface: string, port: number, rtpToPort?: number): Promise<Capture> {
+  const filter = rtpToPort === undefined ? ['udp', 'port', String(port)] : ['udp', 'and', '(', 'port', String(port), 'or', 'dst', 'port', String(rtpToPort), ')'];
   // -B: a bigger kernel buffer so bursts are not dropped; -s 0: whole packets (SIP INVITEs are ~1 kB).
-  const child = spawn('tcpdump', ['-i', iface, '-n', '-s', '0', '-B', '32768', '-w', file, 'udp', 'port', String(port)], {
+  const child = spawn('tcpdump', ['-i', iface, '-n', '-s', '0', '-B', '32768', '-w', file, ...filter], {
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   let stderr = '';
@@ -104,6 +109,8 @@ export interface SipMessage {
   callId: string;
   fromUser: string;
   twinId?: string;
+  /** The SDP's audio port (m=audio), when the message has one. */
+  audioPort?: number;
 }
 
 /** The few SIP fields the benchmark uses (full and compact header names). */
@@ -126,6 +133,7 @@ export function parseSip(p: UdpPacket): SipMessage | undefined {
     callId,
     fromUser: /sips?:([^@;>]+)@/.exec(h.get('from') ?? h.get('f') ?? '')?.[1] ?? '',
     twinId: h.get('x-twin-callid'),
+    audioPort: headEnd >= 0 ? Number(/\r\nm=audio (\d+) /.exec(text.slice(headEnd))?.[1]) || undefined : undefined,
   };
 }
 

@@ -28,6 +28,12 @@ export function cpuMs(pid: number): number {
   return ((Number(f[11]) + Number(f[12])) * 1000) / clockTicks();
 }
 
+/** Resident memory of a process in MB (/proc/<pid>/status VmRSS). */
+export function rssMb(pid: number): number {
+  const kb = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
+  return kb === undefined ? Number.NaN : Number(kb) / 1024;
+}
+
 export function isAlive(pid: number): boolean {
   try {
     statFields(pid);

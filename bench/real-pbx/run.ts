@@ -14,11 +14,11 @@ import { parseOptions, UsageError, USAGE, type Options } from './args.js';
 import type { BenchMode } from './modes.js';
 import { connectPbx, sleep, type PbxControl } from './pbx.js';
 import { TwinStandIn } from './twin-standin.js';
-import { cpuMs, findPbxPid, isAlive } from './cpu.js';
+import { cpuMs, findPbxPid, isAlive, rssMb } from './cpu.js';
 import { botUri, productConfig, startProduct, type ProductProcess } from './product.js';
 import { runCaller, startBot, type CallerResult } from './sipp.js';
 import { parseSip, readPcap, startCapture, type Capture, type SipMessage } from './capture.js';
-import { analyse, percentile, type CallStats } from './analyse.js';
+import { analyse, percentile, rtpArrivals, type CallStats } from './analyse.js';
 import { checkTools, cleanups, lockPbx, mediaPort, NumberPool, stopAll, stopChildrenOnSignal, waitDrained } from './harness.js';
 
 const WARMUP_RATE = 30;
@@ -44,6 +44,8 @@ interface RunResult {
   /** PBX CPU of the run, less what it uses when idle over the same time. */
   pbxCpuMs?: number;
   productCpuMs?: number;
+  /** The product's RSS (MB) when the measured calls start, and when they have ended. */
+  productRssMb?: { start: number; end: number };
   left?: { channels: number; bridges?: number };
   queueMax?: number;
   dropped?: number;
@@ -178,8 +180,9 @@ async function measure(ctx: Context, mode: BenchMode, rate: number, name: string
   const watch = await pbx.queueWatch?.();
   let capture: Capture | undefined;
   try {
-    capture = await startCapture(pcap, o.iface, o.sipPort);
+    capture = await startCapture(pcap, o.iface, o.sipPort, mediaPort(o.callerPort));
     const cpu0 = { pbx: cpuMs(pbxPid), product: product ? cpuMs(product.pid) : 0, at: Date.now() };
+    const rss0 = product ? rssMb(product.pid) : undefined;
 
     const caller = await runCaller(callerRun(ctx, mode, name, numbers, rate, o.holdS * 1000));
     await sleep(SETTLE_MS);
@@ -187,15 +190,19 @@ async function measure(ctx: Context, mode: BenchMode, rate: number, name: string
 
     if (!isAlive(pbxPid)) throw new Error(`the PBX (pid ${pbxPid}) is gone`);
     const cpu1 = { pbx: cpuMs(pbxPid), product: product && isAlive(product.pid) ? cpuMs(product.pid) : cpu0.product, at: Date.now() };
+    const rss1 = product && isAlive(product.pid) ? rssMb(product.pid) : undefined;
     const queueMax = await watch?.stop();
     const { dropped } = await capture.stop();
     capture = undefined;
-    const messages = readPcap(pcap).map(parseSip).filter((m): m is SipMessage => m !== undefined);
-    const stats = analyse(messages, { pbx: o.sipPort, bot: o.botPort, caller: o.callerPort }, numbers, ctx.twin.numberById, ctx.twin.delayByNumber);
+    const packets = readPcap(pcap);
+    const messages = packets.map(parseSip).filter((m): m is SipMessage => m !== undefined);
+    const stats = analyse(messages, { pbx: o.sipPort, bot: o.botPort, caller: o.callerPort }, numbers, ctx.twin.numberById,
+      ctx.twin.delayByNumber, rtpArrivals(packets, mediaPort(o.callerPort)));
     return {
       mode, rate, stats, caller, left, queueMax, dropped,
       pbxCpuMs: cpu1.pbx - cpu0.pbx - (ctx.idleCpuMsPerS * (cpu1.at - cpu0.at)) / 1000,
       productCpuMs: cpu1.product - cpu0.product,
+      productRssMb: rss0 !== undefined && rss1 !== undefined ? { start: rss0, end: rss1 } : undefined,
     };
   } finally {
     // Stopping twice is harmless; leaving tcpdump or the CLI polls running is not.
@@ -238,9 +245,11 @@ function humanLine(o: Options, r: RunResult): string {
   const queue = o.pbx === 'asterisk' ? `, stasis queue max ${num(r.queueMax, 0)}` : '';
   const dropped = r.dropped ? `, CAPTURE DROPPED ${r.dropped} packets` : '';
   const settled = r.settledS !== undefined ? `; product idle ${num(r.settledS, 0)} s after the warm-up` : '';
+  const rss = r.productRssMb ? `; product RSS ${num(r.productRssMb.start)} → ${num(r.productRssMb.end)} MB` : '';
+  const ringback = o.warmupDelayMs ? `; ringback heard ${s.ringbackHeard}/${s.bridged}` : '';
   return `${head} calls ${s.calls} bridged ${s.bridged} lost ${s.lost}${why}${sipp}; answer→bot INVITE p50/p95/p99 `
     + `${num(l.p50)}/${num(l.p95)}/${num(l.p99)} ms; CPU ms/call PBX ${num(perCall(r.pbxCpuMs, r), 2)} product `
-    + `${num(perCall(r.productCpuMs, r), 2)}; ${left}${queue}${dropped}${settled}`;
+    + `${num(perCall(r.productCpuMs, r), 2)}; ${left}${queue}${dropped}${settled}${rss}${ringback}`;
 }
 
 function machineLine(o: Options, r: RunResult): string {
@@ -254,6 +263,8 @@ function machineLine(o: Options, r: RunResult): string {
     `left_channels=${r.left?.channels ?? 'na'}`,
   ];
   if (o.warmupDelayMs) fields.splice(1, 0, `warmup_ms=${o.warmupDelayMs.min}-${o.warmupDelayMs.max}`);
+  if (o.warmupDelayMs) fields.push(`ringback_heard=${r.stats.ringbackHeard}`);
+  if (r.productRssMb) fields.push(`product_rss_mb=${num(r.productRssMb.start)}-${num(r.productRssMb.end)}`);
   if (o.pbx === 'asterisk') fields.push(`left_bridges=${r.left?.bridges ?? 'na'}`, `queue_max=${num(r.queueMax, 0)}`);
   return fields.join(' ');
 }
