@@ -24,6 +24,7 @@ import { TwinAuth } from './twin/auth.js';
 import { TwinApi } from './twin/warmup.js';
 import { AsteriskDriver } from './pbx/asterisk/driver.js';
 import { FreeSwitchDriver } from './pbx/freeswitch/driver.js';
+import { TwilioDriver } from './pbx/twilio/driver.js';
 import { CallJournal, type JournalCall } from './core/call-journal.js';
 import type { EarlierCallEnd } from './pbx/earlier-calls.js';
 import { JournalLockedError } from './outbound/journal-lock.js';
@@ -47,6 +48,10 @@ export class Daemon extends EventEmitter {
   readonly twin: TwinApi;
   readonly asterisk?: AsteriskDriver;
   readonly freeswitch?: FreeSwitchDriver;
+  /** Calls to Twilio numbers (the daemon's only: a dialer takes no incoming calls). */
+  readonly twilio?: TwilioDriver;
+  /** Twilio calls' warm-ups: same login and connections, bounded under Twilio's webhook limit. */
+  private twilioTwin?: TwinApi;
   readonly outbound: Outbound;
   /** The HTTP port (health, metrics, trunk, callbacks, dialer API), when configured and running as the daemon. */
   readonly httpServer?: HttpServer;
@@ -85,6 +90,7 @@ export class Daemon extends EventEmitter {
       const cfg = dialer ? { ...config.freeswitch, listen_port: 0 } : config.freeswitch;
       this.freeswitch = new FreeSwitchDriver(cfg, this.log, (call) => this.handle(call), this.clock);
     }
+    if (config.twilio && !dialer) this.twilio = this.createTwilio(config.twilio);
     this.outbound = new Outbound({
       ...this.flowDeps(), dialers: { asterisk: this.asterisk, freeswitch: this.freeswitch },
     });
@@ -111,7 +117,7 @@ export class Daemon extends EventEmitter {
     });
     await this.httpServer?.listen();
     if (this.publishesTrunk) this.openJournal();
-    await Promise.all([this.asterisk?.start(), this.freeswitch?.start()]);
+    await Promise.all([this.asterisk?.start(), this.freeswitch?.start(), this.twilio?.start()]);
   }
 
   /**
@@ -135,7 +141,8 @@ export class Daemon extends EventEmitter {
     const report = (call: JournalCall, end: EarlierCallEnd) => this.reportEarlier(call, end);
     for (const driver of [this.asterisk, this.freeswitch]) driver?.followEarlier(earlier.filter((c) => c.pbx === driver.pbx), report);
     for (const call of earlier.filter((c) => !this.driverOf(c.pbx))) {
-      report(call, { status: 'CONNECTED', endedBy: 'unknown', detail: `${call.pbx} is no longer configured: the call cannot be followed` });
+      const detail = call.pbx === 'twilio' ? 'a Twilio call of an earlier run: it cannot be followed' : `${call.pbx} is no longer configured: the call cannot be followed`;
+      report(call, { status: 'CONNECTED', endedBy: 'unknown', detail });
     }
   }
 
@@ -187,6 +194,7 @@ export class Daemon extends EventEmitter {
     await this.gate.close();
     this.asterisk?.stop();
     await this.freeswitch?.stop();
+    await this.twilio?.stop();
     await this.callbacks?.stop();
     await this.httpServer?.close();
     await this.http.close();
@@ -207,13 +215,13 @@ export class Daemon extends EventEmitter {
     const { sip, callback_urls, ...twinConnection } = next.twin;
     const { sip: _sip, callback_urls: _urls, ...oldTwinConnection } = this.config.twin;
     const differs = (a: unknown, b: unknown) => JSON.stringify(a) !== JSON.stringify(b);
-    const needRestart: string[] = (['asterisk', 'freeswitch', 'http', 'callbacks', 'cluster', 'state'] as const)
+    const needRestart: string[] = (['asterisk', 'freeswitch', 'twilio', 'http', 'callbacks', 'cluster', 'state'] as const)
       .filter((key) => differs(withoutToken(key, next[key]), withoutToken(key, this.config[key])));
     if (differs(twinConnection, oldTwinConnection)) needRestart.push('twin');
     this.config = {
       ...next,
       twin: { ...this.config.twin, sip, callback_urls },
-      asterisk: this.config.asterisk, freeswitch: this.config.freeswitch, callbacks: this.config.callbacks, cluster: this.config.cluster,
+      asterisk: this.config.asterisk, freeswitch: this.config.freeswitch, twilio: this.config.twilio, callbacks: this.config.callbacks, cluster: this.config.cluster,
       state: this.config.state,
       http: this.config.http && next.http ? { ...this.config.http, api_token: next.http.api_token } : this.config.http,
     };
@@ -329,15 +337,23 @@ export class Daemon extends EventEmitter {
    * A call goes to its fallback at once, without a warm-up, while the product is stopping or the PBX
    * lacks the bot endpoint (no Twin session is opened for a bot leg that cannot be dialled).
    */
-  private handle(call: AnsweredCall): void {
+  private handle(call: AnsweredCall, twin = this.twin): void {
     this.journal?.claim(call.pbx, call.id); // an earlier run's call the PBX handed us again: this flow counts it
     const refusal = this.stopping ? 'the product is stopping' : this.driverOf(call.pbx)?.botEndpointMissing;
-    const flow = refusal ? runRefusedCall(call, this.flowDeps(), refusal) : runCallFlow(call, this.flowDeps());
+    const deps = { ...this.flowDeps(), twin };
+    const flow = refusal ? runRefusedCall(call, deps, refusal) : runCallFlow(call, deps);
     this.track(flow.then((outcome) => this.report(outcome)));
   }
 
   private driverOf(pbx: AnsweredCall['pbx']): AsteriskDriver | FreeSwitchDriver | undefined {
-    return pbx === 'asterisk' ? this.asterisk : this.freeswitch;
+    return pbx === 'asterisk' ? this.asterisk : pbx === 'freeswitch' ? this.freeswitch : undefined;
+  }
+
+  /** Twilio numbers: their calls run the same flow, with warm-ups bounded under Twilio's 15 s webhook limit. */
+  private createTwilio(cfg: NonNullable<Config['twilio']>): TwilioDriver {
+    const boundMs = Math.min(this.config.twin.warmup_timeout_ms, cfg.warmup_timeout_ms);
+    const twin = (this.twilioTwin = new TwinApi({ ...this.config.twin, warmup_timeout_ms: boundMs }, this.http, this.twin.auth, this.log));
+    return new TwilioDriver(cfg, { log: this.log, config: () => this.config, onCall: (call) => this.handle(call, twin) });
   }
 
   /** One log line per call: id, route, outcome, warm-up and setup times. */
@@ -370,7 +386,7 @@ export class Daemon extends EventEmitter {
       clusterFallbacks: () => (this.gate instanceof ClusterGate ? this.gate.fallbacks : undefined),
       pbxConnections: () => [this.asterisk, this.freeswitch].flatMap((d) => (d ? [{ pbx: d.pbx, state: d.state }] : [])),
       logins: () => ({ ok: auth.logins - auth.loginFailures, failed: auth.loginFailures }),
-      warmupRequests: () => this.twin.requests,
+      warmupRequests: () => this.twin.requests + (this.twilioTwin?.requests ?? 0),
       twinConnections: () => ({ inFlight: this.http.inFlight, waiting: this.http.waiting }),
       callbacks: () => ({ pending: this.callbacks?.pending ?? 0 }),
       callsNotTaken: () => (this.freeswitch ? [{ pbx: 'freeswitch', count: this.freeswitch.callsNotTaken }] : []),
