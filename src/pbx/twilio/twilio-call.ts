@@ -37,6 +37,9 @@ export interface DialActionParams {
 }
 
 /** A call's status in Twilio's status callbacks once it is over (Twilio's "Call resource" page). */
+/** How long a caller's hang-up waits for the <Dial> action that says whether the bot had answered. */
+const DIAL_ACTION_GRACE_MS = 2000;
+
 export const FINAL_CALL_STATUSES = new Set(['completed', 'busy', 'no-answer', 'failed', 'canceled']);
 
 export class TwilioCall implements AnsweredCall {
@@ -118,9 +121,14 @@ export class TwilioCall implements AnsweredCall {
     this.leg?.dialEnded(params, callerGone);
   }
 
+  /**
+   * The caller is gone. With a bot leg under way, Twilio still posts the <Dial> action, and only it
+   * tells whether the bot had answered (its own status callback may not have arrived yet): it is
+   * awaited a little before the leg counts as never answered.
+   */
   private callerLeft(reason: string): void {
     if (!this.gone.signal.aborted) this.gone.abort(new Error(reason));
-    this.leg?.callerGone();
+    this.leg?.callerGone(DIAL_ACTION_GRACE_MS);
   }
 
   /** Keeps a Twilio request for our next TwiML; Twilio giving up on it (its 15 s limit) counts as the call gone. */
@@ -175,9 +183,10 @@ class BotLeg {
     this.resolve({ kind: 'failed', reason: failure(status, sipCode), ...(sipCode ? { sipCode } : {}), pbxReason: `Twilio DialCallStatus ${status}` });
   }
 
-  callerGone(): void {
-    if (this.isAnswered) this.end('caller');
-    else this.resolve({ kind: 'caller-gone' });
+  callerGone(graceMs = 0): void {
+    if (this.isAnswered) return this.end('caller');
+    if (graceMs === 0) return this.resolve({ kind: 'caller-gone' });
+    setTimeout(() => this.resolve({ kind: 'caller-gone' }), graceMs).unref();
   }
 
   private resolve(result: ConnectResult): void {
