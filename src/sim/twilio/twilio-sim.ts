@@ -5,6 +5,7 @@
  * action and the status callbacks, and ignores TwiML for a call whose caller is already gone.
  */
 import { randomBytes } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
 import type { BotBehaviour, SimInvite } from '../call-model.js';
 import { readTwiml, type TwimlNode } from './twiml-reader.js';
 import { inviteFor, parseSipUri, runBotLeg, type LegEnd } from './sip-leg.js';
@@ -35,6 +36,8 @@ export interface WebhookRecord {
   url: string;
   status: number;
   body: string;
+  /** From sending the request to the whole answer read, ms. */
+  ms: number;
 }
 
 export interface TwilioSimOptions {
@@ -57,6 +60,10 @@ export class TwilioSimulator {
   readonly requests: WebhookRecord[] = [];
   /** Legs Twilio would not have placed (bad X- header values): must stay empty. */
   readonly problems: string[] = [];
+  /** Keep the last N request records only (the benchmark makes many). */
+  keepRequests = Infinity;
+  /** Told of every request made (the benchmark times the webhooks). */
+  onRequest?: (request: WebhookRecord) => void;
 
   constructor(private readonly options: TwilioSimOptions = {}) {
     this.accountSid = options.accountSid ?? `AC${randomBytes(16).toString('hex')}`;
@@ -110,6 +117,7 @@ export class TwilioSimulator {
   /** Sends a request as given (tests forge, drop or replay signatures with it). */
   async send(callSid: string, url: string, body: string, headers: Record<string, string>): Promise<{ status: number; body: string }> {
     const local = this.proxy && url.startsWith(this.proxy.publicOrigin) ? this.proxy.localOrigin + url.slice(this.proxy.publicOrigin.length) : url;
+    const sentAt = performance.now();
     try {
       const res = await fetch(local, {
         method: 'POST', body, headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers },
@@ -117,12 +125,18 @@ export class TwilioSimulator {
         signal: AbortSignal.timeout(15_000),
       });
       const text = await res.text();
-      this.requests.push({ callSid, url, status: res.status, body: text });
+      this.record({ callSid, url, status: res.status, body: text, ms: performance.now() - sentAt });
       return { status: res.status, body: text };
     } catch (err) {
-      this.requests.push({ callSid, url, status: 0, body: (err as Error).message });
+      this.record({ callSid, url, status: 0, body: (err as Error).message, ms: performance.now() - sentAt });
       return { status: 0, body: (err as Error).message };
     }
+  }
+
+  private record(request: WebhookRecord): void {
+    this.requests.push(request);
+    if (this.requests.length > this.keepRequests) this.requests.shift();
+    this.onRequest?.(request);
   }
 
   get msPerRingSecond(): number {
