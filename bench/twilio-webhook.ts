@@ -47,7 +47,12 @@ async function main(): Promise<void> {
   const deadline = Date.now() + 10_000;
   while (lab.outcomes.length < total && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
   const counts: Record<string, number> = {};
-  for (const o of lab.outcomes) counts[o.status] = (counts[o.status] ?? 0) + 1;
+  const details = new Map<string, string>();
+  for (const o of lab.outcomes) {
+    counts[o.status] = (counts[o.status] ?? 0) + 1;
+    if (o.status !== 'CONNECTED' && !details.has(o.status)) details.set(o.status, o.detail ?? '');
+  }
+  for (const [status, detail] of details) console.log(`first ${status}: ${detail}`);
   await lab.stop();
 
   added.sort((a, b) => a - b);

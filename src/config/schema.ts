@@ -360,7 +360,7 @@ export const ConfigSchema = z.object({
     message: 'configure asterisk, freeswitch or twilio: the product needs a PBX (or Twilio numbers) to take calls from',
   })
   .refine((c) => c.twilio === undefined || twilioPassesHeaders(c.twin.sip), {
-    message: 'with twilio configured, every twin.sip header (and record_header) must start with X-: Twilio passes only X- headers from a <Sip> URI',
+    message: 'with twilio configured, every twin.sip header (and record_header) must start with X- (not X-Twilio): Twilio passes only those from a <Sip> URI',
     path: ['twin', 'sip', 'headers'],
   })
   .refine((c) => c.callbacks === undefined || c.http !== undefined, {
@@ -375,9 +375,9 @@ export type OutboundConfig = Config['outbound'];
 
 export type TwilioConfig = NonNullable<Config['twilio']>;
 
-/** Twilio drops a <Sip> URI parameter that is not an X- header (or one of a few it knows): warnings 13252/32113. */
+/** Twilio drops a <Sip> URI parameter that is not an X- header, or one starting X-Twilio: warnings 13252/32113. */
 function twilioPassesHeaders(sip: { headers: Record<string, string>; record_header: string }): boolean {
-  return [...Object.keys(sip.headers), sip.record_header].every((name) => /^X-/i.test(name));
+  return [...Object.keys(sip.headers), sip.record_header].every((name) => /^X-(?!Twilio)/i.test(name));
 }
 
 /**
