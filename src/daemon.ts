@@ -24,6 +24,7 @@ import { TwinAuth } from './twin/auth.js';
 import { TwinApi } from './twin/warmup.js';
 import type { AsteriskDriver } from './pbx/asterisk/driver.js';
 import type { FreeSwitchDriver } from './pbx/freeswitch/driver.js';
+import { TwilioDriver } from './pbx/twilio/driver.js';
 import type { CallJournal, JournalCall } from './core/call-journal.js';
 import type { EarlierCallEnd } from './pbx/earlier-calls.js';
 import { buildPbxDrivers, driversOf, type PbxDriver, type PbxDrivers } from './daemon/pbx-drivers.js';
@@ -50,6 +51,10 @@ export class Daemon extends EventEmitter {
   readonly twin: TwinApi;
   readonly asterisk?: AsteriskDriver;
   readonly freeswitch?: FreeSwitchDriver;
+  /** Calls to Twilio numbers (the daemon's only: a dialer takes no incoming calls). */
+  readonly twilio?: TwilioDriver;
+  /** Twilio calls' warm-ups: same login and connections, bounded under Twilio's webhook limit. */
+  private twilioTwin?: TwinApi;
   readonly outbound: Outbound;
   /** The HTTP port (health, metrics, trunk, callbacks, dialer API), when configured and running as the daemon. */
   readonly httpServer?: HttpServer;
@@ -84,11 +89,12 @@ export class Daemon extends EventEmitter {
     this.drivers = buildPbxDrivers(config, dialer, this.log, this.clock, (call) => this.handle(call));
     this.asterisk = this.drivers.asterisk;
     this.freeswitch = this.drivers.freeswitch;
+    if (config.twilio && !dialer) this.twilio = this.createTwilio(config.twilio);
     this.outbound = new Outbound({ ...this.flowDeps(), dialers: this.drivers });
     this.outbound.on('result', (result: OutboundResult) => this.journal?.done(result.pbx, result.id));
     if (!dialer) {
       const metrics = this.metrics = buildMetrics({
-        activeCalls: () => this.live.size, gate: this.gate, drivers: this.drivers, twin: this.twin, twinHttp: this.http,
+        activeCalls: () => this.live.size, gate: this.gate, drivers: this.drivers, twin: this.twin, twilioTwin: () => this.twilioTwin, twinHttp: this.http,
         callbacks: () => this.callbacks, httpServer: () => this.httpServer,
       });
       this.outbound.on('result', (result: OutboundResult) => metrics.recordOutbound(result));
@@ -116,7 +122,7 @@ export class Daemon extends EventEmitter {
     });
     await this.httpServer?.listen();
     if (this.publishesTrunk) this.openJournal();
-    await Promise.all(driversOf(this.drivers).map((driver) => driver.start()));
+    await Promise.all([...driversOf(this.drivers).map((driver) => driver.start()), this.twilio?.start()]);
   }
 
   /**
@@ -136,7 +142,8 @@ export class Daemon extends EventEmitter {
     const report = (call: JournalCall, end: EarlierCallEnd) => this.reportEarlier(call, end);
     for (const driver of driversOf(this.drivers)) driver.followEarlier(earlier.filter((c) => c.pbx === driver.pbx), report);
     for (const call of earlier.filter((c) => !this.driverOf(c.pbx))) {
-      report(call, { status: 'CONNECTED', endedBy: 'unknown', detail: `${call.pbx} is no longer configured: the call cannot be followed` });
+      const detail = call.pbx === 'twilio' ? 'a Twilio call of an earlier run: it cannot be followed' : `${call.pbx} is no longer configured: the call cannot be followed`;
+      report(call, { status: 'CONNECTED', endedBy: 'unknown', detail });
     }
   }
 
@@ -161,10 +168,11 @@ export class Daemon extends EventEmitter {
    * A call goes to its fallback at once, without a warm-up, while the product is stopping or the PBX
    * lacks the bot endpoint (no Twin session is opened for a bot leg that cannot be dialled).
    */
-  private handle(call: AnsweredCall): void {
+  private handle(call: AnsweredCall, twin = this.twin): void {
     this.journal?.claim(call.pbx, call.id); // an earlier run's call the PBX handed us again: this flow counts it
     const refusal = this.stopping ? 'the product is stopping' : this.driverOf(call.pbx)?.botEndpointMissing;
-    const flow = refusal ? runRefusedCall(call, this.flowDeps(), refusal) : runCallFlow(call, this.flowDeps());
+    const deps = { ...this.flowDeps(), twin };
+    const flow = refusal ? runRefusedCall(call, deps, refusal) : runCallFlow(call, deps);
     this.track(flow.then((outcome) => this.report(outcome)));
   }
 
@@ -210,7 +218,14 @@ export class Daemon extends EventEmitter {
   };
 
   private driverOf(pbx: AnsweredCall['pbx']): PbxDriver | undefined {
-    return this.drivers[pbx];
+    return pbx === 'twilio' ? undefined : this.drivers[pbx];
+  }
+
+  /** Twilio numbers: their calls run the same flow, with warm-ups bounded under Twilio's 15 s webhook limit. */
+  private createTwilio(cfg: NonNullable<Config['twilio']>): TwilioDriver {
+    const boundMs = Math.min(this.config.twin.warmup_timeout_ms, cfg.warmup_timeout_ms);
+    const twin = (this.twilioTwin = new TwinApi({ ...this.config.twin, warmup_timeout_ms: boundMs }, this.http, this.twin.auth, this.log));
+    return new TwilioDriver(cfg, { log: this.log, config: () => this.config, onCall: (call) => this.handle(call, twin) });
   }
 
   private onTrunkChange(snapshot: TrunkSnapshot): void {
@@ -289,6 +304,7 @@ export class Daemon extends EventEmitter {
     await this.gate.close();
     this.asterisk?.stop();
     await this.freeswitch?.stop();
+    await this.twilio?.stop();
     await this.callbacks?.stop();
     await this.httpServer?.close();
     await this.http.close();

@@ -18,6 +18,7 @@ import { join } from 'node:path';
 import { campaignFiles, readCampaign, writeResults } from './outbound/campaign-file.js';
 import { Journal } from './outbound/journal.js';
 import type { OutboundResult } from './outbound/outbound.js';
+import { runTwilioDemo } from './demo-twilio.js';
 
 interface Scenario {
   title: string;
@@ -53,6 +54,7 @@ export async function runDemo(): Promise<number> {
   for (const kind of ['asterisk', 'freeswitch'] as const) leaks.push(...await runPbx(kind, rows));
   printSummary(rows);
   say('');
+  leaks.push(...await runTwilioDemo());
   for (const kind of ['asterisk', 'freeswitch'] as const) leaks.push(...await runCampaignDemo(kind));
   if (leaks.length === 0) say('\nEvery call left the product (bridged, continued in the dialplan or hung up); neither PBX holds a channel, bridge or socket of ours.');
   else say(`\nLEAK: ${leaks.join(', ')}`);

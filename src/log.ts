@@ -9,7 +9,7 @@ export type { Logger };
 const REDACTED_PATHS = [
   'password', '*.password', 'token', '*.token', 'authorization', '*.authorization',
   'headers.authorization', '*.headers.authorization', 'config.twin.password', 'config.twin.token',
-  'config.asterisk.password', 'config.freeswitch.esl_password', 'config.http.api_token', 'config.callbacks.secret',
+  'config.asterisk.password', 'config.freeswitch.esl_password', 'config.http.api_token', 'config.callbacks.secret', 'config.twilio.auth_token', 'auth_token', '*.auth_token',
   'config.callbacks.forward_to', 'config.cluster.password', 'config.cluster.tls', 'config.twin.callback_urls', 'refreshToken', '*.refreshToken',
 ];
 

@@ -120,7 +120,7 @@ describe('config', () => {
 
   it('needs a PBX, and names the FreeSWITCH fields that are wrong', () => {
     const { asterisk: _, ...noPbx } = minimal();
-    expect(problems(noPbx)).toEqual(['(top level): configure asterisk or freeswitch (or both): the product needs a PBX to take calls from']);
+    expect(problems(noPbx)).toEqual(['(top level): configure asterisk, freeswitch or twilio: the product needs a PBX (or Twilio numbers) to take calls from']);
     expect(problems({ ...noPbx, freeswitch: { listen_port: 70000, trunk_variable: 'a b' } })).toEqual([
       'freeswitch.listen_port: Too big: expected number to be <=65535',
       'freeswitch.esl_password: is required',

@@ -42,6 +42,42 @@ export const TransferDestinationSchema = z.union([
 ], { message: 'must be context,extension or { context, extension }' });
 export type TransferDestination = z.infer<typeof TransferDestinationSchema>;
 
+/** An E.164 number as Twilio dials it: + and 2 to 15 digits. */
+const E164 = /^\+[1-9][0-9]{1,14}$/;
+/** A SIP URI Twilio may dial: no spaces, quotes, angle brackets or & (our own X- parameters follow a ?). */
+const TWILIO_SIP_URI = /^sips?:[^\s<>"&?]{1,200}$/;
+
+/**
+ * A route's fallback in Twilio's terms (a Twilio call has no dialplan to continue in): hang up,
+ * refuse without answering (<Reject>), or go on to people: <Dial> a number or SIP URI, or
+ * <Redirect> to the customer's own TwiML URL.
+ */
+export const TwilioActionSchema = z.discriminatedUnion('action', [
+  z.object({ action: z.literal('hangup') }).strict(),
+  z.object({ action: z.literal('reject'), reason: z.enum(['rejected', 'busy']).default('rejected') }).strict(),
+  z.object({
+    action: z.literal('dial'),
+    number: z.string().regex(E164, 'must be an E.164 number such as +442071234567').optional(),
+    sip: z.string().regex(TWILIO_SIP_URI, 'must be a SIP URI such as sip:desk@pbx.example.com (no spaces, quotes, < > & ?)').optional(),
+    /** How long the person's phone may ring, s (Twilio's <Dial timeout>, 5 to 600). */
+    timeout_s: z.number().int().min(5).max(600).default(30),
+  }).strict().refine((d) => (d.number === undefined) !== (d.sip === undefined), 'give exactly one of number or sip'),
+  z.object({ action: z.literal('redirect'), url }).strict(),
+], { message: "action must be 'hangup', 'reject', 'dial' or 'redirect'" });
+export type TwilioAction = z.infer<typeof TwilioActionSchema>;
+
+/** Where a bot's REFER may send a Twilio caller: an E.164 number or a SIP URI. */
+export const TwilioDestinationSchema = z.string().refine((d) => E164.test(d) || TWILIO_SIP_URI.test(d),
+  'must be an E.164 number (+442071234567) or a SIP URI (sip:desk@pbx.example.com)');
+
+/** The route's actions for calls that come in over Twilio; absent: <Hangup/>. */
+const TwilioRouteSchema = z.object({
+  fallback: TwilioActionSchema.optional(),
+  after_bot_hangup: TwilioActionSchema.optional(),
+  transfers: z.record(z.string().regex(DIALPLAN_NAME, 'must be a Refer-To name (letters, digits, _ + * # . -)'), TwilioDestinationSchema)
+    .refine((t) => Object.keys(t).length <= 32, 'at most 32 transfer targets per route').optional(),
+}).strict();
+
 const RouteFields = {
   bot: z.string().min(1).max(128).optional(),
   record: z.boolean().optional(),
@@ -56,6 +92,8 @@ const RouteFields = {
     .refine((t) => Object.keys(t).length <= 32, 'at most 32 transfer targets per route').optional(),
   /** How long a transfer's destination may ring before the transfer counts as failed. */
   transfer_timeout_s: positiveInt.max(300).optional(),
+  /** The same route's actions in Twilio's terms, for calls to Twilio numbers (src/pbx/twilio/). */
+  twilio: TwilioRouteSchema.optional(),
 };
 
 export const RouteSchema = z.object({
@@ -194,6 +232,30 @@ export const ConfigSchema = z.object({
       .default('sofia/gateway/carrier/{number}'),
   }).strict().optional(),
 
+  /**
+   * Twilio numbers (src/pbx/twilio/): the number's "A call comes in" webhook points at
+   * {public_url}/voice (POST), its status callback at {public_url}/status. The product listens on
+   * its own port for it, apart from the admin port (metrics, dialer API), so only this one faces Twilio.
+   */
+  twilio: z.object({
+    account_sid: z.string().regex(/^AC[0-9a-fA-F]{32}$/, 'must be an Account SID: AC and 32 hex digits'),
+    /** The account's auth token (signs every webhook); write it as ${ENV} or auth_token_file. */
+    auth_token: z.string().min(1),
+    /** How Twilio reaches this port (behind a reverse proxy: the proxy's https URL with the same path). */
+    public_url: url.refine((u) => !u.includes('?') && !u.includes('#'), 'must not have a query or fragment'),
+    listen_host: z.string().min(1).default('127.0.0.1'),
+    /** 0 picks a free port (tests). */
+    listen_port: z.number().int().min(0).max(65535).default(8085),
+    /**
+     * Twilio waits 15 s for the webhook's TwiML, then gives up on the call: the warm-up of a Twilio
+     * call is bounded below that (twin.warmup_timeout_ms still applies when smaller).
+     */
+    warmup_timeout_ms: positiveInt.max(14_000).default(12_000),
+    bot_answer_timeout_s: z.number().int().min(5).max(600).default(30),
+    /** Twilio's REST API (outbound calls); a stand-in's URL in tests. */
+    api_url: url.default('https://api.twilio.com'),
+  }).strict().optional(),
+
   trunk: z.object({
     cooldown_s: positiveInt.default(180),
     max_concurrent_calls: positiveInt.default(100),
@@ -294,8 +356,12 @@ export const ConfigSchema = z.object({
     table: z.array(RouteSchema).default([]),
   }).strict(),
 }).strict()
-  .refine((c) => c.asterisk !== undefined || c.freeswitch !== undefined, {
-    message: 'configure asterisk or freeswitch (or both): the product needs a PBX to take calls from',
+  .refine((c) => c.asterisk !== undefined || c.freeswitch !== undefined || c.twilio !== undefined, {
+    message: 'configure asterisk, freeswitch or twilio: the product needs a PBX (or Twilio numbers) to take calls from',
+  })
+  .refine((c) => c.twilio === undefined || twilioPassesHeaders(c.twin.sip), {
+    message: 'with twilio configured, every twin.sip header (and record_header) must start with X- (not X-Twilio): Twilio passes only those from a <Sip> URI',
+    path: ['twin', 'sip', 'headers'],
   })
   .refine((c) => c.callbacks === undefined || c.http !== undefined, {
     message: 'callbacks need the http section: Twin posts them to the product\'s HTTP port', path: ['callbacks'],
@@ -307,7 +373,18 @@ export type AsteriskConfig = NonNullable<Config['asterisk']>;
 export type FreeswitchConfig = NonNullable<Config['freeswitch']>;
 export type OutboundConfig = Config['outbound'];
 
-/** What the call flow needs from the configured PBX of a call. */
-export function pbxSettings(config: Config, pbx: 'asterisk' | 'freeswitch'): { hold: 'ring' | 'moh' | 'none'; bot_answer_timeout_s: number } {
+export type TwilioConfig = NonNullable<Config['twilio']>;
+
+/** Twilio drops a <Sip> URI parameter that is not an X- header, or one starting X-Twilio: warnings 13252/32113. */
+function twilioPassesHeaders(sip: { headers: Record<string, string>; record_header: string }): boolean {
+  return [...Object.keys(sip.headers), sip.record_header].every((name) => /^X-(?!Twilio)/i.test(name));
+}
+
+/**
+ * What the call flow needs from the configured PBX of a call. Twilio plays its own ringing while
+ * the webhook waits, so there is nothing to hold with.
+ */
+export function pbxSettings(config: Config, pbx: 'asterisk' | 'freeswitch' | 'twilio'): { hold: 'ring' | 'moh' | 'none'; bot_answer_timeout_s: number } {
+  if (pbx === 'twilio') return { hold: 'none', bot_answer_timeout_s: config.twilio?.bot_answer_timeout_s ?? 30 };
   return (pbx === 'asterisk' ? config.asterisk : config.freeswitch) ?? { hold: 'ring', bot_answer_timeout_s: 30 };
 }

@@ -1,4 +1,4 @@
-import { DIALPLAN_NAME, type Config, type Fallback, type RouteEntry, type TransferDestination } from '../config/schema.js';
+import { DIALPLAN_NAME, type Config, type Fallback, type RouteEntry, type TransferDestination, type TwilioAction } from '../config/schema.js';
 
 export interface Route {
   /** Which config entry matched: 'default' or 'table[N]' (for the outcome log line). */
@@ -12,8 +12,17 @@ export interface Route {
   /** Refer-To targets the bot may send the caller to; anything else is refused. */
   transfers: Readonly<Record<string, TransferDestination>>;
   transferTimeoutS: number;
+  /** The same route in Twilio's terms, for calls to Twilio numbers. */
+  twilio: TwilioRoute;
   /** Hints that were ignored and why (bad values from the dialplan). */
   warnings: string[];
+}
+
+export interface TwilioRoute {
+  fallback: TwilioAction;
+  afterBotHangup: TwilioAction;
+  /** Refer-To name → E.164 number or SIP URI. */
+  transfers: Readonly<Record<string, string>>;
 }
 
 export interface RouteInput {
@@ -23,6 +32,7 @@ export interface RouteInput {
 }
 
 const DEFAULT_FALLBACK: Fallback = { action: 'hangup', cause: 16 };
+const TWILIO_HANGUP: TwilioAction = { action: 'hangup' };
 const DEFAULT_TRANSFER_TIMEOUT_S = 30;
 const TRUE_WORDS = new Set(['1', 'true', 'yes', 'on']);
 const FALSE_WORDS = new Set(['0', 'false', 'no', 'off']);
@@ -45,6 +55,11 @@ export function selectRoute(routes: Config['routes'], input: RouteInput): Route 
     afterBotHangup: entry?.after_bot_hangup ?? base.after_bot_hangup ?? DEFAULT_FALLBACK,
     transfers: entry?.transfers ?? base.transfers ?? {},
     transferTimeoutS: entry?.transfer_timeout_s ?? base.transfer_timeout_s ?? DEFAULT_TRANSFER_TIMEOUT_S,
+    twilio: {
+      fallback: entry?.twilio?.fallback ?? base.twilio?.fallback ?? TWILIO_HANGUP,
+      afterBotHangup: entry?.twilio?.after_bot_hangup ?? base.twilio?.after_bot_hangup ?? TWILIO_HANGUP,
+      transfers: entry?.twilio?.transfers ?? base.twilio?.transfers ?? {},
+    },
     warnings: [],
   };
   applyHints(route, input.hints);

@@ -57,9 +57,9 @@ export type ConnectResult =
  * never sees ARI JSON or ESL headers.
  */
 export interface AnsweredCall {
-  /** PBX unique id (Asterisk channel id, FreeSWITCH uuid). */
+  /** PBX unique id (Asterisk channel id, FreeSWITCH uuid, Twilio CallSid). */
   readonly id: string;
-  readonly pbx: 'asterisk' | 'freeswitch';
+  readonly pbx: 'asterisk' | 'freeswitch' | 'twilio';
   /** Caller number and name as the PBX has them: strangers' input, not yet cleaned. */
   readonly caller: string;
   readonly callerName: string;

@@ -20,6 +20,8 @@ export interface MeteredParts {
   gate: Gate;
   drivers: PbxDrivers;
   twin: TwinApi;
+  /** Twilio calls' own warm-up client, when Twilio is configured. */
+  twilioTwin(): TwinApi | undefined;
   twinHttp: TwinHttp;
   callbacks(): Callbacks | undefined;
   httpServer(): HttpServer | undefined;
@@ -34,7 +36,7 @@ export function buildMetrics(parts: MeteredParts): Metrics {
     clusterFallbacks: () => (gate instanceof ClusterGate ? gate.fallbacks : undefined),
     pbxConnections: () => driversOf(drivers).map((d) => ({ pbx: d.pbx, state: d.state })),
     logins: () => ({ ok: auth.logins - auth.loginFailures, failed: auth.loginFailures }),
-    warmupRequests: () => twin.requests,
+    warmupRequests: () => twin.requests + (parts.twilioTwin()?.requests ?? 0),
     twinConnections: () => ({ inFlight: parts.twinHttp.inFlight, waiting: parts.twinHttp.waiting }),
     callbacks: () => ({ pending: parts.callbacks()?.pending ?? 0 }),
     callsNotTaken: () => (drivers.freeswitch ? [{ pbx: 'freeswitch', count: drivers.freeswitch.callsNotTaken }] : []),

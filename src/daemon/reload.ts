@@ -10,13 +10,13 @@ export function reloadedConfig(current: Config, next: Config): { config: Config;
   const { sip, callback_urls, ...twinConnection } = next.twin;
   const { sip: _sip, callback_urls: _urls, ...oldTwinConnection } = current.twin;
   const differs = (a: unknown, b: unknown) => JSON.stringify(a) !== JSON.stringify(b);
-  const needRestart: string[] = (['asterisk', 'freeswitch', 'http', 'callbacks', 'cluster', 'state'] as const)
+  const needRestart: string[] = (['asterisk', 'freeswitch', 'twilio', 'http', 'callbacks', 'cluster', 'state'] as const)
     .filter((key) => differs(withoutToken(key, next[key]), withoutToken(key, current[key])));
   if (differs(twinConnection, oldTwinConnection)) needRestart.push('twin');
   const config: Config = {
     ...next,
     twin: { ...current.twin, sip, callback_urls },
-    asterisk: current.asterisk, freeswitch: current.freeswitch, callbacks: current.callbacks, cluster: current.cluster,
+    asterisk: current.asterisk, freeswitch: current.freeswitch, twilio: current.twilio, callbacks: current.callbacks, cluster: current.cluster,
     state: current.state,
     http: current.http && next.http ? { ...current.http, api_token: next.http.api_token } : current.http,
   };

@@ -119,7 +119,8 @@ function reportResults(cmd: CampaignCommand, rows: CampaignRow[], results: Map<s
 }
 
 /** Starts a dialer and waits for its PBX; a PBX it cannot reach is an error in plain words. */
-async function startDialer(config: Config, log: Logger, pbx: 'asterisk' | 'freeswitch'): Promise<Daemon> {
+async function startDialer(config: Config, log: Logger, pbx: 'asterisk' | 'freeswitch' | 'twilio'): Promise<Daemon> {
+  if (pbx === 'twilio') throw new Error('cannot place calls over Twilio yet: outbound over Twilio is not built (issue 19)');
   const daemon = new Daemon(config, { log, role: 'dialer' });
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<'timeout'>((resolve) => { timer = setTimeout(() => resolve('timeout'), CONNECT_TIMEOUT_MS); });

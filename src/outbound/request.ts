@@ -32,7 +32,7 @@ export interface CallRequest {
   variables: Record<string, string>;
   record: boolean;
   externalId?: string;
-  pbx: 'asterisk' | 'freeswitch';
+  pbx: 'asterisk' | 'freeswitch' | 'twilio';
 }
 
 export class RequestError extends Error {

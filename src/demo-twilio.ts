@@ -1,0 +1,73 @@
+/**
+ * The demo's Twilio part: the same calls as on the PBXs, to a Twilio number, through the Twilio
+ * stand-in (src/sim/twilio/): one line per step, each starting with `twilio`.
+ */
+import type { BotBehaviour } from './sim/call-model.js';
+import type { TwinBehaviour } from './sim/twin-sim.js';
+import { TwilioLab } from './sim/twilio/twilio-lab.js';
+import type { TwilioCallEnd } from './sim/twilio/twilio-sim.js';
+
+interface TwilioScenario {
+  title: string;
+  twin: TwinBehaviour;
+  bot: BotBehaviour;
+  /** The caller hangs up this many ms after the call reached Twilio. */
+  callerHangsUpAfterMs?: number;
+}
+
+const SCENARIOS: TwilioScenario[] = [
+  { title: 'bot takes the call', twin: { kind: 'id' }, bot: { kind: 'answer', afterMs: 40 }, callerHangsUpAfterMs: 400 },
+  { title: 'Twin rejects the call (null)', twin: { kind: 'null' }, bot: { kind: 'answer' } },
+  { title: 'bot leg busy (486)', twin: { kind: 'id' }, bot: { kind: 'busy', afterMs: 30 } },
+  { title: 'bot hangs up first', twin: { kind: 'id' }, bot: { kind: 'answer', afterMs: 20, hangupAfterMs: 200 } },
+  { title: 'caller hangs up during the warm-up', twin: { kind: 'slow', delayMs: 500 }, bot: { kind: 'answer' }, callerHangsUpAfterMs: 100 },
+  { title: 'Twin answers 500', twin: { kind: 'status', status: 500 }, bot: { kind: 'answer' } },
+  { title: 'next call while throttled', twin: { kind: 'id' }, bot: { kind: 'answer' } },
+];
+
+const say = (line: string) => process.stdout.write(`twilio     ${line}\n`);
+
+/** Runs the scenarios; the calls the product still holds at the end (none expected). */
+export async function runTwilioDemo(): Promise<string[]> {
+  const lab = await TwilioLab.start({
+    twilio: { msPerRingSecond: 1000 },
+    config: { routes: { default: { bot: 'sales', record: true, twilio: {
+      fallback: { action: 'dial', number: '+442071234567' },
+      after_bot_hangup: { action: 'redirect', url: 'https://customer.example.com/after-bot' },
+    } } } },
+  });
+  say(`Twilio stand-in (built from Twilio's docs): number webhook POST ${lab.twilio.voiceUrl}, reverse proxy to 127.0.0.1:${lab.daemon.twilio!.port}`);
+  try {
+    for (const [i, s] of SCENARIOS.entries()) await runScenario(lab, s, i + 1);
+    const deadline = Date.now() + 3000;
+    while (lab.daemon.activeCalls > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    return lab.daemon.activeCalls > 0 ? [`twilio: ${lab.daemon.activeCalls} call(s) still in the product`] : [];
+  } finally {
+    await lab.stop();
+  }
+}
+
+async function runScenario(lab: TwilioLab, s: TwilioScenario, n: number): Promise<void> {
+  lab.twin.script(() => s.twin);
+  lab.twilio.botBehaviour = () => s.bot;
+  const invitesBefore = lab.twilio.invites.length;
+  const call = lab.twilio.placeCall({ from: '+15550100', to: '+15550199' });
+  say(`#${n} ${s.title}: ${call.sid} from +15550100 to +15550199, signed webhook sent`);
+  if (s.callerHangsUpAfterMs !== undefined) setTimeout(() => call.hangup(), s.callerHangsUpAfterMs);
+  const end = await call.left;
+  const invite = lab.twilio.invites[invitesBefore];
+  if (invite) say(`#${n} bot INVITE ${invite.requestUri} with ${invite.headers.map(([k, v]) => `${k}: ${v}`).join(', ')}`);
+  const outcome = await lab.outcomeOf(call.sid);
+  say(`#${n} outcome ${outcome.status}${outcome.endedBy ? ` (${outcome.endedBy} hung up first)` : ''}${outcome.detail ? ` — ${outcome.detail}` : ''}; caller ${describe(end)}\n`);
+}
+
+function describe(end: TwilioCallEnd): string {
+  switch (end.kind) {
+    case 'hangup': return 'hung up by TwiML';
+    case 'rejected': return `rejected (${end.reason})`;
+    case 'dialed-person': return `sent to people: <Dial> ${end.target}`;
+    case 'redirected': return `redirected to ${end.url}`;
+    case 'caller-hung-up': return `hung up (during the ${end.during})`;
+    case 'webhook-failed': return `webhook failed (HTTP ${end.status})`;
+  }
+}

@@ -1,0 +1,112 @@
+/**
+ * Calls to the customer's Twilio numbers. Twilio's webhooks arrive on the product's own Twilio
+ * port (webhook-server.ts); each incoming call becomes a TwilioCall run by the same call flow as
+ * the PBXs' calls, and the Dial action / status callbacks are routed to it by CallSid.
+ */
+import type { ServerResponse } from 'node:http';
+import type { Config, TwilioConfig } from '../../config/schema.js';
+import { selectRoute } from '../../core/route.js';
+import type { AnsweredCall } from '../../core/types.js';
+import type { Logger } from '../../log.js';
+import { FINAL_CALL_STATUSES, send, TwilioCall, type TwilioCallInfo } from './twilio-call.js';
+import { hangupTwiml } from './twiml.js';
+import { WebhookServer, type TwilioRequest } from './webhook-server.js';
+
+/** CallSids already taken: a replayed webhook (same signed request again) never starts a second flow. */
+const REMEMBERED_CALLS = 10_000;
+
+export interface TwilioDriverDeps {
+  log: Logger;
+  /** Read at each call, so a reloaded config's routes apply to the next call. */
+  config: () => Config;
+  /** A new call for the call flow. */
+  onCall: (call: AnsweredCall) => void;
+}
+
+export class TwilioDriver {
+  readonly pbx = 'twilio' as const;
+  private readonly server: WebhookServer;
+  private readonly calls = new Map<string, TwilioCall>();
+  private readonly seen = new Set<string>();
+
+  constructor(cfg: TwilioConfig, private readonly deps: TwilioDriverDeps) {
+    this.server = new WebhookServer(cfg, deps.log, (request, res) => this.dispatch(request, res));
+  }
+
+  start(): Promise<void> {
+    return this.server.listen();
+  }
+
+  async stop(): Promise<void> {
+    await this.server.close();
+  }
+
+  get port(): number {
+    return this.server.port;
+  }
+
+  get refusedRequests(): number {
+    return this.server.refused;
+  }
+
+  private dispatch(request: TwilioRequest, res: ServerResponse): void {
+    const { params } = request;
+    switch (request.kind) {
+      case 'voice': return this.incoming(params, res);
+      case 'status': {
+        // Acknowledged at once: Twilio wants no TwiML here.
+        res.writeHead(204).end();
+        if (FINAL_CALL_STATUSES.has(params.CallStatus ?? '')) this.calls.get(params.CallSid ?? '')?.callEnded(params.CallStatus!);
+        return;
+      }
+      case 'bot-status': {
+        res.writeHead(204).end();
+        if (params.CallStatus === 'in-progress' || params.CallStatus === 'answered') this.calls.get(request.pathCallSid!)?.botAnswered();
+        return;
+      }
+      case 'dial-action': {
+        const call = this.calls.get(request.pathCallSid!);
+        if (call) return call.dialEnded(params, res);
+        // A call this run does not know (it ended, or an earlier run had it): never leave Twilio without TwiML.
+        this.deps.log.warn({ callId: request.pathCallSid }, 'Dial action for a call the product does not follow: hanging up');
+        return send(res, hangupTwiml());
+      }
+    }
+  }
+
+  private incoming(params: Record<string, string>, res: ServerResponse): void {
+    const info = callInfo(params);
+    if (!info) {
+      res.writeHead(400, { 'content-type': 'application/json' }).end('{"error":"CallSid, From and To are required"}');
+      return;
+    }
+    if (this.seen.has(info.callSid)) {
+      this.deps.log.warn({ callId: info.callSid }, 'incoming-call webhook for a call already taken (replayed?): refused');
+      res.writeHead(403, { 'content-type': 'application/json' }).end('{"error":"call already taken"}');
+      return;
+    }
+    this.remember(info.callSid);
+    const call = new TwilioCall(info, res, {
+      log: this.deps.log,
+      urls: (sid) => ({ action: this.server.url('dial-action', sid), botStatus: this.server.url('bot-status', sid) }),
+      route: (c) => selectRoute(this.deps.config().routes, { hints: {}, dialed: c.dialed, caller: c.caller }).twilio,
+      released: (c) => this.calls.delete(c.id),
+    });
+    this.calls.set(info.callSid, call);
+    this.deps.onCall(call);
+  }
+
+  private remember(callSid: string): void {
+    this.seen.add(callSid);
+    if (this.seen.size > REMEMBERED_CALLS) this.seen.delete(this.seen.values().next().value!);
+  }
+}
+
+const CALL_SID = /^CA[0-9a-fA-F]{32}$/;
+
+/** The webhook's call, or undefined when a required field is missing or the CallSid is malformed. */
+function callInfo(params: Record<string, string>): TwilioCallInfo | undefined {
+  const { CallSid: callSid, From: from, To: to } = params;
+  if (callSid === undefined || !CALL_SID.test(callSid) || from === undefined || to === undefined) return undefined;
+  return { callSid, from, to, callerName: params.CallerName ?? '' };
+}

@@ -1,0 +1,65 @@
+/**
+ * The TwiML the product answers Twilio with, built with Twilio's own library (it XML-escapes every
+ * attribute and text). Only this file and signature.ts know the `twilio` package: replace them to
+ * drop it.
+ */
+import VoiceResponseModule from 'twilio/lib/twiml/VoiceResponse.js';
+import type { TwilioAction } from '../../config/schema.js';
+import type { SipTarget } from '../../twin/sip.js';
+
+// The package is CommonJS: under ESM its class is the default export's default.
+const VoiceResponse = ((VoiceResponseModule as unknown as { default?: typeof VoiceResponseModule }).default ?? VoiceResponseModule);
+
+/** Where Twilio tells the product about the bot leg: the <Dial> action, the <Sip> status and the REFER. */
+export interface BotDialUrls {
+  action: string;
+  botStatus: string;
+  /** Set only when the route allows transfers: without referUrl Twilio refuses the bot's REFER itself. */
+  refer?: string;
+}
+
+/**
+ * `<Dial answerOnBridge><Sip>uri?X-A=v&X-B=w</Sip></Dial>`: Twilio puts X- URI parameters into the
+ * INVITE as headers. answerOnBridge keeps the caller ringing (not billed, no silence) until the bot answers.
+ */
+export function dialBot(target: SipTarget, answerTimeoutS: number, urls: BotDialUrls): string {
+  const response = new VoiceResponse();
+  const dial = response.dial({
+    action: urls.action, method: 'POST', answerOnBridge: true, timeout: answerTimeoutS,
+    callerId: target.callerId.number, ...(urls.refer ? { referUrl: urls.refer, referMethod: 'POST' } : {}),
+  });
+  dial.sip({ statusCallback: urls.botStatus, statusCallbackMethod: 'POST', statusCallbackEvent: ['answered'] }, sipUriWithHeaders(target));
+  return response.toString();
+}
+
+/**
+ * Header values are already cut to safe characters (src/twin/sip.ts); they are percent-encoded on
+ * top, so a space, `;` or `=` of a template can never end the parameter or start another one.
+ */
+export function sipUriWithHeaders(target: SipTarget): string {
+  const params = Object.entries(target.headers).map(([name, value]) => `${name}=${encodeURIComponent(value)}`);
+  return params.length > 0 ? `${target.uri}?${params.join('&')}` : target.uri;
+}
+
+/** A route's Twilio action (fallback, after the bot, transfer) as a TwiML document. */
+export function actionTwiml(action: TwilioAction, callerId?: string): string {
+  const response = new VoiceResponse();
+  switch (action.action) {
+    case 'hangup': response.hangup(); break;
+    case 'reject': response.reject({ reason: action.reason }); break;
+    case 'redirect': response.redirect({ method: 'POST' }, action.url); break;
+    case 'dial': {
+      const dial = response.dial({ timeout: action.timeout_s, ...(callerId ? { callerId } : {}) });
+      if (action.number !== undefined) dial.number(action.number);
+      else if (action.sip !== undefined) dial.sip(action.sip);
+      break;
+    }
+  }
+  return response.toString();
+}
+
+export function hangupTwiml(): string {
+  const response = new VoiceResponse();
+  response.hangup();
+  return response.toString();
+}

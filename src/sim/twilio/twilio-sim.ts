@@ -1,0 +1,240 @@
+/**
+ * A Twilio stand-in for an incoming call to a Twilio number, written from Twilio's docs (see
+ * README.md beside this file): it signs and POSTs the number's webhook, runs the TwiML it gets back
+ * (<Dial><Sip> towards the bot, <Dial> a person, <Redirect>, <Hangup>, <Reject>), POSTs the <Dial>
+ * action and the status callbacks, and ignores TwiML for a call whose caller is already gone.
+ */
+import { randomBytes } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
+import type { BotBehaviour, SimInvite } from '../call-model.js';
+import { readTwiml, type TwimlNode } from './twiml-reader.js';
+import { inviteFor, parseSipUri, runBotLeg, type LegEnd } from './sip-leg.js';
+import { twilioSignature } from './signer.js';
+
+/** How a call left Twilio's hands, as a test sees it. */
+export type TwilioCallEnd =
+  | { kind: 'hangup' }
+  | { kind: 'rejected'; reason: string }
+  /** The TwiML sent the caller to a person: a number or SIP URI. */
+  | { kind: 'dialed-person'; target: string }
+  | { kind: 'redirected'; url: string }
+  | { kind: 'caller-hung-up'; during: 'webhook' | 'bot' | 'other' }
+  /** The webhook answered something other than TwiML with 200: Twilio would play its error message. */
+  | { kind: 'webhook-failed'; status: number; body: string };
+
+export interface SimTwilioCall {
+  readonly sid: string;
+  readonly left: Promise<TwilioCallEnd>;
+  /** Whether the bot answered this call's <Sip> leg. */
+  botAnswered: boolean;
+  hangup(): void;
+}
+
+/** One HTTP request the stand-in made to the product, for tests to read. */
+export interface WebhookRecord {
+  callSid: string;
+  url: string;
+  status: number;
+  body: string;
+  /** From sending the request to the whole answer read, ms. */
+  ms: number;
+}
+
+export interface TwilioSimOptions {
+  accountSid?: string;
+  authToken?: string;
+  /** Real milliseconds per second of a <Dial timeout> (tests shrink ringing). */
+  msPerRingSecond?: number;
+}
+
+export class TwilioSimulator {
+  readonly accountSid: string;
+  readonly authToken: string;
+  /** The number's "A call comes in" URL and "Call status changes" URL, as set in the console. */
+  voiceUrl = '';
+  statusUrl = '';
+  /** Where a public URL's origin really is: the reverse proxy in front of the product. */
+  private proxy?: { publicOrigin: string; localOrigin: string };
+  botBehaviour: (invite: SimInvite) => BotBehaviour = () => ({ kind: 'answer' });
+  readonly invites: SimInvite[] = [];
+  readonly requests: WebhookRecord[] = [];
+  /** Legs Twilio would not have placed (bad X- header values): must stay empty. */
+  readonly problems: string[] = [];
+  /** Keep the last N request records only (the benchmark makes many). */
+  keepRequests = Infinity;
+  /** Told of every request made (the benchmark times the webhooks). */
+  onRequest?: (request: WebhookRecord) => void;
+
+  constructor(private readonly options: TwilioSimOptions = {}) {
+    this.accountSid = options.accountSid ?? `AC${randomBytes(16).toString('hex')}`;
+    this.authToken = options.authToken ?? randomBytes(16).toString('hex');
+  }
+
+  /** Points the number at the product: webhooks for `publicBase` are delivered to `localOrigin`. */
+  configureNumber(publicBase: string, localOrigin: string): void {
+    const base = publicBase.replace(/\/+$/, '');
+    this.voiceUrl = `${base}/voice`;
+    this.statusUrl = `${base}/status`;
+    this.proxy = { publicOrigin: new URL(publicBase).origin, localOrigin };
+  }
+
+  placeCall(spec: { from?: string; to?: string; callerName?: string } = {}): SimTwilioCall {
+    const sid = `CA${randomBytes(16).toString('hex')}`;
+    let hangUp!: () => void;
+    const callerGone = new Promise<void>((resolve) => { hangUp = resolve; });
+    const state = { gone: false };
+    const call: SimTwilioCall = {
+      sid, botAnswered: false,
+      left: Promise.resolve({ kind: 'hangup' }),
+      hangup: () => {
+        if (state.gone) return;
+        state.gone = true;
+        hangUp();
+        void this.post(sid, this.statusUrl, { ...this.callParams(sid, spec), CallStatus: 'completed' });
+      },
+    };
+    const run = new CallRun(this, call, spec, callerGone, state);
+    (call as { left: Promise<TwilioCallEnd> }).left = run.start();
+    return call;
+  }
+
+  /** The base parameters of every request about a call (Twilio's "TwiML Voice requests" page). */
+  callParams(sid: string, spec: { from?: string; to?: string; callerName?: string }): Record<string, string> {
+    const from = spec.from ?? '+15550100';
+    const to = spec.to ?? '+15550199';
+    return {
+      AccountSid: this.accountSid, ApiVersion: '2010-04-01', CallSid: sid, Direction: 'inbound',
+      From: from, Caller: from, To: to, Called: to, ...(spec.callerName !== undefined ? { CallerName: spec.callerName } : {}),
+    };
+  }
+
+  /** A signed form POST, signed over the public URL, delivered through the proxy. */
+  async post(callSid: string, url: string, params: Record<string, string>, signWith = this.authToken): Promise<{ status: number; body: string }> {
+    const signature = twilioSignature(signWith, url, params);
+    return this.send(callSid, url, new URLSearchParams(params).toString(), { 'x-twilio-signature': signature });
+  }
+
+  /** Sends a request as given (tests forge, drop or replay signatures with it). */
+  async send(callSid: string, url: string, body: string, headers: Record<string, string>): Promise<{ status: number; body: string }> {
+    const local = this.proxy && url.startsWith(this.proxy.publicOrigin) ? this.proxy.localOrigin + url.slice(this.proxy.publicOrigin.length) : url;
+    const sentAt = performance.now();
+    try {
+      const res = await fetch(local, {
+        method: 'POST', body, headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers },
+        // Twilio's webhook timeout: 15 s, then it gives up on the request.
+        signal: AbortSignal.timeout(15_000),
+      });
+      const text = await res.text();
+      this.record({ callSid, url, status: res.status, body: text, ms: performance.now() - sentAt });
+      return { status: res.status, body: text };
+    } catch (err) {
+      this.record({ callSid, url, status: 0, body: (err as Error).message, ms: performance.now() - sentAt });
+      return { status: 0, body: (err as Error).message };
+    }
+  }
+
+  private record(request: WebhookRecord): void {
+    this.requests.push(request);
+    if (this.requests.length > this.keepRequests) this.requests.shift();
+    this.onRequest?.(request);
+  }
+
+  get msPerRingSecond(): number {
+    return this.options.msPerRingSecond ?? 1000;
+  }
+}
+
+/** One call's life in the stand-in: webhook, then the TwiML documents it is given, one after another. */
+class CallRun {
+  constructor(
+    private readonly sim: TwilioSimulator,
+    private readonly call: SimTwilioCall,
+    private readonly spec: { from?: string; to?: string; callerName?: string },
+    private readonly callerGone: Promise<void>,
+    private readonly state: { gone: boolean },
+  ) {}
+
+  async start(): Promise<TwilioCallEnd> {
+    const end = await this.fetchAndRun(this.sim.voiceUrl, { CallStatus: 'ringing' }, 'webhook');
+    if (!this.state.gone) {
+      this.state.gone = true;
+      void this.sim.post(this.call.sid, this.sim.statusUrl, { ...this.params(), CallStatus: 'completed' });
+    }
+    return end;
+  }
+
+  private params(): Record<string, string> {
+    return this.sim.callParams(this.call.sid, this.spec);
+  }
+
+  private async fetchAndRun(url: string, extra: Record<string, string>, during: 'webhook' | 'other'): Promise<TwilioCallEnd> {
+    const res = await this.sim.post(this.call.sid, url, { ...this.params(), ...extra });
+    // A caller gone while Twilio waited for TwiML: whatever came back is never acted on.
+    if (this.state.gone) return { kind: 'caller-hung-up', during };
+    if (res.status !== 200) return { kind: 'webhook-failed', status: res.status, body: res.body };
+    let doc: TwimlNode;
+    try {
+      doc = readTwiml(res.body);
+    } catch (err) {
+      return { kind: 'webhook-failed', status: res.status, body: (err as Error).message };
+    }
+    return this.run(doc);
+  }
+
+  private async run(doc: TwimlNode): Promise<TwilioCallEnd> {
+    for (const verb of doc.children) {
+      switch (verb.name) {
+        case 'Hangup': return { kind: 'hangup' };
+        case 'Reject': return { kind: 'rejected', reason: verb.attrs.reason ?? 'rejected' };
+        case 'Redirect': return { kind: 'redirected', url: verb.text.trim() };
+        case 'Dial': {
+          const sip = verb.children.find((n) => n.name === 'Sip');
+          if (!sip) return { kind: 'dialed-person', target: (verb.children[0]?.text ?? verb.text).trim() };
+          const leg = await this.dialSip(verb, sip);
+          if (verb.attrs.action) return this.dialAction(verb.attrs.action, leg);
+          if (this.state.gone) return { kind: 'caller-hung-up', during: 'bot' };
+          break; // no action: Twilio goes on with the next verb
+        }
+        default: throw new Error(`the stand-in does not run <${verb.name}>`);
+      }
+    }
+    return { kind: 'hangup' }; // the end of a document hangs up
+  }
+
+  private async dialSip(dial: TwimlNode, sip: TwimlNode): Promise<LegEnd> {
+    const parsed = parseSipUri(sip.text);
+    if (parsed.problem) {
+      this.sim.problems.push(parsed.problem);
+      return { dialCallStatus: 'failed' };
+    }
+    const invite = inviteFor(parsed, dial.attrs.callerId ?? this.params().From!, this.call.sid, this.sim.accountSid);
+    this.sim.invites.push(invite);
+    const timeoutMs = Number(dial.attrs.timeout ?? 30) * this.sim.msPerRingSecond;
+    const answered = () => {
+      this.call.botAnswered = true;
+      const events = (sip.attrs.statusCallbackEvent ?? '').split(/\s+/);
+      if (sip.attrs.statusCallback && events.includes('answered')) {
+        void this.sim.post(this.call.sid, sip.attrs.statusCallback, { ...this.params(), CallStatus: 'in-progress', CallSid: `CA${randomBytes(16).toString('hex')}`, ParentCallSid: this.call.sid });
+      }
+    };
+    return runBotLeg(this.sim.botBehaviour(invite), timeoutMs, this.callerGone, answered);
+  }
+
+  /**
+   * The <Dial> action: DialCallStatus and friends, and the caller's own CallStatus (completed once
+   * the caller has hung up, and then Twilio does not run the TwiML it gets back).
+   */
+  private async dialAction(url: string, leg: LegEnd): Promise<TwilioCallEnd> {
+    const duration = leg.answeredAt !== undefined ? Math.round((Date.now() - leg.answeredAt) / 1000) : 0;
+    const params = {
+      CallStatus: this.state.gone ? 'completed' : 'in-progress',
+      DialCallStatus: leg.dialCallStatus, DialCallSid: `CA${randomBytes(16).toString('hex')}`, DialCallDuration: String(duration),
+      ...(leg.sipCode !== undefined ? { DialSipResponseCode: String(leg.sipCode) } : {}),
+    };
+    if (this.state.gone) {
+      await this.sim.post(this.call.sid, url, { ...this.params(), ...params });
+      return { kind: 'caller-hung-up', during: 'bot' };
+    }
+    return this.fetchAndRun(url, params, 'other');
+  }
+}
