@@ -36,7 +36,7 @@ export interface FaultOptions extends Options {
 export const FAULT_USAGE = `usage: node dist/bench/real-pbx/faults.js --pbx asterisk|freeswitch [options]
 
   --faults kill,twin-500,twin-slow,pbx-drop   (or a,b,c,d) one run per fault and mode, modes interleaved
-  --modes default,bridge    asterisk default: default,bridge; freeswitch: product
+  --modes default,bridge    asterisk default: default,bridge; freeswitch: default
   --rate 50                 new calls per second, for --duration-s 20
   --hold-s 3                the bot hangs up this long after answering (the PBX then hangs up the caller)
   --bound-s 20              a caller neither bridged nor sent on by then is stranded (it hangs up then)
@@ -66,7 +66,7 @@ const FAULT_SPEC = {
 export function parseFaultOptions(argv: string[]): FaultOptions {
   const { values } = parseArgs({ args: argv, options: { ...OPTION_SPEC, ...FAULT_SPEC } });
   const rate = values.rate ?? '50';
-  const o = optionsFrom({ ...values, rates: rate }, { durationS: '20', modes: (pbx: PbxKind) => (pbx === 'asterisk' ? ['default', 'bridge'] : ['product']) });
+  const o = optionsFrom({ ...values, rates: rate }, { durationS: '20', modes: (pbx: PbxKind) => (pbx === 'asterisk' ? ['default', 'bridge'] : ['default']) });
   const drop = values.drop ?? 'sockets';
   if (drop !== 'sockets' && !drop.startsWith('cli:')) throw new UsageError(`--drop: 'sockets' or 'cli:<command>', not '${drop}'`);
   return {

@@ -28,7 +28,8 @@ export function readOutcomes(logFiles: string[]): Map<string, string[]> {
 
 /**
  * A fallback line of the bench dialplan: Asterisk `twin-bench …: fallback TWIN_STATUS=… STASISSTATUS=…`,
- * FreeSWITCH `twin-bench product: the product did not take the call (TWIN_STATUS=…)`.
+ * FreeSWITCH `twin-connector did not take the call (TWIN_STATUS=…)` (the shipped twin-after-socket's not_taken,
+ * which the bench extension 7400 uses; before issue 20 the bench dialplan logged `twin-bench product: the product …`).
  */
 export interface FallbackLine {
   t: number;
@@ -50,7 +51,7 @@ export function readFallbackLines(file: string, from: number): FallbackLine[] {
   for (const m of text.matchAll(asterisk)) {
     out.push({ t: at(m[1]!, m[2]!), kind: m[3] ? 'product' : m[4] === 'FAILED' ? 'stasis-failed' : 'trunk-skip' });
   }
-  const freeswitch = /(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d\.\d+).*twin-bench product: the product did not take the call \(TWIN_STATUS=([^)]*)\)/g;
+  const freeswitch = /(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d\.\d+).*(?:twin-bench product: the product|twin-connector) did not take the call \(TWIN_STATUS=([^)]*)\)/g;
   for (const m of text.matchAll(freeswitch)) out.push({ t: at(m[1]!, m[2]!), kind: m[3] ? 'product' : 'stasis-failed' });
   return out;
 }
