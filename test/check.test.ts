@@ -82,6 +82,16 @@ describe('twin-connector check on Asterisk', () => {
     expect(ari.leftovers().bridges).toEqual([]);
   });
 
+  it('says which mode bot_leg auto (the default) takes: dialplan with twin-bot.conf, else bridge with a warning', async () => {
+    const { out } = await check('asterisk');
+    expect(out).toContain('ok    bot_leg auto: Asterisk has [twin-bot] (twin-bot.conf), so the dialplan opens the bot leg (the fast mode)\n');
+    const without = await check('asterisk', { asterisk: { dial_context: 'twin-bot-missing' } });
+    expect(without.out).toContain('WARN  bot_leg auto: Asterisk has no [twin-bot-missing], so calls take bridge mode');
+    expect(without.code).toBe(0);
+    const pinned = await check('asterisk', { asterisk: { bot_leg: 'bridge' } });
+    expect(pinned.out).not.toContain('bot_leg auto');
+  });
+
   it('names the music-on-hold class as not checkable when the hold is moh', async () => {
     const { out } = await check('asterisk', { asterisk: { hold: 'moh', moh_class: 'jazz' } });
     expect(out).toContain("  -   Asterisk: the music-on-hold class 'jazz' (asterisk.hold: moh): ARI cannot list classes (see `moh show classes`)\n");

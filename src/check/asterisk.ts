@@ -65,11 +65,12 @@ function asteriskTargets(cfg: AsteriskConfig, routes: Config['routes'], version:
  * bridge is ours for the check's duration, named outside the product's `twin-` bridges.
  */
 async function checkDialplan(cfg: AsteriskConfig, targets: DialplanTarget[], version: string, report: Report): Promise<void> {
-  if (targets.length === 0) return;
+  if (targets.length === 0 && cfg.bot_leg !== 'auto') return;
   const bridge = `/bridges/check-twin-connector-${randomUUID()}`;
   const created = await ariRequest(cfg, 'POST', bridge, { type: 'mixing', name: 'twin-connector check' });
   if (created.status !== 200) return report.cannotCheck(`Asterisk: the dialplan places ${list(targets)}: no bridge to ask through (HTTP ${created.status})`);
   try {
+    if (cfg.bot_leg === 'auto') await reportBotLegMode(cfg, bridge, report);
     for (const [i, target] of targets.entries()) {
       const exists = await dialplanExists(cfg, bridge, target);
       if (typeof exists === 'string') {
@@ -82,6 +83,17 @@ async function checkDialplan(cfg: AsteriskConfig, targets: DialplanTarget[], ver
   } finally {
     await ariRequest(cfg, 'DELETE', bridge).catch(() => undefined);
   }
+}
+
+/** bot_leg auto takes the dialplan mode when Asterisk has the bot dialplan's context (as the daemon asks at each connection). */
+async function reportBotLegMode(cfg: AsteriskConfig, bridge: string, report: Report): Promise<void> {
+  const context = cfg.dial_context;
+  const exists = await dialplanExists(cfg, bridge, { context, use: 'asterisk.dial_context' });
+  if (exists === true) report.ok(`bot_leg auto: Asterisk has [${context}] (twin-bot.conf), so the dialplan opens the bot leg (the fast mode)`);
+  else if (exists === false) {
+    report.warn(`bot_leg auto: Asterisk has no [${context}], so calls take bridge mode (slower above ~100 calls/s); `
+      + 'include twin-bot.conf and `dialplan reload` for the dialplan mode');
+  } else report.cannotCheck(`bot_leg auto: which mode calls take (DIALPLAN_EXISTS() over ARI answered ${exists}; the daemon then uses bridge mode)`);
 }
 
 /**
