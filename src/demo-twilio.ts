@@ -16,7 +16,7 @@ interface TwilioScenario {
 }
 
 const SCENARIOS: TwilioScenario[] = [
-  { title: 'bot takes the call', twin: { kind: 'id' }, bot: { kind: 'answer', afterMs: 40 }, callerHangsUpAfterMs: 400 },
+  { title: 'bot takes the call', twin: { kind: 'id' }, bot: { kind: 'answer', afterMs: 40 }, callerHangsUpAfterMs: 1500 },
   { title: 'Twin rejects the call (null)', twin: { kind: 'null' }, bot: { kind: 'answer' } },
   { title: 'bot leg busy (486)', twin: { kind: 'id' }, bot: { kind: 'busy', afterMs: 30 } },
   { title: 'bot hangs up first', twin: { kind: 'id' }, bot: { kind: 'answer', afterMs: 20, hangupAfterMs: 200 } },

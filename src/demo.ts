@@ -30,7 +30,7 @@ interface Scenario {
 }
 
 const SCENARIOS: Scenario[] = [
-  { title: 'bot takes the call', hints: { bot: 'sales', record: '1', var_lang: 'en' }, twin: { kind: 'id' }, bot: { kind: 'answer', afterMs: 40 }, callerHangsUpAfterMs: 400 },
+  { title: 'bot takes the call', hints: { bot: 'sales', record: '1', var_lang: 'en' }, twin: { kind: 'id' }, bot: { kind: 'answer', afterMs: 40 }, callerHangsUpAfterMs: 1500 },
   { title: 'Twin rejects the call (null)', hints: { bot: 'sales', fallback_context: 'agents' }, twin: { kind: 'null' }, bot: { kind: 'answer' } },
   { title: 'bot leg busy (486)', hints: { bot: 'sales' }, twin: { kind: 'id' }, bot: { kind: 'busy', afterMs: 30 } },
   { title: 'bot hangs up first', hints: { bot: 'support' }, twin: { kind: 'id' }, bot: { kind: 'answer', afterMs: 20, hangupAfterMs: 200 } },
