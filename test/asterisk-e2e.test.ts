@@ -94,6 +94,26 @@ describe('Asterisk (ARI) specifics', () => {
     expect(await lab.outcomeOf(call.id)).toMatchObject({ status: 'CONNECTED', endedBy: 'bot' });
   });
 
+  it('bot_leg dialplan: a continue whose answer is lost but which Asterisk carried out keeps the caller with the bot (issue 22, fault d)', async () => {
+    const lab = await startLab({ config: { asterisk: { bot_leg: 'dialplan' } } });
+    lab.ari.botBehaviour = () => ({ kind: 'answer', afterMs: 5 });
+    lab.ari.loseReply = (method, path) => method === 'POST' && path.endsWith('/continue');
+    const call = lab.ari.placeCall();
+    await waitFor(() => lab.ari.channel(call.id)?.vars.get('TWIN_STATUS') === 'CONNECTED', 'the bot answered');
+    await new Promise((r) => setTimeout(r, 300)); // the product asked where the caller is, and left it there
+    expect(lab.ari.channel(call.id)?.dialplan.context).toBe('twin-bot');
+    call.hangup();
+    expect(await lab.outcomeOf(call.id)).toMatchObject({ status: 'CONNECTED', endedBy: 'caller' });
+  });
+
+  it('bot_leg dialplan: a continue lost before Asterisk carried it out still sends the caller to its fallback', async () => {
+    const lab = await startLab({ config: { asterisk: { bot_leg: 'dialplan' } } });
+    lab.ari.failRequest = (method, path) => (method === 'POST' && path.endsWith('/continue') ? 500 : undefined);
+    const call = lab.ari.placeCall();
+    expect(await call.left).toMatchObject({ kind: 'hungup-by-app' });
+    expect(await lab.outcomeOf(call.id)).toMatchObject({ status: 'BOT_FAILED' });
+  });
+
   it('bot_leg dialplan: a caller back from the bot dialplan of an earlier run is hung up, not left in the app', async () => {
     const lab = await startLab({ config: { asterisk: { bot_leg: 'dialplan' } } });
     lab.ari.botBehaviour = () => ({ kind: 'answer', hangupAfterMs: 300 });

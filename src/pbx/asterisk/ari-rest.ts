@@ -51,9 +51,13 @@ export interface AriChannel {
   dialplan?: { context?: string; exten?: string; priority?: number; app_name?: string; app_data?: string };
 }
 
-/** Thrown for an ARI request that failed; `notFound` means the channel or bridge is already gone. */
+/**
+ * Thrown for an ARI request that failed; `notFound` means the channel or bridge is already gone.
+ * `answered` is false when no HTTP answer came (connection lost, timeout): Asterisk may have
+ * carried the request out all the same.
+ */
 export class AriError extends Error {
-  constructor(readonly operation: string, message: string, readonly notFound: boolean) {
+  constructor(readonly operation: string, message: string, readonly notFound: boolean, readonly answered = true) {
     super(`ARI ${operation} failed: ${message}`);
     this.name = 'AriError';
   }
@@ -190,6 +194,15 @@ export class AriRest extends EventEmitter {
       throw err;
     }
   }
+  /** One channel as ARI shows it now; undefined when it is gone (404). */
+  async channel(channelId: string): Promise<AriChannel | undefined> {
+    try {
+      return (await this.call('channels.get', 'GET', `/channels/${enc(channelId)}`)) as AriChannel;
+    } catch (err) {
+      if (err instanceof AriError && err.notFound) return undefined;
+      throw err;
+    }
+  }
   async channels(): Promise<AriChannel[]> {
     return (await this.call('channels.list', 'GET', '/channels')) as AriChannel[];
   }
@@ -242,7 +255,7 @@ export class AriRest extends EventEmitter {
       text = await res.body.text();
     } catch (err) {
       const timedOut = /timeout/i.test((err as { code?: string }).code ?? '');
-      throw new AriError(name, timedOut ? `no answer within ${this.cfg.request_timeout_ms} ms` : (err as Error).message, false);
+      throw new AriError(name, timedOut ? `no answer within ${this.cfg.request_timeout_ms} ms` : (err as Error).message, false, false);
     }
     const parsed = parseJson(text);
     if (status >= 400) {

@@ -2,6 +2,7 @@ import type { SipTarget } from '../../twin/sip.js';
 import type { AnsweredCall, BotFailure, ConnectResult, TwinStatus } from '../../core/types.js';
 import type { AriCallHost } from './ari-call.js';
 import { StasisCaller } from './stasis-caller.js';
+import { AriError } from './ari-rest.js';
 
 /** How the bot leg ended, as the dialplan reports it by entering Stasis again (see the [twin-bot] snippet). */
 export interface DialReport {
@@ -79,12 +80,38 @@ export class DialplanCall extends StasisCaller<AriCallHost> implements AnsweredC
       this.handedOff = true;
       await this.host.rest.continueInDialplan(this.id, this.host.cfg.dial_context, idAsExtension ? target.twinId : 'dial', 1);
     } catch (err) {
+      const where = err instanceof AriError && !err.answered ? await this.whereAfterLostReply() : 'in-app';
+      if (where === 'in-bot-dialplan') {
+        this.host.log.info({ callId: this.id, err: (err as Error).message }, 'the continue\'s answer was lost, but Asterisk carried it out: the caller is in the bot dialplan');
+        return resultOf(await reported);
+      }
       this.handedOff = false;
-      if (this.ended.aborted) return { kind: 'caller-gone' };
+      if (this.ended.aborted || where === 'gone') return { kind: 'caller-gone' };
       this.host.log.warn({ callId: this.id, err: (err as Error).message }, 'could not hand the caller to the bot dialplan');
       return { kind: 'failed', reason: 'error', pbxReason: 'continue refused' };
     }
     return resultOf(await reported);
+  }
+
+  /**
+   * The continue got no answer (ARI's connection lost or slow): Asterisk may have carried it out.
+   * Ask where the caller is, every 200 ms for up to 2 s while ARI comes back: sending the caller to
+   * its fallback while it is already dialling the bot would cut the bot's call short (seen on
+   * Asterisk 22.10.1 with the ARI connections reset under load, bench/real-pbx faults d).
+   */
+  private async whereAfterLostReply(): Promise<'in-bot-dialplan' | 'in-app' | 'gone'> {
+    let sawInApp = false;
+    for (let attempt = 0; attempt < LOST_REPLY_CHECKS && !this.ended.aborted; attempt += 1) {
+      try {
+        const channel = await this.host.rest.channel(this.id);
+        if (channel === undefined) return 'gone';
+        if (channel.dialplan?.context === this.host.cfg.dial_context) return 'in-bot-dialplan';
+        if (sawInApp) return 'in-app'; // twice in our app, 200 ms apart: the continue was not carried out
+        sawInApp = true;
+      } catch { /* ARI still away: ask again */ }
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    return 'in-app';
   }
 
   /**
@@ -143,6 +170,8 @@ export class DialplanCall extends StasisCaller<AriCallHost> implements AnsweredC
  * in from the extension.
  */
 const TWIN_ID_MARK = '@TWIN_ID@';
+/** How many times a continue without an answer is checked (200 ms apart). */
+const LOST_REPLY_CHECKS = 10;
 /** The pre-dial handler in twin-bot.conf is unrolled for this many assignments. */
 export const MAX_ASSIGNMENTS = 11;
 /** An id Asterisk can take as an extension name (at most 80 characters, matched by _[0-9a-zA-Z].). */

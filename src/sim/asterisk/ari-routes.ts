@@ -33,6 +33,8 @@ export abstract class AriRoutes extends AriRefer {
   delayReply?: (method: string, path: string) => number;
   /** Answers a request with this HTTP status (an error body) without carrying it out; undefined: handled as usual. */
   failRequest?: (method: string, path: string) => number | undefined;
+  /** Carries a request out, then drops its connection without answering (a reset at the wrong moment). */
+  loseReply?: (method: string, path: string) => boolean;
   /** For the benchmark: every REST request (after auth). */
   onRequest?: (method: string, path: string) => void;
 
@@ -60,6 +62,11 @@ export abstract class AriRoutes extends AriRefer {
     if (callId !== undefined && this.keepInvites > 0) this.byCall.set(callId, (this.byCall.get(callId) ?? 0) + 1);
     const failWith = this.failRequest?.(req.method ?? 'GET', path);
     const [status, answer] = failWith !== undefined ? [failWith, { message: 'Internal Server Error' }] : this.route(req.method ?? 'GET', segs, q, body);
+    if (failWith === undefined && this.loseReply?.(req.method ?? 'GET', path)) {
+      res.socket?.destroy();
+      this.afterReply.splice(0).forEach((fn) => fn());
+      return;
+    }
     const delayMs = this.delayReply?.(req.method ?? 'GET', path) ?? 0;
     if (delayMs > 0) await new Promise((resolve) => setTimeout(resolve, delayMs)); // answered as of its arrival, sent late
     res.setHeader('cache-control', 'no-cache, no-store');
