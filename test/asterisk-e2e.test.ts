@@ -106,7 +106,22 @@ describe('Asterisk (ARI) specifics', () => {
     expect(await lab.outcomeOf(call.id)).toMatchObject({ status: 'CONNECTED', endedBy: 'caller' });
   });
 
-  it('bot_leg dialplan: a continue lost before Asterisk carried it out still sends the caller to its fallback', async () => {
+  it('bot_leg dialplan: the bot variable or the continue dropped by a connection reset before Asterisk read it is sent again', async () => {
+    const lab = await startLab({ config: { asterisk: { bot_leg: 'dialplan' } } });
+    const dropped = { variable: 0, continue: 0 };
+    lab.ari.dropRequest = (method, path) => {
+      if (method !== 'POST') return false;
+      if (path.includes('/variable') && path.includes('_TWIN_BOT')) return dropped.variable++ === 0;
+      return path.includes('/continue') && dropped.continue++ === 0;
+    };
+    const call = lab.ari.placeCall();
+    await waitFor(() => lab.ari.channel(call.id)?.vars.get('TWIN_STATUS') === 'CONNECTED', 'the bot answered');
+    expect(dropped).toEqual({ variable: 2, continue: 2 }); // each dropped once, then carried out
+    call.hangup();
+    expect(await lab.outcomeOf(call.id)).toMatchObject({ status: 'CONNECTED', endedBy: 'caller' });
+  });
+
+  it('bot_leg dialplan: a continue refused by Asterisk still sends the caller to its fallback', async () => {
     const lab = await startLab({ config: { asterisk: { bot_leg: 'dialplan' } } });
     lab.ari.failRequest = (method, path) => (method === 'POST' && path.endsWith('/continue') ? 500 : undefined);
     const call = lab.ari.placeCall();

@@ -61,7 +61,9 @@ export class DialplanCall extends StasisCaller<AriCallHost> implements AnsweredC
   /** Sends _TWIN_BOT while Twin warms up: after the warm-up only the continue remains. */
   prepare(targetFor: (twinId: string) => SipTarget, answerTimeoutS: number): void {
     const value = botLegVariable(this.host.cfg.bot_endpoint, targetFor(TWIN_ID_MARK), answerTimeoutS, this.host.cfg.transfer_context);
-    this.prepared = this.host.rest.setVar(this.id, '_TWIN_BOT', value).then(() => undefined);
+    this.prepared = this.host.rest.setVar(this.id, '_TWIN_BOT', value).then(() => undefined)
+      // Setting a variable again does no harm: once more if no answer came (ARI's connection reset).
+      .catch((err: unknown) => this.againIfUnanswered(err, () => this.host.rest.setVar(this.id, '_TWIN_BOT', value)));
     this.prepared.catch(() => { /* reported by connect() */ });
   }
 
@@ -73,24 +75,65 @@ export class DialplanCall extends StasisCaller<AriCallHost> implements AnsweredC
     const idAsExtension = this.prepared !== undefined && EXTENSION_SAFE_ID.test(target.twinId);
     try {
       if (idAsExtension) await this.prepared;
-      else await this.host.rest.setVar(this.id, '_TWIN_BOT', botLegVariable(this.host.cfg.bot_endpoint, target, answerTimeoutS, this.host.cfg.transfer_context));
+      else {
+        const value = botLegVariable(this.host.cfg.bot_endpoint, target, answerTimeoutS, this.host.cfg.transfer_context);
+        await this.host.rest.setVar(this.id, '_TWIN_BOT', value)
+          .catch((err: unknown) => this.againIfUnanswered(err, () => this.host.rest.setVar(this.id, '_TWIN_BOT', value)));
+      }
       // A ring (ours over ARI, or the dialplan's Playtones) is stopped by [twin-bot]'s StopPlaytones():
       // one request fewer on the way to the bot.
       if (this.holdKind !== 'ring') await this.stopHold();
       this.handedOff = true;
-      await this.host.rest.continueInDialplan(this.id, this.host.cfg.dial_context, idAsExtension ? target.twinId : 'dial', 1);
-    } catch (err) {
-      const where = err instanceof AriError && !err.answered ? await this.whereAfterLostReply() : 'in-app';
-      if (where === 'in-bot-dialplan') {
-        this.host.log.info({ callId: this.id, err: (err as Error).message }, 'the continue\'s answer was lost, but Asterisk carried it out: the caller is in the bot dialplan');
-        return resultOf(await reported);
+      const where = await this.continueToBot(idAsExtension ? target.twinId : 'dial');
+      if (where === 'gone') {
+        this.handedOff = false;
+        return { kind: 'caller-gone' };
       }
+    } catch (err) {
       this.handedOff = false;
-      if (this.ended.aborted || where === 'gone') return { kind: 'caller-gone' };
+      if (this.ended.aborted) return { kind: 'caller-gone' };
       this.host.log.warn({ callId: this.id, err: (err as Error).message }, 'could not hand the caller to the bot dialplan');
       return { kind: 'failed', reason: 'error', pbxReason: 'continue refused' };
     }
     return resultOf(await reported);
+  }
+
+  /**
+   * POST continue into [dial_context]. Without an answer (ARI's connection reset) Asterisk may have
+   * carried it out: sending the caller to its fallback then would cut the bot's call short (seen on
+   * Asterisk 22.10.1, bench/real-pbx faults d). So ask where the caller is, and send the continue
+   * once more only if the caller is still in our app.
+   */
+  private async continueToBot(extension: string): Promise<'in-bot-dialplan' | 'gone'> {
+    const send = () => this.host.rest.continueInDialplan(this.id, this.host.cfg.dial_context, extension, 1);
+    for (let attempt = 1; ; attempt += 1) {
+      try {
+        await send();
+        return 'in-bot-dialplan';
+      } catch (err) {
+        if (!(err instanceof AriError) || err.answered) throw err;
+        const where = await this.whereAfterLostReply();
+        if (where !== 'in-app') {
+          if (where === 'in-bot-dialplan') this.host.log.info({ callId: this.id, err: err.message }, 'the continue\'s answer was lost, but Asterisk carried it out');
+          return where;
+        }
+        if (attempt >= 2) throw err;
+      }
+    }
+  }
+
+  /** `op` again, every 200 ms while no HTTP answer comes (up to 2 s), when `err` was such a failure. */
+  private async againIfUnanswered(err: unknown, op: () => Promise<unknown>): Promise<void> {
+    for (let attempt = 0; ; attempt += 1) {
+      if (!(err instanceof AriError) || err.answered || attempt >= LOST_REPLY_CHECKS || this.ended.aborted) throw err;
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      try {
+        await op();
+        return;
+      } catch (next) {
+        err = next;
+      }
+    }
   }
 
   /**

@@ -35,6 +35,8 @@ export abstract class AriRoutes extends AriRefer {
   failRequest?: (method: string, path: string) => number | undefined;
   /** Carries a request out, then drops its connection without answering (a reset at the wrong moment). */
   loseReply?: (method: string, path: string) => boolean;
+  /** Drops a request's connection before carrying it out (a reset as it arrives). */
+  dropRequest?: (method: string, path: string) => boolean;
   /** For the benchmark: every REST request (after auth). */
   onRequest?: (method: string, path: string) => void;
 
@@ -60,6 +62,10 @@ export abstract class AriRoutes extends AriRefer {
     this.onRequest?.(req.method ?? 'GET', path + url.search);
     const callId = /(\d{10}\.\d+)/.exec(path + url.search)?.[1];
     if (callId !== undefined && this.keepInvites > 0) this.byCall.set(callId, (this.byCall.get(callId) ?? 0) + 1);
+    if (this.dropRequest?.(req.method ?? 'GET', path + url.search)) {
+      res.socket?.destroy();
+      return;
+    }
     const failWith = this.failRequest?.(req.method ?? 'GET', path);
     const [status, answer] = failWith !== undefined ? [failWith, { message: 'Internal Server Error' }] : this.route(req.method ?? 'GET', segs, q, body);
     if (failWith === undefined && this.loseReply?.(req.method ?? 'GET', path)) {
