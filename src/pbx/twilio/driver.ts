@@ -4,7 +4,7 @@
  * the PBXs' calls, and the Dial action / status callbacks are routed to it by CallSid.
  */
 import type { ServerResponse } from 'node:http';
-import type { Config, TwilioConfig } from '../../config/schema.js';
+import type { Config, InboundTwilioConfig } from '../../config/schema.js';
 import { selectRoute } from '../../core/route.js';
 import type { AnsweredCall } from '../../core/types.js';
 import type { Logger } from '../../log.js';
@@ -29,7 +29,7 @@ export class TwilioDriver {
   private readonly calls = new Map<string, TwilioCall>();
   private readonly seen = new Set<string>();
 
-  constructor(cfg: TwilioConfig, private readonly deps: TwilioDriverDeps) {
+  constructor(cfg: InboundTwilioConfig, private readonly deps: TwilioDriverDeps) {
     this.server = new WebhookServer(cfg, deps.log, (request, res) => this.dispatch(request, res));
   }
 

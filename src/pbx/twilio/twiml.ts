@@ -33,6 +33,23 @@ export function dialBot(target: SipTarget, answerTimeoutS: number, urls: BotDial
 }
 
 /**
+ * An outbound call's inline TwiML (the Calls API's Twiml parameter), run by Twilio once the
+ * subscriber answers: dial the bot with the session's headers. No action URL: the CLI has no public
+ * address, and the product reads the legs' states from the Calls API instead. After the bot leg the
+ * call stays up `pauseS` (<Pause>) before <Hangup/>: long enough for a read of the API to see the
+ * bot's leg over while the subscriber's call is not (the bot hung up first); the product hangs up
+ * itself as soon as it sees that, and Twilio does by itself if the product is gone.
+ */
+export function dialBotInline(target: SipTarget, answerTimeoutS: number, pauseS: number): string {
+  const response = new VoiceResponse();
+  const dial = response.dial({ timeout: answerTimeoutS, callerId: target.callerId.number });
+  dial.sip(sipUriWithHeaders(target));
+  response.pause({ length: pauseS });
+  response.hangup();
+  return response.toString();
+}
+
+/**
  * Header values are already cut to safe characters (src/twin/sip.ts); they are percent-encoded on
  * top, so a space, `;` or `=` of a template can never end the parameter or start another one.
  */

@@ -4,7 +4,7 @@
  * before it can start a warm-up. The auth token is never logged, nor put in an error.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { TwilioConfig } from '../../config/schema.js';
+import type { InboundTwilioConfig } from '../../config/schema.js';
 import type { Logger } from '../../log.js';
 import { isSignedByTwilio } from './signature.js';
 
@@ -37,7 +37,7 @@ export class WebhookServer {
   refused = 0;
 
   constructor(
-    private readonly cfg: TwilioConfig,
+    private readonly cfg: InboundTwilioConfig,
     private readonly log: Logger,
     private readonly handle: (request: TwilioRequest, res: ServerResponse) => void,
   ) {
