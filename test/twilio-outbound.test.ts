@@ -4,8 +4,17 @@
  * page). Warm-up first; the call is created only with a Twin id, with inline TwiML that dials the
  * bot with that id; busy / no answer / failed / stopped map as on the PBXs.
  */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { stringify } from 'yaml';
 import { createLogger } from '../src/log.js';
+import { labConfig } from '../src/sim/lab.js';
+import { TwinSimulator } from '../src/sim/twin-sim.js';
+import { TwilioCallsApiSim } from '../src/sim/twilio/calls-api.js';
+import { TwilioSimulator } from '../src/sim/twilio/twilio-sim.js';
 import { parseCallRequest, type CallRequestInput } from '../src/outbound/request.js';
 import { TwilioLab, type TwilioLabOptions } from '../src/sim/twilio/twilio-lab.js';
 import { readTwiml } from '../src/sim/twilio/twiml-reader.js';
@@ -138,5 +147,80 @@ describe('twilio: an outbound call', () => {
     expect(out.text()).not.toContain(lab.twilio.authToken);
     expect(out.text()).not.toContain('wrong-token-123');
     expect(JSON.stringify(good)).not.toContain(lab.twilio.authToken);
+  });
+});
+
+describe('twin-connector call --pbx twilio', () => {
+  const SID = `AC${'1f'.repeat(16)}`;
+  const TOKEN = 'cli-secret-token-5c1e';
+
+  /** The CLI as a person runs it, against the Twin simulator and the stand-in's Calls API. */
+  async function withStandIns(test: (ctx: { api: TwilioCallsApiSim; standIn: TwilioSimulator; configFile: string }) => Promise<void>): Promise<void> {
+    const twin = new TwinSimulator();
+    const standIn = new TwilioSimulator({ accountSid: SID, authToken: TOKEN, msPerRingSecond: 50 });
+    const api = new TwilioCallsApiSim(standIn);
+    await twin.start();
+    const apiUrl = await api.start();
+    const configFile = join(mkdtempSync(join(tmpdir(), 'twilio-cli-')), 'twin.yaml');
+    // No account in the file: --account and --token bring it; the file only points at the stand-in.
+    writeFileSync(configFile, stringify({ ...labConfig(twin), twilio: { api_url: apiUrl, poll_interval_ms: 20 } }));
+    try {
+      await test({ api, standIn, configFile });
+    } finally {
+      await api.stop();
+      await twin.stop();
+    }
+  }
+
+  function spawnCli(args: string[]) {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => { out += d.toString(); });
+    child.stderr.on('data', (d: Buffer) => { out += d.toString(); });
+    const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
+    return { child, exited, out: () => out };
+  }
+
+  it('places the call with --account and --token, prints each step, exits 0, and never prints the token', async () => {
+    await withStandIns(async ({ api, standIn, configFile }) => {
+      standIn.botBehaviour = () => ({ kind: 'answer', afterMs: 5, hangupAfterMs: 50 });
+      const run = spawnCli(['call', '--config', configFile, '--to', TO, '--from', FROM, '--bot', 'sales', '--account', SID, '--token', TOKEN]);
+      expect(await run.exited).toBe(0);
+      expect(run.out().trim().split('\n')).toEqual([
+        'warming up the Twin session', `dialling ${TO}`, 'answered; connecting to the bot', 'connected to the bot',
+        expect.stringMatching(/^outcome: connected \(twin id [0-9a-f-]{36}; bot hung up first\)$/),
+      ]);
+      expect(run.out()).not.toContain(TOKEN);
+      expect(api.calls).toHaveLength(1);
+      expect(api.apiRequests.every((r) => r.authorized)).toBe(true);
+    });
+  });
+
+  it('refuses a malformed --account before any call, exit 2, without echoing the token', async () => {
+    await withStandIns(async ({ api, configFile }) => {
+      const run = spawnCli(['call', '--config', configFile, '--to', TO, '--from', FROM, '--bot', 'b', '--account', 'AC123', '--token', TOKEN]);
+      expect(await run.exited).toBe(2);
+      expect(run.out()).toContain('--account "AC123": must be an Account SID');
+      expect(run.out()).not.toContain(TOKEN);
+      expect(api.apiRequests).toHaveLength(0);
+    });
+  });
+
+  it('cancels the ringing call on Ctrl-C and exits 1', async () => {
+    await withStandIns(async ({ api, configFile }) => {
+      api.calleeBehaviour = () => ({ kind: 'no-answer' });
+      const run = spawnCli(['call', '--config', configFile, '--to', TO, '--from', FROM, '--bot', 'b', '--account', SID, '--token', TOKEN]);
+      try {
+        const created = await waitFor(() => api.calls[0], 'the call to be created', 10_000);
+        await waitFor(() => created.resource.status === 'ringing', 'the phone to ring');
+        run.child.kill('SIGINT');
+        expect(await run.exited).toBe(1);
+        expect(run.out()).toContain('stopping: hanging up the call');
+        expect(run.out()).toContain('outcome: error (the product is stopping; twin id');
+        expect(await created.ended).toBe('canceled');
+      } finally {
+        run.child.kill('SIGKILL');
+      }
+    });
   });
 });

@@ -124,7 +124,7 @@ export class TwilioCallsApiSim {
     if (!E164.test(form.From ?? '')) return fail(400, 21212, `Invalid 'From' Phone Number: ${form.From ?? ''}`);
     if (form.Twiml === undefined && form.Url === undefined) return fail(400, 21205, 'Url or Twiml parameter is required');
     const timeoutS = Number(form.Timeout ?? 60);
-    if (!Number.isInteger(timeoutS) || timeoutS < 1 || timeoutS > 600) return fail(400, 21216, 'Timeout must be between 1 and 600');
+    if (!Number.isInteger(timeoutS) || timeoutS < 1 || timeoutS > 600) return fail(400, 20001, 'Timeout must be between 1 and 600');
     const resource = this.newResource(null, form.To!, form.From!, 'outbound-api');
     const run = new OutboundRun(this.sim, this, resource, form, timeoutS);
     this.runs.set(resource.sid, run);
