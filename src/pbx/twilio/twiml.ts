@@ -18,6 +18,12 @@ export interface BotDialUrls {
   refer?: string;
 }
 
+/** A call's URLs: the bot leg's, and the action of the <Dial> to a person the bot transferred to. */
+export interface CallUrls extends BotDialUrls {
+  refer: string;
+  transferAction: string;
+}
+
 /**
  * `<Dial answerOnBridge><Sip>uri?X-A=v&X-B=w</Sip></Dial>`: Twilio puts X- URI parameters into the
  * INVITE as headers. answerOnBridge keeps the caller ringing (not billed, no silence) until the bot answers.
@@ -72,6 +78,25 @@ export function actionTwiml(action: TwilioAction, callerId?: string): string {
       break;
     }
   }
+  return response.toString();
+}
+
+/**
+ * The bot's transfer, allowed: <Dial> the person (an E.164 number or a SIP URI from the route's
+ * `twilio.transfers`, never from the REFER itself); the action tells how that call ended.
+ */
+export function transferTwiml(destination: string, timeoutS: number, actionUrl: string): string {
+  const response = new VoiceResponse();
+  const dial = response.dial({ action: actionUrl, method: 'POST', timeout: timeoutS });
+  if (/^sips?:/.test(destination)) dial.sip(destination);
+  else dial.number(destination);
+  return response.toString();
+}
+
+/** The bot's transfer, refused: <Reject/> to the referUrl request, so Twilio declines the REFER and the caller stays with the bot. */
+export function refuseTransferTwiml(): string {
+  const response = new VoiceResponse();
+  response.reject();
   return response.toString();
 }
 
