@@ -123,6 +123,7 @@ describe('twilio: an outbound call', () => {
 
   it('bounds the ring time by what the Twin session has left', async () => {
     const lab = await start({ config: { session: { max_age_s: 20 }, outbound: { ring_timeout_s: 60 } } });
+    lab.twilio.botBehaviour = () => ({ kind: 'answer', hangupAfterMs: 20 });
     await call(lab).result;
     const timeout = Number(lab.calls.calls[0]!.params.Timeout);
     expect(timeout).toBeGreaterThanOrEqual(16);
@@ -132,9 +133,9 @@ describe('twilio: an outbound call', () => {
   it('never writes the auth token into the log or the result, and says plainly when Twilio refuses it', async () => {
     const out = captureLog();
     const lab = await start({ log: createLogger({ level: 'trace', destination: out.stream }) });
+    lab.twilio.botBehaviour = () => ({ kind: 'answer', hangupAfterMs: 20 });
     const good = await call(lab).result;
     expect(good.status).toBe('connected');
-    lab.calls.calleeBehaviour = () => ({ kind: 'answer' });
     // The same product with the wrong token: Twilio answers 401, nothing is dialled.
     const wrong = await TwilioLab.start({ log: createLogger({ level: 'trace', destination: out.stream }), config: { twilio: { auth_token: 'wrong-token-123' } } });
     try {
