@@ -3,7 +3,7 @@
  * IPC by bench/twilio-webhook.ts, so that the parent's CPU and event loop are the product's alone
  * (with everything in one process, the stand-in's own work showed up in the product's p99).
  */
-import { performance } from 'node:perf_hooks';
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { TwinSimulator } from '../src/sim/twin-sim.js';
 import { TwilioSimulator } from '../src/sim/twilio/twilio-sim.js';
 
@@ -22,6 +22,8 @@ export interface TwilioBenchReport {
   /** Per timed webhook: its round trip minus the Twin simulator's time on that call's warm-up, ms. */
   addedMs: number[];
   ends: Record<string, number>;
+  /** This process's event-loop delay p99 during the run, ms: the stand-in's own lateness, which lands in addedMs. */
+  loopP99Ms: number;
 }
 
 const TWIN_MS = Number(process.env.BENCH_TWIN_MS ?? 50);
@@ -44,6 +46,8 @@ twilio.onRequest = (r) => {
 
 async function run(rate: number, seconds: number): Promise<TwilioBenchReport> {
   const total = rate * seconds;
+  const loop = monitorEventLoopDelay({ resolution: 1 });
+  loop.enable();
   const calls: Promise<{ kind: string }>[] = [];
   const startedAt = performance.now();
   for (let i = 0; i < total; i += 1) {
@@ -54,7 +58,8 @@ async function run(rate: number, seconds: number): Promise<TwilioBenchReport> {
   const sentS = (performance.now() - startedAt) / 1000;
   const ends: Record<string, number> = {};
   for (const end of await Promise.all(calls)) ends[end.kind] = (ends[end.kind] ?? 0) + 1;
-  return { cmd: 'run', total, sentS, addedMs: added.splice(0), ends };
+  loop.disable();
+  return { cmd: 'run', total, sentS, addedMs: added.splice(0), ends, loopP99Ms: loop.percentile(99) / 1e6 };
 }
 
 process.on('message', (msg: TwilioBenchCommand) => {

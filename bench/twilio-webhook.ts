@@ -13,6 +13,9 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { subscribe } from 'node:diagnostics_channel';
+import type { IncomingMessage } from 'node:http';
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { parseConfig } from '../src/config/load.js';
 import type { CallOutcome } from '../src/core/types.js';
@@ -53,14 +56,55 @@ function ask(child: ChildProcess, command: TwilioBenchCommand): Promise<TwilioBe
   return report;
 }
 
+/**
+ * The product's own view of each incoming-call webhook: from the request reaching its HTTP server
+ * to the TwiML written (Node's http diagnostics channels), warm-up included. Set apart from the
+ * stand-in's view, it tells time spent in the product from time spent getting there and back.
+ */
+function serverSideVoiceMs(): number[] {
+  const startedAt = new WeakMap<IncomingMessage, number>();
+  const durations: number[] = [];
+  subscribe('http.server.request.start', (msg) => {
+    const { request } = msg as { request: IncomingMessage };
+    if (request.url?.endsWith('/voice')) startedAt.set(request, performance.now());
+  });
+  subscribe('http.server.response.finish', (msg) => {
+    const { request } = msg as { request: IncomingMessage };
+    const t0 = startedAt.get(request);
+    if (t0 !== undefined) durations.push(performance.now() - t0);
+  });
+  return durations;
+}
+
+/** Each warm-up request as the product's HTTP client (undici) times it: sent → response headers in. */
+function warmupRoundTripMs(): number[] {
+  const sentAt = new WeakMap<object, number>();
+  const durations: number[] = [];
+  subscribe('undici:request:create', (msg) => {
+    const { request } = msg as { request: { path: string } };
+    if (request.path.startsWith('/api/v1/calls')) sentAt.set(request, performance.now());
+  });
+  subscribe('undici:request:headers', (msg) => {
+    const { request } = msg as { request: object };
+    const t0 = sentAt.get(request);
+    if (t0 !== undefined) durations.push(performance.now() - t0);
+  });
+  return durations;
+}
+
 async function main(): Promise<void> {
+  const serverSide = serverSideVoiceMs();
+  const warmups = warmupRoundTripMs();
   const sims = startSims();
   const daemon = startDaemon(await sims.ready);
   const outcomes: CallOutcome[] = [];
   daemon.on('outcome', (o: CallOutcome) => outcomes.push(o));
   await daemon.start();
   sims.child.send({ cmd: 'target', publicUrl: PUBLIC_URL, port: daemon.twilio!.port } satisfies TwilioBenchCommand);
+  const loop = monitorEventLoopDelay({ resolution: 1 });
+  loop.enable();
   const report = await ask(sims.child, { cmd: 'run', rate: RATE, seconds: SECONDS });
+  loop.disable();
   const deadline = Date.now() + 10_000;
   while (outcomes.length < report.total && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
   await daemon.stop();
@@ -76,6 +120,15 @@ async function main(): Promise<void> {
   const added = report.addedMs.sort((a, b) => a - b);
   const pct = (p: number) => added[Math.min(added.length - 1, Math.floor((p / 100) * added.length))] ?? NaN;
   console.log(`${report.total} webhooks at ${RATE}/s (sent in ${report.sentS.toFixed(1)} s), Twin warm-up ${TWIN_MS} ms, ${added.length} timed, caller ends ${JSON.stringify(report.ends)}`);
+  const over = (ms: number) => added.filter((a) => a > ms).length;
+  console.log(`added p90 ${pct(90).toFixed(2)} ms, p95 ${pct(95).toFixed(2)} ms, max ${(added.at(-1) ?? NaN).toFixed(1)} ms; over 5 ms: ${over(5)}, over 20 ms: ${over(20)}`);
+  const inProduct = serverSide.sort((a, b) => a - b);
+  const at = (p: number) => inProduct[Math.min(inProduct.length - 1, Math.floor((p / 100) * inProduct.length))] ?? NaN;
+  console.log(`in the product (request in → TwiML out, warm-up of ${TWIN_MS} ms included): p50 ${at(50).toFixed(2)} ms, p99 ${at(99).toFixed(2)} ms, max ${(inProduct.at(-1) ?? NaN).toFixed(1)} ms`);
+  const trips = warmups.sort((a, b) => a - b);
+  const tripAt = (p: number) => trips[Math.min(trips.length - 1, Math.floor((p / 100) * trips.length))] ?? NaN;
+  console.log(`warm-up round trip as the product's client sees it (${trips.length}): p50 ${tripAt(50).toFixed(2)} ms, p99 ${tripAt(99).toFixed(2)} ms`);
+  console.log(`event-loop delay p99: product ${(loop.percentile(99) / 1e6).toFixed(1)} ms, stand-ins ${report.loopP99Ms.toFixed(1)} ms`);
   console.log(`twilio webhooks_per_s=${(report.total / report.sentS).toFixed(0)} p50_added_ms=${pct(50).toFixed(2)} p99_added_ms=${pct(99).toFixed(2)} outcomes=${JSON.stringify(counts)}`);
 }
 
