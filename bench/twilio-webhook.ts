@@ -4,61 +4,132 @@
  * simulator, TwiML back). "Added" is the webhook's round trip as the stand-in measures it minus
  * the time the Twin simulator spent on that call's warm-up: what the product adds on top of Twin.
  * Each call then runs on: the bot answers, hangs up after 200 ms, the <Dial> action is answered.
- * The stand-in and the Twin simulator share this process and its 2 cores with the product.
- * Run with: npm run build && node dist/bench/twilio-webhook.js   (BENCH_RATE, BENCH_SECONDS, BENCH_TWIN_MS)
+ * The stand-in and the Twin simulator run in a child process (bench/twilio-sims.ts), as `npm run
+ * bench` does for the PBX simulators: this process is the product's alone.
+ * Run with: npm run bench:twilio   (BENCH_RATE, BENCH_SECONDS, BENCH_TWIN_MS)
  * Last line: twilio webhooks_per_s=N p50_added_ms=N p99_added_ms=N outcomes=...
  */
-import { performance } from 'node:perf_hooks';
-import { TwilioLab } from '../src/sim/twilio/twilio-lab.js';
+import { fork, type ChildProcess } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { subscribe } from 'node:diagnostics_channel';
+import type { IncomingMessage } from 'node:http';
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+import { parseConfig } from '../src/config/load.js';
+import type { CallOutcome } from '../src/core/types.js';
+import { Daemon } from '../src/daemon.js';
+import { silentLogger } from '../src/log.js';
+import type { TwilioBenchCommand, TwilioBenchReady, TwilioBenchReport } from './twilio-sims.js';
 
 const RATE = Number(process.env.BENCH_RATE ?? 100);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 20);
 const TWIN_MS = Number(process.env.BENCH_TWIN_MS ?? 50);
+const PUBLIC_URL = 'https://connector.example.test/twilio';
+
+function startSims(): { child: ChildProcess; ready: Promise<TwilioBenchReady> } {
+  const ts = import.meta.url.endsWith('.ts');
+  const file = fileURLToPath(new URL(`./twilio-sims.${ts ? 'ts' : 'js'}`, import.meta.url));
+  const child = fork(file, [], { execArgv: ts ? ['--import', 'tsx'] : [], env: { ...process.env, BENCH_TWIN_MS: String(TWIN_MS) } });
+  return { child, ready: new Promise((resolve) => child.once('message', (m) => resolve(m as TwilioBenchReady))) };
+}
+
+function startDaemon(ready: TwilioBenchReady): Daemon {
+  const config = parseConfig({
+    log: { level: 'silent' },
+    twin: {
+      iam_url: ready.twinUrl, cis_url: ready.twinUrl, email: ready.email, password: ready.password, warmup_timeout_ms: 2000,
+      sip: { uri: 'sip:twinbot@127.0.0.1:5070', headers: { 'X-TWIN-CallId': '{twin_id}', 'X-TWIN-ClientCallId': '{call_id}' } },
+    },
+    twilio: { account_sid: ready.accountSid, auth_token: ready.authToken, public_url: PUBLIC_URL, listen_port: 0 },
+    trunk: { max_concurrent_calls: 10_000, max_calls_per_second: 10_000 },
+    routes: { default: { bot: 'bench' } },
+    state: { dir: mkdtempSync(join(tmpdir(), 'twin-bench-state-')) },
+  }, {});
+  return new Daemon(config, { log: silentLogger });
+}
+
+function ask(child: ChildProcess, command: TwilioBenchCommand): Promise<TwilioBenchReport> {
+  const report = new Promise<TwilioBenchReport>((resolve) => child.once('message', (m) => resolve(m as TwilioBenchReport)));
+  child.send(command);
+  return report;
+}
+
+/**
+ * The product's own view of each incoming-call webhook: from the request reaching its HTTP server
+ * to the TwiML written (Node's http diagnostics channels), warm-up included. Set apart from the
+ * stand-in's view, it tells time spent in the product from time spent getting there and back.
+ */
+function serverSideVoiceMs(): number[] {
+  const startedAt = new WeakMap<IncomingMessage, number>();
+  const durations: number[] = [];
+  subscribe('http.server.request.start', (msg) => {
+    const { request } = msg as { request: IncomingMessage };
+    if (request.url?.endsWith('/voice')) startedAt.set(request, performance.now());
+  });
+  subscribe('http.server.response.finish', (msg) => {
+    const { request } = msg as { request: IncomingMessage };
+    const t0 = startedAt.get(request);
+    if (t0 !== undefined) durations.push(performance.now() - t0);
+  });
+  return durations;
+}
+
+/** Each warm-up request as the product's HTTP client (undici) times it: sent → response headers in. */
+function warmupRoundTripMs(): number[] {
+  const sentAt = new WeakMap<object, number>();
+  const durations: number[] = [];
+  subscribe('undici:request:create', (msg) => {
+    const { request } = msg as { request: { path: string } };
+    if (request.path.startsWith('/api/v1/calls')) sentAt.set(request, performance.now());
+  });
+  subscribe('undici:request:headers', (msg) => {
+    const { request } = msg as { request: object };
+    const t0 = sentAt.get(request);
+    if (t0 !== undefined) durations.push(performance.now() - t0);
+  });
+  return durations;
+}
 
 async function main(): Promise<void> {
-  const lab = await TwilioLab.start({
-    config: { log: { level: 'silent' }, trunk: { max_concurrent_calls: 10_000, max_calls_per_second: 10_000 } },
-  });
-  lab.twin.keepRecords = 100;
-  lab.twilio.keepRequests = 100;
-  lab.twin.script(() => ({ kind: 'slow', delayMs: TWIN_MS }));
-  lab.twilio.botBehaviour = () => ({ kind: 'answer', hangupAfterMs: 200 });
-  const twinMs = new Map<string, number>();
-  lab.twin.onAnswered = (callId, ms) => twinMs.set(callId, ms);
-  const added: number[] = [];
-  lab.twilio.onRequest = (r) => {
-    if (!r.url.endsWith('/voice') || r.status !== 200) return;
-    const inTwin = twinMs.get(r.callSid);
-    if (inTwin !== undefined) added.push(r.ms - inTwin);
-    twinMs.delete(r.callSid);
-  };
-
-  const total = RATE * SECONDS;
-  const calls: Promise<unknown>[] = [];
-  const startedAt = performance.now();
-  for (let i = 0; i < total; i += 1) {
-    const due = startedAt + (i * 1000) / RATE;
-    const wait = due - performance.now();
-    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-    calls.push(lab.twilio.placeCall({ from: `+1555${String(i).padStart(7, '0')}`, to: '+15550199' }).left);
-  }
-  const sentS = (performance.now() - startedAt) / 1000;
-  await Promise.all(calls);
+  const serverSide = serverSideVoiceMs();
+  const warmups = warmupRoundTripMs();
+  const sims = startSims();
+  const daemon = startDaemon(await sims.ready);
+  const outcomes: CallOutcome[] = [];
+  daemon.on('outcome', (o: CallOutcome) => outcomes.push(o));
+  await daemon.start();
+  sims.child.send({ cmd: 'target', publicUrl: PUBLIC_URL, port: daemon.twilio!.port } satisfies TwilioBenchCommand);
+  const loop = monitorEventLoopDelay({ resolution: 1 });
+  loop.enable();
+  const report = await ask(sims.child, { cmd: 'run', rate: RATE, seconds: SECONDS });
+  loop.disable();
   const deadline = Date.now() + 10_000;
-  while (lab.outcomes.length < total && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  while (outcomes.length < report.total && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  await daemon.stop();
+  sims.child.disconnect();
+
   const counts: Record<string, number> = {};
   const details = new Map<string, string>();
-  for (const o of lab.outcomes) {
+  for (const o of outcomes) {
     counts[o.status] = (counts[o.status] ?? 0) + 1;
     if (o.status !== 'CONNECTED' && !details.has(o.status)) details.set(o.status, o.detail ?? '');
   }
   for (const [status, detail] of details) console.log(`first ${status}: ${detail}`);
-  await lab.stop();
-
-  added.sort((a, b) => a - b);
+  const added = report.addedMs.sort((a, b) => a - b);
   const pct = (p: number) => added[Math.min(added.length - 1, Math.floor((p / 100) * added.length))] ?? NaN;
-  console.log(`${total} webhooks at ${RATE}/s (sent in ${sentS.toFixed(1)} s), Twin warm-up ${TWIN_MS} ms, ${added.length} timed`);
-  console.log(`twilio webhooks_per_s=${(total / sentS).toFixed(0)} p50_added_ms=${pct(50).toFixed(2)} p99_added_ms=${pct(99).toFixed(2)} outcomes=${JSON.stringify(counts)}`);
+  console.log(`${report.total} webhooks at ${RATE}/s (sent in ${report.sentS.toFixed(1)} s), Twin warm-up ${TWIN_MS} ms, ${added.length} timed, caller ends ${JSON.stringify(report.ends)}`);
+  const over = (ms: number) => added.filter((a) => a > ms).length;
+  console.log(`added p90 ${pct(90).toFixed(2)} ms, p95 ${pct(95).toFixed(2)} ms, max ${(added.at(-1) ?? NaN).toFixed(1)} ms; over 5 ms: ${over(5)}, over 20 ms: ${over(20)}`);
+  const inProduct = serverSide.sort((a, b) => a - b);
+  const at = (p: number) => inProduct[Math.min(inProduct.length - 1, Math.floor((p / 100) * inProduct.length))] ?? NaN;
+  console.log(`in the product (request in → TwiML out, warm-up of ${TWIN_MS} ms included): p50 ${at(50).toFixed(2)} ms, p99 ${at(99).toFixed(2)} ms, max ${(inProduct.at(-1) ?? NaN).toFixed(1)} ms`);
+  const trips = warmups.sort((a, b) => a - b);
+  const tripAt = (p: number) => trips[Math.min(trips.length - 1, Math.floor((p / 100) * trips.length))] ?? NaN;
+  console.log(`warm-up round trip as the product's client sees it (${trips.length}): p50 ${tripAt(50).toFixed(2)} ms, p99 ${tripAt(99).toFixed(2)} ms`);
+  console.log(`event-loop delay p99: product ${(loop.percentile(99) / 1e6).toFixed(1)} ms, stand-ins ${report.loopP99Ms.toFixed(1)} ms`);
+  console.log(`twilio webhooks_per_s=${(report.total / report.sentS).toFixed(0)} p50_added_ms=${pct(50).toFixed(2)} p99_added_ms=${pct(99).toFixed(2)} outcomes=${JSON.stringify(counts)}`);
 }
 
 main().catch((err: unknown) => {

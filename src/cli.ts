@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 /** Entry point: run | check | call | campaign | demo. */
 import { parseArgs } from 'node:util';
-import { CONFIG_ENV, ConfigError, loadConfigFile } from './config/load.js';
+import { CONFIG_ENV, ConfigError, loadConfigFile, parseConfig, readConfigYaml } from './config/load.js';
+import { CredentialError, withTwilioCredentials } from './pbx/twilio/credentials.js';
 import { createLogger, type Logger } from './log.js';
 import type { Config } from './config/schema.js';
 import { Daemon } from './daemon.js';
@@ -16,7 +17,8 @@ const USAGE = `usage: twin-connector <command> [--config FILE]
 commands:
   run       run the daemon (config from --config or $${CONFIG_ENV})
   check     validate the config, log in to Twin IAM, connect to the PBX; exit 1 on any failure
-  call      --to NUMBER [--from NUMBER] --bot BOT [--var k=v]... [--record] [--external-id X] [--pbx asterisk|freeswitch]
+  call      --to NUMBER [--from NUMBER] --bot BOT [--var k=v]... [--record] [--external-id X] [--pbx asterisk|freeswitch|twilio]
+            [--account SID --token TOKEN]   (Twilio's account; else the config's twilio: section)
             warm up, dial, connect the answer to the bot; exit 0 when connected, 1 otherwise
   campaign  FILE.csv [--results FILE] [--journal FILE] [--concurrency N] [--cps N] [--batch N] [--pbx P]
             call every row (columns: number, caller, bot, external_id, record, var_*); rerun to resume
@@ -31,6 +33,7 @@ async function main(argv: string[]): Promise<number> {
       config: { type: 'string', short: 'c' }, help: { type: 'boolean', short: 'h' },
       to: { type: 'string' }, from: { type: 'string' }, bot: { type: 'string' }, var: { type: 'string', multiple: true },
       record: { type: 'boolean' }, 'external-id': { type: 'string' }, pbx: { type: 'string' },
+      account: { type: 'string' }, token: { type: 'string' },
       results: { type: 'string' }, journal: { type: 'string' }, concurrency: { type: 'string' }, cps: { type: 'string' }, batch: { type: 'string' },
     },
   });
@@ -52,11 +55,14 @@ async function main(argv: string[]): Promise<number> {
     case 'run':
       return runDaemon(requireConfig(configPath));
     case 'call': {
-      const config = loadConfigFile(requireConfig(configPath));
+      const twilioFlags = { account: values.account, token: values.token };
+      const config = parseConfig(withTwilioCredentials(readConfigYaml(requireConfig(configPath)), twilioFlags));
       const { runCall } = await import('./outbound/commands.js');
+      // An account on the command line means the call goes out over Twilio unless --pbx says otherwise.
+      const pbx = pbxOption(values.pbx) ?? (values.account !== undefined || values.token !== undefined ? 'twilio' : undefined);
       return runCall(config, dialerLogger(config), {
         to: values.to as string, from: values.from, bot: values.bot, record: values.record ?? false,
-        variables: parseVars(values.var ?? []), external_id: values['external-id'], pbx: pbxOption(values.pbx),
+        variables: parseVars(values.var ?? []), external_id: values['external-id'], pbx,
       }, plainOutput(), stopOnSignal());
     }
     case 'campaign': {
@@ -95,9 +101,9 @@ function parseVars(pairs: string[]): Record<string, string> {
   return vars;
 }
 
-function pbxOption(value: string | undefined): 'asterisk' | 'freeswitch' | undefined {
-  if (value === undefined || value === 'asterisk' || value === 'freeswitch') return value;
-  throw new UsageError(`--pbx ${JSON.stringify(value)}: expected asterisk or freeswitch`);
+function pbxOption(value: string | undefined): 'asterisk' | 'freeswitch' | 'twilio' | undefined {
+  if (value === undefined || value === 'asterisk' || value === 'freeswitch' || value === 'twilio') return value;
+  throw new UsageError(`--pbx ${JSON.stringify(value)}: expected asterisk, freeswitch or twilio`);
 }
 
 function count(flag: string, value: string | undefined): number | undefined {
@@ -170,7 +176,7 @@ main(process.argv.slice(2)).then(
   (code) => { process.exitCode = code; },
   (err: unknown) => {
     if (err instanceof ConfigError || err instanceof UsageError || err instanceof RequestError || err instanceof CampaignFileError
-      || err instanceof JournalLockedError) {
+      || err instanceof JournalLockedError || err instanceof CredentialError) {
       process.stderr.write(`${err.message}\n`);
     }
     else if ((err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) process.stderr.write(`${(err as Error).message}\n\n${USAGE}`);

@@ -6,7 +6,7 @@
 import { EventEmitter } from 'node:events';
 import { randomUUID } from 'node:crypto';
 import { systemClock, type Clock } from './clock.js';
-import type { Config } from './config/schema.js';
+import type { Config, InboundTwilioConfig } from './config/schema.js';
 import type { Logger } from './log.js';
 import { runCallFlow, runRefusedCall, type FlowDeps } from './core/call-flow.js';
 import { Callbacks } from './callbacks/callbacks.js';
@@ -25,6 +25,7 @@ import { TwinApi } from './twin/warmup.js';
 import type { AsteriskDriver } from './pbx/asterisk/driver.js';
 import type { FreeSwitchDriver } from './pbx/freeswitch/driver.js';
 import { TwilioDriver } from './pbx/twilio/driver.js';
+import { TwilioDialer } from './pbx/twilio/outbound-dialer.js';
 import type { CallJournal, JournalCall } from './core/call-journal.js';
 import type { EarlierCallEnd } from './pbx/earlier-calls.js';
 import { buildPbxDrivers, driversOf, type PbxDriver, type PbxDrivers } from './daemon/pbx-drivers.js';
@@ -53,6 +54,8 @@ export class Daemon extends EventEmitter {
   readonly freeswitch?: FreeSwitchDriver;
   /** Calls to Twilio numbers (the daemon's only: a dialer takes no incoming calls). */
   readonly twilio?: TwilioDriver;
+  /** Outbound calls over Twilio's Calls API (daemon and dialer alike: it needs no port of its own). */
+  readonly twilioDialer?: TwilioDialer;
   /** Twilio calls' warm-ups: same login and connections, bounded under Twilio's webhook limit. */
   private twilioTwin?: TwinApi;
   readonly outbound: Outbound;
@@ -89,8 +92,10 @@ export class Daemon extends EventEmitter {
     this.drivers = buildPbxDrivers(config, dialer, this.log, this.clock, (call) => this.handle(call));
     this.asterisk = this.drivers.asterisk;
     this.freeswitch = this.drivers.freeswitch;
-    if (config.twilio && !dialer) this.twilio = this.createTwilio(config.twilio);
-    this.outbound = new Outbound({ ...this.flowDeps(), dialers: this.drivers });
+    const twilio = config.twilio;
+    if (twilio?.public_url !== undefined && !dialer) this.twilio = this.createTwilio({ ...twilio, public_url: twilio.public_url });
+    if (twilio) this.twilioDialer = new TwilioDialer(twilio, this.log, this.clock);
+    this.outbound = new Outbound({ ...this.flowDeps(), dialers: { ...this.drivers, twilio: this.twilioDialer } });
     this.outbound.on('result', (result: OutboundResult) => this.journal?.done(result.pbx, result.id));
     if (!dialer) {
       const metrics = this.metrics = buildMetrics({
@@ -222,7 +227,7 @@ export class Daemon extends EventEmitter {
   }
 
   /** Twilio numbers: their calls run the same flow, with warm-ups bounded under Twilio's 15 s webhook limit. */
-  private createTwilio(cfg: NonNullable<Config['twilio']>): TwilioDriver {
+  private createTwilio(cfg: InboundTwilioConfig): TwilioDriver {
     const boundMs = Math.min(this.config.twin.warmup_timeout_ms, cfg.warmup_timeout_ms);
     const twin = (this.twilioTwin = new TwinApi({ ...this.config.twin, warmup_timeout_ms: boundMs }, this.http, this.twin.auth, this.log));
     return new TwilioDriver(cfg, { log: this.log, config: () => this.config, onCall: (call) => this.handle(call, twin) });
@@ -296,7 +301,7 @@ export class Daemon extends EventEmitter {
     if (this.live.size > 0) this.log.info({ activeCalls: this.live.size, timeoutS: Math.round(timeoutMs / 1000) }, 'stopping: waiting for live calls to end');
     if (!(await this.waitForCalls(timeoutMs))) {
       this.log.warn({ activeCalls: this.live.size }, 'shutdown timeout: hanging up the calls still in progress');
-      await Promise.all(driversOf(this.drivers).map((driver) => driver.hangupAll()));
+      await Promise.all([...driversOf(this.drivers).map((driver) => driver.hangupAll()), this.twilioDialer?.hangupAll()]);
       // Their bot legs and bridges are being released now: let that finish (bounded) before the
       // PBX connections close, even in a hurry, or those legs would stay up in the PBX.
       await this.waitForCalls(10_000, false);

@@ -67,4 +67,11 @@ describe('twilio config', () => {
       .toEqual({ fallback: { action: 'dial', number: '+442071234567', timeout_s: 30 }, afterBotHangup: { action: 'hangup' }, transfers: {} });
     expect(selectRoute(config.routes, { hints: {}, dialed: '+1', caller: '+1' }).twilio.fallback).toEqual({ action: 'reject', reason: 'busy' });
   });
+
+  it('takes a section without public_url (outbound only) and defaults the Calls API poll interval', () => {
+    const config = parseConfig(base({ twilio: { account_sid: SID, auth_token: 'x' } }), {});
+    expect(config.twilio).toMatchObject({ api_url: 'https://api.twilio.com', poll_interval_ms: 1000 });
+    expect(config.twilio?.public_url).toBeUndefined();
+    expect(problems(base({ twilio: { account_sid: SID, auth_token: 'x', poll_interval_ms: 5 } }))[0]).toMatch(/^twilio\.poll_interval_ms: /);
+  });
 });

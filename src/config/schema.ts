@@ -104,6 +104,30 @@ export const RouteSchema = z.object({
   ...RouteFields,
 }).strict();
 
+export const TwilioSchema = z.object({
+  account_sid: z.string().regex(/^AC[0-9a-fA-F]{32}$/, 'must be an Account SID: AC and 32 hex digits'),
+  /** The account's auth token (signs every webhook); write it as ${ENV} or auth_token_file. */
+  auth_token: z.string().min(1),
+  /** How Twilio reaches this port (behind a reverse proxy: the proxy's https URL with the same path). */
+  public_url: url.refine((u) => !u.includes('?') && !u.includes('#'), 'must not have a query or fragment').optional(),
+  listen_host: z.string().min(1).default('127.0.0.1'),
+  /** 0 picks a free port (tests). */
+  listen_port: z.number().int().min(0).max(65535).default(8085),
+  /**
+   * Twilio waits 15 s for the webhook's TwiML, then gives up on the call: the warm-up of a Twilio
+   * call is bounded below that (twin.warmup_timeout_ms still applies when smaller).
+   */
+  warmup_timeout_ms: positiveInt.max(14_000).default(12_000),
+  bot_answer_timeout_s: z.number().int().min(5).max(600).default(30),
+  /** Twilio's REST API (outbound calls); a stand-in's URL in tests. */
+  api_url: url.default('https://api.twilio.com'),
+  /**
+   * How often an outbound call's state is read from the Calls API (GET Calls/{Sid}.json) while it
+   * rings and while it talks to the bot: the CLI has no public URL for status callbacks.
+   */
+  poll_interval_ms: z.number().int().min(20).max(10_000).default(1000),
+}).strict();
+
 export const ConfigSchema = z.object({
   log: z.object({
     level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -236,25 +260,9 @@ export const ConfigSchema = z.object({
    * Twilio numbers (src/pbx/twilio/): the number's "A call comes in" webhook points at
    * {public_url}/voice (POST), its status callback at {public_url}/status. The product listens on
    * its own port for it, apart from the admin port (metrics, dialer API), so only this one faces Twilio.
+   * Without public_url the product takes no calls from Twilio and only places them (outbound).
    */
-  twilio: z.object({
-    account_sid: z.string().regex(/^AC[0-9a-fA-F]{32}$/, 'must be an Account SID: AC and 32 hex digits'),
-    /** The account's auth token (signs every webhook); write it as ${ENV} or auth_token_file. */
-    auth_token: z.string().min(1),
-    /** How Twilio reaches this port (behind a reverse proxy: the proxy's https URL with the same path). */
-    public_url: url.refine((u) => !u.includes('?') && !u.includes('#'), 'must not have a query or fragment'),
-    listen_host: z.string().min(1).default('127.0.0.1'),
-    /** 0 picks a free port (tests). */
-    listen_port: z.number().int().min(0).max(65535).default(8085),
-    /**
-     * Twilio waits 15 s for the webhook's TwiML, then gives up on the call: the warm-up of a Twilio
-     * call is bounded below that (twin.warmup_timeout_ms still applies when smaller).
-     */
-    warmup_timeout_ms: positiveInt.max(14_000).default(12_000),
-    bot_answer_timeout_s: z.number().int().min(5).max(600).default(30),
-    /** Twilio's REST API (outbound calls); a stand-in's URL in tests. */
-    api_url: url.default('https://api.twilio.com'),
-  }).strict().optional(),
+  twilio: TwilioSchema.optional(),
 
   trunk: z.object({
     cooldown_s: positiveInt.default(180),
@@ -374,9 +382,11 @@ export type FreeswitchConfig = NonNullable<Config['freeswitch']>;
 export type OutboundConfig = Config['outbound'];
 
 export type TwilioConfig = NonNullable<Config['twilio']>;
+/** A `twilio:` section that takes calls: Twilio knows where to send the webhooks. */
+export type InboundTwilioConfig = TwilioConfig & { public_url: string };
 
 /** Twilio drops a <Sip> URI parameter that is not an X- header, or one starting X-Twilio: warnings 13252/32113. */
-function twilioPassesHeaders(sip: { headers: Record<string, string>; record_header: string }): boolean {
+export function twilioPassesHeaders(sip: { headers: Record<string, string>; record_header: string }): boolean {
   return [...Object.keys(sip.headers), sip.record_header].every((name) => /^X-(?!Twilio)/i.test(name));
 }
 

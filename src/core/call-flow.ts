@@ -237,7 +237,7 @@ function twinRefused(result: { reason: string; sipCode?: number }): boolean {
 }
 
 /** Where the bot leg goes and which headers and caller id it carries, for a Twin session id. */
-function botTarget(call: AnsweredCall, route: Route, config: Config, twinId: string): SipTarget {
+export function botTarget(call: Pick<AnsweredCall, 'id' | 'caller' | 'callerName' | 'dialed'>, route: Route, config: Config, twinId: string): SipTarget {
   return buildSipTarget(config.twin.sip, {
     twin_id: twinId, call_id: call.id, external_id: route.externalId ?? '', bot: route.bot,
     caller: cleanNumber(call.caller), dialed: cleanNumber(call.dialed),

@@ -128,6 +128,11 @@ export interface DialRequest {
   to: string;
   from: string;
   ringTimeoutS: number;
+  /**
+   * The bot leg, for a PBX that must be given it before the subscriber answers (Twilio's inline
+   * TwiML): the target with the warmed-up session's id, and that session's age limit.
+   */
+  botLeg?: { target: SipTarget; answerTimeoutS: number; sessionSentAt: number; maxAgeMs: number };
 }
 
 export type DialFailure = 'busy' | 'no-answer' | 'unavailable' | 'error';

@@ -26,7 +26,7 @@ const TRUE_WORDS = new Set(['1', 'true', 'yes', 'on']);
 
 export class CampaignFileError extends Error {}
 
-export function readCampaign(path: string, config: Config, defaults: { pbx?: 'asterisk' | 'freeswitch' } = {}): CampaignRow[] {
+export function readCampaign(path: string, config: Config, defaults: { pbx?: CallRequest['pbx'] } = {}): CampaignRow[] {
   let records: Record<string, string>[];
   try {
     records = parse(readFileSync(path), { columns: (h: string[]) => h.map((c) => c.trim().toLowerCase()), bom: true, skip_empty_lines: true, trim: true, relax_column_count: true });
@@ -37,7 +37,7 @@ export function readCampaign(path: string, config: Config, defaults: { pbx?: 'as
   return records.map((record, i) => toRow(record, i + 2, config, defaults.pbx));
 }
 
-function toRow(record: Record<string, string>, line: number, config: Config, pbx?: 'asterisk' | 'freeswitch'): CampaignRow {
+function toRow(record: Record<string, string>, line: number, config: Config, pbx?: CallRequest['pbx']): CampaignRow {
   const number = record.number ?? '';
   const row: CampaignRow = { key: `${line}:${number}`, line, number };
   if (record.external_id) row.externalId = record.external_id;

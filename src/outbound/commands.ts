@@ -10,7 +10,7 @@ import { campaignFiles, readCampaign, writeResults, type CampaignRow } from './c
 import type { CampaignLimits, CampaignSummary } from './campaign.js';
 import { Journal, type JournalWriteError } from './journal.js';
 import type { CallState, OutboundResult, OutboundStatus } from './outbound.js';
-import { parseCallRequest, type CallRequestInput } from './request.js';
+import { defaultWayOut, parseCallRequest, type CallRequest, type CallRequestInput } from './request.js';
 
 const CONNECT_TIMEOUT_MS = 10_000;
 
@@ -47,7 +47,7 @@ export interface CampaignCommand {
   file: string;
   results?: string;
   journal?: string;
-  pbx?: 'asterisk' | 'freeswitch';
+  pbx?: CallRequest['pbx'];
   limits: Partial<CampaignLimits>;
 }
 
@@ -67,7 +67,7 @@ export async function runCampaign(config: Config, log: Logger, cmd: CampaignComm
 
 async function dialCampaign(config: Config, log: Logger, cmd: CampaignCommand, rows: CampaignRow[], journal: Journal, out: Output, stopSignal: AbortSignal): Promise<number> {
   for (const row of rows.filter((r) => r.invalid)) out.line(`skipped ${row.invalid}`);
-  const pbx = rows.find((r) => r.request)?.request?.pbx ?? cmd.pbx ?? (config.asterisk ? 'asterisk' : 'freeswitch');
+  const pbx = rows.find((r) => r.request)?.request?.pbx ?? cmd.pbx ?? defaultWayOut(config);
   const daemon = await startDialer(config, log, pbx);
   const limits: CampaignLimits = {
     concurrency: cmd.limits.concurrency ?? config.outbound.concurrency,
@@ -119,8 +119,8 @@ function reportResults(cmd: CampaignCommand, rows: CampaignRow[], results: Map<s
 }
 
 /** Starts a dialer and waits for its PBX; a PBX it cannot reach is an error in plain words. */
-async function startDialer(config: Config, log: Logger, pbx: 'asterisk' | 'freeswitch' | 'twilio'): Promise<Daemon> {
-  if (pbx === 'twilio') throw new Error('cannot place calls over Twilio yet: outbound over Twilio is not built (issue 19)');
+async function startDialer(config: Config, log: Logger, pbx: CallRequest['pbx']): Promise<Daemon> {
+  if (pbx === 'twilio') return startTwilioDialer(config, log);
   const daemon = new Daemon(config, { log, role: 'dialer' });
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<'timeout'>((resolve) => { timer = setTimeout(() => resolve('timeout'), CONNECT_TIMEOUT_MS); });
@@ -136,6 +136,18 @@ async function startDialer(config: Config, log: Logger, pbx: 'asterisk' | 'frees
     throw err;
   } finally {
     clearTimeout(timer);
+  }
+}
+
+/** Twilio has no connection to hold open: its Calls API is reached per call, so a wrong token shows on the first call. */
+async function startTwilioDialer(config: Config, log: Logger): Promise<Daemon> {
+  const daemon = new Daemon(config, { log, role: 'dialer' });
+  try {
+    await daemon.start();
+    return daemon;
+  } catch (err) {
+    await daemon.stop();
+    throw err;
   }
 }
 

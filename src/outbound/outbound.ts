@@ -8,10 +8,11 @@
 import { EventEmitter } from 'node:events';
 import type { Clock } from '../clock.js';
 import type { Logger } from '../log.js';
-import { runAnsweredOutbound, TrunkSlot, warmupRequest, type FlowDeps, type WarmSession } from '../core/call-flow.js';
+import { botTarget, runAnsweredOutbound, TrunkSlot, warmupRequest, type FlowDeps, type WarmSession } from '../core/call-flow.js';
+import { pbxSettings } from '../config/schema.js';
 import { selectRoute, type Route } from '../core/route.js';
 import type { Admission } from '../core/trunk.js';
-import type { CallOutcome, PbxDialer } from '../core/types.js';
+import type { CallOutcome, DialRequest, PbxDialer } from '../core/types.js';
 import type { WarmupResult } from '../twin/warmup.js';
 import type { CallRequest } from './request.js';
 
@@ -133,7 +134,9 @@ export class Outbound extends EventEmitter {
       if (!dialer) return this.finish({ ...base, status: 'error', detail: `${request.pbx} is not configured` });
       this.progress(id, 'ringing');
       const ringAt = this.clock.now();
-      const dial = await dialer.originate({ id, to: request.to, from: request.from, ringTimeoutS: this.deps.config().outbound.ring_timeout_s });
+      const dial = await dialer.originate({
+        id, to: request.to, from: request.from, ringTimeoutS: this.deps.config().outbound.ring_timeout_s, botLeg: this.botLeg(id, request, session),
+      });
       const ringMs = this.clock.now() - ringAt;
       if (dial.kind === 'failed') {
         const status = dial.reason === 'unavailable' ? 'failed' : dial.reason;
@@ -158,6 +161,16 @@ export class Outbound extends EventEmitter {
     this.log.info({ outbound: result }, `outbound call ${result.status}`);
     this.emit('result', result);
     return result;
+  }
+
+  /**
+   * The bot leg as the answered call will open it (the subscriber's call: caller = our caller id),
+   * for a PBX that needs it before the dial. The PBXs that connect after the answer ignore it.
+   */
+  private botLeg(id: string, request: CallRequest, session: WarmSession): DialRequest['botLeg'] {
+    const config = this.deps.config();
+    const target = botTarget({ id, caller: request.from, callerName: '', dialed: request.to }, this.route(request), config, session.twinId);
+    return { target, answerTimeoutS: pbxSettings(config, request.pbx).bot_answer_timeout_s, sessionSentAt: session.sentAt, maxAgeMs: config.session.max_age_s * 1000 };
   }
 
   private route(request: CallRequest): Route {

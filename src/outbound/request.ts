@@ -20,7 +20,7 @@ const CallRequestSchema = z.object({
   ).default({}),
   record: z.boolean().default(false),
   external_id: text(128).optional(),
-  pbx: z.enum(['asterisk', 'freeswitch'], { message: "must be 'asterisk' or 'freeswitch'" }).optional(),
+  pbx: z.enum(['asterisk', 'freeswitch', 'twilio'], { message: "must be 'asterisk', 'freeswitch' or 'twilio'" }).optional(),
 }).strict();
 
 export type CallRequestInput = z.input<typeof CallRequestSchema>;
@@ -54,7 +54,7 @@ export function parseCallRequest(input: unknown, config: Config): CallRequest {
   const country = config.outbound.default_country;
   const fromRaw = body.from ?? config.outbound.caller_id;
   if (fromRaw === undefined) throw new RequestError('from', 'no caller ID: give one, or set outbound.caller_id');
-  const pbx = body.pbx ?? (config.asterisk ? 'asterisk' : 'freeswitch');
+  const pbx = body.pbx ?? defaultWayOut(config);
   if (!config[pbx]) throw new RequestError('pbx', `${pbx} is not configured`);
   return {
     to: number('to', body.to, country),
@@ -65,6 +65,11 @@ export function parseCallRequest(input: unknown, config: Config): CallRequest {
     externalId: body.external_id,
     pbx,
   };
+}
+
+/** The first configured of Asterisk, FreeSWITCH, Twilio. */
+export function defaultWayOut(config: Config): CallRequest['pbx'] {
+  return config.asterisk ? 'asterisk' : config.freeswitch ? 'freeswitch' : config.twilio ? 'twilio' : 'asterisk';
 }
 
 function number(field: string, raw: string, country?: string): string {

@@ -4,12 +4,12 @@
  * the PBXs' calls, and the Dial action / status callbacks are routed to it by CallSid.
  */
 import type { ServerResponse } from 'node:http';
-import type { Config, TwilioConfig } from '../../config/schema.js';
+import type { Config, InboundTwilioConfig } from '../../config/schema.js';
 import { selectRoute } from '../../core/route.js';
 import type { AnsweredCall } from '../../core/types.js';
 import type { Logger } from '../../log.js';
 import { FINAL_CALL_STATUSES, send, TwilioCall, type TwilioCallInfo } from './twilio-call.js';
-import { hangupTwiml } from './twiml.js';
+import { hangupTwiml, refuseTransferTwiml } from './twiml.js';
 import { WebhookServer, type TwilioRequest } from './webhook-server.js';
 
 /** CallSids already taken: a replayed webhook (same signed request again) never starts a second flow. */
@@ -29,7 +29,7 @@ export class TwilioDriver {
   private readonly calls = new Map<string, TwilioCall>();
   private readonly seen = new Set<string>();
 
-  constructor(cfg: TwilioConfig, private readonly deps: TwilioDriverDeps) {
+  constructor(cfg: InboundTwilioConfig, private readonly deps: TwilioDriverDeps) {
     this.server = new WebhookServer(cfg, deps.log, (request, res) => this.dispatch(request, res));
   }
 
@@ -64,6 +64,17 @@ export class TwilioDriver {
         if (params.CallStatus === 'in-progress' || params.CallStatus === 'answered') this.calls.get(request.pathCallSid!)?.botAnswered();
         return;
       }
+      case 'refer': {
+        const call = this.calls.get(request.pathCallSid!);
+        if (call) return call.referred(params, res);
+        this.deps.log.warn({ callId: request.pathCallSid }, 'REFER for a call the product does not follow: refused');
+        return send(res, refuseTransferTwiml());
+      }
+      case 'transfer-action': {
+        const call = this.calls.get(request.pathCallSid!);
+        if (call) return call.transferEnded(params, res);
+        return send(res, hangupTwiml());
+      }
       case 'dial-action': {
         const call = this.calls.get(request.pathCallSid!);
         if (call) return call.dialEnded(params, res);
@@ -88,7 +99,10 @@ export class TwilioDriver {
     this.remember(info.callSid);
     const call = new TwilioCall(info, res, {
       log: this.deps.log,
-      urls: (sid) => ({ action: this.server.url('dial-action', sid), botStatus: this.server.url('bot-status', sid) }),
+      urls: (sid) => ({
+        action: this.server.url('dial-action', sid), botStatus: this.server.url('bot-status', sid),
+        refer: this.server.url('refer', sid), transferAction: this.server.url('transfer-action', sid),
+      }),
       route: (c) => selectRoute(this.deps.config().routes, { hints: {}, dialed: c.dialed, caller: c.caller }).twilio,
       released: (c) => this.calls.delete(c.id),
     });

@@ -18,6 +18,12 @@ export interface BotDialUrls {
   refer?: string;
 }
 
+/** A call's URLs: the bot leg's, and the action of the <Dial> to a person the bot transferred to. */
+export interface CallUrls extends BotDialUrls {
+  refer: string;
+  transferAction: string;
+}
+
 /**
  * `<Dial answerOnBridge><Sip>uri?X-A=v&X-B=w</Sip></Dial>`: Twilio puts X- URI parameters into the
  * INVITE as headers. answerOnBridge keeps the caller ringing (not billed, no silence) until the bot answers.
@@ -29,6 +35,23 @@ export function dialBot(target: SipTarget, answerTimeoutS: number, urls: BotDial
     callerId: target.callerId.number, ...(urls.refer ? { referUrl: urls.refer, referMethod: 'POST' } : {}),
   });
   dial.sip({ statusCallback: urls.botStatus, statusCallbackMethod: 'POST', statusCallbackEvent: ['answered'] }, sipUriWithHeaders(target));
+  return response.toString();
+}
+
+/**
+ * An outbound call's inline TwiML (the Calls API's Twiml parameter), run by Twilio once the
+ * subscriber answers: dial the bot with the session's headers. No action URL: the CLI has no public
+ * address, and the product reads the legs' states from the Calls API instead. After the bot leg the
+ * call stays up `pauseS` (<Pause>) before <Hangup/>: long enough for a read of the API to see the
+ * bot's leg over while the subscriber's call is not (the bot hung up first); the product hangs up
+ * itself as soon as it sees that, and Twilio does by itself if the product is gone.
+ */
+export function dialBotInline(target: SipTarget, answerTimeoutS: number, pauseS: number): string {
+  const response = new VoiceResponse();
+  const dial = response.dial({ timeout: answerTimeoutS, callerId: target.callerId.number });
+  dial.sip(sipUriWithHeaders(target));
+  response.pause({ length: pauseS });
+  response.hangup();
   return response.toString();
 }
 
@@ -55,6 +78,25 @@ export function actionTwiml(action: TwilioAction, callerId?: string): string {
       break;
     }
   }
+  return response.toString();
+}
+
+/**
+ * The bot's transfer, allowed: <Dial> the person (an E.164 number or a SIP URI from the route's
+ * `twilio.transfers`, never from the REFER itself); the action tells how that call ended.
+ */
+export function transferTwiml(destination: string, timeoutS: number, actionUrl: string): string {
+  const response = new VoiceResponse();
+  const dial = response.dial({ action: actionUrl, method: 'POST', timeout: timeoutS });
+  if (/^sips?:/.test(destination)) dial.sip(destination);
+  else dial.number(destination);
+  return response.toString();
+}
+
+/** The bot's transfer, refused: <Reject/> to the referUrl request, so Twilio declines the REFER and the caller stays with the bot. */
+export function refuseTransferTwiml(): string {
+  const response = new VoiceResponse();
+  response.reject();
   return response.toString();
 }
 

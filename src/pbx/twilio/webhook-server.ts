@@ -4,19 +4,26 @@
  * before it can start a warm-up. The auth token is never logged, nor put in an error.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { TwilioConfig } from '../../config/schema.js';
+import type { InboundTwilioConfig } from '../../config/schema.js';
 import type { Logger } from '../../log.js';
 import { isSignedByTwilio } from './signature.js';
 
 /** Twilio's call webhooks are a few hundred bytes to a few KB of form fields. */
 export const MAX_WEBHOOK_BYTES = 64 * 1024;
 
-export type WebhookKind = 'voice' | 'status' | 'dial-action' | 'bot-status';
+/**
+ * voice, status: the number's webhooks. Per call: dial-action (the bot's <Dial> ended), bot-status
+ * (the bot answered), refer (the bot sent a SIP REFER: <Dial referUrl>), transfer-action (the <Dial>
+ * to the person the bot transferred to ended).
+ */
+export type WebhookKind = 'voice' | 'status' | 'dial-action' | 'bot-status' | 'refer' | 'transfer-action';
+
+const PER_CALL_KINDS: ReadonlySet<string> = new Set(['dial-action', 'bot-status', 'refer', 'transfer-action']);
 
 /** A signed request of the account: which webhook, for which call, with its form fields. */
 export interface TwilioRequest {
   kind: WebhookKind;
-  /** From the path of per-call URLs (dial-action, bot-status), else undefined. */
+  /** From the path of per-call URLs (dial-action, bot-status, refer, transfer-action), else undefined. */
   pathCallSid?: string;
   params: Record<string, string>;
 }
@@ -37,7 +44,7 @@ export class WebhookServer {
   refused = 0;
 
   constructor(
-    private readonly cfg: TwilioConfig,
+    private readonly cfg: InboundTwilioConfig,
     private readonly log: Logger,
     private readonly handle: (request: TwilioRequest, res: ServerResponse) => void,
   ) {
@@ -99,7 +106,7 @@ export class WebhookServer {
     const [kind, callSid, ...rest] = path.slice(this.basePath.length + 1).split('/');
     if (rest.length > 0) throw new Refusal(404, 'not found');
     if ((kind === 'voice' || kind === 'status') && callSid === undefined) return { kind };
-    if ((kind === 'dial-action' || kind === 'bot-status') && callSid !== undefined && CALL_SID.test(callSid)) return { kind, pathCallSid: callSid };
+    if (kind !== undefined && PER_CALL_KINDS.has(kind) && callSid !== undefined && CALL_SID.test(callSid)) return { kind: kind as WebhookKind, pathCallSid: callSid };
     throw new Refusal(404, 'not found');
   }
 

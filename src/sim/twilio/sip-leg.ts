@@ -3,7 +3,8 @@
  * answers it. Twilio's "TwiML Voice: <Sip>" page: URI parameters after `?` whose names start with
  * X- become headers of the INVITE (values percent-decoded, RFC 3261 URI headers); others are dropped.
  */
-import type { BotBehaviour, SimInvite } from '../call-model.js';
+import type { BotBehaviour, PersonBehaviour, SimInvite } from '../call-model.js';
+import type { TwimlNode } from './twiml-reader.js';
 
 export interface ParsedSipUri {
   /** The URI without its ?headers part. */
@@ -60,6 +61,8 @@ export interface LegEnd {
   sipCode?: number;
   answeredAt?: number;
   endedBy?: 'bot' | 'caller';
+  /** The bot's REFER was accepted: the TwiML the referUrl answered, which Twilio runs on the caller's call next. */
+  referTwiml?: TwimlNode;
 }
 
 /**
@@ -82,4 +85,15 @@ export async function runBotLeg(
   onAnswer();
   const end = await Promise.race([gone, ...(behaviour.hangupAfterMs !== undefined ? [after(behaviour.hangupAfterMs)] : [])]);
   return { dialCallStatus: 'completed', sipCode: 200, answeredAt, endedBy: end === 'caller' ? 'caller' : 'bot' };
+}
+
+/** A person's phone rung by a transfer's <Dial>: its DialCallStatus (canceled when the caller hangs up first while it rings). */
+export async function ringPerson(behaviour: PersonBehaviour, ringTimeoutMs: number, callerGone: Promise<void>): Promise<string> {
+  const gone = callerGone.then(() => 'caller' as const);
+  const after = (ms: number) => new Promise<'time'>((r) => setTimeout(() => r('time'), ms));
+  if (behaviour.kind === 'no-answer') return (await Promise.race([gone, after(ringTimeoutMs)])) === 'caller' ? 'canceled' : 'no-answer';
+  if ((await Promise.race([gone, after(behaviour.afterMs ?? 0)])) === 'caller') return 'canceled';
+  if (behaviour.kind === 'busy') return 'busy';
+  await Promise.race([gone, ...(behaviour.hangupAfterMs !== undefined ? [after(behaviour.hangupAfterMs)] : [])]);
+  return 'completed';
 }

@@ -13,6 +13,7 @@ import { silentLogger, type Logger } from '../../log.js';
 import { labConfig, merge } from '../lab.js';
 import { TwinSimulator } from '../twin-sim.js';
 import { TwilioSimulator, type TwilioSimOptions } from './twilio-sim.js';
+import { TwilioCallsApiSim } from './calls-api.js';
 
 export const LAB_PUBLIC_URL = 'https://connector.example.test/twilio';
 
@@ -27,7 +28,9 @@ export class TwilioLab {
   readonly outcomes: CallOutcome[] = [];
   private waiters: (() => void)[] = [];
 
-  private constructor(readonly twin: TwinSimulator, readonly twilio: TwilioSimulator, readonly daemon: Daemon, readonly config: Config) {
+  private constructor(
+    readonly twin: TwinSimulator, readonly twilio: TwilioSimulator, readonly calls: TwilioCallsApiSim, readonly daemon: Daemon, readonly config: Config,
+  ) {
     daemon.on('outcome', (o: CallOutcome) => {
       this.outcomes.push(o);
       for (const wake of this.waiters.splice(0)) wake();
@@ -37,10 +40,14 @@ export class TwilioLab {
   static async start(options: TwilioLabOptions = {}): Promise<TwilioLab> {
     const twin = new TwinSimulator();
     const twilio = new TwilioSimulator({ msPerRingSecond: 10, ...options.twilio });
+    const calls = new TwilioCallsApiSim(twilio);
     await twin.start();
+    const apiUrl = await calls.start();
     const base = labConfig(twin);
     const twilioSection = {
-      twilio: { account_sid: twilio.accountSid, auth_token: twilio.authToken, public_url: LAB_PUBLIC_URL, listen_port: 0 },
+      twilio: {
+        account_sid: twilio.accountSid, auth_token: twilio.authToken, public_url: LAB_PUBLIC_URL, listen_port: 0, api_url: apiUrl, poll_interval_ms: 20,
+      },
     };
     const config = parseConfig(merge(merge(base, twilioSection), options.config ?? {}), {});
     const daemon = new Daemon(config, { clock: options.clock, log: options.log ?? silentLogger });
@@ -49,10 +56,11 @@ export class TwilioLab {
     } catch (err) {
       await daemon.stop();
       await twin.stop();
+      await calls.stop();
       throw err;
     }
-    twilio.configureNumber(config.twilio!.public_url, `http://127.0.0.1:${daemon.twilio!.port}`);
-    return new TwilioLab(twin, twilio, daemon, config);
+    twilio.configureNumber(config.twilio!.public_url!, `http://127.0.0.1:${daemon.twilio!.port}`);
+    return new TwilioLab(twin, twilio, calls, daemon, config);
   }
 
   /** The outcome of one call (by CallSid), once it has left the product. */
@@ -66,6 +74,7 @@ export class TwilioLab {
 
   async stop(): Promise<void> {
     await this.daemon.stop();
+    await this.calls.stop();
     await this.twin.stop();
     if (this.config.state.dir.includes('twin-lab-state-')) rmSync(this.config.state.dir, { recursive: true, force: true });
   }

@@ -6,9 +6,9 @@
  */
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import type { BotBehaviour, SimInvite } from '../call-model.js';
+import type { BotBehaviour, PersonBehaviour, SimInvite } from '../call-model.js';
 import { readTwiml, type TwimlNode } from './twiml-reader.js';
-import { inviteFor, parseSipUri, runBotLeg, type LegEnd } from './sip-leg.js';
+import { inviteFor, parseSipUri, ringPerson, runBotLeg, type LegEnd } from './sip-leg.js';
 import { twilioSignature } from './signer.js';
 
 /** How a call left Twilio's hands, as a test sees it. */
@@ -56,7 +56,13 @@ export class TwilioSimulator {
   /** Where a public URL's origin really is: the reverse proxy in front of the product. */
   private proxy?: { publicOrigin: string; localOrigin: string };
   botBehaviour: (invite: SimInvite) => BotBehaviour = () => ({ kind: 'answer' });
+  /** The person a transfer's <Dial> rings (its number or SIP URI). */
+  personBehaviour: (target: string) => PersonBehaviour = () => ({ kind: 'answer' });
   readonly invites: SimInvite[] = [];
+  /** Each REFER the bot sent and what came of it: accepted (the referUrl answered <Dial>) or refused, and why. */
+  readonly refers: { to: string; outcome: 'accepted' | 'refused'; why?: string }[] = [];
+  /** Each transfer's <Dial> to a person: its target and DialCallStatus. */
+  readonly transfers: { target: string; status: string }[] = [];
   readonly requests: WebhookRecord[] = [];
   /** Legs Twilio would not have placed (bad X- header values): must stay empty. */
   readonly problems: string[] = [];
@@ -181,16 +187,20 @@ class CallRun {
     return this.run(doc);
   }
 
-  private async run(doc: TwimlNode): Promise<TwilioCallEnd> {
+  /** Runs a TwiML document; `transfer`: the referUrl's answer, whose <Dial> rings the person the bot sent the caller to. */
+  private async run(doc: TwimlNode, transfer = false): Promise<TwilioCallEnd> {
     for (const verb of doc.children) {
       switch (verb.name) {
         case 'Hangup': return { kind: 'hangup' };
         case 'Reject': return { kind: 'rejected', reason: verb.attrs.reason ?? 'rejected' };
         case 'Redirect': return { kind: 'redirected', url: verb.text.trim() };
         case 'Dial': {
+          if (transfer) return this.dialPerson(verb);
           const sip = verb.children.find((n) => n.name === 'Sip');
           if (!sip) return { kind: 'dialed-person', target: (verb.children[0]?.text ?? verb.text).trim() };
           const leg = await this.dialSip(verb, sip);
+          // An accepted REFER: the bot leg is over and the referUrl's TwiML goes on, not the <Dial> action.
+          if (leg.referTwiml) return this.run(leg.referTwiml, true);
           if (verb.attrs.action) return this.dialAction(verb.attrs.action, leg);
           if (this.state.gone) return { kind: 'caller-hung-up', during: 'bot' };
           break; // no action: Twilio goes on with the next verb
@@ -217,7 +227,59 @@ class CallRun {
         void this.sim.post(this.call.sid, sip.attrs.statusCallback, { ...this.params(), CallStatus: 'in-progress', CallSid: `CA${randomBytes(16).toString('hex')}`, ParentCallSid: this.call.sid });
       }
     };
-    return runBotLeg(this.sim.botBehaviour(invite), timeoutMs, this.callerGone, answered);
+    const behaviour = this.sim.botBehaviour(invite);
+    if (behaviour.kind !== 'answer' || !behaviour.refer) return runBotLeg(behaviour, timeoutMs, this.callerGone, answered);
+    return this.botLegWithRefer(behaviour, behaviour.refer, dial.attrs.referUrl, timeoutMs, answered);
+  }
+
+  /**
+   * A bot that sends a REFER `refer.afterMs` after answering ("Inbound SIP REFER to Twilio"):
+   * without referUrl on the <Dial> Twilio refuses it (error 13802); with one, Twilio POSTs the
+   * referUrl with ReferTransferTarget (the Refer-To) and, if the answer is a <Dial>, ends the bot
+   * leg and runs that TwiML on the caller's call. Anything else refuses the REFER: the bot stays.
+   */
+  private async botLegWithRefer(
+    behaviour: BotBehaviour, refer: { afterMs: number; to: string }, referUrl: string | undefined, timeoutMs: number, answered: () => void,
+  ): Promise<LegEnd> {
+    let accept!: () => void;
+    const accepted = new Promise<void>((resolve) => { accept = resolve; });
+    let referTwiml: TwimlNode | undefined;
+    const sendRefer = async () => {
+      if (this.state.gone) return;
+      if (!referUrl) return void this.sim.refers.push({ to: refer.to, outcome: 'refused', why: 'no referUrl (13802)' });
+      const res = await this.sim.post(this.call.sid, referUrl, { ...this.params(), CallStatus: 'in-progress', ReferTransferTarget: `<sip:${refer.to}@twilio.sim>` });
+      let doc: TwimlNode | undefined;
+      try {
+        doc = res.status === 200 ? readTwiml(res.body) : undefined;
+      } catch {
+        doc = undefined;
+      }
+      if (doc?.children[0]?.name !== 'Dial') return void this.sim.refers.push({ to: refer.to, outcome: 'refused', why: doc?.children[0]?.name ?? `HTTP ${res.status}` });
+      this.sim.refers.push({ to: refer.to, outcome: 'accepted' });
+      referTwiml = doc;
+      accept();
+    };
+    const onAnswer = () => {
+      answered();
+      setTimeout(() => void sendRefer(), refer.afterMs).unref();
+    };
+    const leg = await runBotLeg(behaviour, timeoutMs, Promise.race([this.callerGone, accepted]), onAnswer);
+    return referTwiml ? { ...leg, endedBy: 'bot', referTwiml } : leg;
+  }
+
+  /** A transfer's <Dial> to a person: rings as the test scripts it, then its action (or the next verb). */
+  private async dialPerson(dial: TwimlNode): Promise<TwilioCallEnd> {
+    const target = (dial.children[0]?.text ?? dial.text).trim();
+    const timeoutMs = Number(dial.attrs.timeout ?? 30) * this.sim.msPerRingSecond;
+    const status = await ringPerson(this.sim.personBehaviour(target), timeoutMs, this.callerGone);
+    this.sim.transfers.push({ target, status });
+    if (!dial.attrs.action) return this.state.gone ? { kind: 'caller-hung-up', during: 'other' } : { kind: 'hangup' };
+    const params = { CallStatus: this.state.gone ? 'completed' : 'in-progress', DialCallStatus: status, DialCallSid: `CA${randomBytes(16).toString('hex')}` };
+    if (this.state.gone) {
+      await this.sim.post(this.call.sid, dial.attrs.action, { ...this.params(), ...params });
+      return { kind: 'caller-hung-up', during: 'other' };
+    }
+    return this.fetchAndRun(dial.attrs.action, params, 'other');
   }
 
   /**
