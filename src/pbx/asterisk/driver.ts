@@ -25,8 +25,7 @@ type Call = AriCall | DialplanCall;
 /**
  * How often calls handed to the dialplan are checked for having ended unreported. A report is lost
  * only while ARI is away, and the sweeps 1 s and 5 s after each reconnect catch those; this one is a
- * safety net. Each sweep lists every channel: with 500 calls up, a 30 s period cost the product
- * ~4 ms of CPU per second (real Asterisk 22.10.1, bench/real-pbx long calls).
+ * safety net. Each sweep lists every channel (~1.5 MB from Asterisk with 1000 channels up).
  */
 const HANDED_OFF_SWEEP_MS = 300_000;
 const AFTER_RECONNECT_SWEEPS_MS = [1000, 5000];
