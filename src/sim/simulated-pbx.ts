@@ -1,6 +1,6 @@
 /**
  * What every simulated PBX has alike, whatever its protocol (Asterisk's ARI, FreeSWITCH's ESL, the
- * Twilio stand-in to come): the far ends a test scripts (the bot, the subscribers the product
+ * Twilio stand-in): the far ends a test scripts (the bot, the subscribers the product
  * dials), what the PBX sent them, the benchmark's hooks, and timers that die with their call.
  */
 import { performance } from 'node:perf_hooks';

@@ -17,7 +17,7 @@ export interface StandIn {
   readonly authToken: string;
   readonly msPerRingSecond: number;
   botBehaviour: (invite: SimInvite) => BotBehaviour;
-  readonly invites: SimInvite[];
+  noteInvite(invite: SimInvite, callSid: string): void;
   readonly problems: string[];
   post(callSid: string, url: string, params: Record<string, string>): Promise<{ status: number; body: string }>;
 }
@@ -234,7 +234,7 @@ class OutboundRun {
     const child = this.api.newResource(this.resource.sid, parsed.uri, verb.attrs.callerId ?? this.resource.from, 'outbound-dial');
     this.set(child, 'ringing');
     const invite = inviteFor(parsed, verb.attrs.callerId ?? this.resource.from, child.sid, this.sim.accountSid);
-    this.sim.invites.push(invite);
+    this.sim.noteInvite(invite, child.sid);
     const timeoutMs = Number(verb.attrs.timeout ?? 30) * this.sim.msPerRingSecond;
     const leg = await runBotLeg(this.sim.botBehaviour(invite), timeoutMs, this.calleeGone, () => {
       child.start_time = new Date().toUTCString();

@@ -10,6 +10,7 @@ import type { BotBehaviour, PersonBehaviour, SimInvite } from '../call-model.js'
 import { readTwiml, type TwimlNode } from './twiml-reader.js';
 import { inviteFor, parseSipUri, ringPerson, runBotLeg, type LegEnd } from './sip-leg.js';
 import { twilioSignature } from './signer.js';
+import { SimulatedPbx } from '../simulated-pbx.js';
 
 /** How a call left Twilio's hands, as a test sees it. */
 export type TwilioCallEnd =
@@ -45,9 +46,12 @@ export interface TwilioSimOptions {
   authToken?: string;
   /** Real milliseconds per second of a <Dial timeout> (tests shrink ringing). */
   msPerRingSecond?: number;
+  /** Keep the last N bot INVITEs (the benchmark makes many). */
+  keepInvites?: number;
 }
 
-export class TwilioSimulator {
+/** Twilio's side of a number and its API, on the simulators' shared base (bot behaviour, INVITEs kept). */
+export class TwilioSimulator extends SimulatedPbx {
   readonly accountSid: string;
   readonly authToken: string;
   /** The number's "A call comes in" URL and "Call status changes" URL, as set in the console. */
@@ -55,10 +59,8 @@ export class TwilioSimulator {
   statusUrl = '';
   /** Where a public URL's origin really is: the reverse proxy in front of the product. */
   private proxy?: { publicOrigin: string; localOrigin: string };
-  botBehaviour: (invite: SimInvite) => BotBehaviour = () => ({ kind: 'answer' });
   /** The person a transfer's <Dial> rings (its number or SIP URI). */
   personBehaviour: (target: string) => PersonBehaviour = () => ({ kind: 'answer' });
-  readonly invites: SimInvite[] = [];
   /** Each REFER the bot sent and what came of it: accepted (the referUrl answered <Dial>) or refused, and why. */
   readonly refers: { to: string; outcome: 'accepted' | 'refused'; why?: string }[] = [];
   /** Each transfer's <Dial> to a person: its target and DialCallStatus. */
@@ -72,8 +74,15 @@ export class TwilioSimulator {
   onRequest?: (request: WebhookRecord) => void;
 
   constructor(private readonly options: TwilioSimOptions = {}) {
+    super(options.keepInvites ?? Infinity);
+    this.botBehaviour = () => ({ kind: 'answer' });
     this.accountSid = options.accountSid ?? `AC${randomBytes(16).toString('hex')}`;
     this.authToken = options.authToken ?? randomBytes(16).toString('hex');
+  }
+
+  /** A bot INVITE the stand-in "sent" (the <Sip> leg of a <Dial>), kept on the shared base. */
+  noteInvite(invite: SimInvite, callSid: string): void {
+    this.inviteSent(invite, undefined, callSid);
   }
 
   /** Points the number at the product: webhooks for `publicBase` are delivered to `localOrigin`. */
@@ -218,7 +227,7 @@ class CallRun {
       return { dialCallStatus: 'failed' };
     }
     const invite = inviteFor(parsed, dial.attrs.callerId ?? this.params().From!, this.call.sid, this.sim.accountSid);
-    this.sim.invites.push(invite);
+    this.sim.noteInvite(invite, this.call.sid);
     const timeoutMs = Number(dial.attrs.timeout ?? 30) * this.sim.msPerRingSecond;
     const answered = () => {
       this.call.botAnswered = true;
