@@ -178,6 +178,32 @@ describe('FreeSWITCH (ESL) specifics', () => {
     expect(lab.twin.warmups).toHaveLength(1);
   });
 
+  it('a hand-back whose +OK is lost with the socket but which FreeSWITCH ran is still followed to its end, counted once', async () => {
+    const lab = await startLab();
+    lab.fs.onChannelVar = (uuid, name) => {
+      if (name === 'twin_bot_dial') lab.fs.channel(uuid)?.session?.socket.destroy(); // the multiset runs on, its reply is lost
+    };
+    const call = lab.fs.placeCall();
+    await waitFor(() => connected(lab, call.id) || undefined, 'the bot answered the handed-back caller');
+    call.hangup();
+    expect(await lab.outcomeOf(call.id)).toMatchObject({ status: 'CONNECTED', endedBy: 'caller' });
+    expect(lab.daemon.freeswitch!.activeCalls).toBe(0);
+  });
+
+  it('a hand-back lost with the socket before FreeSWITCH read it: the caller goes to not_taken, and the call is no longer followed', async () => {
+    const lab = await startLab();
+    lab.fs.onCommand = (uuid, _line, app) => {
+      if (app?.startsWith('multiset')) lab.fs.channel(uuid)?.session?.socket.destroy();
+    };
+    const call = lab.fs.placeCall();
+    expect(await call.left).toMatchObject({ kind: 'app-unavailable' }); // twin-after-socket's not_taken: people take the caller
+    // The simulator's fallback ends the channel at once, so the product finds it gone: ABANDONED;
+    // on a real FreeSWITCH the caller is still with people then, and it says BOT_FAILED.
+    expect(['BOT_FAILED', 'ABANDONED']).toContain((await lab.outcomeOf(call.id)).status);
+    expect(lab.fs.invites).toHaveLength(0);
+    await waitFor(() => lab.daemon.freeswitch!.activeCalls === 0 || undefined, 'no call left followed');
+  });
+
   it('follows a handed-back call over the inbound connection: CHANNEL_BRIDGE is the answer, CHANNEL_HANGUP_COMPLETE the caller\'s hang-up', async () => {
     const lab = await startLab();
     const call = lab.fs.placeCall();

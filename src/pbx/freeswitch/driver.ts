@@ -199,6 +199,7 @@ export class FreeSwitchDriver implements PbxDialer {
       canFollow: () => this.control !== undefined && this.state === 'connected',
       canHandBack: () => this.handBackReady,
       follow: (followed) => this.released.set(followed.id, followed),
+      unfollow: (followed) => { if (this.released.get(followed.id) === followed) this.released.delete(followed.id); },
       api: (command) => this.api(command),
     });
     // The caller hung up while the socket was being set up: the flow reports it as abandoned.

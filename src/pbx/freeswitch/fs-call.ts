@@ -215,9 +215,26 @@ export class FsCall implements AnsweredCall {
     this.handedBack = true;
     this.released = true;
     this.host.follow(this);
-    this.socket.executeWithBody('multiset', multisetArgument(vars)).catch((err: Error) => this.handBackRefused(err.message));
+    this.socket.executeWithBody('multiset', multisetArgument(vars)).catch((err: Error) => void this.afterHandBackError(err.message));
     this.socket.close();
     return result;
+  }
+
+  /**
+   * The multiset got no +OK: refused, or the socket closed first (a reset, a caller hanging up), in
+   * which case FreeSWITCH may have run it all the same. twin_next_step says which: bot_failed or
+   * released, and the hand-back took (its events follow); else the caller went to not_taken, or is gone.
+   */
+  private async afterHandBackError(reason: string): Promise<void> {
+    const step = (await this.host.api(`uuid_getvar ${this.id} twin_next_step`).catch(() => '')).trim();
+    if (step === 'bot_failed' || step === 'released') {
+      this.log.info({ callId: this.id, reason }, 'the hand-back\'s answer was lost, but FreeSWITCH took it');
+      return;
+    }
+    this.host.unfollow(this);
+    if (!step.startsWith('-ERR')) return this.handBackRefused(reason);
+    this.settleBot({ kind: 'caller-gone' }); // "No such channel": the caller hung up
+    this.markFinished();
   }
 
   /** The variables did not reach the caller: `socket` returned into not_taken (people take the caller). */
@@ -602,6 +619,8 @@ export interface FollowHost {
   canHandBack(): boolean;
   /** From now on the call is followed over the inbound connection. */
   follow(call: FsCall): void;
+  /** The hand-back did not take: the call is no longer followed. */
+  unfollow(call: FsCall): void;
   /** An API command over the inbound connection (uuid_break while a static socket plays the hold). */
   api(command: string): Promise<string>;
 }
@@ -621,7 +640,7 @@ const ANSWER_HOOK = ['bridge_pre_execute_aleg_app=multiset', 'bridge_pre_execute
 const CONNECTED_HOOK = ['bridge_pre_execute_aleg_app=set', 'bridge_pre_execute_aleg_data=TWIN_STATUS=CONNECTED'];
 
 const NO_FOLLOW_HOST: FollowHost = {
-  canFollow: () => false, canHandBack: () => false, follow: () => {}, api: () => Promise.reject(new Error('no inbound ESL connection')),
+  canFollow: () => false, canHandBack: () => false, follow: () => {}, unfollow: () => {}, api: () => Promise.reject(new Error('no inbound ESL connection')),
 };
 
 /** The route's after_bot_hangup as twin-after-socket's `released` extensions read it. */
