@@ -3,28 +3,15 @@
  * simulator, and the Twilio stand-in (src/sim/twilio/, written from Twilio's docs, signing with its
  * own code) over loopback HTTP. The same cases as the PBXs' matrix, in Twilio's terms, then bad input.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../src/clock.js';
 import { createLogger } from '../src/log.js';
-import { TwilioLab, type TwilioLabOptions } from '../src/sim/twilio/twilio-lab.js';
+import type { TwilioLab } from '../src/sim/twilio/twilio-lab.js';
+import { twilioLabPerTest } from './twilio-lab-per-test.js';
 import { twilioSignature } from '../src/sim/twilio/signer.js';
 import { captureLog, waitFor } from './helpers.js';
 
-let current: TwilioLab | undefined;
-afterEach(async () => {
-  const lab = current;
-  current = undefined;
-  if (!lab) return;
-  try {
-    await waitFor(() => lab.daemon.activeCalls === 0, 'every call to leave the product');
-    expect(lab.twilio.problems).toEqual([]);
-  } finally {
-    await lab.stop();
-  }
-});
-async function start(options: TwilioLabOptions = {}): Promise<TwilioLab> {
-  return (current = await TwilioLab.start(options));
-}
+const start = twilioLabPerTest();
 
 const toPeople = { action: 'dial', number: '+442071234567' };
 const withTwilioRoute = (twilio: Record<string, unknown>, extra: Record<string, unknown> = {}) =>

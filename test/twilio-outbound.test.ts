@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { createLogger } from '../src/log.js';
 import { labConfig } from '../src/sim/lab.js';
@@ -16,33 +16,23 @@ import { TwinSimulator } from '../src/sim/twin-sim.js';
 import { TwilioCallsApiSim } from '../src/sim/twilio/calls-api.js';
 import { TwilioSimulator } from '../src/sim/twilio/twilio-sim.js';
 import { parseCallRequest, type CallRequestInput } from '../src/outbound/request.js';
-import { TwilioLab, type TwilioLabOptions } from '../src/sim/twilio/twilio-lab.js';
+import { TwilioLab } from '../src/sim/twilio/twilio-lab.js';
+import { twilioLabPerTest } from './twilio-lab-per-test.js';
 import { readTwiml } from '../src/sim/twilio/twiml-reader.js';
 import { captureLog, waitFor } from './helpers.js';
 
 const TO = '+442079460018';
 const FROM = '+12025550143';
 
-let current: TwilioLab | undefined;
-afterEach(async () => {
-  const lab = current;
-  current = undefined;
-  if (!lab) return;
-  try {
-    await waitFor(() => lab.daemon.activeCalls === 0, 'every call to leave the product');
+/** Rings are shrunk 20 times (1 s → 50 ms), polls every 20 ms: a pause after the bot spans several reads. */
+const start = twilioLabPerTest(
+  (options) => ({ ...options, twilio: { msPerRingSecond: 50, ...options.twilio } }),
+  async (lab) => {
     // Every call the product created is over at Twilio: nothing left ringing or talking.
     await waitFor(() => lab.calls.calls.every((c) => ['completed', 'busy', 'failed', 'no-answer', 'canceled'].includes(c.resource.status)), 'every Twilio call to end');
-    expect(lab.twilio.problems).toEqual([]);
     expect(lab.calls.calls.map((c) => c.twimlProblem).filter(Boolean)).toEqual([]);
-  } finally {
-    await lab.stop();
-  }
-});
-
-/** Rings are shrunk 20 times (1 s → 50 ms), polls every 20 ms: a pause after the bot spans several reads. */
-async function start(options: TwilioLabOptions = {}): Promise<TwilioLab> {
-  return (current = await TwilioLab.start({ ...options, twilio: { msPerRingSecond: 50, ...options.twilio } }));
-}
+  },
+);
 
 function call(lab: TwilioLab, input: Partial<CallRequestInput> = {}) {
   return lab.daemon.placeCall(parseCallRequest({ to: TO, from: FROM, bot: 'sales', pbx: 'twilio', ...input }, lab.config));

@@ -3,26 +3,12 @@
  * referUrl request with the Refer-To, and TwiML that dials only what the route's `twilio.transfers`
  * lists for that name. Over loopback HTTP with the stand-in (src/sim/twilio/, from Twilio's docs).
  */
-import { afterEach, describe, expect, it } from 'vitest';
-import { TwilioLab, type TwilioLabOptions } from '../src/sim/twilio/twilio-lab.js';
+import { describe, expect, it } from 'vitest';
+import { twilioLabPerTest } from './twilio-lab-per-test.js';
 import { referToName } from '../src/pbx/twilio/twilio-call.js';
 import { waitFor } from './helpers.js';
 
-let current: TwilioLab | undefined;
-afterEach(async () => {
-  const lab = current;
-  current = undefined;
-  if (!lab) return;
-  try {
-    await waitFor(() => lab.daemon.activeCalls === 0, 'every call to leave the product');
-    expect(lab.twilio.problems).toEqual([]);
-  } finally {
-    await lab.stop();
-  }
-});
-async function start(options: TwilioLabOptions = {}): Promise<TwilioLab> {
-  return (current = await TwilioLab.start(options));
-}
+const start = twilioLabPerTest();
 
 const DESK = '+442071234567';
 const withTransfers = (transfers: Record<string, string>, fallback: Record<string, unknown> = { action: 'dial', number: '+442079460000' }) =>
