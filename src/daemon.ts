@@ -179,6 +179,19 @@ export class Daemon extends EventEmitter {
     const deps = { ...this.flowDeps(), twin };
     const flow = refusal ? runRefusedCall(call, deps, refusal) : runCallFlow(call, deps);
     this.track(flow.then((outcome) => this.report(outcome)));
+    if (call.handoverDelayMs !== undefined) this.metrics?.recordHandover(call.pbx, call.handoverDelayMs);
+  }
+
+  private lastShedWarningAt = -Infinity;
+
+  /** A caller the flow sent to the fallback for reaching us late: counted, and a warning at most every 10 s. */
+  private onShed(call: AnsweredCall, delayMs: number): void {
+    this.metrics?.recordShed(call.pbx);
+    if (this.clock.now() - this.lastShedWarningAt < 10_000) return;
+    this.lastShedWarningAt = this.clock.now();
+    this.log.warn({ pbx: call.pbx, delayMs: Math.round(delayMs), boundMs: this.config.trunk.max_handover_delay_ms },
+      'callers reach the product later than trunk.max_handover_delay_ms after the PBX hands them over: this box is over capacity; '
+      + 'sending them to the fallback at once (see twin_connector_calls_shed_total)');
   }
 
   /** One log line per call: id, route, outcome, warm-up and setup times. */
@@ -213,7 +226,10 @@ export class Daemon extends EventEmitter {
   }
 
   private flowDeps(): FlowDeps {
-    return { config: () => this.config, twin: this.twin, gate: this.gate, clock: this.clock, log: this.log, journal: this.journalHooks };
+    return {
+      config: () => this.config, twin: this.twin, gate: this.gate, clock: this.clock, log: this.log, journal: this.journalHooks,
+      onShed: (call, delayMs) => this.onShed(call, delayMs),
+    };
   }
 
   /** The call flows' way to the journal, which is opened only at start (and never by a dialer). */

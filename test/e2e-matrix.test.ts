@@ -339,6 +339,40 @@ describe.each(VARIANTS)('$name: answered call to the bot', ({ pbxKind, pbxDefaul
     await lab.outcomeOf(first.id);
   });
 
+  it('sends a caller who reached the product later than max_handover_delay_ms to the fallback at once (BUSY, no warm-up), trunk open', async () => {
+    const { lab, pbx } = await start({ config: { trunk: { max_handover_delay_ms: 2000 }, http: { listen_port: 0 } } });
+    // A prompt caller first: on Asterisk the delay is measured against the quickest hand-over seen.
+    const prompt = pbx.placeCall();
+    await waitFor(() => status(pbx, prompt.id) === 'CONNECTED', 'the prompt caller connected');
+    const onTime = pbx.placeCall({ handoverLagMs: 1500 });
+    await waitFor(() => status(pbx, onTime.id) === 'CONNECTED', 'a caller within the bound connected');
+
+    const late = pbx.placeCall({ number: '+15550199', handoverLagMs: 4000 });
+    expect((await late.left).vars.TWIN_STATUS).toBe('BUSY');
+    const outcome = await lab.outcomeOf(late.id);
+    expect(outcome).toMatchObject({ status: 'BUSY', caller: '+15550199' });
+    expect(outcome.detail).toMatch(/^reached the product (39|40|41)\d\d ms after the PBX handed it over \(bound 2000 ms\): over capacity$/);
+    expect(lab.twin.warmups).toHaveLength(2);
+    expect(lab.twin.warmups.flatMap((w) => w.body.calls!.map((c) => c.callerId))).not.toContain('+15550199');
+    expect(lab.daemon.gate.snapshot().state).toBe('open');
+    const metrics = await (await fetch(`http://127.0.0.1:${lab.daemon.httpServer!.port}/metrics`)).text();
+    expect(metrics).toMatch(new RegExp(`^twin_connector_calls_shed_total\\{pbx="${pbxKind}"\\} 1$`, 'm'));
+    expect(metrics).toMatch(new RegExp(`^twin_connector_handover_delay_seconds_count\\{pbx="${pbxKind}"\\} 3$`, 'm'));
+
+    for (const call of [prompt, onTime]) call.hangup();
+    for (const call of [prompt, onTime]) expect((await lab.outcomeOf(call.id)).status).toBe('CONNECTED');
+  });
+
+  it('takes late callers as usual when max_handover_delay_ms is 0', async () => {
+    const { lab, pbx } = await start({ config: { trunk: { max_handover_delay_ms: 0 } } });
+    const prompt = pbx.placeCall();
+    await waitFor(() => status(pbx, prompt.id) === 'CONNECTED', 'the prompt caller connected');
+    const late = pbx.placeCall({ handoverLagMs: 8000 });
+    await waitFor(() => status(pbx, late.id) === 'CONNECTED', 'the late caller connected');
+    for (const call of [prompt, late]) call.hangup();
+    for (const call of [prompt, late]) expect((await lab.outcomeOf(call.id)).status).toBe('CONNECTED');
+  });
+
   it('never lets a hostile caller id reach a SIP header or the warm-up JSON unescaped', async () => {
     const { lab, pbx } = await start({
       config: { twin: { sip: { uri: 'sip:twinbot@127.0.0.1:5070', headers: { 'X-TWIN-CallId': '{twin_id}', 'X-TWIN-Caller': '{caller}', 'X-TWIN-Route': '{external_id}' } } } },

@@ -13,7 +13,7 @@ import { EventEmitter } from 'node:events';
 import type { Clock } from '../clock.js';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
-import { TrunkGate, type AdmitResult, type Admission, type Gate, type TrunkSnapshot } from '../core/trunk.js';
+import { TrunkGate, type AdmitResult, type Admission, type Gate, type TrunkLimits, type TrunkSnapshot } from '../core/trunk.js';
 import type { SharedBudget, SharedLimits, SharedTrunk } from './budget.js';
 
 type ClusterConfig = NonNullable<Config['cluster']>;
@@ -39,7 +39,7 @@ export class ClusterGate extends EventEmitter implements Gate {
   private lastEmitted = '';
 
   constructor(
-    private limits: Config['trunk'], private readonly cfg: ClusterConfig, private readonly budget: SharedBudget,
+    private limits: TrunkLimits, private readonly cfg: ClusterConfig, private readonly budget: SharedBudget,
     private readonly clock: Clock, private readonly log: Logger,
   ) {
     super();
@@ -107,7 +107,7 @@ export class ClusterGate extends EventEmitter implements Gate {
     else this.emitIfChanged();
   }
 
-  setLimits(limits: Config['trunk']): void {
+  setLimits(limits: TrunkLimits): void {
     this.limits = limits;
     this.fallback.setLimits({ ...limits, ...this.cfg.local_share });
     this.emitIfChanged();

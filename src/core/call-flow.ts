@@ -29,6 +29,8 @@ export interface FlowDeps {
    * (src/core/call-journal.ts): told just before the bot leg is opened, and when the bot answers.
    */
   journal?: Pick<CallJournal, 'sending' | 'answered'>;
+  /** Told when a caller reached us too late and goes to the fallback without a warm-up. */
+  onShed?: (call: AnsweredCall, delayMs: number) => void;
 }
 
 /** How a call ended; setupMs is set when the bot answered (else it is the time until the verdict). */
@@ -38,9 +40,24 @@ export async function runCallFlow(call: AnsweredCall, deps: FlowDeps): Promise<C
   const startedAt = deps.clock.now();
   const route = selectRoute(deps.config().routes, { hints: call.hints, dialed: call.dialed, caller: call.caller });
   for (const warning of route.warnings) deps.log.warn({ callId: call.id }, warning);
-  return settle(call, route, deps, startedAt, async () => call.ended.aborted
-    ? { status: 'ABANDONED', detail: `${party(call)} hung up before the call reached the product` }
-    : admitAndConnect(call, route, deps, startedAt));
+  return settle(call, route, deps, startedAt, async () => {
+    if (call.ended.aborted) return { status: 'ABANDONED', detail: `${party(call)} hung up before the call reached the product` };
+    return shedIfLate(call, route, deps) ?? admitAndConnect(call, route, deps, startedAt);
+  });
+}
+
+/**
+ * A caller who reached us later than trunk.max_handover_delay_ms after the PBX handed it over goes
+ * to the fallback at once (BUSY, no warm-up): the box is over capacity, and a queue served in order
+ * would make every caller that late, then later. The trunk stays open: Twin did nothing wrong.
+ */
+function shedIfLate(call: AnsweredCall, route: Route, deps: FlowDeps): Promise<Verdict> | undefined {
+  const boundMs = deps.config().trunk.max_handover_delay_ms;
+  const delayMs = call.handoverDelayMs;
+  if (boundMs === 0 || delayMs === undefined || delayMs <= boundMs) return undefined;
+  deps.onShed?.(call, delayMs);
+  const detail = `reached the product ${Math.round(delayMs)} ms after the PBX handed it over (bound ${boundMs} ms): over capacity`;
+  return leave(call, route.fallback, 'BUSY', deps).then((status) => ({ status, detail }));
 }
 
 /** A call that arrives while the product is stopping: straight to the route's fallback. */

@@ -43,13 +43,16 @@ export interface ClusterView {
  * (src/cluster/) sharing the budget with other nodes. admit() may answer at once (TrunkGate: no
  * promise, so the single-node path stays as fast as before) or after a Redis round trip.
  */
+/** What the trunk gate reads of trunk: its cool-down and capacity. */
+export type TrunkLimits = Pick<Config['trunk'], 'cooldown_s' | 'max_concurrent_calls' | 'max_calls_per_second'>;
+
 export interface Gate {
   admit(): AdmitResult | Promise<AdmitResult>;
   reportSuccess(admission: Admission): void;
   reportFailure(admission: Admission, reason: string): void;
   release(admission: Admission): void;
   snapshot(): TrunkSnapshot;
-  setLimits(limits: Config['trunk']): void;
+  setLimits(limits: TrunkLimits): void;
   on(event: 'change', listener: (snapshot: TrunkSnapshot) => void): unknown;
   start?(): Promise<void>;
   close(): void | Promise<void>;
@@ -78,7 +81,7 @@ export class TrunkGate extends EventEmitter implements Gate {
   /** Aborts the wait for the end of the running cool-down. */
   private cooldownTimer?: AbortController;
 
-  constructor(private limits: Config['trunk'], private readonly clock: Clock) {
+  constructor(private limits: TrunkLimits, private readonly clock: Clock) {
     super();
     this.since = clock.now();
   }
@@ -126,7 +129,7 @@ export class TrunkGate extends EventEmitter implements Gate {
   }
 
   /** New limits from a reloaded config; calls already admitted stay. A running cool-down keeps its end. */
-  setLimits(limits: Config['trunk']): void {
+  setLimits(limits: TrunkLimits): void {
     this.limits = limits;
     while (this.recent.length > limits.max_calls_per_second) this.recent.shift();
     this.emitIfCapacityFlipped();

@@ -70,6 +70,11 @@ export interface AnsweredCall {
   /** Aborts when the caller hangs up. */
   readonly ended: AbortSignal;
   /**
+   * How long the caller waited between the PBX handing the call over (Stasis() / socket) and the
+   * product taking it, when the driver can tell (src/core/handover-delay.ts).
+   */
+  readonly handoverDelayMs?: number;
+  /**
    * Keep the caller company while Twin warms up; drivers may also prepare the bot leg here. The
    * tone stops by itself after `boundMs`, so a caller is never left ringing if the product dies.
    */

@@ -37,6 +37,8 @@ export class Metrics {
   private readonly warmup: Histogram<'pbx' | 'direction'>;
   private readonly setup: Histogram<'pbx' | 'direction'>;
   private readonly callbacks: Counter<'result'>;
+  private readonly handover: Histogram<'pbx'>;
+  private readonly shed: Counter<'pbx'>;
 
   constructor(source: MetricsSource) {
     const registers = [this.registry];
@@ -52,6 +54,16 @@ export class Metrics {
     this.setup = new Histogram({
       name: 'twin_connector_setup_seconds', help: 'From the call reaching the product (or the answer) to the bot answering',
       labelNames: ['pbx', 'direction'], buckets: LATENCY_BUCKETS, registers,
+    });
+    this.handover = new Histogram({
+      name: 'twin_connector_handover_delay_seconds',
+      help: 'From the PBX handing a caller over (Stasis() / socket) to the product taking it; grows when the box is out of CPU',
+      labelNames: ['pbx'], buckets: LATENCY_BUCKETS, registers,
+    });
+    this.shed = new Counter({
+      name: 'twin_connector_calls_shed_total',
+      help: 'Callers sent to the fallback (BUSY) without a warm-up: they reached the product later than trunk.max_handover_delay_ms',
+      labelNames: ['pbx'], registers,
     });
     this.callbacks = new Counter({
       name: 'twin_connector_callbacks_total', help: 'Twin callbacks received and forwarded, by result',
@@ -176,6 +188,16 @@ export class Metrics {
     this.calls.inc({ ...labels, outcome: outcome.status.toLowerCase() });
     if (outcome.warmupMs !== undefined) this.warmup.observe(labels, outcome.warmupMs / 1000);
     if (outcome.status === 'CONNECTED' && setupKnown) this.setup.observe(labels, outcome.setupMs / 1000);
+  }
+
+  /** How late a caller reached us after the PBX handed it over. */
+  recordHandover(pbx: CallOutcome['pbx'], delayMs: number): void {
+    this.handover.observe({ pbx }, delayMs / 1000);
+  }
+
+  /** A caller sent to the fallback for reaching us too late. */
+  recordShed(pbx: CallOutcome['pbx']): void {
+    this.shed.inc({ pbx });
   }
 
   recordOutbound(result: OutboundResult): void {

@@ -66,6 +66,11 @@ export interface CallSpec {
   name?: string;
   dialed?: string;
   hints?: Record<string, string>;
+  /**
+   * The PBX handed the call over this long before the product got it (a box out of CPU): Asterisk's
+   * StasisStart stamped that early, FreeSWITCH's twin_handover_us=${strmicroepoch()} set that early.
+   */
+  handoverLagMs?: number;
 }
 
 /** A caller's way out: `left` for the test, `settle` for the PBX when the caller leaves (the first result counts). */

@@ -41,7 +41,7 @@ export function asteriskSim(ari: AriSimulator, deviceState = 'twin-trunk'): PbxS
   return {
     kind: 'asterisk',
     describeEntry: (hints) => `Stasis(twin${args(hints).map((a) => `,${a}`).join('')})`,
-    placeCall: (spec = {}) => ari.placeCall({ number: spec.number, name: spec.name, dialed: spec.dialed, args: args(spec.hints ?? {}) }),
+    placeCall: (spec = {}) => ari.placeCall({ number: spec.number, name: spec.name, dialed: spec.dialed, args: args(spec.hints ?? {}), stasisLagMs: spec.handoverLagMs }),
     setBotBehaviour: (b) => { ari.botBehaviour = b; },
     setPersonBehaviour: (b) => { ari.personBehaviour = b; },
     setSubscriberBehaviour: (b) => { ari.subscriberBehaviour = b; },

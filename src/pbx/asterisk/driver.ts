@@ -13,6 +13,7 @@ import { LeftoverBridges } from './leftover-bridges.js';
 import { DialplanCall, parseDialReport, type DialReport } from './dialplan-call.js';
 import { AriRest, probeAri, USED_EVENTS, type AriChannel, type AriEvent } from './ari-rest.js';
 import { systemClock, type Clock } from '../../clock.js';
+import { HandoverDelay, monotonicNow } from '../../core/handover-delay.js';
 import { BotEndpointWatch } from '../bot-endpoint.js';
 import { asteriskBotEndpoint } from './bot-endpoint.js';
 import { resolveBotLeg, type BotLegMode } from './bot-leg-mode.js';
@@ -73,6 +74,8 @@ export class AsteriskDriver implements AriCallHost, PbxDialer {
   private earlier = new EarlierCalls();
   /** Earlier runs' calls in a leftover bridge whose caller the bot had transferred: caller id → the target's name. */
   private readonly earlierTransfers = new Map<string, string>();
+  /** How late callers reach us after entering Stasis(): Asterisk's app queue backs up on a box out of CPU. */
+  private readonly handoverDelay = new HandoverDelay(monotonicNow);
 
   constructor(readonly cfg: AsteriskConfig, readonly log: Logger, private readonly onCall: CallHandler, clock: Clock = systemClock) {
     this.leftovers = new LeftoverBridges(() => this.rest, log, (callerId, left, seen) => this.onLeftoverEnded(callerId, left, seen));
@@ -539,6 +542,7 @@ export class AsteriskDriver implements AriCallHost, PbxDialer {
       channel.id, channel.caller?.number ?? '', channel.caller?.name ?? '', channel.dialplan?.exten ?? '', parseStasisArgs(args),
     );
     this.earlier.forget(channel.id); // sent to Twin by an earlier run, left waiting in the app: this call flow counts it
+    call.handoverDelayMs = this.handoverDelay.observe(Date.parse(event.timestamp ?? ''));
     this.calls.set(channel.id, call);
     this.onCall(call);
   }

@@ -21,6 +21,8 @@ export abstract class StasisCaller<Host extends StasisCallerHost = StasisCallerH
   private holding: HoldKind = 'none';
   /** Every request to send the caller on failed: the driver keeps hanging it up (it is still in our app). */
   exitOwed = false;
+  /** From its StasisStart's timestamp to our taking it (the driver's HandoverDelay). */
+  handoverDelayMs?: number;
 
   constructor(
     protected readonly host: Host,

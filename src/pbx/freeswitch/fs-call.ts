@@ -3,6 +3,7 @@ import type { FreeswitchConfig } from '../../config/schema.js';
 import type { Logger } from '../../log.js';
 import type { SipTarget } from '../../twin/sip.js';
 import { causeName } from '../../core/q850.js';
+import { delayBetween } from '../../core/handover-delay.js';
 import type {
   AnsweredCall, BotFailure, BotLegEnd, ConnectOptions, ConnectResult, EndedBy, Fallback, HoldKind, TwinStatus,
 } from '../../core/types.js';
@@ -62,6 +63,7 @@ export class FsCall implements AnsweredCall {
   readonly callerName: string;
   readonly dialed: string;
   readonly hints: Readonly<Record<string, string>>;
+  readonly handoverDelayMs?: number;
   private readonly abort = new AbortController();
   readonly ended = this.abort.signal;
   /** The hold playback: its event-uuid, and whether FreeSWITCH has started it (only then can uuid_break stop it). */
@@ -111,6 +113,7 @@ export class FsCall implements AnsweredCall {
     this.dialed = data.get('Caller-Destination-Number') ?? '';
     this.direction = data.get('variable_twin_direction') === 'outbound' ? 'outbound' : 'inbound';
     this.hints = routeHints(data);
+    this.handoverDelayMs = handoverDelay(data);
     this.transferHistory = data.get('variable_transfer_history');
     this.dialplanBridges = socket.mode === 'static' && data.get('variable_twin_next_step') === 'not_taken';
     this.finished = new Promise((resolve) => { this.markFinished = resolve; });
@@ -669,6 +672,17 @@ function agoMs(stamp: string | undefined): number | undefined {
   if (!Number.isFinite(at) || at <= 0) return undefined;
   const ago = Date.now() - at;
   return ago >= 0 && ago < 60_000 ? ago : undefined;
+}
+
+/**
+ * From the dialplan's `twin_handover_us=${strmicroepoch()}` (set just before `socket`) to the
+ * CHANNEL_DATA FreeSWITCH sent once the product took the socket: both on FreeSWITCH's clock. On a
+ * box short of CPU the wait is in accepting the connection. Unknown without that variable.
+ */
+function handoverDelay(data: EslEvent): number | undefined {
+  const handedOverUs = data.get('variable_twin_handover_us');
+  if (handedOverUs === undefined) return undefined;
+  return delayBetween(Number(handedOverUs) / 1000, Number(data.get('Event-Date-Timestamp')) / 1000);
 }
 
 /** Channel variables twin_bot, twin_record, twin_var_lang ... set by the dialplan → route hints bot, record, var_lang. */

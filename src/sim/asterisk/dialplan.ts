@@ -6,7 +6,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import { buildInvite, channelJson, fromHeader, type AriSimOptions, type CallerResult, type SimChannel } from './model.js';
+import { asteriskTime, buildInvite, channelJson, fromHeader, type AriSimOptions, type CallerResult, type SimChannel } from './model.js';
 import { callerExit, type SimCall } from '../call-model.js';
 import { asteriskBotDialGoesOn, asteriskTrunkCheck } from '../shipped-dialplan.js';
 import { AriBridges } from './bridges.js';
@@ -19,6 +19,11 @@ export interface PlaceCallOptions {
   /** Stasis(app,args...) arguments after the app name. */
   args?: string[];
   app?: string;
+  /**
+   * Asterisk stamped the StasisStart this long before it reached the websocket: its app queue
+   * backed up on a box out of CPU (the event's `timestamp` is when the channel entered Stasis()).
+   */
+  stasisLagMs?: number;
 }
 
 export abstract class AriDialplan extends AriBridges {
@@ -67,7 +72,8 @@ export abstract class AriDialplan extends AriBridges {
       ch.app = appName;
       ch.appArgs = opts.args ?? [];
       ch.stasisStartAt = performance.now();
-      this.emit(appName, 'StasisStart', { args: ch.appArgs, channel: channelJson(ch) });
+      const stampedAt = opts.stasisLagMs ? { timestamp: asteriskTime(new Date(Date.now() - opts.stasisLagMs)) } : {};
+      this.emit(appName, 'StasisStart', { ...stampedAt, args: ch.appArgs, channel: channelJson(ch) });
     }
     return { id, left, hangup: () => this.remoteHangup(id, 'caller') };
   }

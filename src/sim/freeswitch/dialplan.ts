@@ -44,6 +44,7 @@ export abstract class ShippedDialplan extends HangupAndTransfer {
     }
     const vars = new Map(Object.entries(spec.hints ?? {}).map(([k, v]) => [`twin_${k}`, v]));
     vars.set('twin_next_step', 'not_taken');
+    vars.set('twin_handover_us', String(Math.floor((Date.now() - (spec.handoverLagMs ?? 0)) * 1000)));
     const number = spec.number ?? '+15551230000';
     const mode = spec.socket ?? 'static';
     if (spec.leavesBeforeSocket) return this.leaveBeforeSocket(randomUUID(), { name: spec.name ?? 'Customer', number }, vars);
