@@ -15,6 +15,8 @@ export interface Ports {
 /** Why a call was not bridged, for the human-readable line. */
 export interface LostReasons {
   noAnswer: number;
+  /** No bot INVITE, and the PBX hung the caller up (the bench's fallback: cause 34): sent on, not stranded. */
+  fallback: number;
   noBotInvite: number;
   botNotAnswered: number;
   pbxHungUpCaller: number;
@@ -73,16 +75,17 @@ export function analyse(
   const wanted = new Set(numbers);
   const callers = callerLegs(messages, ports, wanted);
   const bots = botLegs(messages, ports, numberById);
-  const reasons: LostReasons = { noAnswer: 0, noBotInvite: 0, botNotAnswered: 0, pbxHungUpCaller: 0 };
+  const reasons: LostReasons = { noAnswer: 0, fallback: 0, noBotInvite: 0, botNotAnswered: 0, pbxHungUpCaller: 0 };
   const latenciesMs: number[] = [];
   let ringbackHeard = 0;
   for (const number of numbers) {
     const leg = callers.get(number);
     const bot = bots.get(number);
     if (leg?.answeredAt === undefined) reasons.noAnswer += 1;
+    else if (!bot && pbxHungUpFirst(leg)) reasons.fallback += 1;
     else if (!bot) reasons.noBotInvite += 1;
     else if (!bot.answered) reasons.botNotAnswered += 1;
-    else if (leg.pbxByeAt !== undefined && (leg.callerByeAt === undefined || leg.pbxByeAt < leg.callerByeAt)) reasons.pbxHungUpCaller += 1;
+    else if (pbxHungUpFirst(leg)) reasons.pbxHungUpCaller += 1;
     else {
       latenciesMs.push(bot.invitedAt - leg.answeredAt - (delayByNumber.get(number) ?? 0));
       if (rtp && heardRingback(rtp, leg, bot.invitedAt)) ringbackHeard += 1;
@@ -90,6 +93,10 @@ export function analyse(
   }
   const bridged = latenciesMs.length;
   return { calls: numbers.length, bridged, lost: numbers.length - bridged, latenciesMs, reasons, ringbackHeard };
+}
+
+function pbxHungUpFirst(leg: CallerLeg): boolean {
+  return leg.pbxByeAt !== undefined && (leg.callerByeAt === undefined || leg.pbxByeAt < leg.callerByeAt);
 }
 
 /** Caller legs by number: first 200 OK to the INVITE, and who sent the first BYE. */

@@ -239,7 +239,7 @@ function humanLine(o: Options, r: RunResult): string {
   if (r.error || !r.stats) return `${head} FAILED: ${r.error}`;
   const s = r.stats;
   const l = latency(r);
-  const why = s.lost ? ` (no 200: ${s.reasons.noAnswer}, no bot INVITE: ${s.reasons.noBotInvite}, bot not answered: ${s.reasons.botNotAnswered}, PBX hung up caller: ${s.reasons.pbxHungUpCaller})` : '';
+  const why = s.lost ? ` (no 200: ${s.reasons.noAnswer}, sent to the fallback: ${s.reasons.fallback}, no bot INVITE: ${s.reasons.noBotInvite}, bot not answered: ${s.reasons.botNotAnswered}, PBX hung up caller: ${s.reasons.pbxHungUpCaller})` : '';
   const sipp = r.caller ? `, sipp caller ok/failed ${r.caller.successful}/${r.caller.failed}` : '';
   const left = `left ${r.left?.channels} channels${r.left?.bridges !== undefined ? ` ${r.left.bridges} bridges` : ''}`;
   const queue = o.pbx === 'asterisk' ? `, stasis queue max ${num(r.queueMax, 0)}` : '';
@@ -257,7 +257,7 @@ function machineLine(o: Options, r: RunResult): string {
   if (r.error || !r.stats) return `${head} error="${(r.error ?? 'no result').split('\n')[0]!.replace(/"/g, "'")}"`;
   const l = latency(r);
   const fields = [
-    head, `calls=${r.stats.calls}`, `bridged=${r.stats.bridged}`, `lost=${r.stats.lost}`,
+    head, `calls=${r.stats.calls}`, `bridged=${r.stats.bridged}`, `lost=${r.stats.lost}`, `fallback=${r.stats.reasons.fallback}`,
     `p50_ms=${num(l.p50)}`, `p95_ms=${num(l.p95)}`, `p99_ms=${num(l.p99)}`,
     `pbx_cpu_ms_per_call=${num(perCall(r.pbxCpuMs, r), 2)}`, `product_cpu_ms_per_call=${num(perCall(r.productCpuMs, r), 2)}`,
     `left_channels=${r.left?.channels ?? 'na'}`,
