@@ -62,6 +62,21 @@ describe('twilio: the bot transfers the caller', () => {
     expect(await lab.outcomeOf(call.sid)).toMatchObject({ status: 'TRANSFERRED', transferTarget: 'operator', endedBy: 'caller' });
   });
 
+  it('gives Twin\'s trunk slot back once the REFER is accepted, while the person still rings', async () => {
+    const lab = await start({ config: { ...withTransfers({ operator: DESK }).config, trunk: { max_concurrent_calls: 1 } } });
+    lab.twilio.botBehaviour = () => ({ kind: 'answer', afterMs: 5, refer: { afterMs: 20, to: 'operator' } });
+    lab.twilio.personBehaviour = () => ({ kind: 'answer', afterMs: 400, hangupAfterMs: 30 });
+    const call = lab.twilio.placeCall();
+    await waitFor(() => lab.twilio.refers.length > 0, 'the REFER');
+    await waitFor(() => lab.daemon.gate.snapshot().active === 0, 'the slot given back');
+    expect(lab.twilio.transfers).toEqual([]); // the person has not answered yet
+
+    lab.twilio.botBehaviour = () => ({ kind: 'answer', afterMs: 5, hangupAfterMs: 20 });
+    const next = lab.twilio.placeCall();
+    expect(await lab.outcomeOf(next.sid)).toMatchObject({ status: 'CONNECTED', endedBy: 'bot' });
+    expect(await lab.outcomeOf(call.sid)).toMatchObject({ status: 'TRANSFERRED', transferTarget: 'operator', endedBy: 'target' });
+  });
+
   it('gives no referUrl when the route has no Twilio transfers: Twilio refuses the REFER itself', async () => {
     const lab = await start();
     lab.twilio.botBehaviour = () => ({ kind: 'answer', afterMs: 5, hangupAfterMs: 80, refer: { afterMs: 20, to: 'operator' } });

@@ -214,6 +214,7 @@ async function connectToBot(
   deps.journal?.answered(call.pbx, call.id, setupMs);
   await call.setStatus('CONNECTED').catch((err: unknown) => deps.log.warn({ callId: call.id, err }, 'could not set TWIN_STATUS'));
   deps.log.info({ callId: call.id, twinId, warmupMs, setupMs }, 'caller connected to the bot');
+  void result.botLeft?.then(() => slot.release());
   const end = await result.ended;
   const connected = { warmupMs, twinId, setupMs, ...(result.note ? { detail: result.note } : {}) };
   if (typeof end !== 'string') return afterTransfer(call, route, end, connected, deps, slot);

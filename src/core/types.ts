@@ -46,7 +46,14 @@ export type ConnectResult =
    * The bot answered and is bridged with the caller; `ended` says how that ended. A driver that
    * learns of the answer only afterwards tells how long ago it was (answeredAgoMs).
    */
-  | { kind: 'answered'; ended: Promise<BotLegEnd>; answeredAgoMs?: number; note?: string }
+  | {
+    kind: 'answered'; ended: Promise<BotLegEnd>; answeredAgoMs?: number; note?: string;
+    /**
+     * Resolves when the bot's leg is gone though `ended` waits on (a transfer whose result comes
+     * later, Twilio's): Twin's trunk slot is given back then.
+     */
+    botLeft?: Promise<void>;
+  }
   /** sipCode: Twin's own SIP answer, when one came (none: the leg failed before reaching Twin). */
   | { kind: 'failed'; reason: BotFailure; sipCode?: number; cause?: number; pbxReason?: string }
   /** The caller hung up while the bot leg was ringing; the bot leg is already gone. */

@@ -219,6 +219,9 @@ class BotLeg {
   private isOver = false;
   private transferTarget?: string;
   private settled = false;
+  private markBotLeft!: () => void;
+  /** An allowed REFER: Twilio ends the bot's leg as it dials the person (the flow frees Twin's slot). */
+  private readonly botLeft = new Promise<void>((resolve) => { this.markBotLeft = resolve; });
 
   constructor() {
     this.result = new Promise((resolve) => { this.settle = resolve; });
@@ -227,7 +230,7 @@ class BotLeg {
   answered(answeredAgoMs?: number): void {
     if (this.isAnswered || this.settled) return;
     this.isAnswered = true;
-    this.resolve({ kind: 'answered', ended: this.ended, ...(answeredAgoMs !== undefined ? { answeredAgoMs } : {}) });
+    this.resolve({ kind: 'answered', ended: this.ended, botLeft: this.botLeft, ...(answeredAgoMs !== undefined ? { answeredAgoMs } : {}) });
   }
 
   dialEnded(params: DialActionParams, callerGone: boolean): void {
@@ -252,6 +255,7 @@ class BotLeg {
   /** An allowed REFER: the bot leg is over at Twilio; how the caller's call to the person ends decides the rest. */
   transferring(target: string): void {
     this.transferTarget = target;
+    this.markBotLeft();
   }
 
   transferred(target: string, endedBy: 'caller' | 'target'): void {
