@@ -167,6 +167,20 @@ describe('Asterisk (ARI) specifics', () => {
     call.hangup();
   });
 
+  it('bot_leg dialplan: a dial report that reached the app but not the product (its StasisStart lost) is taken from the channel at the reconnect', async () => {
+    const lab = await startLab({ config: { asterisk: { bot_leg: 'dialplan' } } });
+    lab.ari.botBehaviour = () => ({ kind: 'answer', afterMs: 5, hangupAfterMs: 100 });
+    const call = lab.ari.placeCall();
+    await waitFor(() => lab.ari.channel(call.id)?.vars.get('TWIN_STATUS') === 'CONNECTED', 'the bot answered');
+    lab.ari.losingEvents = true; // the websocket died without Asterisk noticing yet
+    // The bot hangs up: Dial() returns and the report's Stasis() enters the app, its StasisStart goes nowhere.
+    await waitFor(() => lab.ari.channel(call.id)?.dialplan.app_data?.includes('twin_report=dial'), 'the caller back in the app with its report');
+    lab.ari.losingEvents = false;
+    lab.ari.dropWebSockets(); // noticed now: the product reconnects
+    expect(await lab.outcomeOf(call.id)).toMatchObject({ status: 'CONNECTED', endedBy: 'bot' });
+    expect(await call.left).not.toMatchObject({ kind: 'hungup-by-caller' }); // sent on by the product, not left waiting
+  });
+
   it.each([
     { has: true, mode: 'dialplan' },
     { has: false, mode: 'bridge' },

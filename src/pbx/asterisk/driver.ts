@@ -440,13 +440,22 @@ export class AsteriskDriver implements AriCallHost, PbxDialer {
   }
 
   /**
-   * A call handed to the bot dialplan that is out of it with STASISSTATUS=FAILED: its report's
+   * A call handed to the bot dialplan whose report was lost: back in our app with it (its
+   * StasisStart lost), or out of the bot dialplan with STASISSTATUS=FAILED: its report's
    * Stasis() found no app (ARI away) and the dialplan sent the caller on. (Out of it alone is not
    * enough: a transfer moves the caller on too, and reports later from its hangup handler.)
    */
   private async settleIfReportLost(call: Call, channel: AriChannel | undefined): Promise<void> {
+    if (!(call instanceof DialplanCall) || !call.isHandedOff) return;
+    // Back in our app with its report, but that StasisStart never reached us (sent around a
+    // reconnection): the caller would wait there in silence. Take the report from the channel.
+    const report = parseDialReport(parseStasisArgs(stasisArgs(channel, this.cfg.app) ?? []));
+    if (report) {
+      this.log.warn({ callId: call.id }, 'the bot dialplan\'s report reached the app but not us; taking it from the channel');
+      return call.onReport(report);
+    }
     const context = channel?.dialplan?.context;
-    if (!(call instanceof DialplanCall) || !call.isHandedOff || context === undefined || context === this.cfg.dial_context) return;
+    if (context === undefined || context === this.cfg.dial_context) return;
     const status = await this.rest.getVar(call.id, 'STASISSTATUS').catch(() => undefined);
     if (status === 'FAILED' && call.isHandedOff) call.onLeftBotDialplan();
   }
