@@ -317,7 +317,7 @@ export class Daemon extends EventEmitter {
     if (this.live.size > 0) this.log.info({ activeCalls: this.live.size, timeoutS: Math.round(timeoutMs / 1000) }, 'stopping: waiting for live calls to end');
     if (!(await this.waitForCalls(timeoutMs))) {
       this.log.warn({ activeCalls: this.live.size }, 'shutdown timeout: hanging up the calls still in progress');
-      await Promise.all([...driversOf(this.drivers).map((driver) => driver.hangupAll()), this.twilioDialer?.hangupAll()]);
+      await Promise.all([...driversOf(this.drivers).map((driver) => driver.hangupAll()), this.twilio?.hangupAll(), this.twilioDialer?.hangupAll()]);
       // Their bot legs and bridges are being released now: let that finish (bounded) before the
       // PBX connections close, even in a hurry, or those legs would stay up in the PBX.
       await this.waitForCalls(10_000, false);

@@ -37,7 +37,7 @@ describe('config', () => {
 
   it('accepts a minimal config and fills defaults', () => {
     const config = parseConfig(minimal(), {});
-    expect(config.trunk).toEqual({ cooldown_s: 180, max_concurrent_calls: 100, max_calls_per_second: 20, max_handover_delay_ms: 3000 });
+    expect(config.trunk).toEqual({ cooldown_s: 180, max_concurrent_calls: 100, max_calls_per_second: 20, max_handover_delay_ms: 1000 });
     expect(config.session.max_age_s).toBe(170);
     expect(config.asterisk?.app).toBe('twin');
   });

@@ -123,6 +123,19 @@ describe('twilio: a call to a Twilio number', () => {
     expect(await lab.outcomeOf(call.sid)).toMatchObject({ status: 'CONNECTED', endedBy: 'bot' });
   });
 
+  it('at the shutdown timeout, completes a call still with the bot over the Calls API and counts it', async () => {
+    const lab = await start();
+    lab.twilio.botBehaviour = () => ({ kind: 'answer' }); // the bot never hangs up
+    const call = lab.twilio.placeCall();
+    await waitFor(() => call.botAnswered || undefined, 'the bot to answer');
+    await lab.daemon.stop(50);
+    expect(await lab.outcomeOf(call.sid)).toMatchObject({ status: 'CONNECTED', endedBy: 'caller' });
+    expect(await call.left).toMatchObject({ kind: 'caller-hung-up' });
+    expect(lab.calls.apiRequests).toEqual([
+      { method: 'POST', path: expect.stringMatching(new RegExp(`/Calls/${call.sid}\\.json$`)), authorized: true, status: 200 },
+    ]);
+  });
+
   it('a caller gone during the warm-up: ABANDONED, and the TwiML then returned dials nobody', async () => {
     let release!: () => void;
     const lab = await start();

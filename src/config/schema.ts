@@ -273,8 +273,8 @@ export const ConfigSchema = z.object({
      * socket) goes to the fallback at once with BUSY: the box is over capacity, and serving the
      * late callers would make every caller late. 0: never.
      */
-    max_handover_delay_ms: z.number().int().min(0).max(60_000).default(3000),
-  }).strict().default({ cooldown_s: 180, max_concurrent_calls: 100, max_calls_per_second: 20, max_handover_delay_ms: 3000 }),
+    max_handover_delay_ms: z.number().int().min(0).max(60_000).default(1000),
+  }).strict().default({ cooldown_s: 180, max_concurrent_calls: 100, max_calls_per_second: 20, max_handover_delay_ms: 1000 }),
 
   /**
    * Several PBX nodes sharing one Twin budget through Redis (src/cluster/). Without this section

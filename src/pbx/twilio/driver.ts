@@ -10,6 +10,7 @@ import type { AnsweredCall } from '../../core/types.js';
 import type { Logger } from '../../log.js';
 import { FINAL_CALL_STATUSES, send, TwilioCall, type TwilioCallInfo } from './twilio-call.js';
 import { hangupTwiml, refuseTransferTwiml } from './twiml.js';
+import { CallsApi } from './calls-api.js';
 import { WebhookServer, type TwilioRequest } from './webhook-server.js';
 
 /** CallSids already taken: a replayed webhook (same signed request again) never starts a second flow. */
@@ -28,9 +29,11 @@ export class TwilioDriver {
   private readonly server: WebhookServer;
   private readonly calls = new Map<string, TwilioCall>();
   private readonly seen = new Set<string>();
+  private readonly api: CallsApi;
 
   constructor(cfg: InboundTwilioConfig, private readonly deps: TwilioDriverDeps) {
     this.server = new WebhookServer(cfg, deps.log, (request, res) => this.dispatch(request, res));
+    this.api = new CallsApi({ apiUrl: cfg.api_url, accountSid: cfg.account_sid, authToken: cfg.auth_token });
   }
 
   start(): Promise<void> {
@@ -43,6 +46,22 @@ export class TwilioDriver {
 
   get port(): number {
     return this.server.port;
+  }
+
+  /**
+   * Shutdown timeout: the calls still with the product are completed over the Calls API (Twilio
+   * hangs up the caller and the bot's leg), and their flows end now with an outcome line, rather
+   * than going on in Twilio unseen once the process has gone.
+   */
+  async hangupAll(): Promise<void> {
+    await Promise.allSettled([...this.calls.values()].map(async (call) => {
+      try {
+        await this.api.update(call.id, 'completed');
+      } catch (err) {
+        this.deps.log.warn({ callId: call.id, err: (err as Error).message }, 'could not hang up a Twilio call at shutdown (Calls API)');
+      }
+      call.callEnded('completed by the product at shutdown');
+    }));
   }
 
   get refusedRequests(): number {

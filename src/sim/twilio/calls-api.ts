@@ -20,6 +20,8 @@ export interface StandIn {
   noteInvite(invite: SimInvite, callSid: string): void;
   readonly problems: string[];
   post(callSid: string, url: string, params: Record<string, string>): Promise<{ status: number; body: string }>;
+  /** Hangs up an incoming call the API was asked to complete; false if there is none by that CallSid. */
+  completeIncoming(sid: string): boolean;
 }
 
 export type CallStatus = 'queued' | 'ringing' | 'in-progress' | 'completed' | 'busy' | 'failed' | 'no-answer' | 'canceled';
@@ -109,7 +111,11 @@ export class TwilioCallsApiSim {
       const parent = url.searchParams.get('ParentCallSid');
       return reply(200, { calls: [...this.resources.values()].filter((c) => parent === null || c.parent_call_sid === parent) });
     }
-    const one = url.pathname.startsWith(`${base}/`) && url.pathname.endsWith('.json') ? this.resources.get(url.pathname.slice(base.length + 1, -5)) : undefined;
+    const sid = url.pathname.startsWith(`${base}/`) && url.pathname.endsWith('.json') ? url.pathname.slice(base.length + 1, -5) : undefined;
+    const one = sid === undefined ? undefined : this.resources.get(sid);
+    if (!one && sid !== undefined && req.method === 'POST' && form.Status === 'completed' && this.sim.completeIncoming(sid)) {
+      return reply(200, { sid, status: 'completed', parent_call_sid: null, end_time: new Date().toUTCString(), direction: 'inbound' });
+    }
     if (!one) return fail(404, 20404, `The requested resource ${url.pathname} was not found`);
     if (req.method === 'GET') return reply(200, one);
     if (req.method === 'POST' && (form.Status === 'canceled' || form.Status === 'completed')) {

@@ -72,6 +72,8 @@ export class TwilioSimulator extends SimulatedPbx {
   keepRequests = Infinity;
   /** Told of every request made (the benchmark times the webhooks). */
   onRequest?: (request: WebhookRecord) => void;
+  /** Incoming calls not over yet, by CallSid: the Calls API can complete them (POST Status=completed). */
+  private readonly liveCalls = new Map<string, SimTwilioCall>();
 
   constructor(private readonly options: TwilioSimOptions = {}) {
     super(options.keepInvites ?? Infinity);
@@ -110,7 +112,19 @@ export class TwilioSimulator extends SimulatedPbx {
     };
     const run = new CallRun(this, call, spec, callerGone, state);
     (call as { left: Promise<TwilioCallEnd> }).left = run.start();
+    this.liveCalls.set(sid, call);
+    void call.left.finally(() => this.liveCalls.delete(sid));
     return call;
+  }
+
+  /**
+   * The Calls API's update of an incoming call ("Update a Call resource": Status=completed hangs up
+   * a call in progress): Twilio ends it as if the caller had hung up. False for an unknown CallSid.
+   */
+  completeIncoming(sid: string): boolean {
+    const call = this.liveCalls.get(sid);
+    call?.hangup();
+    return call !== undefined;
   }
 
   /** The base parameters of every request about a call (Twilio's "TwiML Voice requests" page). */
