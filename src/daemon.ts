@@ -45,6 +45,12 @@ export interface DaemonOptions {
   role?: 'daemon' | 'dialer';
 }
 
+/**
+ * How long FreeSWITCH's dialplan is told to skip us after a shed caller (see markOverloaded): long
+ * enough to catch up, short enough not to turn away callers we could serve.
+ */
+const OVERLOAD_HOLD_MS = 300;
+
 /** Emits 'outcome' (CallOutcome) when a call has left the product, and 'trunk' (TrunkSnapshot). */
 export class Daemon extends EventEmitter {
   readonly clock: Clock;
@@ -187,6 +193,8 @@ export class Daemon extends EventEmitter {
   /** A caller the flow sent to the fallback for reaching us late: counted, and a warning at most every 10 s. */
   private onShed(call: AnsweredCall, delayMs: number): void {
     this.metrics?.recordShed(call.pbx);
+    // FreeSWITCH's shipped dialplan can skip us while we catch up (Asterisk's has no such check).
+    if (call.pbx === 'freeswitch') this.freeswitch?.markOverloaded(OVERLOAD_HOLD_MS);
     if (this.clock.now() - this.lastShedWarningAt < 10_000) return;
     this.lastShedWarningAt = this.clock.now();
     this.log.warn({ pbx: call.pbx, delayMs: Math.round(delayMs), boundMs: this.config.trunk.max_handover_delay_ms },

@@ -2,6 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { parseCallRequest } from '../src/outbound/request.js';
 import { Lab } from '../src/sim/lab.js';
+import { ManualClock } from '../src/clock.js';
 import { createLogger } from '../src/log.js';
 import { captureLog, labPerTest, waitFor } from './helpers.js';
 
@@ -37,6 +38,25 @@ describe('FreeSWITCH (ESL) specifics', () => {
     call.hangup();
     expect(await lab.outcomeOf(call.id)).toMatchObject({ status: 'CONNECTED', endedBy: 'caller', twinId });
     expect(lab.fs.commands.get(call.id)).toBe(2);
+  });
+
+  it('after shedding a late caller, tells the dialplan (twin_trunk=OVERLOADED) for 300 ms: people take the next caller without the product, then calls flow again', async () => {
+    const clock = new ManualClock(Date.now());
+    const lab = await startLab({ clock, config: { trunk: { max_handover_delay_ms: 1000 } } });
+    const late = lab.fs.placeCall({ handoverLagMs: 3000 });
+    expect(await lab.outcomeOf(late.id)).toMatchObject({ status: 'BUSY' });
+    await waitFor(() => lab.pbx().trunkState() === 'OVERLOADED' || undefined, 'twin_trunk=OVERLOADED');
+
+    const next = lab.fs.placeCall();
+    expect(await next.left).toMatchObject({ kind: 'continued', extension: 'agent', context: 'twin-fallback', vars: { TWIN_STATUS: 'BUSY' } });
+    expect(lab.outcomes.map((o) => o.callId)).not.toContain(next.id); // the product never had it
+
+    clock.advance(300);
+    await waitFor(() => lab.pbx().trunkState() === 'NOT_INUSE' || undefined, 'twin_trunk=NOT_INUSE again');
+    const onTime = lab.fs.placeCall();
+    await waitFor(() => lab.fs.channel(onTime.id)?.vars.get('TWIN_STATUS') === 'CONNECTED' || undefined, 'the next caller connected');
+    onTime.hangup();
+    expect(await lab.outcomeOf(onTime.id)).toMatchObject({ status: 'CONNECTED' });
   });
 
   it('at the shutdown timeout, hangs up a handed-over call even when setting TWIN_STATUS gets no answer (issue 13, item 2)', async () => {

@@ -23,15 +23,15 @@ export class Backoff {
   }
 }
 
-export type TrunkWord = 'NOT_INUSE' | 'BUSY' | 'UNAVAILABLE' | 'PROBING';
+export type TrunkWord = 'NOT_INUSE' | 'BUSY' | 'UNAVAILABLE' | 'PROBING' | 'OVERLOADED';
 
 /**
  * The word the dialplan sees for the trunk. The shipped dialplans skip the product only on
  * UNAVAILABLE: throttled, or probing with the probe call in progress. PROBING (the cool-down is
  * over, the next call is the probe) lets calls through, so the trunk can reopen.
  */
-export function trunkWord(trunk: TrunkSnapshot): TrunkWord {
-  if (trunk.state === 'open') return trunk.atCapacity ? 'BUSY' : 'NOT_INUSE';
+export function trunkWord(trunk: TrunkSnapshot, overloaded = false): TrunkWord {
+  if (trunk.state === 'open') return overloaded ? 'OVERLOADED' : trunk.atCapacity ? 'BUSY' : 'NOT_INUSE';
   return trunk.state === 'probing' && !trunk.probeInFlight ? 'PROBING' : 'UNAVAILABLE';
 }
 

@@ -48,15 +48,16 @@ export function asteriskTrunkCheck(path = `${DIALPLAN_DIR}asterisk/extensions.co
 }
 
 /**
- * The `twin-bot-throttled` extension of dialplan-twin.xml: a condition on ${<variable>} whose
- * actions `set` variables and `transfer` <extension> XML <context>.
+ * An extension of dialplan-twin.xml that skips the product (`twin-bot-throttled`,
+ * `twin-bot-overloaded`): a condition on ${<variable>} whose actions `set` variables and
+ * `transfer` <extension> XML <context>.
  */
-export function freeswitchTrunkCheck(path = `${DIALPLAN_DIR}freeswitch/dialplan-twin.xml`): TrunkCheck {
+export function freeswitchTrunkCheck(path = `${DIALPLAN_DIR}freeswitch/dialplan-twin.xml`, name = 'twin-bot-throttled'): TrunkCheck {
   const text = readFileSync(path, 'utf8');
-  const extension = /<extension name="twin-bot-throttled">([\s\S]*?)<\/extension>/.exec(text)?.[1];
+  const extension = new RegExp(`<extension name="${name}">([\\s\\S]*?)</extension>`).exec(text)?.[1];
   const condition = extension && /<condition field="\$\{([A-Za-z0-9_]+)\}" expression="([^"]*)">/.exec(extension);
   const transfer = extension && /<action application="transfer" data="(\S+) XML (\S+)"\/>/.exec(extension);
-  if (!condition || !transfer) throw new Error(`${path}: no twin-bot-throttled extension with a condition on a variable and a transfer`);
+  if (!condition || !transfer) throw new Error(`${path}: no ${name} extension with a condition on a variable and a transfer`);
   const vars: Record<string, string> = {};
   for (const set of extension.matchAll(/<action application="set" data="([A-Za-z_]+)=([^"]*)"\/>/g)) vars[set[1]!] = set[2]!;
   const expression = new RegExp(condition[2]!);

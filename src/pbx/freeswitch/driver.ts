@@ -53,7 +53,14 @@ export class FreeSwitchDriver implements PbxDialer {
   /** Calls an earlier run sent to Twin and never counted, followed over the inbound connection (earlier.ts). */
   private earlier = new EarlierFsCalls();
 
-  constructor(readonly cfg: FreeswitchConfig, private readonly log: Logger, private readonly onCall: FsCallHandler, clock: Clock = systemClock) {
+  /** The gate's last state, and until when (this clock) the dialplan is told the product is over capacity. */
+  private trunkSnapshot?: TrunkSnapshot;
+  private overloadedUntil = 0;
+  private overloadWatch?: Promise<void>;
+
+  constructor(
+    readonly cfg: FreeswitchConfig, private readonly log: Logger, private readonly onCall: FsCallHandler, private readonly clock: Clock = systemClock,
+  ) {
     this.botEndpoint = new BotEndpointWatch(() => freeswitchBotEndpoint(cfg.bot_endpoint, (command) => this.api(command)), log, clock);
     this.server = new CallSocketServer((socket, ready) => this.accept(socket, ready), {
       timeoutMs: cfg.command_timeout_ms, connectTimeoutMs: cfg.connect_timeout_ms, log,
@@ -138,7 +145,27 @@ export class FreeSwitchDriver implements PbxDialer {
   }
 
   publishTrunk(trunk: TrunkSnapshot): void {
-    this.trunk.set(trunkWord(trunk));
+    this.trunkSnapshot = trunk;
+    this.trunk.set(trunkWord(trunk, this.overloadedUntil > this.clock.now()));
+  }
+
+  /**
+   * The product took a caller too late and shed it: for `holdMs`, twin_trunk=OVERLOADED (while the
+   * trunk is open), so the shipped dialplan (twin-bot-overloaded) sends the next callers to people
+   * itself, instead of queueing each one on a socket this starved process would only refuse late.
+   */
+  markOverloaded(holdMs: number): void {
+    const wasOverloaded = this.overloadedUntil > this.clock.now();
+    this.overloadedUntil = this.clock.now() + holdMs;
+    if (wasOverloaded || !this.trunkSnapshot) return;
+    this.trunk.set(trunkWord(this.trunkSnapshot, true));
+    this.overloadWatch ??= this.endOverloadWhenDue();
+  }
+
+  private async endOverloadWhenDue(): Promise<void> {
+    while (this.clock.now() < this.overloadedUntil) await this.clock.sleep(this.overloadedUntil - this.clock.now());
+    this.overloadWatch = undefined;
+    if (this.trunkSnapshot) this.trunk.set(trunkWord(this.trunkSnapshot));
   }
 
   /**

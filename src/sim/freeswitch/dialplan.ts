@@ -29,16 +29,16 @@ export abstract class ShippedDialplan extends HangupAndTransfer {
   afterSocketHasBotFailed = true;
   readonly globals = new Map<string, string>();
 
-  /** The shipped dialplan's trunk check (extension twin-bot-throttled), read from dialplan-twin.xml. */
-  private readonly trunkCheck = freeswitchTrunkCheck();
+  /** The shipped dialplan's checks before `socket` (twin-bot-throttled, twin-bot-overloaded), read from dialplan-twin.xml. */
+  private readonly trunkChecks = [freeswitchTrunkCheck(), freeswitchTrunkCheck(undefined, 'twin-bot-overloaded')];
 
   /**
    * A caller whose dialplan runs `answer` (unless told not to), sets twin_* variables, then `socket`;
    * unless the shipped trunk check matches first and transfers it to the fallback.
    */
   placeCall(spec: FsPlaceCall = {}): SimCall {
-    const check = this.trunkCheck;
-    if (check.skips(this.globals.get(check.name))) {
+    const check = this.trunkChecks.find((c) => c.skips(this.globals.get(c.name)));
+    if (check) {
       const { vars, ...target } = check.fallback;
       return { id: randomUUID(), left: Promise.resolve({ kind: 'continued', ...target, vars: { ...vars } }), hangup: () => {} };
     }
