@@ -193,8 +193,8 @@ export class Daemon extends EventEmitter {
   /** A caller the flow sent to the fallback for reaching us late: counted, and a warning at most every 10 s. */
   private onShed(call: AnsweredCall, delayMs: number): void {
     this.metrics?.recordShed(call.pbx);
-    // FreeSWITCH's shipped dialplan can skip us while we catch up (Asterisk's has no such check).
-    if (call.pbx === 'freeswitch') this.freeswitch?.markOverloaded(OVERLOAD_HOLD_MS);
+    // The shipped dialplans skip us while we catch up.
+    if (call.pbx !== 'twilio') this.drivers[call.pbx]?.markOverloaded(OVERLOAD_HOLD_MS);
     if (this.clock.now() - this.lastShedWarningAt < 10_000) return;
     this.lastShedWarningAt = this.clock.now();
     this.log.warn({ pbx: call.pbx, delayMs: Math.round(delayMs), boundMs: this.config.trunk.max_handover_delay_ms },

@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { parseInviteHeaders } from '../src/sim/call-model.js';
 import { merge, type LabOptions } from '../src/sim/lab.js';
 import { labPerTest, waitFor } from './helpers.js';
+import { ManualClock } from '../src/clock.js';
 
 const startInLab = labPerTest('asterisk');
 /** These tests are about bridge mode unless they name bot_leg (the default, auto, picks dialplan when [twin-bot] exists). */
@@ -179,6 +180,27 @@ describe('Asterisk (ARI) specifics', () => {
     lab.ari.dropWebSockets(); // noticed now: the product reconnects
     expect(await lab.outcomeOf(call.id)).toMatchObject({ status: 'CONNECTED', endedBy: 'bot' });
     expect(await call.left).not.toMatchObject({ kind: 'hungup-by-caller' }); // sent on by the product, not left waiting
+  });
+
+  it('after shedding a late caller, shows Custom:twin-trunk ONHOLD for 300 ms: people take the next caller without Stasis(), then calls flow again', async () => {
+    const clock = new ManualClock(Date.now());
+    const lab = await startInLab({ clock, config: { trunk: { max_handover_delay_ms: 1000 } } });
+    const prompt = lab.ari.placeCall(); // the quickest hand-over seen is what lateness is counted from
+    await waitFor(() => lab.ari.channel(prompt.id)?.vars.get('TWIN_STATUS') === 'CONNECTED' || undefined, 'the prompt caller connected');
+    const late = lab.ari.placeCall({ stasisLagMs: 3000 });
+    expect(await lab.outcomeOf(late.id)).toMatchObject({ status: 'BUSY' });
+    await waitFor(() => lab.pbx().trunkState() === 'ONHOLD' || undefined, 'Custom:twin-trunk ONHOLD');
+
+    const next = lab.ari.placeCall();
+    expect(await next.left).toMatchObject({ kind: 'continued', context: 'twin-fallback', extension: 'agent', vars: { TWIN_STATUS: 'BUSY' } });
+    expect(lab.ari.wasAnnounced(next.id)).toBe(false); // never in Stasis
+
+    clock.advance(300);
+    await waitFor(() => lab.pbx().trunkState() === 'NOT_INUSE' || undefined, 'Custom:twin-trunk NOT_INUSE again');
+    const onTime = lab.ari.placeCall();
+    await waitFor(() => lab.ari.channel(onTime.id)?.vars.get('TWIN_STATUS') === 'CONNECTED' || undefined, 'the next caller connected');
+    for (const call of [prompt, onTime]) call.hangup();
+    for (const call of [prompt, onTime]) expect((await lab.outcomeOf(call.id)).status).toBe('CONNECTED');
   });
 
   it.each([

@@ -1,4 +1,5 @@
 /** Pieces both PBX drivers need: reconnect backoff and publishing the trunk state. */
+import type { Clock } from '../clock.js';
 import type { TrunkSnapshot } from '../core/trunk.js';
 import type { Logger } from '../log.js';
 
@@ -36,11 +37,51 @@ export function trunkWord(trunk: TrunkSnapshot, overloaded = false): TrunkWord {
 }
 
 /**
- * Asterisk's device states have no PROBING (DEVICE_STATE() would read it back as UNKNOWN):
- * RINGING stands for it, "waiting for its probe call" (a BLF lamp blinks).
+ * Asterisk's device states have no PROBING or OVERLOADED (DEVICE_STATE() would read them back as
+ * UNKNOWN): RINGING stands for PROBING, "waiting for its probe call" (a BLF lamp blinks), and
+ * ONHOLD for OVERLOADED.
  */
 export function asteriskDeviceState(word: TrunkWord): string {
-  return word === 'PROBING' ? 'RINGING' : word;
+  if (word === 'PROBING') return 'RINGING';
+  return word === 'OVERLOADED' ? 'ONHOLD' : word;
+}
+
+/**
+ * The trunk as the dialplan sees it: the gate's state, and for a short while after the product
+ * shed a caller it took too late, OVERLOADED (while the trunk is open): the shipped dialplans then
+ * send callers to people at once, so a starved box catches up instead of queueing each caller on
+ * the product only to be refused late.
+ */
+export class TrunkAnnouncer {
+  private snapshot?: TrunkSnapshot;
+  private overloadedUntil = 0;
+  private watching = false;
+
+  constructor(private readonly publish: (word: TrunkWord) => void, private readonly clock: Clock) {}
+
+  set(trunk: TrunkSnapshot): void {
+    this.snapshot = trunk;
+    this.publish(trunkWord(trunk, this.overloaded));
+  }
+
+  markOverloaded(holdMs: number): void {
+    const was = this.overloaded;
+    this.overloadedUntil = this.clock.now() + holdMs;
+    if (was || !this.snapshot) return;
+    this.publish(trunkWord(this.snapshot, true));
+    if (!this.watching) void this.endWhenDue();
+  }
+
+  private get overloaded(): boolean {
+    return this.overloadedUntil > this.clock.now();
+  }
+
+  private async endWhenDue(): Promise<void> {
+    this.watching = true;
+    while (this.overloaded) await this.clock.sleep(this.overloadedUntil - this.clock.now());
+    this.watching = false;
+    if (this.snapshot) this.publish(trunkWord(this.snapshot));
+  }
 }
 
 /**

@@ -21,13 +21,13 @@ export interface TrunkCheck {
 }
 
 /**
- * [from-customers] in extensions.conf:
+ * [from-customers] in extensions.conf, its `nth` check (0: the trunk's UNAVAILABLE, 1: ONHOLD, the product overloaded):
  *   GotoIf($["${DEVICE_STATE(Custom:<name>)}" = "<VALUE>"]?<label>) … n(<label>),Set(K=V) … Goto(ctx,ext,prio)
  */
-export function asteriskTrunkCheck(path = `${DIALPLAN_DIR}asterisk/extensions.conf`): TrunkCheck {
+export function asteriskTrunkCheck(path = `${DIALPLAN_DIR}asterisk/extensions.conf`, nth = 0): TrunkCheck {
   const text = readFileSync(path, 'utf8');
-  const check = /GotoIf\(\$\["\$\{DEVICE_STATE\(Custom:([^)]+)\)\}" (!?=) "([^"]*)"\]\?([A-Za-z0-9_-]+)\)/.exec(text);
-  if (!check) throw new Error(`${path}: no GotoIf on DEVICE_STATE(Custom:…) found`);
+  const check = [...text.matchAll(/GotoIf\(\$\["\$\{DEVICE_STATE\(Custom:([^)]+)\)\}" (!?=) "([^"]*)"\]\?([A-Za-z0-9_-]+)\)/g)][nth];
+  if (!check) throw new Error(`${path}: no GotoIf on DEVICE_STATE(Custom:…) number ${nth + 1} found`);
   const [, name = '', operator, value, label = ''] = check;
   const branch = text.slice(text.indexOf(`n(${label}),`)).split('\n');
   const vars: Record<string, string> = {};

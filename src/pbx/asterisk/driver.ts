@@ -7,7 +7,7 @@ import type { AsteriskConfig } from '../../config/schema.js';
 import type { Logger } from '../../log.js';
 import type { TrunkSnapshot } from '../../core/trunk.js';
 import type { DialRequest, DialResult, PbxDialer } from '../../core/types.js';
-import { asteriskDeviceState, Backoff, LatestValuePublisher, trunkWord, type ConnectionState } from '../shared.js';
+import { asteriskDeviceState, Backoff, LatestValuePublisher, TrunkAnnouncer, type ConnectionState } from '../shared.js';
 import { AriCall, failureFromCause, type AriCallHost } from './ari-call.js';
 import { LeftoverBridges } from './leftover-bridges.js';
 import { DialplanCall, parseDialReport, type DialReport } from './dialplan-call.js';
@@ -64,6 +64,8 @@ export class AsteriskDriver implements AriCallHost, PbxDialer {
   private retryTimer?: NodeJS.Timeout;
   private sweepTimer?: NodeJS.Timeout;
   private readonly trunk: LatestValuePublisher;
+  /** What the dialplan is told of the trunk (DEVICE_STATE(Custom:<device_state>)). */
+  private readonly announcer: TrunkAnnouncer;
   private readonly leftovers: LeftoverBridges;
   state: ConnectionState = 'connecting';
   /** Why the last connection attempt failed, in plain words. */
@@ -87,6 +89,7 @@ export class AsteriskDriver implements AriCallHost, PbxDialer {
       () => this.restClient !== undefined && this.state === 'connected',
       log, 'the trunk device state',
     );
+    this.announcer = new TrunkAnnouncer((word) => this.trunk.set(asteriskDeviceState(word)), clock);
   }
 
   get rest(): AriRest {
@@ -151,7 +154,12 @@ export class AsteriskDriver implements AriCallHost, PbxDialer {
 
   /** Shows the trunk to the dialplan: DEVICE_STATE(Custom:<name>) through ARI's global-variable call. */
   publishTrunk(trunk: TrunkSnapshot): void {
-    this.trunk.set(asteriskDeviceState(trunkWord(trunk)));
+    this.announcer.set(trunk);
+  }
+
+  /** The product shed a caller it took too late: Custom:<device_state> ONHOLD for `holdMs` (the shipped dialplan's overload check). */
+  markOverloaded(holdMs: number): void {
+    this.announcer.markOverloaded(holdMs);
   }
 
   /**

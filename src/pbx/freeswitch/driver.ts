@@ -7,7 +7,7 @@
 import type { FreeswitchConfig } from '../../config/schema.js';
 import type { Logger } from '../../log.js';
 import type { TrunkSnapshot } from '../../core/trunk.js';
-import { Backoff, LatestValuePublisher, trunkWord, type ConnectionState } from '../shared.js';
+import { Backoff, LatestValuePublisher, TrunkAnnouncer, type ConnectionState } from '../shared.js';
 import { randomUUID } from 'node:crypto';
 import type { DialRequest, DialResult, PbxDialer } from '../../core/types.js';
 import { causeCode } from '../../core/q850.js';
@@ -53,13 +53,11 @@ export class FreeSwitchDriver implements PbxDialer {
   /** Calls an earlier run sent to Twin and never counted, followed over the inbound connection (earlier.ts). */
   private earlier = new EarlierFsCalls();
 
-  /** The gate's last state, and until when (this clock) the dialplan is told the product is over capacity. */
-  private trunkSnapshot?: TrunkSnapshot;
-  private overloadedUntil = 0;
-  private overloadWatch?: Promise<void>;
+  /** What the dialplan is told of the trunk (twin_trunk). */
+  private readonly announcer: TrunkAnnouncer;
 
   constructor(
-    readonly cfg: FreeswitchConfig, private readonly log: Logger, private readonly onCall: FsCallHandler, private readonly clock: Clock = systemClock,
+    readonly cfg: FreeswitchConfig, private readonly log: Logger, private readonly onCall: FsCallHandler, clock: Clock = systemClock,
   ) {
     this.botEndpoint = new BotEndpointWatch(() => freeswitchBotEndpoint(cfg.bot_endpoint, (command) => this.api(command)), log, clock);
     this.server = new CallSocketServer((socket, ready) => this.accept(socket, ready), {
@@ -70,6 +68,7 @@ export class FreeSwitchDriver implements PbxDialer {
       () => this.control !== undefined && this.state === 'connected',
       log, 'the trunk state variable',
     );
+    this.announcer = new TrunkAnnouncer((word) => this.trunk.set(word), clock);
   }
 
   get activeCalls(): number {
@@ -145,27 +144,12 @@ export class FreeSwitchDriver implements PbxDialer {
   }
 
   publishTrunk(trunk: TrunkSnapshot): void {
-    this.trunkSnapshot = trunk;
-    this.trunk.set(trunkWord(trunk, this.overloadedUntil > this.clock.now()));
+    this.announcer.set(trunk);
   }
 
-  /**
-   * The product took a caller too late and shed it: for `holdMs`, twin_trunk=OVERLOADED (while the
-   * trunk is open), so the shipped dialplan (twin-bot-overloaded) sends the next callers to people
-   * itself, instead of queueing each one on a socket this starved process would only refuse late.
-   */
+  /** The product shed a caller it took too late: twin_trunk=OVERLOADED for `holdMs` (twin-bot-overloaded). */
   markOverloaded(holdMs: number): void {
-    const wasOverloaded = this.overloadedUntil > this.clock.now();
-    this.overloadedUntil = this.clock.now() + holdMs;
-    if (wasOverloaded || !this.trunkSnapshot) return;
-    this.trunk.set(trunkWord(this.trunkSnapshot, true));
-    this.overloadWatch ??= this.endOverloadWhenDue();
-  }
-
-  private async endOverloadWhenDue(): Promise<void> {
-    while (this.clock.now() < this.overloadedUntil) await this.clock.sleep(this.overloadedUntil - this.clock.now());
-    this.overloadWatch = undefined;
-    if (this.trunkSnapshot) this.trunk.set(trunkWord(this.trunkSnapshot));
+    this.announcer.markOverloaded(holdMs);
   }
 
   /**

@@ -43,8 +43,8 @@ export abstract class AriDialplan extends AriBridges {
   readonly dialplan: Map<string, Set<string>>;
   protected readonly deviceStates = new Map<string, string>();
 
-  /** The shipped [from-customers]' trunk check, read from extensions.conf: it runs before Stasis(). */
-  private readonly trunkCheck = asteriskTrunkCheck();
+  /** The shipped [from-customers]' checks (trunk closed, product overloaded), read from extensions.conf: they run before Stasis(). */
+  private readonly trunkChecks = [asteriskTrunkCheck(), asteriskTrunkCheck(undefined, 1)];
   private readonly shippedBotDialGoesOn = asteriskBotDialGoesOn();
 
   /** A call answered by the dialplan that runs Stasis(app, args...), unless its trunk check skips the product. */
@@ -60,8 +60,8 @@ export abstract class AriDialplan extends AriBridges {
     ch.dialplan = { context: 'from-caller', exten: opts.dialed ?? '100', priority: 4, app_name: 'Stasis', app_data: [appName, ...(opts.args ?? [])].join(',') };
     const { left, settle } = callerExit();
     this.callerWaiters.set(id, settle);
-    const check = this.trunkCheck;
-    if (check.skips(this.deviceStates.get(`Custom:${check.name}`))) {
+    const check = this.trunkChecks.find((c) => c.skips(this.deviceStates.get(`Custom:${c.name}`)));
+    if (check) {
       const { vars, ...target } = check.fallback;
       for (const [name, value] of Object.entries(vars)) ch.vars.set(name, value);
       this.finishCaller(ch, { kind: 'continued', ...target, vars: {} });
