@@ -126,6 +126,8 @@ describe('Twin callbacks', () => {
       await new Promise((r) => setTimeout(r, 5));
     }
     await waitFor(() => files('failed').length === 1, 'the callback in failed/');
+    // Written to failed/ first, then removed from pending/ (a crash in between keeps it, never loses it).
+    await waitFor(() => files('pending').length === 0, 'the callback gone from pending/');
     expect(files('pending')).toEqual([]);
     expect(customer.received).toEqual([]);
     // Attempts at 0, 1, 3, 7 … s, then every 5 min for the rest of the hour.

@@ -22,10 +22,11 @@ const fs = new FreeSwitchSimulator({ gateways: { twin: '127.0.0.1:5070' } });
 
 beforeAll(async () => {
   await Promise.all([twin.start(), ari.start(), fs.start()]);
-  // Calls last a few hundred ms, so several are in flight whenever the process is killed.
+  // Calls last over a second, so several are still in flight when the process is killed, even on
+  // a loaded machine (with 150 ms calls, a slow kill once found them all finished: no "unknown").
   for (const sim of [ari, fs]) {
     sim.subscriberBehaviour = () => ({ kind: 'answer', afterMs: 100 });
-    sim.botBehaviour = () => ({ kind: 'answer', afterMs: 20, hangupAfterMs: 150 });
+    sim.botBehaviour = () => ({ kind: 'answer', afterMs: 20, hangupAfterMs: 1000 });
   }
 });
 afterAll(async () => {

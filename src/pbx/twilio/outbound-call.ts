@@ -167,8 +167,11 @@ export class TwilioOutboundCall implements AnsweredCall {
       await sleep(this.deps.pollIntervalMs, this.stopPolling.signal);
       if (this.stopPolling.signal.aborted) break;
       try {
-        this.observe(await this.deps.api.fetch(this.sid));
+        // The bot leg before the call: a leg seen over while the call read *after* it is still up was
+        // ended by the bot. (Read the other way round, a subscriber hanging up between the two reads
+        // looked like the bot hanging up first.)
         if (this.status !== 'queued' && this.status !== 'ringing') this.botLeg = (await this.deps.api.children(this.sid))[0] ?? this.botLeg;
+        this.observe(await this.deps.api.fetch(this.sid));
         failures = 0;
       } catch (err) {
         failures += 1;
