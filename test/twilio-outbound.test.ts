@@ -66,6 +66,22 @@ describe('twilio: an outbound call', () => {
     expect(await created.ended).toBe('completed');
   });
 
+  it('tells a subscriber who hangs up between two of the product\'s reads from a bot hanging up first', async () => {
+    const lab = await start();
+    lab.twilio.botBehaviour = () => ({ kind: 'answer', afterMs: 5 });
+    lab.calls.calleeBehaviour = () => ({ kind: 'answer', afterMs: 5 }); // hangs up only when told
+    let hungUp = false;
+    lab.calls.beforeLegsRead = async (parentSid) => {
+      const created = lab.calls.calls[0];
+      if (hungUp || !created || lab.calls.legsOf(parentSid)[0]?.status !== 'in-progress') return;
+      hungUp = true;
+      created.hangup(); // after any read of the call in this poll, before this read of its legs
+      await waitFor(() => lab.calls.legsOf(parentSid).every((leg) => leg.status === 'completed') || undefined, 'the bot leg ended');
+    };
+    expect(await call(lab).result).toMatchObject({ status: 'connected', endedBy: 'subscriber' });
+    expect(hungUp).toBe(true);
+  });
+
   it('tells a subscriber who hangs up first from a bot that does', async () => {
     const lab = await start();
     lab.twilio.botBehaviour = () => ({ kind: 'answer', afterMs: 5 });

@@ -77,8 +77,15 @@ export class TwilioCallsApiSim {
   private readonly resources = new Map<string, CallResource>();
   private readonly runs = new Map<string, OutboundRun>();
   private readonly server: Server = createServer((req, res) => void this.serve(req, res));
+  /** Runs (and is awaited) before the list of a call's legs is answered: tests act between two reads of the product. */
+  beforeLegsRead?: (parentSid: string) => Promise<void> | void;
 
   constructor(private readonly sim: StandIn) {}
+
+  /** The legs a call has dialled (its <Dial> children), as the API lists them. */
+  legsOf(parentSid: string): CallResource[] {
+    return [...this.resources.values()].filter((c) => c.parent_call_sid === parentSid);
+  }
 
   /** Listens on loopback; resolves with the URL to configure as twilio.api_url. */
   async start(): Promise<string> {
@@ -109,6 +116,7 @@ export class TwilioCallsApiSim {
     if (req.method === 'POST' && url.pathname === `${base}.json`) return this.create(form, reply, fail);
     if (req.method === 'GET' && url.pathname === `${base}.json`) {
       const parent = url.searchParams.get('ParentCallSid');
+      if (parent !== null) await this.beforeLegsRead?.(parent);
       return reply(200, { calls: [...this.resources.values()].filter((c) => parent === null || c.parent_call_sid === parent) });
     }
     const sid = url.pathname.startsWith(`${base}/`) && url.pathname.endsWith('.json') ? url.pathname.slice(base.length + 1, -5) : undefined;
