@@ -152,7 +152,9 @@ export class Daemon extends EventEmitter {
     if (earlier.length > 0) this.log.info({ calls: earlier.length }, 'calls sent to Twin by an earlier run and not yet counted: following them');
     const report = (call: JournalCall, end: EarlierCallEnd) => this.reportEarlier(call, end);
     for (const driver of driversOf(this.drivers)) driver.followEarlier(earlier.filter((c) => c.pbx === driver.pbx), report);
-    for (const call of earlier.filter((c) => !this.driverOf(c.pbx))) {
+    this.twilio?.followEarlier(earlier.filter((c) => c.pbx === 'twilio' && c.direction === 'inbound'), report);
+    const followed = (call: JournalCall) => this.driverOf(call.pbx) !== undefined || (call.pbx === 'twilio' && call.direction === 'inbound' && this.twilio !== undefined);
+    for (const call of earlier.filter((c) => !followed(c))) {
       const detail = call.pbx === 'twilio' ? 'a Twilio call of an earlier run: it cannot be followed' : `${call.pbx} is no longer configured: the call cannot be followed`;
       report(call, { status: 'CONNECTED', endedBy: 'unknown', detail });
     }

@@ -8,8 +8,10 @@ import type { Config, InboundTwilioConfig } from '../../config/schema.js';
 import { selectRoute } from '../../core/route.js';
 import type { AnsweredCall } from '../../core/types.js';
 import type { Logger } from '../../log.js';
-import { FINAL_CALL_STATUSES, send, TwilioCall, type TwilioCallInfo } from './twilio-call.js';
-import { hangupTwiml, refuseTransferTwiml } from './twiml.js';
+import type { JournalCall } from '../../core/call-journal.js';
+import { TAKEN_OVER, type EarlierCallEnd, type EarlierCallReport } from '../earlier-calls.js';
+import { FINAL_CALL_STATUSES, send, TwilioCall, type DialActionParams, type TwilioCallInfo } from './twilio-call.js';
+import { actionTwiml, hangupTwiml, refuseTransferTwiml } from './twiml.js';
 import { CallsApi } from './calls-api.js';
 import { WebhookServer, type TwilioRequest } from './webhook-server.js';
 
@@ -30,14 +32,42 @@ export class TwilioDriver {
   private readonly calls = new Map<string, TwilioCall>();
   private readonly seen = new Set<string>();
   private readonly api: CallsApi;
+  /** Calls an earlier run sent to the bot (call journal), by CallSid: their <Dial> action or end may still come here. */
+  private earlier = new Map<string, JournalCall>();
+  private reportEarlier: EarlierCallReport = () => {};
 
   constructor(cfg: InboundTwilioConfig, private readonly deps: TwilioDriverDeps) {
     this.server = new WebhookServer(cfg, deps.log, (request, res) => this.dispatch(request, res));
     this.api = new CallsApi({ apiUrl: cfg.api_url, accountSid: cfg.account_sid, authToken: cfg.auth_token });
   }
 
-  start(): Promise<void> {
-    return this.server.listen();
+  /** Before start(): the Twilio calls earlier runs sent to the bot and never counted. */
+  followEarlier(calls: readonly JournalCall[], report: EarlierCallReport): void {
+    this.earlier = new Map(calls.map((call) => [call.callId, call]));
+    this.reportEarlier = report;
+  }
+
+  async start(): Promise<void> {
+    await this.server.listen();
+    void this.settleEarlierGone();
+  }
+
+  /**
+   * Earlier runs' calls that Twilio says are over (or that cannot be read) are counted now; the
+   * others are followed until their <Dial> action or their end reaches this run.
+   */
+  private async settleEarlierGone(): Promise<void> {
+    await Promise.all([...this.earlier.keys()].map(async (callSid) => {
+      let status: string;
+      try {
+        status = (await this.api.fetch(callSid)).status;
+      } catch (err) {
+        this.deps.log.warn({ callId: callSid, err: (err as Error).message }, 'could not read a Twilio call of an earlier run: counted as ended');
+        status = 'unknown';
+      }
+      if (status === 'queued' || status === 'ringing' || status === 'in-progress') return;
+      this.earlierEnded(callSid, { status: 'CONNECTED', endedBy: 'unknown', detail: `it ended while the product was not running; ${TAKEN_OVER}` });
+    }));
   }
 
   async stop(): Promise<void> {
@@ -75,8 +105,9 @@ export class TwilioDriver {
       case 'status': {
         // Acknowledged at once: Twilio wants no TwiML here.
         res.writeHead(204).end();
-        if (FINAL_CALL_STATUSES.has(params.CallStatus ?? '')) this.calls.get(params.CallSid ?? '')?.callEnded(params.CallStatus!);
-        return;
+        if (!FINAL_CALL_STATUSES.has(params.CallStatus ?? '')) return;
+        this.calls.get(params.CallSid ?? '')?.callEnded(params.CallStatus!);
+        return this.earlierEnded(params.CallSid ?? '', { status: 'CONNECTED', endedBy: 'caller', detail: TAKEN_OVER });
       }
       case 'bot-status': {
         res.writeHead(204).end();
@@ -97,6 +128,8 @@ export class TwilioDriver {
       case 'dial-action': {
         const call = this.calls.get(request.pathCallSid!);
         if (call) return call.dialEnded(params, res);
+        const earlier = this.earlier.get(request.pathCallSid!);
+        if (earlier) return this.earlierDialEnded(earlier, params, res);
         // A call this run does not know (it ended, or an earlier run had it): never leave Twilio without TwiML.
         this.deps.log.warn({ callId: request.pathCallSid }, 'Dial action for a call the product does not follow: hanging up');
         return send(res, hangupTwiml());
@@ -127,6 +160,29 @@ export class TwilioDriver {
     });
     this.calls.set(info.callSid, call);
     this.deps.onCall(call);
+  }
+
+  /**
+   * The <Dial> action of a call an earlier run sent to the bot: counted now, and the caller goes on
+   * as its route says (after_bot_hangup when the bot hung up first, the fallback when its leg failed).
+   */
+  private earlierDialEnded(call: JournalCall, params: DialActionParams, res: ServerResponse): void {
+    const callerGone = FINAL_CALL_STATUSES.has(params.CallStatus ?? '');
+    const dial = params.DialCallStatus ?? 'failed';
+    let end: EarlierCallEnd;
+    if (dial === 'completed') end = { status: 'CONNECTED', endedBy: callerGone ? 'caller' : 'bot', detail: TAKEN_OVER };
+    else if (callerGone || dial === 'canceled') end = { status: 'ABANDONED', detail: `the caller hung up while the bot leg rang; ${TAKEN_OVER}` };
+    else end = { status: 'BOT_FAILED', detail: `bot leg ${dial}; ${TAKEN_OVER}` };
+    const route = selectRoute(this.deps.config().routes, { hints: {}, dialed: call.dialed, caller: call.caller }).twilio;
+    send(res, callerGone ? hangupTwiml() : actionTwiml(end.status === 'CONNECTED' ? route.afterBotHangup : route.fallback));
+    this.earlierEnded(call.callId, end);
+  }
+
+  private earlierEnded(callSid: string, end: EarlierCallEnd): void {
+    const call = this.earlier.get(callSid);
+    if (!call) return;
+    this.earlier.delete(callSid);
+    this.reportEarlier(call, end);
   }
 
   private remember(callSid: string): void {

@@ -22,6 +22,8 @@ export interface StandIn {
   post(callSid: string, url: string, params: Record<string, string>): Promise<{ status: number; body: string }>;
   /** Hangs up an incoming call the API was asked to complete; false if there is none by that CallSid. */
   completeIncoming(sid: string): boolean;
+  /** An incoming call still up, as GET Calls/{Sid}.json shows it. */
+  incomingResource(sid: string): object | undefined;
 }
 
 export type CallStatus = 'queued' | 'ringing' | 'in-progress' | 'completed' | 'busy' | 'failed' | 'no-answer' | 'canceled';
@@ -124,6 +126,8 @@ export class TwilioCallsApiSim {
     if (!one && sid !== undefined && req.method === 'POST' && form.Status === 'completed' && this.sim.completeIncoming(sid)) {
       return reply(200, { sid, status: 'completed', parent_call_sid: null, end_time: new Date().toUTCString(), direction: 'inbound' });
     }
+    const incoming = !one && sid !== undefined && req.method === 'GET' ? this.sim.incomingResource(sid) : undefined;
+    if (incoming) return reply(200, incoming);
     if (!one) return fail(404, 20404, `The requested resource ${url.pathname} was not found`);
     if (req.method === 'GET') return reply(200, one);
     if (req.method === 'POST' && (form.Status === 'canceled' || form.Status === 'completed')) {

@@ -121,6 +121,11 @@ export class TwilioSimulator extends SimulatedPbx {
    * The Calls API's update of an incoming call ("Update a Call resource": Status=completed hangs up
    * a call in progress): Twilio ends it as if the caller had hung up. False for an unknown CallSid.
    */
+  /** An incoming call still up, as the Calls API shows it (GET Calls/{Sid}.json); undefined once it is over. */
+  incomingResource(sid: string): { sid: string; status: 'in-progress'; parent_call_sid: null; end_time: null; direction: 'inbound' } | undefined {
+    return this.liveCalls.has(sid) ? { sid, status: 'in-progress', parent_call_sid: null, end_time: null, direction: 'inbound' } : undefined;
+  }
+
   completeIncoming(sid: string): boolean {
     const call = this.liveCalls.get(sid);
     call?.hangup();
