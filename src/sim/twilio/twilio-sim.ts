@@ -74,6 +74,8 @@ export class TwilioSimulator extends SimulatedPbx {
   onRequest?: (request: WebhookRecord) => void;
   /** Incoming calls not over yet, by CallSid: the Calls API can complete them (POST Status=completed). */
   private readonly liveCalls = new Map<string, SimTwilioCall>();
+  /** Incoming calls over (the last 10 000), which the Calls API still shows as completed. */
+  private readonly endedCalls = new Set<string>();
 
   constructor(private readonly options: TwilioSimOptions = {}) {
     super(options.keepInvites ?? Infinity);
@@ -113,7 +115,11 @@ export class TwilioSimulator extends SimulatedPbx {
     const run = new CallRun(this, call, spec, callerGone, state);
     (call as { left: Promise<TwilioCallEnd> }).left = run.start();
     this.liveCalls.set(sid, call);
-    void call.left.finally(() => this.liveCalls.delete(sid));
+    void call.left.finally(() => {
+      this.liveCalls.delete(sid);
+      this.endedCalls.add(sid);
+      if (this.endedCalls.size > 10_000) this.endedCalls.delete(this.endedCalls.values().next().value!);
+    });
     return call;
   }
 
@@ -121,9 +127,10 @@ export class TwilioSimulator extends SimulatedPbx {
    * The Calls API's update of an incoming call ("Update a Call resource": Status=completed hangs up
    * a call in progress): Twilio ends it as if the caller had hung up. False for an unknown CallSid.
    */
-  /** An incoming call still up, as the Calls API shows it (GET Calls/{Sid}.json); undefined once it is over. */
-  incomingResource(sid: string): { sid: string; status: 'in-progress'; parent_call_sid: null; end_time: null; direction: 'inbound' } | undefined {
-    return this.liveCalls.has(sid) ? { sid, status: 'in-progress', parent_call_sid: null, end_time: null, direction: 'inbound' } : undefined;
+  /** An incoming call as the Calls API shows it (GET Calls/{Sid}.json): in progress, or completed once over; undefined if unknown. */
+  incomingResource(sid: string): { sid: string; status: 'in-progress' | 'completed'; parent_call_sid: null; direction: 'inbound' } | undefined {
+    if (this.liveCalls.has(sid)) return { sid, status: 'in-progress', parent_call_sid: null, direction: 'inbound' };
+    return this.endedCalls.has(sid) ? { sid, status: 'completed', parent_call_sid: null, direction: 'inbound' } : undefined;
   }
 
   completeIncoming(sid: string): boolean {
