@@ -24,6 +24,8 @@ export interface TwilioBenchReport {
   ends: Record<string, number>;
   /** This process's event-loop delay p99 during the run, ms: the stand-in's own lateness, which lands in addedMs. */
   loopP99Ms: number;
+  /** Its longest stall, ms: a rare one hides below the p99 yet delays every call in flight. */
+  loopMaxMs: number;
 }
 
 const TWIN_MS = Number(process.env.BENCH_TWIN_MS ?? 50);
@@ -59,7 +61,7 @@ async function run(rate: number, seconds: number): Promise<TwilioBenchReport> {
   const ends: Record<string, number> = {};
   for (const end of await Promise.all(calls)) ends[end.kind] = (ends[end.kind] ?? 0) + 1;
   loop.disable();
-  return { cmd: 'run', total, sentS, addedMs: added.splice(0), ends, loopP99Ms: loop.percentile(99) / 1e6 };
+  return { cmd: 'run', total, sentS, addedMs: added.splice(0), ends, loopP99Ms: loop.percentile(99) / 1e6, loopMaxMs: loop.max / 1e6 };
 }
 
 process.on('message', (msg: TwilioBenchCommand) => {

@@ -6,7 +6,9 @@
  * Each call then runs on: the bot answers, hangs up after 200 ms, the <Dial> action is answered.
  * The stand-in and the Twin simulator run in a child process (bench/twilio-sims.ts), as `npm run
  * bench` does for the PBX simulators: this process is the product's alone.
- * Run with: npm run bench:twilio   (BENCH_RATE, BENCH_SECONDS, BENCH_TWIN_MS)
+ * A first run of BENCH_WARMUP_S seconds at the same rate is not timed: both processes compile and
+ * open their connections then (before it, the cold start made most of the p99).
+ * Run with: npm run bench:twilio   (BENCH_RATE, BENCH_SECONDS, BENCH_TWIN_MS, BENCH_WARMUP_S)
  * Last line: twilio webhooks_per_s=N p50_added_ms=N p99_added_ms=N outcomes=...
  */
 import { fork, type ChildProcess } from 'node:child_process';
@@ -26,6 +28,7 @@ import type { TwilioBenchCommand, TwilioBenchReady, TwilioBenchReport } from './
 const RATE = Number(process.env.BENCH_RATE ?? 100);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 20);
 const TWIN_MS = Number(process.env.BENCH_TWIN_MS ?? 50);
+const WARMUP_S = Number(process.env.BENCH_WARMUP_S ?? 3);
 const PUBLIC_URL = 'https://connector.example.test/twilio';
 
 function startSims(): { child: ChildProcess; ready: Promise<TwilioBenchReady> } {
@@ -92,6 +95,12 @@ function warmupRoundTripMs(): number[] {
   return durations;
 }
 
+/** Polls `done` every 50 ms, for 10 s at most. */
+async function waitFor(done: () => boolean): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (!done() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+}
+
 async function main(): Promise<void> {
   const serverSide = serverSideVoiceMs();
   const warmups = warmupRoundTripMs();
@@ -101,12 +110,17 @@ async function main(): Promise<void> {
   daemon.on('outcome', (o: CallOutcome) => outcomes.push(o));
   await daemon.start();
   sims.child.send({ cmd: 'target', publicUrl: PUBLIC_URL, port: daemon.twilio!.port } satisfies TwilioBenchCommand);
+  const warmup = WARMUP_S > 0 ? await ask(sims.child, { cmd: 'run', rate: RATE, seconds: WARMUP_S }) : undefined;
+  const untimed = warmup?.total ?? 0;
+  await waitFor(() => outcomes.length >= untimed);
+  serverSide.length = 0;
+  warmups.length = 0;
   const loop = monitorEventLoopDelay({ resolution: 1 });
   loop.enable();
   const report = await ask(sims.child, { cmd: 'run', rate: RATE, seconds: SECONDS });
   loop.disable();
-  const deadline = Date.now() + 10_000;
-  while (outcomes.length < report.total && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  await waitFor(() => outcomes.length >= untimed + report.total);
+  outcomes.splice(0, untimed);
   await daemon.stop();
   sims.child.disconnect();
 
@@ -128,7 +142,8 @@ async function main(): Promise<void> {
   const trips = warmups.sort((a, b) => a - b);
   const tripAt = (p: number) => trips[Math.min(trips.length - 1, Math.floor((p / 100) * trips.length))] ?? NaN;
   console.log(`warm-up round trip as the product's client sees it (${trips.length}): p50 ${tripAt(50).toFixed(2)} ms, p99 ${tripAt(99).toFixed(2)} ms`);
-  console.log(`event-loop delay p99: product ${(loop.percentile(99) / 1e6).toFixed(1)} ms, stand-ins ${report.loopP99Ms.toFixed(1)} ms`);
+  console.log(`event-loop delay p99: product ${(loop.percentile(99) / 1e6).toFixed(1)} ms, stand-ins ${report.loopP99Ms.toFixed(1)} ms; `
+    + `max: product ${(loop.max / 1e6).toFixed(1)} ms, stand-ins ${report.loopMaxMs.toFixed(1)} ms`);
   console.log(`twilio webhooks_per_s=${(report.total / report.sentS).toFixed(0)} p50_added_ms=${pct(50).toFixed(2)} p99_added_ms=${pct(99).toFixed(2)} outcomes=${JSON.stringify(counts)}`);
 }
 
