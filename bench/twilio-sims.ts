@@ -21,6 +21,8 @@ export interface TwilioBenchReport {
   sentS: number;
   /** Per timed webhook: its round trip minus the Twin simulator's time on that call's warm-up, ms. */
   addedMs: number[];
+  /** With the Twin simulator in another process (BENCH_TWIN_URL): each webhook's round trip by CallSid, ms. */
+  webhookMs: [string, number][];
   ends: Record<string, number>;
   /** This process's event-loop delay p99 during the run, ms: the stand-in's own lateness, which lands in addedMs. */
   loopP99Ms: number;
@@ -29,6 +31,8 @@ export interface TwilioBenchReport {
 }
 
 const TWIN_MS = Number(process.env.BENCH_TWIN_MS ?? 50);
+/** Set when the Twin simulator runs in a process of its own (bench/twin-sim-child.ts). */
+const EXTERNAL_TWIN = process.env.BENCH_TWIN_URL;
 const twin = new TwinSimulator();
 twin.keepRecords = 100;
 const twilio = new TwilioSimulator({ msPerRingSecond: 10 });
@@ -38,9 +42,11 @@ twilio.botBehaviour = () => ({ kind: 'answer', hangupAfterMs: 200 });
 
 const twinMs = new Map<string, number>();
 const added: number[] = [];
+const webhookMs: [string, number][] = [];
 twin.onAnswered = (callId, ms) => twinMs.set(callId, ms);
 twilio.onRequest = (r) => {
   if (!r.url.endsWith('/voice') || r.status !== 200) return;
+  if (EXTERNAL_TWIN) return void webhookMs.push([r.callSid, r.ms]);
   const inTwin = twinMs.get(r.callSid);
   if (inTwin !== undefined) added.push(r.ms - inTwin);
   twinMs.delete(r.callSid);
@@ -61,7 +67,7 @@ async function run(rate: number, seconds: number): Promise<TwilioBenchReport> {
   const ends: Record<string, number> = {};
   for (const end of await Promise.all(calls)) ends[end.kind] = (ends[end.kind] ?? 0) + 1;
   loop.disable();
-  return { cmd: 'run', total, sentS, addedMs: added.splice(0), ends, loopP99Ms: loop.percentile(99) / 1e6, loopMaxMs: loop.max / 1e6 };
+  return { cmd: 'run', total, sentS, addedMs: added.splice(0), webhookMs: webhookMs.splice(0), ends, loopP99Ms: loop.percentile(99) / 1e6, loopMaxMs: loop.max / 1e6 };
 }
 
 process.on('message', (msg: TwilioBenchCommand) => {
@@ -70,7 +76,8 @@ process.on('message', (msg: TwilioBenchCommand) => {
 });
 process.on('disconnect', () => process.exit(0));
 
-await twin.start();
+if (!EXTERNAL_TWIN) await twin.start();
 process.send!({
-  cmd: 'ready', twinUrl: twin.url, email: twin.email, password: twin.password, accountSid: twilio.accountSid, authToken: twilio.authToken,
+  cmd: 'ready', twinUrl: EXTERNAL_TWIN ?? twin.url, email: process.env.BENCH_TWIN_EMAIL ?? twin.email,
+  password: process.env.BENCH_TWIN_PASSWORD ?? twin.password, accountSid: twilio.accountSid, authToken: twilio.authToken,
 } satisfies TwilioBenchReady);

@@ -24,6 +24,7 @@ import type { CallOutcome } from '../src/core/types.js';
 import { Daemon } from '../src/daemon.js';
 import { silentLogger } from '../src/log.js';
 import type { TwilioBenchCommand, TwilioBenchReady, TwilioBenchReport } from './twilio-sims.js';
+import type { TwinChildReady, TwinChildTimes } from './twin-sim-child.js';
 
 const RATE = Number(process.env.BENCH_RATE ?? 100);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 20);
@@ -31,11 +32,32 @@ const TWIN_MS = Number(process.env.BENCH_TWIN_MS ?? 50);
 const WARMUP_S = Number(process.env.BENCH_WARMUP_S ?? 3);
 const PUBLIC_URL = 'https://connector.example.test/twilio';
 
-function startSims(): { child: ChildProcess; ready: Promise<TwilioBenchReady> } {
+/** BENCH_TWIN_PROCESS=1: the Twin simulator in a process of its own, apart from the Twilio stand-in. */
+const TWIN_PROCESS = process.env.BENCH_TWIN_PROCESS === '1';
+
+function forkBench(name: string, env: Record<string, string>): ChildProcess {
   const ts = import.meta.url.endsWith('.ts');
-  const file = fileURLToPath(new URL(`./twilio-sims.${ts ? 'ts' : 'js'}`, import.meta.url));
-  const child = fork(file, [], { execArgv: ts ? ['--import', 'tsx'] : [], env: { ...process.env, BENCH_TWIN_MS: String(TWIN_MS) } });
-  return { child, ready: new Promise((resolve) => child.once('message', (m) => resolve(m as TwilioBenchReady))) };
+  const file = fileURLToPath(new URL(`./${name}.${ts ? 'ts' : 'js'}`, import.meta.url));
+  return fork(file, [], { execArgv: ts ? ['--import', 'tsx'] : [], env: { ...process.env, BENCH_TWIN_MS: String(TWIN_MS), ...env } });
+}
+
+function nextMessage<T>(child: ChildProcess): Promise<T> {
+  return new Promise((resolve) => child.once('message', (m) => resolve(m as T)));
+}
+
+async function startSims(): Promise<{ child: ChildProcess; twinChild?: ChildProcess; ready: TwilioBenchReady }> {
+  const twinChild = TWIN_PROCESS ? forkBench('twin-sim-child', {}) : undefined;
+  const twin = twinChild ? await nextMessage<TwinChildReady>(twinChild) : undefined;
+  const child = forkBench('twilio-sims', twin ? { BENCH_TWIN_URL: twin.twinUrl, BENCH_TWIN_EMAIL: twin.email, BENCH_TWIN_PASSWORD: twin.password } : {});
+  return { child, ...(twinChild ? { twinChild } : {}), ready: await nextMessage<TwilioBenchReady>(child) };
+}
+
+/** With the Twin simulator apart: each webhook's round trip minus Twin's own time on that call. */
+async function addedAcrossProcesses(twinChild: ChildProcess, report: TwilioBenchReport): Promise<number[]> {
+  const times = nextMessage<TwinChildTimes>(twinChild);
+  twinChild.send({ cmd: 'times' });
+  const twinMs = new Map((await times).entries);
+  return report.webhookMs.flatMap(([sid, ms]) => (twinMs.has(sid) ? [ms - twinMs.get(sid)!] : []));
 }
 
 function startDaemon(ready: TwilioBenchReady): Daemon {
@@ -104,8 +126,8 @@ async function waitFor(done: () => boolean): Promise<void> {
 async function main(): Promise<void> {
   const serverSide = serverSideVoiceMs();
   const warmups = warmupRoundTripMs();
-  const sims = startSims();
-  const daemon = startDaemon(await sims.ready);
+  const sims = await startSims();
+  const daemon = startDaemon(sims.ready);
   const outcomes: CallOutcome[] = [];
   daemon.on('outcome', (o: CallOutcome) => outcomes.push(o));
   await daemon.start();
@@ -113,6 +135,7 @@ async function main(): Promise<void> {
   const warmup = WARMUP_S > 0 ? await ask(sims.child, { cmd: 'run', rate: RATE, seconds: WARMUP_S }) : undefined;
   const untimed = warmup?.total ?? 0;
   await waitFor(() => outcomes.length >= untimed);
+  if (sims.twinChild && warmup) await addedAcrossProcesses(sims.twinChild, warmup); // forgets the untimed calls' times
   serverSide.length = 0;
   warmups.length = 0;
   const loop = monitorEventLoopDelay({ resolution: 1 });
@@ -121,8 +144,10 @@ async function main(): Promise<void> {
   loop.disable();
   await waitFor(() => outcomes.length >= untimed + report.total);
   outcomes.splice(0, untimed);
+  if (sims.twinChild) report.addedMs = await addedAcrossProcesses(sims.twinChild, report);
   await daemon.stop();
   sims.child.disconnect();
+  sims.twinChild?.disconnect();
 
   const counts: Record<string, number> = {};
   const details = new Map<string, string>();
