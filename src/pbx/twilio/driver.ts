@@ -15,6 +15,9 @@ import { actionTwiml, hangupTwiml, refuseTransferTwiml } from './twiml.js';
 import { CallsApi } from './calls-api.js';
 import { WebhookServer, type TwilioRequest } from './webhook-server.js';
 
+/** How often calls of an earlier run are looked up again in the Calls API while any is left. */
+const EARLIER_RECHECK_MS = 5 * 60_000;
+
 /** CallSids already taken: a replayed webhook (same signed request again) never starts a second flow. */
 const REMEMBERED_CALLS = 10_000;
 
@@ -35,6 +38,7 @@ export class TwilioDriver {
   /** Calls an earlier run sent to the bot (call journal), by CallSid: their <Dial> action or end may still come here. */
   private earlier = new Map<string, JournalCall>();
   private reportEarlier: EarlierCallReport = () => {};
+  private earlierTimer?: NodeJS.Timeout;
 
   constructor(cfg: InboundTwilioConfig, private readonly deps: TwilioDriverDeps) {
     this.server = new WebhookServer(cfg, deps.log, (request, res) => this.dispatch(request, res));
@@ -50,6 +54,11 @@ export class TwilioDriver {
   async start(): Promise<void> {
     await this.server.listen();
     void this.settleEarlierGone();
+    // A number without a status callback URL never tells of an end: look again now and then.
+    if (this.earlier.size > 0) {
+      this.earlierTimer = setInterval(() => void this.settleEarlierGone(), EARLIER_RECHECK_MS);
+      this.earlierTimer.unref();
+    }
   }
 
   /**
@@ -57,6 +66,7 @@ export class TwilioDriver {
    * others are followed until their <Dial> action or their end reaches this run.
    */
   private async settleEarlierGone(): Promise<void> {
+    if (this.earlier.size === 0) return clearInterval(this.earlierTimer);
     await Promise.all([...this.earlier.keys()].map(async (callSid) => {
       let status: string;
       try {
@@ -71,6 +81,7 @@ export class TwilioDriver {
   }
 
   async stop(): Promise<void> {
+    clearInterval(this.earlierTimer);
     await this.server.close();
   }
 
