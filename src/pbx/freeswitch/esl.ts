@@ -1,7 +1,7 @@
 /**
  * The only module that uses drachtio-modesl (the maintained, API-compatible fork of modesl). It
  * gives the driver promises with timeouts instead of callbacks that may never come, and contains
- * three defects of the library:
+ * these defects of the library:
  * - its parser decodes header values with decodeURIComponent, which throws inside the socket's
  *   data handler on a stray `%` (the linger notice's Channel-Name is sent raw) and would kill the
  *   process: header values are decoded leniently instead;
@@ -16,6 +16,9 @@
  *   is caught and reported as the parser's 'error', and the connection that sent it is closed;
  * - its Event adds each header after searching those it has (O(n²): a channel's ~200 headers cost
  *   more CPU than anything else the product does per call, issue 20): events are built in one pass.
+ * - it writes each line of a command with a write() of its own (one TCP segment each, Nagle being
+ *   off) and finds a header block's end byte by byte in JavaScript: one write per command, and
+ *   Buffer.indexOf.
  */
 import { createServer, type Server, type Socket } from 'node:net';
 import type { Logger } from '../../log.js';
@@ -67,9 +70,11 @@ interface ModeslConnection {
   removeListener(event: string, listener: (...args: never[]) => void): void;
   once(event: string, listener: (...args: never[]) => void): void;
   removeAllListeners(): void;
+  emit(event: 'error', err: Error): void;
 }
 interface ModeslModule {
   Connection: {
+    prototype: { send(this: ModeslConnection, command: string, args?: Record<string, string> | null): void };
     new (host: string, port: number, password: string, ready: () => void): ModeslConnection;
     /** An outbound connection (FreeSWITCH connected to us): sends `connect` at once. */
     new (socket: Socket): ModeslConnection;
@@ -122,6 +127,25 @@ Parser.prototype._parseEvent = function parseEvent(this: ModeslParser, headers: 
   this.emit('esl::event', event, headers, body);
 };
 
+/** modesl scans for the blank line byte by byte in JavaScript; Buffer.indexOf does it natively. */
+(Parser.prototype as unknown as { _indexOfHeaderEnd(this: { buffer: Buffer }): number })._indexOfHeaderEnd = function indexOfHeaderEnd() {
+  return this.buffer.indexOf('\n\n');
+};
+
+/**
+ * modesl writes a command, each header line and the blank line with a write() each: with Nagle
+ * off, one segment each, which FreeSWITCH reads one at a time. One write per command instead.
+ */
+esl.Connection.prototype.send = function send(this: ModeslConnection, command: string, args?: Record<string, string> | null): void {
+  let text = `${command}\n`;
+  if (args) for (const key of Object.keys(args)) text += `${key}: ${args[key]}\n`;
+  try {
+    this.socket?.write(`${text}\n`);
+  } catch (err) {
+    this.emit('error', err as Error);
+  }
+};
+
 const parseData = Parser.prototype._onData;
 Parser.prototype._onData = function onData(this: ModeslParser, data: Buffer): void {
   if (this.failed) return;
@@ -134,6 +158,7 @@ Parser.prototype._onData = function onData(this: ModeslParser, data: Buffer): vo
 };
 
 function lenientDecode(value: string): string {
+  if (!value.includes('%')) return value; // most values: nothing to decode
   try {
     return decodeURIComponent(value);
   } catch {
