@@ -3,6 +3,12 @@ import type { Clock } from '../clock.js';
 import type { TrunkSnapshot } from '../core/trunk.js';
 import type { Logger } from '../log.js';
 
+/**
+ * Why a call's `ended` signal aborts: its caller hung up. One error for all calls: abort() without
+ * a reason builds a DOMException (its stack) per call, which adds up when many callers give up at once.
+ */
+export const CALLER_GONE = new Error('the caller hung up');
+
 export type ConnectionState = 'connecting' | 'connected' | 'reconnecting' | 'stopped';
 
 /** Doubling delay between reconnect attempts: 250 ms up to 10 s, back to the start once connected. */

@@ -3,6 +3,7 @@ import type { SipTarget } from '../../twin/sip.js';
 import type { AnsweredCall, BotFailure, BotLegEnd, ConnectOptions, ConnectResult, EndedBy, HoldKind } from '../../core/types.js';
 import { allowedTransfer } from '../../core/route.js';
 import { ignoreGone, StasisCaller, type StasisCallerHost } from './stasis-caller.js';
+import { CALLER_GONE } from '../shared.js';
 
 /** The driver's side of a call: it feeds events in and tracks the ids of the call's other legs. */
 export interface AriCallHost extends StasisCallerHost {
@@ -169,7 +170,7 @@ export class AriCall extends StasisCaller<AriCallHost> implements AnsweredCall {
   /** The caller left Stasis (hung up, or we sent it on). */
   onCallerLeft(): void {
     if (this.ended.aborted) return;
-    this.abort.abort();
+    this.abort.abort(CALLER_GONE);
     if (this.bot.state === 'dialing') {
       clearTimeout(this.bot.timer);
       this.bot.settle({ kind: 'caller-gone' });

@@ -128,9 +128,9 @@ export class AriRest extends EventEmitter {
     // ari-client's own HTTP (the api-docs at connect) uses Node's global agent: keep it bounded.
     http.globalAgent.maxSockets = cfg.max_http_connections;
     const client = (await ari.connect(cfg.url, cfg.username, cfg.password)) as AriClientLike;
-    guardEventFrames(client as GuardedClient, log); // before start() opens the websocket
     const rest = new AriRest(client, cfg);
-    for (const type of USED_EVENTS) client.on(type, (event: AriEvent) => rest.emit('event', event));
+    // Before start() opens the websocket. The events the driver uses go to it as parsed JSON.
+    guardEventFrames(client as GuardedClient, log, { types: new Set(USED_EVENTS), deliver: (event) => rest.emit('event', event) });
     for (const name of ['WebSocketConnected', 'WebSocketReconnecting', 'WebSocketMaxRetries']) {
       client.on(name, (err?: Error) => rest.emit(name, err));
     }

@@ -1,7 +1,8 @@
 import type { SipTarget } from '../../twin/sip.js';
 import type { AnsweredCall, BotFailure, ConnectResult, TwinStatus } from '../../core/types.js';
 import type { AriCallHost } from './ari-call.js';
-import { StasisCaller } from './stasis-caller.js';
+import { isGone, StasisCaller } from './stasis-caller.js';
+import { CALLER_GONE } from '../shared.js';
 import { AriError } from './ari-rest.js';
 
 /** How the bot leg ended, as the dialplan reports it by entering Stasis again (see the [twin-bot] snippet). */
@@ -91,7 +92,7 @@ export class DialplanCall extends StasisCaller<AriCallHost> implements AnsweredC
       }
     } catch (err) {
       this.handedOff = false;
-      if (this.ended.aborted) return { kind: 'caller-gone' };
+      if (this.ended.aborted || isGone(err)) return { kind: 'caller-gone' };
       this.host.log.warn({ callId: this.id, err: (err as Error).message }, 'could not hand the caller to the bot dialplan');
       return { kind: 'failed', reason: 'error', pbxReason: 'continue refused' };
     }
@@ -175,7 +176,7 @@ export class DialplanCall extends StasisCaller<AriCallHost> implements AnsweredC
   /** StasisEnd/ChannelDestroyed. After the hand-off, StasisEnd only means the caller went to [twin-bot]. */
   onCallerLeft(): void {
     if (this.handedOff || this.ended.aborted) return;
-    this.abort.abort();
+    this.abort.abort(CALLER_GONE);
   }
 
   /** The caller is gone while in the dialplan and no report came (ARI was away): the call is over. */
@@ -195,7 +196,7 @@ export class DialplanCall extends StasisCaller<AriCallHost> implements AnsweredC
   onReport(report: DialReport): void {
     if (!this.handedOff) return;
     this.handedOff = false;
-    if (report.report === 'hangup') this.abort.abort();
+    if (report.report === 'hangup') this.abort.abort(CALLER_GONE);
     this.settleDial?.(report);
   }
 

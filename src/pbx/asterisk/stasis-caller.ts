@@ -51,12 +51,15 @@ export abstract class StasisCaller<Host extends StasisCallerHost = StasisCallerH
    * exit waits for its answer (the dialplan reads it after the exit) but not for its success.
    */
   async leave(action: Fallback, status: TwinStatus): Promise<void> {
+    // Gone from our app (hung up): nothing to send on, and each request would only fail (404).
+    if (this.ended.aborted) return;
     // Neither a hold that could not be stopped nor a status that could not be set keeps the caller here.
     const holdStopped = this.stopHold().then(() => undefined, (err: Error) => err);
     const statusSet = this.setStatus(status).then(() => undefined, (err: Error) => err);
     const [holdError, statusError] = await Promise.all([holdStopped, statusSet]);
-    if (holdError) this.host.log.warn({ callId: this.id, err: holdError.message }, 'could not stop the hold');
-    if (statusError) this.host.log.warn({ callId: this.id, err: statusError.message }, 'could not set TWIN_STATUS');
+    // A caller who hung up meanwhile (404) is no news: only other failures are logged.
+    if (holdError && !isGone(holdError)) this.host.log.warn({ callId: this.id, err: holdError.message }, 'could not stop the hold');
+    if (statusError && !isGone(statusError)) this.host.log.warn({ callId: this.id, err: statusError.message }, 'could not set TWIN_STATUS');
     await this.exit(action);
   }
 
@@ -73,7 +76,7 @@ export abstract class StasisCaller<Host extends StasisCallerHost = StasisCallerH
         await attempt();
         return;
       } catch (err) {
-        if ((err as { notFound?: boolean }).notFound || this.ended.aborted) return; // the caller is gone already
+        if (isGone(err) || this.ended.aborted) return; // the caller is gone already
         firstError ??= err;
       }
     }
@@ -100,6 +103,11 @@ export abstract class StasisCaller<Host extends StasisCallerHost = StasisCallerH
 }
 
 export function ignoreGone(err: unknown): void {
-  if ((err as { notFound?: boolean }).notFound) return;
+  if (isGone(err)) return;
   throw err;
+}
+
+/** ARI answered 404: the channel (or bridge) is gone already. */
+export function isGone(err: unknown): boolean {
+  return (err as { notFound?: boolean }).notFound === true;
 }

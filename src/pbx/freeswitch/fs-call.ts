@@ -8,6 +8,7 @@ import type {
   AnsweredCall, BotFailure, BotLegEnd, ConnectOptions, ConnectResult, EndedBy, Fallback, HoldKind, TwinStatus,
 } from '../../core/types.js';
 import type { CallSocket, EslEvent } from './esl.js';
+import { CALLER_GONE } from '../shared.js';
 import {
   endedByAfterTransfer, printableName, RELEASE_TRANSFER_GUARD, targetOf, TRANSFER_CONTEXT, transferredAway,
   transferVariables, verdictOfEventApp, type TransferVerdict,
@@ -24,8 +25,6 @@ type BotLeg =
   | { state: 'transferred'; target: string; settle: (who: EndedBy) => void }
   | { state: 'done' };
 
-/** Why `ended` aborts: the caller's channel hung up (or its socket ended). */
-const CALLER_GONE = new Error('the caller hung up');
 
 /** How long release() waits for FreeSWITCH's last events before closing the socket anyway. */
 const FINAL_EVENTS_MS = 5000;
@@ -545,7 +544,7 @@ export class FsCall implements AnsweredCall {
       const away = transferredAway(event, this.transferHistory);
       if (away?.context === TRANSFER_CONTEXT) this.bot = { state: 'transferring', target: away.target };
     }
-    this.abort.abort(CALLER_GONE); // a reason of ours: the default one builds a DOMException (its stack) per call
+    this.abort.abort(CALLER_GONE);
     const bot = this.bot;
     if (bot.state === 'dialing') this.settleBot({ kind: 'caller-gone' });
     else if (bot.state === 'transferred') bot.settle(endedByAfterTransfer(event));
