@@ -8,7 +8,12 @@
  * bench` does for the PBX simulators: this process is the product's alone.
  * A first run of BENCH_WARMUP_S seconds at the same rate is not timed: both processes compile and
  * open their connections then (before it, the cold start made most of the p99).
- * Run with: npm run bench:twilio   (BENCH_RATE, BENCH_SECONDS, BENCH_TWIN_MS, BENCH_WARMUP_S)
+ * BENCH_CAPTURE=1 (root, tcpdump): the timed run is also captured on `lo`, and "added" is taken
+ * from kernel timestamps as well: webhook in → TwiML out at the product's port, less warm-up out →
+ * Twin's answer in at Twin's port. That leaves out the stand-ins' own delays (their event loops,
+ * on the same two cores) and keeps everything the product does, the time before it reads the
+ * webhook and after it writes the TwiML included.
+ * Run with: npm run bench:twilio   (BENCH_RATE, BENCH_SECONDS, BENCH_TWIN_MS, BENCH_WARMUP_S, BENCH_CAPTURE)
  * Last line: twilio webhooks_per_s=N p50_added_ms=N p99_added_ms=N outcomes=...
  */
 import { fork, type ChildProcess } from 'node:child_process';
@@ -25,6 +30,8 @@ import { Daemon } from '../src/daemon.js';
 import { silentLogger } from '../src/log.js';
 import type { TwilioBenchCommand, TwilioBenchReady, TwilioBenchReport } from './twilio-sims.js';
 import type { TwinChildReady, TwinChildTimes } from './twin-sim-child.js';
+import { startTcpdump } from './real-pbx/capture.js';
+import { exchanges, readHttpMessages } from './http-capture.js';
 
 const RATE = Number(process.env.BENCH_RATE ?? 100);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 20);
@@ -34,6 +41,7 @@ const PUBLIC_URL = 'https://connector.example.test/twilio';
 
 /** BENCH_TWIN_PROCESS=1: the Twin simulator in a process of its own, apart from the Twilio stand-in. */
 const TWIN_PROCESS = process.env.BENCH_TWIN_PROCESS === '1';
+const CAPTURE = process.env.BENCH_CAPTURE === '1';
 
 function forkBench(name: string, env: Record<string, string>): ChildProcess {
   const ts = import.meta.url.endsWith('.ts');
@@ -117,6 +125,29 @@ function warmupRoundTripMs(): number[] {
   return durations;
 }
 
+/**
+ * Per call, from the capture: (TwiML out − webhook in) at the product's port, less (Twin's answer
+ * in − warm-up out) at Twin's port, matched by CallSid (the webhook's form, the warm-up's callId).
+ */
+function addedOnTheWire(pcap: string, productPort: number, twinPort: number): { added: number[]; unreadable: number } {
+  const { messages, unreadable } = readHttpMessages(pcap);
+  const webhooks = exchanges(messages, productPort, (req) => (req.startLine.includes('/voice ') ? new URLSearchParams(req.body).get('CallSid') ?? undefined : undefined));
+  const warmups = exchanges(messages, twinPort, (req) => {
+    if (!req.startLine.startsWith('POST /api/v1/calls')) return undefined;
+    try {
+      return (JSON.parse(req.body) as { calls?: { callId?: string }[] }).calls?.[0]?.callId;
+    } catch {
+      return undefined;
+    }
+  });
+  const added: number[] = [];
+  for (const [sid, hook] of webhooks) {
+    const warm = warmups.get(sid);
+    if (warm) added.push((hook.answeredAt - hook.sentAt) - (warm.answeredAt - warm.sentAt));
+  }
+  return { added, unreadable };
+}
+
 /** Polls `done` every 50 ms, for 10 s at most. */
 async function waitFor(done: () => boolean): Promise<void> {
   const deadline = Date.now() + 10_000;
@@ -138,10 +169,15 @@ async function main(): Promise<void> {
   if (sims.twinChild && warmup) await addedAcrossProcesses(sims.twinChild, warmup); // forgets the untimed calls' times
   serverSide.length = 0;
   warmups.length = 0;
+  const productPort = daemon.twilio!.port;
+  const twinPort = Number(new URL(sims.ready.twinUrl).port);
+  const pcap = join(mkdtempSync(join(tmpdir(), 'twin-bench-capture-')), 'webhooks.pcap');
+  const capture = CAPTURE ? await startTcpdump(pcap, 'lo', ['tcp', 'and', '(', 'port', String(productPort), 'or', 'port', String(twinPort), ')']) : undefined;
   const loop = monitorEventLoopDelay({ resolution: 1 });
   loop.enable();
   const report = await ask(sims.child, { cmd: 'run', rate: RATE, seconds: SECONDS });
   loop.disable();
+  const captured = capture ? { dropped: (await capture.stop()).dropped, added: addedOnTheWire(pcap, productPort, twinPort) } : undefined;
   await waitFor(() => outcomes.length >= untimed + report.total);
   outcomes.splice(0, untimed);
   if (sims.twinChild) report.addedMs = await addedAcrossProcesses(sims.twinChild, report);
@@ -169,6 +205,13 @@ async function main(): Promise<void> {
   console.log(`warm-up round trip as the product's client sees it (${trips.length}): p50 ${tripAt(50).toFixed(2)} ms, p99 ${tripAt(99).toFixed(2)} ms`);
   console.log(`event-loop delay p99: product ${(loop.percentile(99) / 1e6).toFixed(1)} ms, stand-ins ${report.loopP99Ms.toFixed(1)} ms; `
     + `max: product ${(loop.max / 1e6).toFixed(1)} ms, stand-ins ${report.loopMaxMs.toFixed(1)} ms`);
+  if (captured) {
+    const wire = captured.added.added.sort((a, b) => a - b);
+    const w = (p: number) => wire[Math.min(wire.length - 1, Math.floor((p / 100) * wire.length))] ?? NaN;
+    console.log(`added on the wire (kernel timestamps at the product's and Twin's ports, ${wire.length} calls, ${captured.dropped} packets dropped, `
+      + `${captured.added.unreadable} streams unreadable): p50 ${w(50).toFixed(2)} ms, p90 ${w(90).toFixed(2)} ms, p99 ${w(99).toFixed(2)} ms, max ${(wire.at(-1) ?? NaN).toFixed(1)} ms`);
+    console.log(`twilio-wire webhooks_per_s=${(report.total / report.sentS).toFixed(0)} p50_added_ms=${w(50).toFixed(2)} p99_added_ms=${w(99).toFixed(2)} calls=${wire.length}`);
+  }
   console.log(`twilio webhooks_per_s=${(report.total / report.sentS).toFixed(0)} p50_added_ms=${pct(50).toFixed(2)} p99_added_ms=${pct(99).toFixed(2)} outcomes=${JSON.stringify(counts)}`);
 }
 

@@ -1,6 +1,7 @@
 /**
  * SIP timestamps from a tcpdump capture (kernel timestamps, and cheaper for the PBX than SIPp's
- * message traces): start/stop tcpdump, read the pcap file, pick out SIP messages.
+ * message traces): start/stop tcpdump, read the pcap file, pick out SIP messages (and TCP
+ * segments, for bench/http-capture.ts).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -14,8 +15,13 @@ export interface Capture {
  * SIP on `port`, and with `rtpToPort` the RTP sent to that port (the callers' media: did they hear
  * a ringback while waiting?).
  */
-export async function startCapture(file: string, iface: string, port: number, rtpToPort?: number): Promise<Capture> {
+export function startCapture(file: string, iface: string, port: number, rtpToPort?: number): Promise<Capture> {
   const filter = rtpToPort === undefined ? ['udp', 'port', String(port)] : ['udp', 'and', '(', 'port', String(port), 'or', 'dst', 'port', String(rtpToPort), ')'];
+  return startTcpdump(file, iface, filter);
+}
+
+/** tcpdump writing `file` with a capture filter given as words (e.g. ['tcp', 'port', '80']). */
+export async function startTcpdump(file: string, iface: string, filter: string[]): Promise<Capture> {
   // -B: a bigger kernel buffer so bursts are not dropped; -s 0: whole packets (SIP INVITEs are ~1 kB).
   const child = spawn('tcpdump', ['-i', iface, '-n', '-s', '0', '-B', '32768', '-w', file, ...filter], {
     stdio: ['ignore', 'ignore', 'pipe'],
@@ -54,7 +60,7 @@ export interface UdpPacket {
 }
 
 /** Classic pcap (not pcapng): global header, then per packet a 16-byte record header and the frame. */
-export function readPcap(file: string): UdpPacket[] {
+export function readPcap(file: string, protocol: 'udp' | 'tcp' = 'udp'): UdpPacket[] {
   const buf = readFileSync(file);
   if (buf.length < 24) return [];
   const magic = buf.readUInt32LE(0);
@@ -69,7 +75,7 @@ export function readPcap(file: string): UdpPacket[] {
     const caplen = u32(at + 8);
     const frame = buf.subarray(at + 16, at + 16 + caplen);
     at += 16 + caplen;
-    const packet = udpOf(frame, linkType);
+    const packet = protocol === 'udp' ? udpOf(frame, linkType) : tcpOf(frame, linkType);
     if (packet) packets.push({ t, ...packet });
   }
   return packets;
@@ -95,6 +101,21 @@ function udpOf(frame: Buffer, linkType: number): Omit<UdpPacket, 't'> | undefine
     srcPort: frame.readUInt16BE(udp),
     dstPort: frame.readUInt16BE(udp + 2),
     payload: frame.subarray(udp + 8, Math.min(frame.length, udp + length)),
+  };
+}
+
+/** A TCP segment's ports and payload (no reassembly: loopback captures lose nothing and reorder nothing). */
+function tcpOf(frame: Buffer, linkType: number): Omit<UdpPacket, 't'> | undefined {
+  if (frame.length < 20) return undefined;
+  const ip = ipOffset(frame, linkType);
+  if (ip === undefined || frame.length < ip + 40) return undefined;
+  if (frame[ip]! >> 4 !== 4 || frame[ip + 9] !== 6) return undefined; // IPv4, TCP
+  const tcp = ip + (frame[ip]! & 0x0f) * 4;
+  const end = Math.min(frame.length, ip + frame.readUInt16BE(ip + 2));
+  return {
+    srcPort: frame.readUInt16BE(tcp),
+    dstPort: frame.readUInt16BE(tcp + 2),
+    payload: frame.subarray(tcp + (frame[tcp + 12]! >> 4) * 4, end),
   };
 }
 
