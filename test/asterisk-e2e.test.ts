@@ -203,6 +203,28 @@ describe('Asterisk (ARI) specifics', () => {
     for (const call of [prompt, onTime]) expect((await lab.outcomeOf(call.id)).status).toBe('CONNECTED');
   });
 
+  it('a caller Asterisk itself took 500 ms to bring to the app: Custom:twin-trunk INUSE for 5 s, so the shipped dialplan skips Playtones(ring); then it rings again', async () => {
+    const clock = new ManualClock(Date.now());
+    const lab = await startInLab({ clock });
+    const held = () => lab.twin.script(() => ({ kind: 'held', until: new Promise((r) => setTimeout(r, 30)) }));
+    held();
+    const late = lab.ari.placeCall({ args: ['ringback=dialplan'], createdBeforeStasisMs: 500 });
+    expect(lab.ari.channel(late.id)?.ringing).toBe(true); // the check ran before the product knew
+    await waitFor(() => lab.pbx().trunkState() === 'INUSE' || undefined, 'Custom:twin-trunk INUSE');
+
+    const quiet = lab.ari.placeCall({ args: ['ringback=dialplan'] });
+    expect(lab.ari.channel(quiet.id)?.ringing).toBe(false); // waits in silence, but is served
+    await waitFor(() => lab.ari.channel(quiet.id)?.vars.get('TWIN_STATUS') === 'CONNECTED' || undefined, 'the quiet caller connected');
+
+    clock.advance(5000);
+    await waitFor(() => lab.pbx().trunkState() === 'NOT_INUSE' || undefined, 'Custom:twin-trunk NOT_INUSE again');
+    const ringing = lab.ari.placeCall({ args: ['ringback=dialplan'] });
+    expect(lab.ari.channel(ringing.id)?.ringing).toBe(true);
+    await waitFor(() => lab.ari.channel(ringing.id)?.vars.get('TWIN_STATUS') === 'CONNECTED' || undefined, 'the next caller connected');
+    for (const call of [late, quiet, ringing]) call.hangup();
+    for (const call of [late, quiet, ringing]) expect((await lab.outcomeOf(call.id)).status).toBe('CONNECTED');
+  });
+
   it.each([
     { has: true, mode: 'dialplan' },
     { has: false, mode: 'bridge' },

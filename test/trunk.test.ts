@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../src/clock.js';
-import { TrunkGate, type Admission } from '../src/core/trunk.js';
+import { TrunkGate, type Admission, type TrunkSnapshot } from '../src/core/trunk.js';
+import { TrunkAnnouncer, type TrunkWord } from '../src/pbx/shared.js';
 
 const limits = { cooldown_s: 180, max_concurrent_calls: 3, max_calls_per_second: 2 };
 
@@ -110,5 +111,30 @@ describe('trunk gate', () => {
     gate.reportFailure(a, 'x');
     gate.release(a);
     expect(seen).toEqual(['open/full', 'throttled/full', 'throttled']);
+  });
+});
+
+describe('TrunkAnnouncer: the word the dialplan sees while the box is strained', () => {
+  const openTrunk = { state: 'open', atCapacity: false, probeInFlight: false } as unknown as TrunkSnapshot;
+  const settle = () => new Promise((resolve) => setImmediate(resolve));
+
+  it('shows OVERLOADED over QUIET, each for its own hold, then the trunk as it is', async () => {
+    const clock = new ManualClock();
+    const words: TrunkWord[] = [];
+    const announcer = new TrunkAnnouncer((word) => words.push(word), clock);
+    announcer.set(openTrunk);
+    announcer.markQuiet(5000);
+    announcer.markOverloaded(300);
+    expect(words).toEqual(['NOT_INUSE', 'QUIET', 'OVERLOADED']);
+    clock.advance(300);
+    await settle();
+    expect(words.at(-1)).toBe('QUIET'); // the overload hold ended before the quiet one
+    announcer.markQuiet(5000); // a later late caller: the quiet hold runs from now
+    clock.advance(4900);
+    await settle();
+    expect(words.at(-1)).toBe('QUIET');
+    for (let i = 0; i < 3; i += 1) { clock.advance(100); await settle(); }
+    expect(words.at(-1)).toBe('NOT_INUSE');
+    expect(words).toEqual(['NOT_INUSE', 'QUIET', 'OVERLOADED', 'QUIET', 'NOT_INUSE']);
   });
 });

@@ -200,6 +200,12 @@ export const ConfigSchema = z.object({
     moh_class: z.string().min(1).default('default'),
     bot_answer_timeout_s: positiveInt.max(300).default(30),
     /**
+     * A caller that took Asterisk longer than this from its channel's creation to our app
+     * (StasisStart) shows Asterisk short of CPU: for 2 s the trunk's device state is INUSE, and
+     * the shipped dialplan lets callers wait without `Playtones(ring)`. 0: never.
+     */
+    quiet_ringback_above_ms: z.number().int().min(0).max(60_000).default(150),
+    /**
      * Who acts on the bot's REFER: `ari` (Asterisk 20.13+, 21.8+, 22.3+: PJSIP_TRANSFER_HANDLING
      * ari-only; the product checks the target, dials it and reports to the bot), `core` (Asterisk
      * transfers by itself within transfer_context), `auto` (ari when the version has it).

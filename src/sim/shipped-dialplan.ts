@@ -48,6 +48,22 @@ export function asteriskTrunkCheck(path = `${DIALPLAN_DIR}asterisk/extensions.co
 }
 
 /**
+ * [from-customers]' check that skips the ringback: the GotoIf on DEVICE_STATE(Custom:<name>) whose
+ * label is the Stasis() line itself, so that `Playtones(ring)` in between does not run. The value it
+ * skips on (INUSE: the product's QUIET); undefined when the file has no such check.
+ */
+export function asteriskRingbackCheck(path = `${DIALPLAN_DIR}asterisk/extensions.conf`): { name: string; skipsOn: string } | undefined {
+  const text = readFileSync(path, 'utf8');
+  for (const check of text.matchAll(/GotoIf\(\$\["\$\{DEVICE_STATE\(Custom:([^)]+)\)\}" = "([^"]*)"\]\?([A-Za-z0-9_-]+)\)/g)) {
+    const [, name = '', value = '', label = ''] = check;
+    const target = new RegExp(`same => n\\(${label}\\),Stasis\\(`).exec(text);
+    const between = target ? text.slice(check.index, target.index) : '';
+    if (target && between.includes('Playtones(ring)')) return { name, skipsOn: value };
+  }
+  return undefined;
+}
+
+/**
  * An extension of dialplan-twin.xml that skips the product (`twin-bot-throttled`,
  * `twin-bot-overloaded`): a condition on ${<variable>} whose actions `set` variables and
  * `transfer` <extension> XML <context>.

@@ -47,6 +47,8 @@ export interface AriChannel {
   id: string;
   name?: string;
   state?: string;
+  /** When Asterisk created the channel (its clock, e.g. 2026-12-06T22:37:01.123+0000). */
+  creationtime?: string;
   caller?: { name?: string; number?: string };
   dialplan?: { context?: string; exten?: string; priority?: number; app_name?: string; app_data?: string };
 }

@@ -39,6 +39,9 @@ interface PendingDial {
   timer: NodeJS.Timeout;
 }
 
+/** How long the dialplan skips the ringback after a caller reached our app late. */
+const QUIET_HOLD_MS = 5000;
+
 export class AsteriskDriver implements AriCallHost, PbxDialer {
   readonly pbx = 'asterisk' as const;
   private restClient?: AriRest;
@@ -160,6 +163,20 @@ export class AsteriskDriver implements AriCallHost, PbxDialer {
   /** The product shed a caller it took too late: Custom:<device_state> ONHOLD for `holdMs` (the shipped dialplan's overload check). */
   markOverloaded(holdMs: number): void {
     this.announcer.markOverloaded(holdMs);
+  }
+
+  /**
+   * Asterisk took longer than `quiet_ringback_above_ms` from a caller's channel to its StasisStart
+   * (both its own clock): it is short of CPU. The dialplan then skips `Playtones(ring)` for
+   * QUIET_HOLD_MS (Custom:<device_state> INUSE): the tones of callers waiting for Twin are what
+   * tips a full Asterisk over (bench/real-pbx, a Twin of 0.3-1.5 s: ~3 ms of Asterisk CPU per
+   * second of ringback per caller), and once over, the longer waits ring more.
+   */
+  private quietIfLate(channel: AriChannel, timestamp: string | undefined): void {
+    const boundMs = this.cfg.quiet_ringback_above_ms;
+    if (boundMs === 0 || channel.creationtime === undefined || timestamp === undefined) return;
+    const lateMs = Date.parse(timestamp) - Date.parse(channel.creationtime);
+    if (lateMs > boundMs) this.announcer.markQuiet(QUIET_HOLD_MS);
   }
 
   /**
@@ -560,6 +577,7 @@ export class AsteriskDriver implements AriCallHost, PbxDialer {
     );
     this.earlier.forget(channel.id); // sent to Twin by an earlier run, left waiting in the app: this call flow counts it
     call.handoverDelayMs = this.handoverDelay.observe(Date.parse(event.timestamp ?? ''));
+    this.quietIfLate(channel, event.timestamp);
     this.calls.set(channel.id, call);
     this.onCall(call);
   }

@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { asteriskTime, buildInvite, channelJson, fromHeader, type AriSimOptions, type CallerResult, type SimChannel } from './model.js';
 import { callerExit, type SimCall } from '../call-model.js';
-import { asteriskBotDialGoesOn, asteriskTrunkCheck } from '../shipped-dialplan.js';
+import { asteriskBotDialGoesOn, asteriskRingbackCheck, asteriskTrunkCheck } from '../shipped-dialplan.js';
 import { AriBridges } from './bridges.js';
 import { callTimer } from '../simulated-pbx.js';
 
@@ -24,6 +24,8 @@ export interface PlaceCallOptions {
    * backed up on a box out of CPU (the event's `timestamp` is when the channel entered Stasis()).
    */
   stasisLagMs?: number;
+  /** How long before its StasisStart the caller's channel was created (Asterisk itself late): its creationtime. */
+  createdBeforeStasisMs?: number;
 }
 
 export abstract class AriDialplan extends AriBridges {
@@ -46,6 +48,8 @@ export abstract class AriDialplan extends AriBridges {
   /** The shipped [from-customers]' checks (trunk closed, product overloaded), read from extensions.conf: they run before Stasis(). */
   private readonly trunkChecks = [asteriskTrunkCheck(), asteriskTrunkCheck(undefined, 1)];
   private readonly shippedBotDialGoesOn = asteriskBotDialGoesOn();
+  /** The shipped check that skips Playtones(ring) while Asterisk runs late (Custom:<name> INUSE). */
+  private readonly ringbackCheck = asteriskRingbackCheck();
 
   /** A call answered by the dialplan that runs Stasis(app, args...), unless its trunk check skips the product. */
   placeCall(opts: PlaceCallOptions = {}): SimCall {
@@ -56,7 +60,10 @@ export abstract class AriDialplan extends AriBridges {
     });
     ch.state = 'Up';
     ch.answeredAt = performance.now(); // Answer(,i) before Stasis()
-    ch.ringing = (opts.args ?? []).includes('ringback=dialplan'); // the shipped Playtones(ring) before Stasis()
+    // The shipped Playtones(ring) before Stasis(), unless its device-state check skipped it.
+    const quiet = this.ringbackCheck && this.deviceStates.get(`Custom:${this.ringbackCheck.name}`) === this.ringbackCheck.skipsOn;
+    ch.ringing = (opts.args ?? []).includes('ringback=dialplan') && !quiet;
+    if (opts.createdBeforeStasisMs) ch.creationtime = asteriskTime(new Date(Date.now() - opts.createdBeforeStasisMs));
     ch.dialplan = { context: 'from-caller', exten: opts.dialed ?? '100', priority: 4, app_name: 'Stasis', app_data: [appName, ...(opts.args ?? [])].join(',') };
     const { left, settle } = callerExit();
     this.callerWaiters.set(id, settle);
