@@ -53,6 +53,11 @@ export function readFallbackLines(file: string, from: number): FallbackLine[] {
   }
   const freeswitch = /(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d\.\d+).*(?:twin-bench product: the product|twin-connector) did not take the call \(TWIN_STATUS=([^)]*)\)/g;
   for (const m of text.matchAll(freeswitch)) out.push({ t: at(m[1]!, m[2]!), kind: m[3] ? 'product' : 'stasis-failed' });
+  if (out.length === 0 && /fallback TWIN_STATUS=|did not take the call \(TWIN_STATUS=/.test(text)) {
+    // Asterisk's default `[Dec  6 23:35:06]` has no year and no ms: every such call would count as "missing".
+    console.warn(`${file} has fallback lines, but none with a time stamp like [2026-12-06 23:35:06.123]: `
+      + 'set dateformat=%F %T.%3q in logger.conf [general] and run `logger reload`');
+  }
   return out;
 }
 
