@@ -100,7 +100,15 @@ export class Daemon extends EventEmitter {
     this.freeswitch = this.drivers.freeswitch;
     const twilio = config.twilio;
     if (twilio?.public_url !== undefined && !dialer) this.twilio = this.createTwilio({ ...twilio, public_url: twilio.public_url });
-    if (twilio) this.twilioDialer = new TwilioDialer(twilio, this.log, this.clock);
+    if (twilio) {
+      // Followed by Twilio's callbacks when Twilio can reach this daemon (its public_url), else by reading the Calls API.
+      const callbacks = this.twilio && twilio.outbound_status !== 'poll' ? this.twilio.outboundUrls : undefined;
+      if (twilio.outbound_status === 'callbacks' && !callbacks) {
+        this.log.warn('twilio.outbound_status is callbacks, but Twilio cannot call back without twilio.public_url: outbound calls are polled');
+      }
+      const twilioDialer = this.twilioDialer = new TwilioDialer(twilio, this.log, this.clock, callbacks);
+      if (this.twilio && callbacks) this.twilio.onOutbound = (kind, params, res) => twilioDialer.onWebhook(kind, params, res);
+    }
     this.outbound = new Outbound({ ...this.flowDeps(), dialers: { ...this.drivers, twilio: this.twilioDialer } });
     this.outbound.on('result', (result: OutboundResult) => this.journal?.done(result.pbx, result.id));
     if (!dialer) {

@@ -25,7 +25,7 @@ const TO = '+442079460018';
 const FROM = '+12025550143';
 
 /** Rings are shrunk 20 times (1 s → 50 ms), polls every 20 ms: a pause after the bot spans several reads. */
-const start = twilioLabPerTest(
+const startLab = twilioLabPerTest(
   (options) => ({ ...options, twilio: { msPerRingSecond: 50, ...options.twilio } }),
   async (lab) => {
     // Every call the product created is over at Twilio: nothing left ringing or talking.
@@ -38,8 +38,15 @@ function call(lab: TwilioLab, input: Partial<CallRequestInput> = {}) {
   return lab.daemon.placeCall(parseCallRequest({ to: TO, from: FROM, bot: 'sales', pbx: 'twilio', ...input }, lab.config));
 }
 
-describe('twilio: an outbound call', () => {
-  it('warms up, creates the call with inline TwiML that dials the bot with the session id, and connects', async () => {
+/**
+ * The daemon follows its calls by Twilio's callbacks (it has a public_url: `auto`), or by reading
+ * the Calls API (`poll`, as the CLI always does): every test of this block runs both ways.
+ */
+describe.each(['callbacks', 'poll'] as const)('twilio: an outbound call, followed by %s', (mode) => {
+  const start = (options: Parameters<typeof startLab>[0] = {}) =>
+    startLab({ ...options, config: { ...options.config, twilio: { outbound_status: mode === 'poll' ? 'poll' : 'auto', ...(options.config?.twilio as Record<string, unknown> | undefined) } } });
+
+  it('warms up, creates the call with TwiML that dials the bot with the session id, and connects', async () => {
     const lab = await start();
     lab.twilio.botBehaviour = () => ({ kind: 'answer', afterMs: 5, hangupAfterMs: 50 });
     const placed = call(lab, { record: true, variables: { lang: 'en' } });
@@ -53,9 +60,19 @@ describe('twilio: an outbound call', () => {
 
     const created = lab.calls.calls[0]!;
     expect(created.params).toMatchObject({ To: TO, From: FROM, Timeout: '30' });
-    expect(created.params.StatusCallback).toBeUndefined(); // no public URL the CLI could be reached at
     const twiml = readTwiml(created.params.Twiml!);
-    expect(twiml.children.map((v) => v.name)).toEqual(['Dial', 'Pause', 'Hangup']);
+    if (mode === 'poll') {
+      expect(created.params.StatusCallback).toBeUndefined();
+      expect(twiml.children.map((v) => v.name)).toEqual(['Dial', 'Pause', 'Hangup']);
+    } else {
+      expect(created.params).toMatchObject({
+        StatusCallback: 'https://connector.example.test/twilio/outbound-status', StatusCallbackMethod: 'POST', StatusCallbackEvent: 'ringing answered completed',
+      });
+      expect(twiml.children.map((v) => v.name)).toEqual(['Dial']);
+      expect(twiml.children[0]!.attrs.action).toBe('https://connector.example.test/twilio/outbound-dial-action');
+      // Twilio told the daemon everything: the Calls API was only written to, never read.
+      expect(lab.calls.apiRequests.filter((r) => r.method === 'GET')).toEqual([]);
+    }
     expect(twiml.children[0]!.attrs).toMatchObject({ timeout: '30', callerId: FROM });
 
     const headers = Object.fromEntries(lab.twilio.invites[0]!.headers);
@@ -64,22 +81,6 @@ describe('twilio: an outbound call', () => {
     expect(headers['X-TWIN-EnableRecord']).toBe('1');
     expect(lab.calls.apiRequests.every((r) => r.authorized)).toBe(true);
     expect(await created.ended).toBe('completed');
-  });
-
-  it('tells a subscriber who hangs up between two of the product\'s reads from a bot hanging up first', async () => {
-    const lab = await start();
-    lab.twilio.botBehaviour = () => ({ kind: 'answer', afterMs: 5 });
-    lab.calls.calleeBehaviour = () => ({ kind: 'answer', afterMs: 5 }); // hangs up only when told
-    let hungUp = false;
-    lab.calls.beforeLegsRead = async (parentSid) => {
-      const created = lab.calls.calls[0];
-      if (hungUp || !created || lab.calls.legsOf(parentSid)[0]?.status !== 'in-progress') return;
-      hungUp = true;
-      created.hangup(); // after any read of the call in this poll, before this read of its legs
-      await waitFor(() => lab.calls.legsOf(parentSid).every((leg) => leg.status === 'completed') || undefined, 'the bot leg ended');
-    };
-    expect(await call(lab).result).toMatchObject({ status: 'connected', endedBy: 'subscriber' });
-    expect(hungUp).toBe(true);
   });
 
   it('tells a subscriber who hangs up first from a bot that does', async () => {
@@ -154,6 +155,24 @@ describe('twilio: an outbound call', () => {
     expect(out.text()).not.toContain(lab.twilio.authToken);
     expect(out.text()).not.toContain('wrong-token-123');
     expect(JSON.stringify(good)).not.toContain(lab.twilio.authToken);
+  });
+});
+
+describe('twilio: an outbound call, followed by reading the Calls API', () => {
+  it('tells a subscriber who hangs up between two of the product\'s reads from a bot hanging up first', async () => {
+    const lab = await startLab({ config: { twilio: { outbound_status: 'poll' } } });
+    lab.twilio.botBehaviour = () => ({ kind: 'answer', afterMs: 5 });
+    lab.calls.calleeBehaviour = () => ({ kind: 'answer', afterMs: 5 }); // hangs up only when told
+    let hungUp = false;
+    lab.calls.beforeLegsRead = async (parentSid) => {
+      const created = lab.calls.calls[0];
+      if (hungUp || !created || lab.calls.legsOf(parentSid)[0]?.status !== 'in-progress') return;
+      hungUp = true;
+      created.hangup(); // after any read of the call in this poll, before this read of its legs
+      await waitFor(() => lab.calls.legsOf(parentSid).every((leg) => leg.status === 'completed') || undefined, 'the bot leg ended');
+    };
+    expect(await call(lab).result).toMatchObject({ status: 'connected', endedBy: 'subscriber' });
+    expect(hungUp).toBe(true);
   });
 });
 

@@ -126,6 +126,13 @@ export const TwilioSchema = z.object({
    * rings and while it talks to the bot: the CLI has no public URL for status callbacks.
    */
   poll_interval_ms: z.number().int().min(20).max(10_000).default(1000),
+  /**
+   * How the daemon follows its outbound Twilio calls: `callbacks` (Twilio's status callbacks and
+   * the <Dial> action at public_url; the Calls API is read only every 30 s, in case one is lost),
+   * `poll` (the Calls API every poll_interval_ms), `auto`: callbacks when the daemon has a
+   * public_url. The CLI (`call`, `campaign`) has no public URL and always polls.
+   */
+  outbound_status: z.enum(['auto', 'callbacks', 'poll']).default('auto'),
 }).strict();
 
 export const ConfigSchema = z.object({

@@ -50,7 +50,7 @@ export class CallsApi {
   }
 
   /** POST Calls.json: Twilio answers 201 with the new call (status queued). */
-  create(params: Record<string, string>): Promise<CallResource> {
+  create(params: Record<string, string | string[]>): Promise<CallResource> {
     return this.request('POST', '/Calls.json', params);
   }
 
@@ -69,13 +69,13 @@ export class CallsApi {
     return page.calls ?? [];
   }
 
-  private async request<T = CallResource>(method: 'GET' | 'POST', path: string, form?: Record<string, string>): Promise<T> {
+  private async request<T = CallResource>(method: 'GET' | 'POST', path: string, form?: Record<string, string | string[]>): Promise<T> {
     let res: Response;
     try {
       res = await fetch(this.base + path, {
         method,
         headers: { authorization: this.authorization, accept: 'application/json', ...(form ? { 'content-type': 'application/x-www-form-urlencoded' } : {}) },
-        ...(form ? { body: new URLSearchParams(form).toString() } : {}),
+        ...(form ? { body: formBody(form) } : {}),
         signal: AbortSignal.timeout(this.timeoutMs),
       });
     } catch (err) {
@@ -87,6 +87,13 @@ export class CallsApi {
     if (res.ok && body !== undefined) return body as T;
     throw apiError(res.status, body);
   }
+}
+
+/** A list goes as the same name repeated (StatusCallbackEvent=ringing&StatusCallbackEvent=answered), as Twilio's libraries send it. */
+function formBody(form: Record<string, string | string[]>): string {
+  const body = new URLSearchParams();
+  for (const [name, value] of Object.entries(form)) for (const one of [value].flat()) body.append(name, one);
+  return body.toString();
 }
 
 function parseJson(text: string): unknown {

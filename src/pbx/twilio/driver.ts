@@ -13,7 +13,8 @@ import { TAKEN_OVER, type EarlierCallEnd, type EarlierCallReport } from '../earl
 import { FINAL_CALL_STATUSES, send, TwilioCall, type DialActionParams, type TwilioCallInfo } from './twilio-call.js';
 import { actionTwiml, hangupTwiml, refuseTransferTwiml } from './twiml.js';
 import { CallsApi } from './calls-api.js';
-import { WebhookServer, type TwilioRequest } from './webhook-server.js';
+import { WebhookServer, type OutboundWebhookKind, type TwilioRequest } from './webhook-server.js';
+import type { OutboundWebhookUrls } from './outbound-dialer.js';
 
 /** How often calls of an earlier run are looked up again in the Calls API while any is left. */
 const EARLIER_RECHECK_MS = 5 * 60_000;
@@ -39,6 +40,8 @@ export class TwilioDriver {
   private earlier = new Map<string, JournalCall>();
   private reportEarlier: EarlierCallReport = () => {};
   private earlierTimer?: NodeJS.Timeout;
+  /** Callbacks about the calls the daemon placed (its Twilio dialer's). */
+  onOutbound?: (kind: OutboundWebhookKind, params: Record<string, string>, res: ServerResponse) => void;
 
   constructor(cfg: InboundTwilioConfig, private readonly deps: TwilioDriverDeps) {
     this.server = new WebhookServer(cfg, deps.log, (request, res) => this.dispatch(request, res));
@@ -89,6 +92,11 @@ export class TwilioDriver {
     return this.server.port;
   }
 
+  /** Where the daemon's outbound calls send their callbacks (as Twilio signs them). */
+  get outboundUrls(): OutboundWebhookUrls {
+    return { status: this.server.url('outbound-status'), dialAction: this.server.url('outbound-dial-action'), botStatus: this.server.url('outbound-bot-status') };
+  }
+
   /**
    * Shutdown timeout: the calls still with the product are completed over the Calls API (Twilio
    * hangs up the caller and the bot's leg), and their flows end now with an outcome line, rather
@@ -112,6 +120,9 @@ export class TwilioDriver {
   private dispatch(request: TwilioRequest, res: ServerResponse): void {
     const { params } = request;
     switch (request.kind) {
+      case 'outbound-status': case 'outbound-dial-action': case 'outbound-bot-status':
+        if (this.onOutbound) return this.onOutbound(request.kind, params, res);
+        return request.kind === 'outbound-dial-action' ? send(res, hangupTwiml()) : void res.writeHead(204).end();
       case 'voice': return this.incoming(params, res);
       case 'status': {
         // Acknowledged at once: Twilio wants no TwiML here.

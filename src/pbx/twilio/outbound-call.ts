@@ -3,6 +3,9 @@
  * Twilio runs the call by itself from the inline TwiML given at creation (dial the bot, then hang
  * up); the product follows it by reading the call and its <Dial> leg from the API every
  * poll interval, and ends it with an update (canceled while it rings, completed once answered).
+ * With callbacks (the daemon's public_url, outbound_status), Twilio tells instead: the call's status
+ * callback, the <Sip> status (the bot answered) and the <Dial> action (how the bot leg ended, and
+ * whether the subscriber was still there); the API is then read only every 30 s, in case one is lost.
  */
 import type { AnsweredCall, BotLegEnd, ConnectResult, DialResult } from '../../core/types.js';
 import type { Logger } from '../../log.js';
@@ -14,6 +17,9 @@ const FINAL: ReadonlySet<TwilioCallStatus> = new Set(['completed', 'busy', 'fail
 const MAX_READ_FAILURES = 10;
 /** How long past its own timeout Twilio may take to report a ring or a bot leg's end. */
 const REPORT_MARGIN_MS = 15_000;
+/** With callbacks: how often the call is read anyway (a callback Twilio could not deliver). */
+const SAFETY_READ_MS = 30_000;
+const STATUSES: ReadonlySet<string> = new Set(['queued', 'ringing', 'in-progress', 'completed', 'busy', 'failed', 'no-answer', 'canceled']);
 
 export interface OutboundCallSetup {
   /** Our id for the call (the warm-up's callId), not Twilio's CallSid. */
@@ -30,6 +36,8 @@ export interface OutboundCallDeps {
   api: CallsApi;
   log: Logger;
   pollIntervalMs: number;
+  /** Twilio calls back (status, <Dial> action, <Sip> status): reads are only a safety net. */
+  callbacks?: boolean;
   /** Told once, when the call is over at Twilio and the product is done with it. */
   done: (call: TwilioOutboundCall) => void;
 }
@@ -49,6 +57,10 @@ export class TwilioOutboundCall implements AnsweredCall {
   /** The <Dial><Sip> leg, once Twilio lists it. */
   private botLeg?: CallResource;
   private lost?: string;
+  /** From the <Dial> action: who was there when the bot leg ended (callbacks only). */
+  private botLegEndedBy?: BotLegEnd;
+  /** The <Dial> action was answered <Hangup/>: Twilio ends the call by itself. */
+  private endingByTwiml = false;
   private readonly waiters = new Set<() => void>();
   private readonly stopPolling = new AbortController();
 
@@ -62,6 +74,7 @@ export class TwilioOutboundCall implements AnsweredCall {
   /** The subscriber's answer or the dial's failure, as a PBX's originate reports it. */
   async rung(): Promise<DialResult> {
     const deadline = Date.now() + this.setup.ringTimeoutS * 1000 + REPORT_MARGIN_MS;
+    this.wakeAt(deadline);
     const status = await this.until(() => (this.status === 'queued' || this.status === 'ringing') && Date.now() < deadline ? undefined : this.status);
     if (this.lost) return { kind: 'failed', reason: 'error', detail: this.lost };
     switch (status) {
@@ -87,6 +100,7 @@ export class TwilioOutboundCall implements AnsweredCall {
       return { kind: 'failed', reason: 'error', pbxReason: 'the session was renewed after Twilio had dialled the bot with the earlier one' };
     }
     const deadline = Date.now() + this.setup.answerTimeoutS * 1000 + REPORT_MARGIN_MS;
+    this.wakeAt(deadline);
     const leg = await this.until(() => {
       const status = this.botLeg?.status;
       if (status !== undefined && status !== 'queued' && status !== 'ringing') return status;
@@ -119,7 +133,7 @@ export class TwilioOutboundCall implements AnsweredCall {
 
   /** Ends the call at Twilio if it is not over: canceled while it rings, completed once answered. */
   async hangUp(): Promise<void> {
-    if (FINAL.has(this.status) || this.lost) return;
+    if (FINAL.has(this.status) || this.lost || this.endingByTwiml) return;
     const status = this.status === 'in-progress' ? 'completed' : 'canceled';
     try {
       this.observe(await this.deps.api.update(this.sid, status));
@@ -135,6 +149,7 @@ export class TwilioOutboundCall implements AnsweredCall {
    */
   private async botLegEnded(): Promise<BotLegEnd> {
     return this.until(() => {
+      if (this.botLegEndedBy !== undefined) return this.botLegEndedBy;
       const legOver = this.botLeg !== undefined && FINAL.has(this.botLeg.status);
       const callOver = FINAL.has(this.status) || this.lost !== undefined;
       if (!legOver && !callOver) return undefined;
@@ -160,11 +175,61 @@ export class TwilioOutboundCall implements AnsweredCall {
     });
   }
 
+  // ---- callbacks (outbound_status: callbacks) ----
+
+  /** The call's status callback (ringing, answered, completed, busy, …). */
+  onStatus(params: Record<string, string>): void {
+    const status = params.CallStatus ?? '';
+    if (!STATUSES.has(status) || FINAL.has(this.status)) return;
+    this.status = status as TwilioCallStatus;
+    if (FINAL.has(this.status)) this.endTime ??= Date.now();
+    this.news();
+  }
+
+  /** The <Sip> status callback: the bot answered its leg. */
+  onBotAnswered(legSid: string): void {
+    if (this.botLeg !== undefined && FINAL.has(this.botLeg.status)) return;
+    this.botLeg = { sid: legSid, status: 'in-progress', parent_call_sid: this.sid, end_time: null };
+    this.news();
+  }
+
+  /**
+   * The <Dial> action: the bot leg is over (DialCallStatus), and CallStatus says whether the
+   * subscriber was still there: still in progress → the bot ended first, and the answer <Hangup/>
+   * ends the call; completed → the subscriber hung up first (Twilio does not run the answer).
+   */
+  onDialAction(params: Record<string, string>): void {
+    const dialStatus = params.DialCallStatus === 'answered' ? 'completed' : params.DialCallStatus ?? 'failed';
+    const legStatus = (STATUSES.has(dialStatus) ? dialStatus : 'failed') as TwilioCallStatus;
+    const subscriberGone = FINAL.has((params.CallStatus ?? '') as TwilioCallStatus);
+    this.botLeg = { sid: params.DialCallSid ?? this.botLeg?.sid ?? '', status: legStatus, parent_call_sid: this.sid, end_time: new Date().toUTCString() };
+    if (legStatus === 'completed') this.botLegEndedBy = subscriberGone ? 'caller' : 'bot';
+    if (subscriberGone) this.onStatus({ CallStatus: 'completed' });
+    else this.endingByTwiml = true;
+    this.news();
+  }
+
+  /** After news from Twilio (a read or a callback): the call's end, the waits, and whether there is more to learn. */
+  private news(): void {
+    if (FINAL.has(this.status) || this.lost) this.gone.abort(new Error(this.lost ?? `Twilio reported the call ${this.status}`));
+    for (const wake of [...this.waiters]) wake();
+    // Over at Twilio and read with its bot leg: nothing more to learn.
+    if ((FINAL.has(this.status) && (this.botLeg === undefined || FINAL.has(this.botLeg.status))) || this.lost) this.finish();
+  }
+
+  /** Waits that depend on the clock alone (the ring bound) are checked once more then. */
+  private wakeAt(deadline: number): void {
+    const timer = setTimeout(() => { for (const wake of [...this.waiters]) wake(); }, Math.max(0, deadline - Date.now()) + 1);
+    timer.unref();
+    this.stopPolling.signal.addEventListener('abort', () => clearTimeout(timer), { once: true });
+  }
+
   /** Reads the call (and its bot leg once answered) until it is over or the product lets it go. */
   private async poll(): Promise<void> {
     let failures = 0;
+    const intervalMs = this.deps.callbacks ? Math.max(SAFETY_READ_MS, this.deps.pollIntervalMs) : this.deps.pollIntervalMs;
     while (!this.stopPolling.signal.aborted) {
-      await sleep(this.deps.pollIntervalMs, this.stopPolling.signal);
+      await sleep(intervalMs, this.stopPolling.signal);
       if (this.stopPolling.signal.aborted) break;
       try {
         // The bot leg before the call: a leg seen over while the call read *after* it is still up was
@@ -178,10 +243,7 @@ export class TwilioOutboundCall implements AnsweredCall {
         this.deps.log.warn({ callId: this.id, twilioCallSid: this.sid, failures, reason: (err as Error).message }, 'could not read the Twilio call');
         if (failures >= MAX_READ_FAILURES) this.lost = `lost track of the call at Twilio: ${(err as Error).message}`;
       }
-      if (FINAL.has(this.status) || this.lost) this.gone.abort(new Error(this.lost ?? `Twilio reported the call ${this.status}`));
-      for (const wake of [...this.waiters]) wake();
-      // Over at Twilio and read with its bot leg: nothing more to learn.
-      if ((FINAL.has(this.status) && (this.botLeg === undefined || FINAL.has(this.botLeg.status))) || this.lost) this.finish();
+      this.news();
     }
     // Timers of waits that depend on the clock alone (the ring bound) are checked once more.
     for (const wake of [...this.waiters]) wake();

@@ -14,9 +14,13 @@ export const MAX_WEBHOOK_BYTES = 64 * 1024;
 /**
  * voice, status: the number's webhooks. Per call: dial-action (the bot's <Dial> ended), bot-status
  * (the bot answered), refer (the bot sent a SIP REFER: <Dial referUrl>), transfer-action (the <Dial>
- * to the person the bot transferred to ended).
+ * to the person the bot transferred to ended). outbound-*: calls the product placed (outbound_status).
  */
-export type WebhookKind = 'voice' | 'status' | 'dial-action' | 'bot-status' | 'refer' | 'transfer-action';
+export type WebhookKind = 'voice' | 'status' | 'dial-action' | 'bot-status' | 'refer' | 'transfer-action' | OutboundWebhookKind;
+
+/** An outbound call's status callback, its <Dial> action and its <Sip> status: matched by CallSid / ParentCallSid. */
+export type OutboundWebhookKind = 'outbound-status' | 'outbound-dial-action' | 'outbound-bot-status';
+const OUTBOUND_KINDS: ReadonlySet<string> = new Set(['outbound-status', 'outbound-dial-action', 'outbound-bot-status']);
 
 const PER_CALL_KINDS: ReadonlySet<string> = new Set(['dial-action', 'bot-status', 'refer', 'transfer-action']);
 
@@ -105,7 +109,7 @@ export class WebhookServer {
     if (!path.startsWith(`${this.basePath}/`)) throw new Refusal(404, 'not found');
     const [kind, callSid, ...rest] = path.slice(this.basePath.length + 1).split('/');
     if (rest.length > 0) throw new Refusal(404, 'not found');
-    if ((kind === 'voice' || kind === 'status') && callSid === undefined) return { kind };
+    if ((kind === 'voice' || kind === 'status' || OUTBOUND_KINDS.has(kind ?? '')) && callSid === undefined) return { kind: kind as WebhookKind };
     if (kind !== undefined && PER_CALL_KINDS.has(kind) && callSid !== undefined && CALL_SID.test(callSid)) return { kind: kind as WebhookKind, pathCallSid: callSid };
     throw new Refusal(404, 'not found');
   }

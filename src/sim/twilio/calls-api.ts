@@ -110,7 +110,10 @@ export class TwilioCallsApiSim {
     };
     const chunks: Buffer[] = [];
     for await (const chunk of req) chunks.push(chunk as Buffer);
-    const form = Object.fromEntries(new URLSearchParams(Buffer.concat(chunks).toString('utf8')));
+    const search = new URLSearchParams(Buffer.concat(chunks).toString('utf8'));
+    const form = Object.fromEntries(search);
+    // A list parameter comes as the same name repeated (what Twilio's libraries send): kept space-separated.
+    if (search.getAll('StatusCallbackEvent').length > 1) form.StatusCallbackEvent = search.getAll('StatusCallbackEvent').join(' ');
     // Twilio's error body: { code, message, more_info, status } ("API responses" page).
     const fail = (status: number, code: number, message: string) => reply(status, { code, message, more_info: `https://www.twilio.com/docs/errors/${code}`, status });
     if (!authorized) return fail(401, 20003, 'Authenticate');
@@ -230,7 +233,12 @@ class OutboundRun {
       switch (verb.name) {
         case 'Hangup': return;
         case 'Pause': await this.pause(Number(verb.attrs.length ?? 1)); break;
-        case 'Dial': await this.dial(verb); break;
+        case 'Dial': {
+          const action = await this.dial(verb);
+          // With an action URL, Twilio goes on with the TwiML it answers, not with the next verb.
+          if (action) return this.runTwiml(action);
+          break;
+        }
         default: throw new Error(`the stand-in does not run <${verb.name}> in an outbound call`);
       }
     }
@@ -240,14 +248,19 @@ class OutboundRun {
     return Promise.race([this.calleeGone, new Promise<void>((r) => setTimeout(r, lengthS * this.sim.msPerRingSecond))]);
   }
 
-  /** <Dial><Sip>: a child call (ParentCallSid = this call) to the bot, which the tests script as for incoming calls. */
-  private async dial(verb: TwimlNode): Promise<void> {
+  /**
+   * <Dial><Sip>: a child call (ParentCallSid = this call) to the bot, which the tests script as for
+   * incoming calls; the <Sip> statusCallback (answered) and the <Dial> action (DialCallStatus, and
+   * the call's own CallStatus: completed once the subscriber has hung up, and then the TwiML the
+   * action answers is not run) as for incoming calls. Resolves with the action's TwiML to run.
+   */
+  private async dial(verb: TwimlNode): Promise<TwimlNode | undefined> {
     const sip = verb.children.find((n) => n.name === 'Sip');
     if (!sip) throw new Error('the stand-in dials only <Sip> from an outbound call');
     const parsed = parseSipUri(sip.text);
     if (parsed.problem) {
       this.sim.problems.push(parsed.problem);
-      return;
+      return undefined;
     }
     const child = this.api.newResource(this.resource.sid, parsed.uri, verb.attrs.callerId ?? this.resource.from, 'outbound-dial');
     this.set(child, 'ringing');
@@ -257,11 +270,27 @@ class OutboundRun {
     const leg = await runBotLeg(this.sim.botBehaviour(invite), timeoutMs, this.calleeGone, () => {
       child.start_time = new Date().toUTCString();
       this.set(child, 'in-progress');
+      const events = (sip.attrs.statusCallbackEvent ?? '').split(/\s+/);
+      if (sip.attrs.statusCallback && events.includes('answered')) {
+        void this.sim.post(child.sid, sip.attrs.statusCallback, { ...this.callbackParams(child), CallStatus: 'in-progress', ParentCallSid: this.resource.sid });
+      }
     });
     // The subscriber's hang-up ends both calls at once: the parent first, as Twilio sees it.
-    if (leg.endedBy === 'caller') this.end('completed');
+    if (leg.endedBy === 'caller' || leg.dialCallStatus === 'canceled') this.end('completed');
     child.end_time = new Date().toUTCString();
     this.set(child, leg.dialCallStatus);
+    if (!verb.attrs.action) return undefined;
+    const res = await this.sim.post(this.resource.sid, verb.attrs.action, {
+      ...this.callbackParams(this.resource), CallStatus: this.isGone() ? 'completed' : 'in-progress',
+      DialCallStatus: leg.dialCallStatus, DialCallSid: child.sid,
+      ...(leg.sipCode !== undefined ? { DialSipResponseCode: String(leg.sipCode) } : {}),
+    });
+    if (this.isGone() || res.status !== 200) return undefined;
+    return readTwiml(res.body);
+  }
+
+  private callbackParams(call: CallResource): Record<string, string> {
+    return { AccountSid: this.sim.accountSid, ApiVersion: '2010-04-01', CallSid: call.sid, From: call.from, To: call.to, Direction: call.direction };
   }
 
   private isGone(): boolean {
@@ -284,9 +313,6 @@ class OutboundRun {
     const events = (this.params.StatusCallbackEvent ?? 'completed').split(/[\s,]+/);
     const event = status === 'in-progress' ? 'answered' : FINAL.has(status) ? 'completed' : status;
     if (!events.includes(event)) return;
-    void this.sim.post(call.sid, url, {
-      AccountSid: this.sim.accountSid, ApiVersion: '2010-04-01', CallSid: call.sid, CallStatus: status,
-      From: call.from, To: call.to, Direction: call.direction,
-    });
+    void this.sim.post(call.sid, url, { ...this.callbackParams(call), CallStatus: status });
   }
 }
