@@ -82,7 +82,8 @@ async function runOutbound(lab: TwilioLab, n: number): Promise<void> {
   const placed = lab.daemon.placeCall(parseCallRequest({ to: '+442079460018', from: '+12025550143', bot: 'sales', pbx: 'twilio' }, lab.config));
   const result = await placed.result;
   const created = lab.calls.calls.at(-1);
-  if (created) say(`#${n} POST Calls.json → ${created.resource.sid} (Timeout ${created.params.Timeout}, inline TwiML <Dial><Sip>); Twilio says ${created.resource.status}`);
+  const followed = created?.params.StatusCallback ? `, followed by status callbacks and the <Dial> action at ${created.params.StatusCallback.replace(/\/[^/]*$/, '/…')}` : ', followed by reading the Calls API';
+  if (created) say(`#${n} POST Calls.json → ${created.resource.sid} (Timeout ${created.params.Timeout}, inline TwiML <Dial><Sip>${followed}); Twilio says ${created.resource.status}`);
   const invite = lab.twilio.invites[invitesBefore];
   if (invite) say(`#${n} bot INVITE ${invite.requestUri} with ${invite.headers.map(([k, v]) => `${k}: ${v}`).join(', ')}`);
   say(`#${n} outcome ${result.status}${result.endedBy ? ` (${result.endedBy} hung up first)` : ''}${result.detail ? ` — ${result.detail}` : ''}\n`);
