@@ -158,6 +158,18 @@ describe.each(['callbacks', 'poll'] as const)('twilio: an outbound call, followe
   });
 });
 
+describe('twilio: an outbound call followed by callbacks, when Twilio cannot deliver them', () => {
+  it('still learns the call\'s end from the Calls API, read every 30 poll intervals (1 s at least), and counts it', async () => {
+    const lab = await startLab();
+    lab.calls.losingCallbacks = true; // every status callback and the <Dial> action fail (HTTP 502)
+    lab.twilio.botBehaviour = () => ({ kind: 'answer', afterMs: 5, hangupAfterMs: 50 });
+    const result = await call(lab).result;
+    expect(result).toMatchObject({ status: 'connected' });
+    expect(lab.calls.calls[0]!.params.StatusCallback).toBeDefined(); // it was asked for callbacks
+    expect(lab.calls.apiRequests.filter((r) => r.method === 'GET').length).toBeGreaterThan(0);
+  });
+});
+
 describe('twilio: an outbound call, followed by reading the Calls API', () => {
   it('tells a subscriber who hangs up between two of the product\'s reads from a bot hanging up first', async () => {
     const lab = await startLab({ config: { twilio: { outbound_status: 'poll' } } });

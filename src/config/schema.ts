@@ -128,7 +128,8 @@ export const TwilioSchema = z.object({
   poll_interval_ms: z.number().int().min(20).max(10_000).default(1000),
   /**
    * How the daemon follows its outbound Twilio calls: `callbacks` (Twilio's status callbacks and
-   * the <Dial> action at public_url; the Calls API is read only every 30 s, in case one is lost),
+   * the <Dial> action at public_url; the Calls API is read only every 30 poll_interval_ms, at least
+   * 1 s, in case one is lost),
    * `poll` (the Calls API every poll_interval_ms), `auto`: callbacks when the daemon has a
    * public_url. The CLI (`call`, `campaign`) has no public URL and always polls.
    */

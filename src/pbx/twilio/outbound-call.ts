@@ -5,7 +5,8 @@
  * poll interval, and ends it with an update (canceled while it rings, completed once answered).
  * With callbacks (the daemon's public_url, outbound_status), Twilio tells instead: the call's status
  * callback, the <Sip> status (the bot answered) and the <Dial> action (how the bot leg ended, and
- * whether the subscriber was still there); the API is then read only every 30 s, in case one is lost.
+ * whether the subscriber was still there); the API is then read only every 30 poll intervals (30 s by
+ * default), in case one is lost.
  */
 import type { AnsweredCall, BotLegEnd, ConnectResult, DialResult } from '../../core/types.js';
 import type { Logger } from '../../log.js';
@@ -17,8 +18,8 @@ const FINAL: ReadonlySet<TwilioCallStatus> = new Set(['completed', 'busy', 'fail
 const MAX_READ_FAILURES = 10;
 /** How long past its own timeout Twilio may take to report a ring or a bot leg's end. */
 const REPORT_MARGIN_MS = 15_000;
-/** With callbacks: how often the call is read anyway (a callback Twilio could not deliver). */
-const SAFETY_READ_MS = 30_000;
+/** With callbacks, the call is read anyway this many poll intervals apart (at least 1 s): in case one is lost. */
+const SAFETY_READ_INTERVALS = 30;
 const STATUSES: ReadonlySet<string> = new Set(['queued', 'ringing', 'in-progress', 'completed', 'busy', 'failed', 'no-answer', 'canceled']);
 
 export interface OutboundCallSetup {
@@ -227,7 +228,7 @@ export class TwilioOutboundCall implements AnsweredCall {
   /** Reads the call (and its bot leg once answered) until it is over or the product lets it go. */
   private async poll(): Promise<void> {
     let failures = 0;
-    const intervalMs = this.deps.callbacks ? Math.max(SAFETY_READ_MS, this.deps.pollIntervalMs) : this.deps.pollIntervalMs;
+    const intervalMs = this.deps.callbacks ? Math.max(1000, SAFETY_READ_INTERVALS * this.deps.pollIntervalMs) : this.deps.pollIntervalMs;
     while (!this.stopPolling.signal.aborted) {
       await sleep(intervalMs, this.stopPolling.signal);
       if (this.stopPolling.signal.aborted) break;
@@ -235,8 +236,13 @@ export class TwilioOutboundCall implements AnsweredCall {
         // The bot leg before the call: a leg seen over while the call read *after* it is still up was
         // ended by the bot. (Read the other way round, a subscriber hanging up between the two reads
         // looked like the bot hanging up first.)
-        if (this.status !== 'queued' && this.status !== 'ringing') this.botLeg = (await this.deps.api.children(this.sid))[0] ?? this.botLeg;
+        const legsFirst = this.status !== 'queued' && this.status !== 'ringing';
+        if (legsFirst) this.botLeg = (await this.deps.api.children(this.sid))[0] ?? this.botLeg;
         this.observe(await this.deps.api.fetch(this.sid));
+        // A safety read (callbacks lost) may find the call answered, or over, at once: its legs too.
+        if (this.deps.callbacks && !legsFirst && this.status !== 'queued' && this.status !== 'ringing') {
+          this.botLeg = (await this.deps.api.children(this.sid))[0] ?? this.botLeg;
+        }
         failures = 0;
       } catch (err) {
         failures += 1;

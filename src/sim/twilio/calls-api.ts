@@ -81,6 +81,8 @@ export class TwilioCallsApiSim {
   private readonly server: Server = createServer((req, res) => void this.serve(req, res));
   /** Runs (and is awaited) before the list of a call's legs is answered: tests act between two reads of the product. */
   beforeLegsRead?: (parentSid: string) => Promise<void> | void;
+  /** Callbacks Twilio could not deliver: none is sent, and a <Dial> action that fails ends the call. */
+  losingCallbacks = false;
 
   constructor(private readonly sim: StandIn) {}
 
@@ -272,7 +274,7 @@ class OutboundRun {
       this.set(child, 'in-progress');
       const events = (sip.attrs.statusCallbackEvent ?? '').split(/\s+/);
       if (sip.attrs.statusCallback && events.includes('answered')) {
-        void this.sim.post(child.sid, sip.attrs.statusCallback, { ...this.callbackParams(child), CallStatus: 'in-progress', ParentCallSid: this.resource.sid });
+        void this.callback(child.sid, sip.attrs.statusCallback, { ...this.callbackParams(child), CallStatus: 'in-progress', ParentCallSid: this.resource.sid });
       }
     });
     // The subscriber's hang-up ends both calls at once: the parent first, as Twilio sees it.
@@ -280,13 +282,19 @@ class OutboundRun {
     child.end_time = new Date().toUTCString();
     this.set(child, leg.dialCallStatus);
     if (!verb.attrs.action) return undefined;
-    const res = await this.sim.post(this.resource.sid, verb.attrs.action, {
+    const res = await this.callback(this.resource.sid, verb.attrs.action, {
       ...this.callbackParams(this.resource), CallStatus: this.isGone() ? 'completed' : 'in-progress',
       DialCallStatus: leg.dialCallStatus, DialCallSid: child.sid,
       ...(leg.sipCode !== undefined ? { DialSipResponseCode: String(leg.sipCode) } : {}),
     });
     if (this.isGone() || res.status !== 200) return undefined;
     return readTwiml(res.body);
+  }
+
+  /** A signed callback to the product, or, while the API is losing them, a failed one (HTTP 502, as a proxy would say). */
+  private callback(sid: string, url: string, params: Record<string, string>): Promise<{ status: number; body: string }> {
+    if (this.api.losingCallbacks) return Promise.resolve({ status: 502, body: '' });
+    return this.sim.post(sid, url, params);
   }
 
   private callbackParams(call: CallResource): Record<string, string> {
@@ -313,6 +321,6 @@ class OutboundRun {
     const events = (this.params.StatusCallbackEvent ?? 'completed').split(/[\s,]+/);
     const event = status === 'in-progress' ? 'answered' : FINAL.has(status) ? 'completed' : status;
     if (!events.includes(event)) return;
-    void this.sim.post(call.sid, url, { ...this.callbackParams(call), CallStatus: status });
+    void this.callback(call.sid, url, { ...this.callbackParams(call), CallStatus: status });
   }
 }
