@@ -75,7 +75,7 @@ export function readPcap(file: string, protocol: 'udp' | 'tcp' = 'udp'): UdpPack
     const caplen = u32(at + 8);
     const frame = buf.subarray(at + 16, at + 16 + caplen);
     at += 16 + caplen;
-    const packet = protocol === 'udp' ? udpOf(frame, linkType) : tcpOf(frame, linkType);
+    const packet = transportOf(frame, linkType, protocol);
     if (packet) packets.push({ t, ...packet });
   }
   return packets;
@@ -90,33 +90,20 @@ function ipOffset(frame: Buffer, linkType: number): number | undefined {
   return undefined;
 }
 
-function udpOf(frame: Buffer, linkType: number): Omit<UdpPacket, 't'> | undefined {
+/**
+ * A UDP datagram's or TCP segment's ports and payload (TCP: no reassembly, loopback captures lose
+ * nothing and reorder nothing).
+ */
+function transportOf(frame: Buffer, linkType: number, protocol: 'udp' | 'tcp'): Omit<UdpPacket, 't'> | undefined {
   if (frame.length < 20) return undefined;
   const ip = ipOffset(frame, linkType);
-  if (ip === undefined || frame.length < ip + 28) return undefined;
-  if (frame[ip]! >> 4 !== 4 || frame[ip + 9] !== 17) return undefined; // IPv4, UDP
-  const udp = ip + (frame[ip]! & 0x0f) * 4;
-  const length = frame.readUInt16BE(udp + 4);
-  return {
-    srcPort: frame.readUInt16BE(udp),
-    dstPort: frame.readUInt16BE(udp + 2),
-    payload: frame.subarray(udp + 8, Math.min(frame.length, udp + length)),
-  };
-}
-
-/** A TCP segment's ports and payload (no reassembly: loopback captures lose nothing and reorder nothing). */
-function tcpOf(frame: Buffer, linkType: number): Omit<UdpPacket, 't'> | undefined {
-  if (frame.length < 20) return undefined;
-  const ip = ipOffset(frame, linkType);
-  if (ip === undefined || frame.length < ip + 40) return undefined;
-  if (frame[ip]! >> 4 !== 4 || frame[ip + 9] !== 6) return undefined; // IPv4, TCP
-  const tcp = ip + (frame[ip]! & 0x0f) * 4;
-  const end = Math.min(frame.length, ip + frame.readUInt16BE(ip + 2));
-  return {
-    srcPort: frame.readUInt16BE(tcp),
-    dstPort: frame.readUInt16BE(tcp + 2),
-    payload: frame.subarray(tcp + (frame[tcp + 12]! >> 4) * 4, end),
-  };
+  if (ip === undefined || frame.length < ip + (protocol === 'udp' ? 28 : 40)) return undefined;
+  if (frame[ip]! >> 4 !== 4 || frame[ip + 9] !== (protocol === 'udp' ? 17 : 6)) return undefined; // IPv4
+  const at = ip + (frame[ip]! & 0x0f) * 4;
+  const [payloadAt, end] = protocol === 'udp'
+    ? [at + 8, at + frame.readUInt16BE(at + 4)]
+    : [at + (frame[at + 12]! >> 4) * 4, ip + frame.readUInt16BE(ip + 2)];
+  return { srcPort: frame.readUInt16BE(at), dstPort: frame.readUInt16BE(at + 2), payload: frame.subarray(payloadAt, Math.min(frame.length, end)) };
 }
 
 export interface SipMessage {

@@ -209,7 +209,7 @@ export const ConfigSchema = z.object({
     bot_answer_timeout_s: positiveInt.max(300).default(30),
     /**
      * A caller that took Asterisk longer than this from its channel's creation to our app
-     * (StasisStart) shows Asterisk short of CPU: for 2 s the trunk's device state is INUSE, and
+     * (StasisStart) shows Asterisk short of CPU: for 5 s the trunk's device state is INUSE, and
      * the shipped dialplan lets callers wait without `Playtones(ring)`. 0: never.
      */
     quiet_ringback_above_ms: z.number().int().min(0).max(60_000).default(150),

@@ -25,7 +25,6 @@ type BotLeg =
   | { state: 'transferred'; target: string; settle: (who: EndedBy) => void }
   | { state: 'done' };
 
-
 /** How long release() waits for FreeSWITCH's last events before closing the socket anyway. */
 const FINAL_EVENTS_MS = 5000;
 

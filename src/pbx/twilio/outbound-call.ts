@@ -205,8 +205,11 @@ export class TwilioOutboundCall implements AnsweredCall {
     const subscriberGone = FINAL.has((params.CallStatus ?? '') as TwilioCallStatus);
     this.botLeg = { sid: params.DialCallSid ?? this.botLeg?.sid ?? '', status: legStatus, parent_call_sid: this.sid, end_time: new Date().toUTCString() };
     if (legStatus === 'completed') this.botLegEndedBy = subscriberGone ? 'caller' : 'bot';
-    if (subscriberGone) this.onStatus({ CallStatus: 'completed' });
-    else this.endingByTwiml = true;
+    if (subscriberGone && !FINAL.has(this.status)) {
+      this.status = 'completed';
+      this.endTime ??= Date.now();
+    }
+    this.endingByTwiml = !subscriberGone;
     this.news();
   }
 
