@@ -203,26 +203,51 @@ describe('Asterisk (ARI) specifics', () => {
     for (const call of [prompt, onTime]) expect((await lab.outcomeOf(call.id)).status).toBe('CONNECTED');
   });
 
-  it('a caller Asterisk itself took 500 ms to bring to the app: Custom:twin-trunk INUSE for 5 s, so the shipped dialplan skips Playtones(ring); then it rings again', async () => {
+  it('a caller Asterisk itself took 500 ms to bring to the app: Custom:twin-trunk INUSE for 5 s, so the shipped [from-customers-answered] skips Playtones(ring); then it rings again', async () => {
     const clock = new ManualClock(Date.now());
     const lab = await startInLab({ clock });
     const held = () => lab.twin.script(() => ({ kind: 'held', until: new Promise((r) => setTimeout(r, 30)) }));
     held();
-    const late = lab.ari.placeCall({ args: ['ringback=dialplan'], createdBeforeStasisMs: 500 });
+    const late = lab.ari.placeCall({ context: 'from-customers-answered', args: ['ringback=dialplan'], createdBeforeStasisMs: 500 });
     expect(lab.ari.channel(late.id)?.ringing).toBe(true); // the check ran before the product knew
     await waitFor(() => lab.pbx().trunkState() === 'INUSE' || undefined, 'Custom:twin-trunk INUSE');
 
-    const quiet = lab.ari.placeCall({ args: ['ringback=dialplan'] });
+    const quiet = lab.ari.placeCall({ context: 'from-customers-answered', args: ['ringback=dialplan'] });
     expect(lab.ari.channel(quiet.id)?.ringing).toBe(false); // waits in silence, but is served
     await waitFor(() => lab.ari.channel(quiet.id)?.vars.get('TWIN_STATUS') === 'CONNECTED' || undefined, 'the quiet caller connected');
 
     clock.advance(5000);
     await waitFor(() => lab.pbx().trunkState() === 'NOT_INUSE' || undefined, 'Custom:twin-trunk NOT_INUSE again');
-    const ringing = lab.ari.placeCall({ args: ['ringback=dialplan'] });
+    const ringing = lab.ari.placeCall({ context: 'from-customers-answered', args: ['ringback=dialplan'] });
     expect(lab.ari.channel(ringing.id)?.ringing).toBe(true);
     await waitFor(() => lab.ari.channel(ringing.id)?.vars.get('TWIN_STATUS') === 'CONNECTED' || undefined, 'the next caller connected');
     for (const call of [late, quiet, ringing]) call.hangup();
     for (const call of [late, quiet, ringing]) expect((await lab.outcomeOf(call.id)).status).toBe('CONNECTED');
+  });
+
+  it('the shipped [from-customers] leaves the caller\'s phone ringing (Ringing(): no tone from Asterisk) and the bot\'s Dial() answers it', async () => {
+    const lab = await startLab({ config: { asterisk: { bot_leg: 'dialplan' } } });
+    const held = new Promise<void>((resolve) => { lab.twin.script(() => ({ kind: 'held', until: new Promise((r) => setTimeout(r, 50)).then(() => resolve()) })); });
+    const call = lab.ari.placeCall({ args: ['ringback=dialplan'] });
+    await held;
+    expect(lab.ari.channel(call.id)).toMatchObject({ state: 'Ring', ringing: true }); // during the warm-up: not answered
+    await waitFor(() => lab.ari.channel(call.id)?.vars.get('TWIN_STATUS') === 'CONNECTED', 'the bot answered');
+    expect(lab.ari.channel(call.id)).toMatchObject({ state: 'Up', ringing: false });
+    call.hangup();
+    expect(await lab.outcomeOf(call.id)).toMatchObject({ status: 'CONNECTED' });
+  });
+
+  it('bot_leg bridge: a caller left ringing by the shipped dialplan is answered by the product with the bot, not before', async () => {
+    const lab = await startLab();
+    const held = new Promise<void>((resolve) => { lab.twin.script(() => ({ kind: 'held', until: new Promise((r) => setTimeout(r, 50)).then(() => resolve()) })); });
+    const call = lab.ari.placeCall({ args: ['ringback=dialplan'] });
+    await held;
+    expect(lab.ari.channel(call.id)?.state).toBe('Ring');
+    await waitFor(() => lab.ari.channel(call.id)?.vars.get('TWIN_STATUS') === 'CONNECTED', 'the bot answered');
+    await waitFor(() => lab.ari.channel(call.id)?.state === 'Up' || undefined, 'the caller answered');
+    expect(lab.ari.channel(call.id)!.bridgeId).toBe(lab.ari.botLegOf(call.id)!.bridgeId);
+    call.hangup();
+    expect(await lab.outcomeOf(call.id)).toMatchObject({ status: 'CONNECTED' });
   });
 
   it.each([

@@ -43,7 +43,7 @@ describe('twin-connector check on Asterisk', () => {
     expect(out).toContain('ok    Asterisk dialplan has twin-fallback,agent,1 (routes.default.fallback)\n');
     expect(out).toContain('ok    Asterisk dialplan has twin-transfers,operator,1 (routes.default.transfers.operator)\n');
     expect(out).toContain('cannot be checked from here (check these yourself):\n');
-    expect(out).toContain('  -   Asterisk: a tone zone for the ringback (Answer(,i), asterisk.hold: ring): ARI cannot read indications.conf (see `indication show`)\n');
+    expect(out).toContain('  -   Asterisk: a tone zone for an in-band ringback ([from-customers-answered], asterisk.hold: ring on an answered caller): ARI cannot read indications.conf (see `indication show`)\n');
     expect(out).not.toContain('music-on-hold');
     expect(out.trimEnd().split('\n').at(-1)).toBe('all checks passed');
     expect(code).toBe(0);

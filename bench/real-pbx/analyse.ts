@@ -1,6 +1,7 @@
 /**
- * Per call, from the capture: t0 = the PBX's 200 OK to the caller's INVITE, t1 = the bot leg's
- * INVITE. Calls are told apart by the caller's number (From user, unique per call): the bot INVITE
+ * Per call, from the capture: t0 = the PBX's first 180 Ringing or 200 OK to the caller's INVITE
+ * (a dialplan that answers at once sends the 200; one that lets the caller's phone ring sends the
+ * 180 and answers when the bot does), t1 = the bot leg's INVITE. Calls are told apart by the caller's number (From user, unique per call): the bot INVITE
  * carries X-TWIN-CallId, which the Twin stand-in maps back to the number it warmed up; when there is
  * no known id (static headers), the bot INVITE's From user (the caller's number, passed through).
  */
@@ -28,13 +29,18 @@ export interface CallStats {
   lost: number;
   latenciesMs: number[];
   reasons: LostReasons;
-  /** Bridged calls whose caller got RTP from the PBX (≥ 100 ms of it) between the answer and the bot's INVITE. */
+  /**
+   * Bridged calls whose caller heard ringback before the bot's INVITE: RTP from the PBX (≥ 100 ms
+   * of it) after the answer, or a 180 Ringing (the caller's own phone plays the ringback).
+   */
   ringbackHeard: number;
 }
 
 interface CallerLeg {
   number: string;
   answeredAt?: number;
+  /** The first 180 Ringing to the caller's INVITE. */
+  ringingAt?: number;
   /** The PBX's RTP port for this caller (the 200 OK's SDP). */
   pbxAudioPort?: number;
   callerByeAt?: number;
@@ -63,7 +69,9 @@ export function rtpArrivals(packets: UdpPacket[], callerMediaPort: number): RtpA
 }
 
 /** 5 packets of 20 ms from the caller's PBX port while waiting: a tone, not a stray packet. */
-function heardRingback(rtp: RtpArrivals, leg: CallerLeg, until: number): boolean {
+function heardRingback(rtp: RtpArrivals | undefined, leg: CallerLeg, until: number): boolean {
+  if (leg.ringingAt !== undefined && leg.ringingAt < until) return true;
+  if (!rtp) return false;
   const times = leg.pbxAudioPort === undefined ? undefined : rtp.get(leg.pbxAudioPort);
   return (times?.filter((t) => t > leg.answeredAt! && t < until).length ?? 0) >= 5;
 }
@@ -87,8 +95,8 @@ export function analyse(
     else if (!bot.answered) reasons.botNotAnswered += 1;
     else if (pbxHungUpFirst(leg)) reasons.pbxHungUpCaller += 1;
     else {
-      latenciesMs.push(bot.invitedAt - leg.answeredAt - (delayByNumber.get(number) ?? 0));
-      if (rtp && heardRingback(rtp, leg, bot.invitedAt)) ringbackHeard += 1;
+      latenciesMs.push(bot.invitedAt - Math.min(leg.answeredAt, leg.ringingAt ?? Infinity) - (delayByNumber.get(number) ?? 0));
+      if (heardRingback(rtp, leg, bot.invitedAt)) ringbackHeard += 1;
     }
   }
   const bridged = latenciesMs.length;
@@ -99,7 +107,7 @@ function pbxHungUpFirst(leg: CallerLeg): boolean {
   return leg.pbxByeAt !== undefined && (leg.callerByeAt === undefined || leg.pbxByeAt < leg.callerByeAt);
 }
 
-/** Caller legs by number: first 200 OK to the INVITE, and who sent the first BYE. */
+/** Caller legs by number: first 180 and 200 OK to the INVITE, and who sent the first BYE. */
 function callerLegs(messages: SipMessage[], ports: Ports, wanted: Set<string>): Map<string, CallerLeg> {
   const byCallId = new Map<string, CallerLeg>();
   for (const m of messages) {
@@ -116,6 +124,7 @@ function callerLegs(messages: SipMessage[], ports: Ports, wanted: Set<string>): 
       leg.answeredAt ??= m.t;
       leg.pbxAudioPort ??= m.audioPort;
     }
+    else if (toCaller && m.status === 180 && m.cseqMethod === 'INVITE') leg.ringingAt ??= m.t;
     else if (toPbx && m.method === 'BYE') leg.callerByeAt ??= m.t;
     else if (toCaller && m.method === 'BYE') leg.pbxByeAt ??= m.t;
   }

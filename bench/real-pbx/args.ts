@@ -49,7 +49,7 @@ export const USAGE = `usage: node dist/bench/real-pbx/run.js --pbx asterisk|free
   --duration-s 5           seconds of new calls per run (calls = rate * duration)
   --hold-s 3               each call lasts this long after the caller got 200 OK
   --modes diy,product      default: every mode of the PBX in modes.ts
-                           (asterisk: diy,default,bridge,silent,product-dialplan; freeswitch: floor,default)
+                           (asterisk: diy,default,bridge,inband,silent,product-dialplan; freeswitch: floor,default)
   --add-mode name:exten[:json]  a product mode with config overrides, e.g.
                            nohold:7400:'{"freeswitch":{"hold":"none"}}' (then list it in --modes)
   --host 127.0.0.1 --sip-port 5060|5090 --bot-port 5070|5072 --caller-port 5080|5082 --iface lo

@@ -23,7 +23,9 @@ export const MODES: BenchMode[] = [
   // The shipped dialplan and a config that names no bot_leg: auto, which takes dialplan when twin-bot.conf is included.
   { name: 'default', pbx: 'asterisk', extension: '7200', product: true },
   { name: 'bridge', pbx: 'asterisk', extension: '7200', product: true, config: { asterisk: { bot_leg: 'bridge' } } },
-  // The default without the dialplan's Playtones(ring): what the ringback of waiting callers costs Asterisk.
+  // The shipped [from-customers-answered]: answered at once, in-band Playtones(ring) while Twin warms up.
+  { name: 'inband', pbx: 'asterisk', extension: '7202', product: true },
+  // inband without the Playtones(ring): what the ringback of waiting callers costs Asterisk.
   { name: 'silent', pbx: 'asterisk', extension: '7201', product: true },
   // The product continues the caller into [twin-bot] (dialplan/asterisk/twin-bot.conf), which Dials the bot.
   { name: 'product-dialplan', pbx: 'asterisk', extension: '7300', product: true, config: { asterisk: { bot_leg: 'dialplan', hold: 'none' } } },

@@ -25,7 +25,7 @@ export async function checkAsterisk(cfg: AsteriskConfig, routes: Config['routes'
   if (cfg.hold === 'moh') {
     report.cannotCheck(`Asterisk: the music-on-hold class '${cfg.moh_class}' (asterisk.hold: moh): ARI cannot list classes (see \`moh show classes\`)`);
   }
-  report.cannotCheck('Asterisk: a tone zone for the ringback (Answer(,i), asterisk.hold: ring): ARI cannot read indications.conf (see `indication show`)');
+  report.cannotCheck('Asterisk: a tone zone for an in-band ringback ([from-customers-answered], asterisk.hold: ring on an answered caller): ARI cannot read indications.conf (see `indication show`)');
 }
 
 async function checkEndpoints(cfg: AsteriskConfig, report: Report): Promise<void> {

@@ -47,13 +47,36 @@ export function asteriskTrunkCheck(path = `${DIALPLAN_DIR}asterisk/extensions.co
   };
 }
 
+/** The shipped contexts for callers: [from-customers] (the phone rings) and [from-customers-answered]. */
+export type CallerContext = 'from-customers' | 'from-customers-answered';
+
+/** One [context] of extensions.conf: its lines up to the next context. */
+function contextOf(text: string, context: string, path: string): string {
+  const start = text.indexOf(`\n[${context}]`);
+  if (start < 0) throw new Error(`${path}: no [${context}] context`);
+  const next = text.indexOf('\n[', start + 1);
+  return text.slice(start, next < 0 ? undefined : next);
+}
+
 /**
- * [from-customers]' check that skips the ringback: the GotoIf on DEVICE_STATE(Custom:<name>) whose
- * label is the Stasis() line itself, so that `Playtones(ring)` in between does not run. The value it
- * skips on (INUSE: the product's QUIET); undefined when the file has no such check.
+ * What a shipped caller context does before Stasis(): Answer() the caller, or let its phone ring
+ * (Ringing(): 180, answered later by the bot's Dial(), the product or Queue()), and its
+ * Playtones(ring). The simulator places callers as the file says.
  */
-export function asteriskRingbackCheck(path = `${DIALPLAN_DIR}asterisk/extensions.conf`): { name: string; skipsOn: string } | undefined {
-  const text = readFileSync(path, 'utf8');
+export function asteriskCallerGreeting(context: CallerContext = 'from-customers', path = `${DIALPLAN_DIR}asterisk/extensions.conf`): { answers: boolean; ringsPhone: boolean } {
+  const beforeStasis = beforeStasisOf(context, path);
+  const apps = [...beforeStasis.matchAll(/^\s*same => n(?:\([^)]*\))?,(\w+)\(/gm)].map((m) => m[1]);
+  return { answers: apps.includes('Answer'), ringsPhone: apps.includes('Ringing') && !apps.includes('Answer') };
+}
+
+/**
+ * A shipped context's check that skips the ringback: the GotoIf on DEVICE_STATE(Custom:<name>)
+ * whose label is the Stasis() line itself, so that `Playtones(ring)` in between does not run. The
+ * value it skips on (INUSE: the product's QUIET); undefined when the context has no Playtones(ring)
+ * or no such check.
+ */
+export function asteriskRingbackCheck(context: CallerContext = 'from-customers', path = `${DIALPLAN_DIR}asterisk/extensions.conf`): { name: string; skipsOn: string } | undefined {
+  const text = contextOf(readFileSync(path, 'utf8'), context, path);
   for (const check of text.matchAll(/GotoIf\(\$\["\$\{DEVICE_STATE\(Custom:([^)]+)\)\}" = "([^"]*)"\]\?([A-Za-z0-9_-]+)\)/g)) {
     const [, name = '', value = '', label = ''] = check;
     const target = new RegExp(`same => n\\(${label}\\),Stasis\\(`).exec(text);
@@ -61,6 +84,19 @@ export function asteriskRingbackCheck(path = `${DIALPLAN_DIR}asterisk/extensions
     if (target && between.includes('Playtones(ring)')) return { name, skipsOn: value };
   }
   return undefined;
+}
+
+/** Whether a shipped context plays Playtones(ring) before Stasis(). */
+export function asteriskPlaysTones(context: CallerContext, path = `${DIALPLAN_DIR}asterisk/extensions.conf`): boolean {
+  return /^\s*same => n(?:\([^)]*\))?,Playtones\(ring\)/m.test(beforeStasisOf(context, path));
+}
+
+/** A context's dialplan lines before its Stasis() line (comments included). */
+function beforeStasisOf(context: CallerContext, path: string): string {
+  const block = contextOf(readFileSync(path, 'utf8'), context, path);
+  const stasis = /^\s*same => n(?:\([^)]*\))?,Stasis\(/m.exec(block);
+  if (!stasis) throw new Error(`${path}: [${context}] has no Stasis() line`);
+  return block.slice(0, stasis.index);
 }
 
 /**

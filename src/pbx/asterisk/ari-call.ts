@@ -191,7 +191,9 @@ export class AriCall extends StasisCaller<AriCallHost> implements AnsweredCall {
     clearTimeout(timer);
     this.bot = { state: 'answered', id };
     const ended = new Promise<BotLegEnd>((resolve) => { this.resolveEnd = resolve; });
-    Promise.all([this.host.rest.addToBridge(this.bridgeId, [this.id, id]), this.stopHold()])
+    // A caller whose phone was left ringing (the shipped Ringing()) is answered now, with the bot.
+    const answered = this.answeredByPbx ? undefined : this.host.rest.answer(this.id);
+    Promise.all([answered, this.host.rest.addToBridge(this.bridgeId, [this.id, id]), this.stopHold()])
       .then(() => settle(this.ended.aborted ? { kind: 'caller-gone' } : { kind: 'answered', ended }))
       .catch((err: Error) => {
         this.host.log.warn({ callId: this.id, err: err.message }, 'could not bridge the bot leg');

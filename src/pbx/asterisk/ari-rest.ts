@@ -152,6 +152,7 @@ export class AriRest extends EventEmitter {
     return total;
   }
 
+  answer(channelId: string) { return this.call('channels.answer', 'POST', `/channels/${enc(channelId)}/answer`); }
   ring(channelId: string) { return this.call('channels.ring', 'POST', `/channels/${enc(channelId)}/ring`); }
   ringStop(channelId: string) { return this.call('channels.ringStop', 'DELETE', `/channels/${enc(channelId)}/ring`); }
   startMoh(channelId: string, mohClass: string) { return this.call('channels.startMoh', 'POST', `/channels/${enc(channelId)}/moh`, { mohClass }); }

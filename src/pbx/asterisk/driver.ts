@@ -576,6 +576,7 @@ export class AsteriskDriver implements AriCallHost, PbxDialer {
       channel.id, channel.caller?.number ?? '', channel.caller?.name ?? '', channel.dialplan?.exten ?? '', parseStasisArgs(args),
     );
     this.earlier.forget(channel.id); // sent to Twin by an earlier run, left waiting in the app: this call flow counts it
+    call.answeredByPbx = channel.state === undefined || channel.state === 'Up';
     call.handoverDelayMs = this.handoverDelay.observe(Date.parse(event.timestamp ?? ''));
     this.quietIfLate(channel, event.timestamp);
     this.calls.set(channel.id, call);

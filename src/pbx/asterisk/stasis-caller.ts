@@ -23,6 +23,12 @@ export abstract class StasisCaller<Host extends StasisCallerHost = StasisCallerH
   exitOwed = false;
   /** From its StasisStart's timestamp to our taking it (the driver's HandoverDelay). */
   handoverDelayMs?: number;
+  /**
+   * Answered before Stasis() (state Up). The shipped dialplan lets the caller's phone ring instead
+   * (Ringing(): 180, ringback that costs Asterisk nothing): such a caller is answered when the bot
+   * is, by the bot dialplan's Dial() or, in bridge mode, by us.
+   */
+  answeredByPbx = true;
 
   constructor(
     protected readonly host: Host,

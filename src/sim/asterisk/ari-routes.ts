@@ -8,7 +8,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { readBody, sendJson } from '../http-util.js';
-import { ASTERISK_ID, asteriskTime, bridgeJson, channelJson, type AriSimOptions, type SimBridge } from './model.js';
+import { answer, ASTERISK_ID, asteriskTime, bridgeJson, channelJson, type AriSimOptions, type SimBridge } from './model.js';
 import { AriRefer } from './refer.js';
 
 /** The recorded api-docs live beside this file in src/; the built copy in dist/ reads them from there. */
@@ -126,6 +126,8 @@ export abstract class AriRoutes extends AriRefer {
       case 'DELETE channels/:id': return this.withChannel(id!, (ch) => this.appHangup(ch, q));
       case 'POST channels/:id/dial': return this.withStasisChannel(id!, (ch) => this.dial(ch, q));
       case 'POST channels/:id/continue': return this.withStasisChannel(id!, (ch) => this.continueChannel(ch, q));
+      // Answers a caller left ringing (Ring); an answered channel stays as it is.
+      case 'POST channels/:id/answer': return this.withStasisChannel(id!, (ch) => { answer(ch); return [204, undefined]; });
       case 'POST channels/:id/ring': return this.withStasisChannel(id!, (ch) => { ch.ringing = true; return [204, undefined]; });
       case 'DELETE channels/:id/ring': return this.withStasisChannel(id!, (ch) => { ch.ringing = false; return [204, undefined]; });
       case 'POST channels/:id/moh': return this.withStasisChannel(id!, (ch) => { ch.moh = true; return [204, undefined]; });

@@ -6,9 +6,9 @@
  */
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import { asteriskTime, buildInvite, channelJson, fromHeader, type AriSimOptions, type CallerResult, type SimChannel } from './model.js';
+import { answer, asteriskTime, buildInvite, channelJson, fromHeader, type AriSimOptions, type CallerResult, type SimChannel } from './model.js';
 import { callerExit, type SimCall } from '../call-model.js';
-import { asteriskBotDialGoesOn, asteriskRingbackCheck, asteriskTrunkCheck } from '../shipped-dialplan.js';
+import { asteriskBotDialGoesOn, asteriskCallerGreeting, asteriskPlaysTones, asteriskRingbackCheck, asteriskTrunkCheck, type CallerContext } from '../shipped-dialplan.js';
 import { AriBridges } from './bridges.js';
 import { callTimer } from '../simulated-pbx.js';
 
@@ -26,6 +26,8 @@ export interface PlaceCallOptions {
   stasisLagMs?: number;
   /** How long before its StasisStart the caller's channel was created (Asterisk itself late): its creationtime. */
   createdBeforeStasisMs?: number;
+  /** The shipped context the caller comes through (default [from-customers]: its phone rings, not answered). */
+  context?: CallerContext;
 }
 
 export abstract class AriDialplan extends AriBridges {
@@ -48,21 +50,28 @@ export abstract class AriDialplan extends AriBridges {
   /** The shipped [from-customers]' checks (trunk closed, product overloaded), read from extensions.conf: they run before Stasis(). */
   private readonly trunkChecks = [asteriskTrunkCheck(), asteriskTrunkCheck(undefined, 1)];
   private readonly shippedBotDialGoesOn = asteriskBotDialGoesOn();
-  /** The shipped check that skips Playtones(ring) while Asterisk runs late (Custom:<name> INUSE). */
-  private readonly ringbackCheck = asteriskRingbackCheck();
+  /** What each shipped caller context does before Stasis(): answer, ring the phone, Playtones(ring) unless its INUSE check skips it. */
+  private readonly callerContexts = new Map((['from-customers', 'from-customers-answered'] as const).map((context) => [context, {
+    ...asteriskCallerGreeting(context), tones: asteriskPlaysTones(context), ringbackCheck: asteriskRingbackCheck(context),
+  }]));
 
-  /** A call answered by the dialplan that runs Stasis(app, args...), unless its trunk check skips the product. */
+  /** A caller through a shipped context that runs Stasis(app, args...), unless its trunk check skips the product. */
   placeCall(opts: PlaceCallOptions = {}): SimCall {
     const appName = opts.app ?? [...this.apps.keys()][0] ?? 'twin';
     const id = this.nextId();
     const ch = this.newChannel(id, `PJSIP/caller-${this.hexSeq()}`, 'caller', {
       name: opts.name ?? 'Customer', number: opts.number ?? '+15551230000',
     });
-    ch.state = 'Up';
-    ch.answeredAt = performance.now(); // Answer(,i) before Stasis()
-    // The shipped Playtones(ring) before Stasis(), unless its device-state check skipped it.
-    const quiet = this.ringbackCheck && this.deviceStates.get(`Custom:${this.ringbackCheck.name}`) === this.ringbackCheck.skipsOn;
-    ch.ringing = (opts.args ?? []).includes('ringback=dialplan') && !quiet;
+    const shipped = this.callerContexts.get(opts.context ?? 'from-customers')!;
+    if (shipped.answers) {
+      ch.state = 'Up';
+      ch.answeredAt = performance.now(); // Answer(,i) before Stasis()
+    } else {
+      ch.state = 'Ring'; // answered later: by the bot's Dial(), the product (POST answer) or Queue()
+    }
+    // Ringing(): the caller's phone rings (180). Playtones(ring), unless its device-state check skipped it.
+    const quiet = shipped.ringbackCheck && this.deviceStates.get(`Custom:${shipped.ringbackCheck.name}`) === shipped.ringbackCheck.skipsOn;
+    ch.ringing = shipped.ringsPhone || (shipped.tones && (opts.args ?? []).includes('ringback=dialplan') && !quiet);
     if (opts.createdBeforeStasisMs) ch.creationtime = asteriskTime(new Date(Date.now() - opts.createdBeforeStasisMs));
     ch.dialplan = { context: 'from-caller', exten: opts.dialed ?? '100', priority: 4, app_name: 'Stasis', app_data: [appName, ...(opts.args ?? [])].join(',') };
     const { left, settle } = callerExit();
@@ -138,6 +147,7 @@ export abstract class AriDialplan extends AriBridges {
       case 'answer':
         return later(b.afterMs ?? 5, () => {
           ch.botDial!.answeredAt = performance.now();
+          answer(ch); // Dial() answers a caller left ringing
           ch.vars.set('TWIN_STATUS', 'CONNECTED'); // U(twin-bot-answered): MASTER_CHANNEL(TWIN_STATUS)
           if (b.hangupAfterMs !== undefined) later(b.hangupAfterMs, () => this.botLeftBotDial(ch));
           if (b.refer) later(b.refer.afterMs, () => this.referInBotDial(ch, b.refer!.to));

@@ -11,7 +11,8 @@ export { fromHeader, parseInviteHeaders } from '../call-model.js';
 export interface SimChannel {
   id: string;
   name: string;
-  state: 'Down' | 'Ringing' | 'Up';
+  /** Ring: an incoming caller not answered yet (the shipped Ringing(): its phone rings). */
+  state: 'Down' | 'Ring' | 'Ringing' | 'Up';
   protocolId: string;
   caller: { name: string; number: string };
   dialplan: { context: string; exten: string; priority: number; app_name: string; app_data: string };
@@ -161,4 +162,12 @@ export function buildInvite(requestUri: string, from: string, headers: [string, 
 /** In Stasis: entered the app and not still on its way in (created) or ringing (originated). */
 export function inStasis(ch: SimChannel): boolean {
   return ch.app !== undefined && !ch.awaitingAnswer && !ch.enteringStasis;
+}
+
+/** A caller left ringing (Ring) is answered: its phone stops ringing (ARI answer, or Dial() on the bot's answer). */
+export function answer(ch: SimChannel): void {
+  if (ch.state === 'Up') return;
+  ch.state = 'Up';
+  ch.answeredAt = performance.now();
+  ch.ringing = false;
 }
