@@ -16,7 +16,10 @@ export interface Ports {
 /** Why a call was not bridged, for the human-readable line. */
 export interface LostReasons {
   noAnswer: number;
-  /** No bot INVITE, and the PBX hung the caller up (the bench's fallback: cause 34): sent on, not stranded. */
+  /**
+   * No bot INVITE, and the PBX hung the caller up (the bench's fallback: cause 34), or refused it
+   * with an error response before any answer (a caller left ringing): sent on, not stranded.
+   */
   fallback: number;
   noBotInvite: number;
   botNotAnswered: number;
@@ -41,6 +44,8 @@ interface CallerLeg {
   answeredAt?: number;
   /** The first 180 Ringing to the caller's INVITE. */
   ringingAt?: number;
+  /** A final error response to the INVITE: the PBX refused a caller it never answered (its fallback hung up). */
+  refusedAt?: number;
   /** The PBX's RTP port for this caller (the 200 OK's SDP). */
   pbxAudioPort?: number;
   callerByeAt?: number;
@@ -89,7 +94,8 @@ export function analyse(
   for (const number of numbers) {
     const leg = callers.get(number);
     const bot = bots.get(number);
-    if (leg?.answeredAt === undefined) reasons.noAnswer += 1;
+    if (leg?.answeredAt === undefined && leg?.refusedAt !== undefined && !bot) reasons.fallback += 1;
+    else if (leg?.answeredAt === undefined) reasons.noAnswer += 1;
     else if (!bot && pbxHungUpFirst(leg)) reasons.fallback += 1;
     else if (!bot) reasons.noBotInvite += 1;
     else if (!bot.answered) reasons.botNotAnswered += 1;
@@ -125,6 +131,7 @@ function callerLegs(messages: SipMessage[], ports: Ports, wanted: Set<string>): 
       leg.pbxAudioPort ??= m.audioPort;
     }
     else if (toCaller && m.status === 180 && m.cseqMethod === 'INVITE') leg.ringingAt ??= m.t;
+    else if (toCaller && m.status !== undefined && m.status >= 300 && m.cseqMethod === 'INVITE') leg.refusedAt ??= m.t;
     else if (toPbx && m.method === 'BYE') leg.callerByeAt ??= m.t;
     else if (toCaller && m.method === 'BYE') leg.pbxByeAt ??= m.t;
   }

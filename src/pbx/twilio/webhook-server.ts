@@ -125,18 +125,24 @@ export class WebhookServer {
   }
 }
 
-async function readForm(req: IncomingMessage): Promise<string> {
+/** The form body, at most MAX_WEBHOOK_BYTES (events, not an async iterator: this runs for every webhook). */
+function readForm(req: IncomingMessage): Promise<string> {
   const type = req.headers['content-type'] ?? '';
-  if (!type.toLowerCase().startsWith('application/x-www-form-urlencoded')) throw new Refusal(415, 'expected a form (application/x-www-form-urlencoded)');
-  if (Number(req.headers['content-length'] ?? 0) > MAX_WEBHOOK_BYTES) throw new Refusal(413, 'body too large');
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > MAX_WEBHOOK_BYTES) throw new Refusal(413, 'body too large');
-    chunks.push(chunk as Buffer);
-  }
-  return Buffer.concat(chunks).toString('utf8');
+  if (!type.toLowerCase().startsWith('application/x-www-form-urlencoded')) return Promise.reject(new Refusal(415, 'expected a form (application/x-www-form-urlencoded)'));
+  if (Number(req.headers['content-length'] ?? 0) > MAX_WEBHOOK_BYTES) return Promise.reject(new Refusal(413, 'body too large'));
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const onData = (chunk: Buffer) => {
+      size += chunk.length;
+      if (size <= MAX_WEBHOOK_BYTES) return void chunks.push(chunk);
+      req.off('data', onData);
+      reject(new Refusal(413, 'body too large'));
+    };
+    req.on('data', onData);
+    req.once('end', () => resolve(chunks.length === 1 ? chunks[0]!.toString('utf8') : Buffer.concat(chunks).toString('utf8')));
+    req.once('error', reject);
+  });
 }
 
 function reply(res: ServerResponse, status: number, message: string): void {
