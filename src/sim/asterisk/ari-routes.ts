@@ -127,7 +127,14 @@ export abstract class AriRoutes extends AriRefer {
       case 'POST channels/:id/dial': return this.withStasisChannel(id!, (ch) => this.dial(ch, q));
       case 'POST channels/:id/continue': return this.withStasisChannel(id!, (ch) => this.continueChannel(ch, q));
       // Answers a caller left ringing (Ring); an answered channel stays as it is.
-      case 'POST channels/:id/answer': return this.withStasisChannel(id!, (ch) => { answer(ch); return [204, undefined]; });
+      case 'POST channels/:id/answer': return this.withStasisChannel(id!, (ch) => {
+        // ChannelStateChange (Up) comes before the reply (recording ringing-caller).
+        if (ch.state !== 'Up') {
+          answer(ch);
+          this.emit(ch.app, 'ChannelStateChange', { channel: channelJson(ch) });
+        }
+        return [204, undefined];
+      });
       case 'POST channels/:id/ring': return this.withStasisChannel(id!, (ch) => { ch.ringing = true; return [204, undefined]; });
       case 'DELETE channels/:id/ring': return this.withStasisChannel(id!, (ch) => { ch.ringing = false; return [204, undefined]; });
       case 'POST channels/:id/moh': return this.withStasisChannel(id!, (ch) => { ch.moh = true; return [204, undefined]; });
