@@ -176,7 +176,7 @@ async function runScenario(lab: Lab, pbx: PbxSim, s: Scenario, n: number): Promi
   pbx.setBotBehaviour(() => s.bot);
   const warmupsBefore = lab.twin.warmups.length;
   const invitesBefore = pbx.invites.length;
-  say(`${tag}: ${s.title} — caller +1555010${n} answered, dialplan: ${pbx.describeEntry(s.hints)}`);
+  say(`${tag}: ${s.title} — caller +1555010${n}, dialplan: ${pbx.describeEntry(s.hints)}`);
   const call = pbx.placeCall({ number: `+1555010${n}`, dialed: '100', hints: s.hints });
   if (s.callerHangsUpAfterMs !== undefined) setTimeout(() => call.hangup(), s.callerHangsUpAfterMs);
   const left = await call.left;

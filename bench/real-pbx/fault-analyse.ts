@@ -20,7 +20,9 @@ export interface FaultPorts {
 /**
  * bridged: the bot answered the call's bot leg. fallback: the PBX hung up the caller (or sent it to
  * the operator) without the bot. stranded: the caller was neither within the bound (it hung up
- * itself then, or is still up). unanswered: the PBX never answered the caller.
+ * itself then, or is still up). unanswered: the PBX never answered the caller nor let its phone
+ * ring (180). A caller left ringing (Asterisk's shipped Ringing()) that the PBX refuses with an
+ * error response, unanswered, is sent on like one it hung up.
  */
 export type CallClass = 'bridged' | 'fallback' | 'stranded' | 'unanswered';
 
@@ -31,6 +33,10 @@ export interface CallRecord {
   number: string;
   invitedAt?: number;
   answeredAt?: number;
+  /** The first 180 to the caller's INVITE: its phone rings (answered later, or refused). */
+  ringingAt?: number;
+  /** A final error response to the caller's INVITE: the PBX refused it before any answer. */
+  refusedAt?: number;
   pbxByeAt?: number;
   callerByeAt?: number;
   botInvitedAt?: number;
@@ -117,6 +123,8 @@ function legs(messages: SipMessage[], ports: FaultPorts, numbers: string[], numb
     const caller = callerLegs.get(m.callId);
     if (caller) {
       if (to(ports.caller) && m.status === 200 && m.cseqMethod === 'INVITE') caller.answeredAt ??= m.t;
+      else if (to(ports.caller) && m.status === 180 && m.cseqMethod === 'INVITE') caller.ringingAt ??= m.t;
+      else if (to(ports.caller) && m.status !== undefined && m.status >= 300 && m.cseqMethod === 'INVITE') caller.refusedAt ??= m.t;
       else if (to(ports.caller) && m.method === 'BYE') caller.pbxByeAt ??= m.t;
       else if (from(ports.caller) && m.method === 'BYE') caller.callerByeAt ??= m.t;
       continue;
@@ -133,9 +141,15 @@ function legs(messages: SipMessage[], ports: FaultPorts, numbers: string[], numb
 /** Outcome statuses of a call that was with the bot. */
 const BRIDGED = new Set(['CONNECTED', 'TRANSFERRED', 'TRANSFER_FAILED']);
 
+/** When the PBX took the caller: its answer, or the 180 that let its phone ring. */
+const takenAt = (r: CallRecord) => (r.ringingAt === undefined ? r.answeredAt : Math.min(r.ringingAt, r.answeredAt ?? Infinity));
+/** When the PBX ended the caller: its BYE, or the error response to a caller never answered. */
+const pbxEndAt = (r: CallRecord) => r.pbxByeAt ?? (r.answeredAt === undefined ? r.refusedAt : undefined);
+
 function classify(r: CallRecord): void {
-  const pbxFirst = r.pbxByeAt !== undefined && (r.callerByeAt === undefined || r.pbxByeAt < r.callerByeAt);
-  if (r.answeredAt === undefined) r.cls = 'unanswered';
+  const pbxEnd = pbxEndAt(r);
+  const pbxFirst = pbxEnd !== undefined && (r.callerByeAt === undefined || pbxEnd < r.callerByeAt);
+  if (takenAt(r) === undefined) r.cls = 'unanswered';
   else if (r.botAnsweredAt !== undefined && r.outcomes.length > 0 && !r.outcomes.some((s) => BRIDGED.has(s))) {
     r.answeredNotBridged = true;
     r.cls = pbxFirst || r.operatorAt !== undefined ? 'fallback' : 'stranded';
@@ -153,12 +167,12 @@ function classify(r: CallRecord): void {
  * to the call without an outcome and without a bot whose BYE from the PBX follows the line soonest.
  */
 function matchFallbackLines(records: CallRecord[], lines: FallbackLine[]): number {
-  const candidates = records.filter((r) => r.outcomes.length === 0 && r.botInvitedAt === undefined && r.pbxByeAt !== undefined)
-    .sort((a, b) => a.pbxByeAt! - b.pbxByeAt!);
+  const candidates = records.filter((r) => r.outcomes.length === 0 && r.botInvitedAt === undefined && pbxEndAt(r) !== undefined)
+    .sort((a, b) => pbxEndAt(a)! - pbxEndAt(b)!);
   let unmatched = 0;
   for (const line of [...lines].sort((a, b) => a.t - b.t)) {
     if (line.kind === 'product') continue; // the product sent it there: it has its outcome line
-    const r = candidates.find((c) => c.noOutcome === undefined && c.pbxByeAt! >= line.t - 5 && c.pbxByeAt! <= line.t + 1000);
+    const r = candidates.find((c) => c.noOutcome === undefined && pbxEndAt(c)! >= line.t - 5 && pbxEndAt(c)! <= line.t + 1000);
     if (r) r.noOutcome = line.kind;
     else unmatched += 1;
   }
@@ -170,9 +184,10 @@ function summarise(records: CallRecord[], unmatchedLogLines: number): FaultStats
   const statuses: Record<string, number> = {};
   for (const r of records) for (const s of r.outcomes) statuses[s] = (statuses[s] ?? 0) + 1;
   const waits = records.flatMap((r) => {
-    if (r.answeredAt === undefined) return [];
-    const decided = r.cls === 'bridged' ? r.botInvitedAt : r.cls === 'fallback' ? Math.min(r.pbxByeAt ?? Infinity, r.operatorAt ?? Infinity) : undefined;
-    return decided === undefined ? [] : [(decided - r.answeredAt) / 1000];
+    const taken = takenAt(r);
+    if (taken === undefined) return [];
+    const decided = r.cls === 'bridged' ? r.botInvitedAt : r.cls === 'fallback' ? Math.min(pbxEndAt(r) ?? Infinity, r.operatorAt ?? Infinity) : undefined;
+    return decided === undefined ? [] : [(decided - taken) / 1000];
   });
   const alone = records.filter((r) => r.after === 'released').map((r) => (r.pbxByeAt! - r.botByeAt!) / 1000);
   const hits = records.filter((r) => r.cls !== 'bridged' && r.invitedAt !== undefined).map((r) => r.invitedAt!);

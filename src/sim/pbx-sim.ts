@@ -40,7 +40,7 @@ export function asteriskSim(ari: AriSimulator, deviceState = 'twin-trunk'): PbxS
   const args = (hints: Record<string, string>) => Object.entries(hints).map(([k, v]) => `${k}=${v}`);
   return {
     kind: 'asterisk',
-    describeEntry: (hints) => `Stasis(twin${args(hints).map((a) => `,${a}`).join('')})`,
+    describeEntry: (hints) => `Ringing(); Stasis(twin${args(hints).map((a) => `,${a}`).join('')})`,
     placeCall: (spec = {}) => ari.placeCall({ number: spec.number, name: spec.name, dialed: spec.dialed, args: args(spec.hints ?? {}), stasisLagMs: spec.handoverLagMs }),
     setBotBehaviour: (b) => { ari.botBehaviour = b; },
     setPersonBehaviour: (b) => { ari.personBehaviour = b; },
@@ -66,7 +66,7 @@ export function asteriskSim(ari: AriSimulator, deviceState = 'twin-trunk'): PbxS
 export function freeswitchSim(fs: FreeSwitchSimulator, trunkVariable = 'twin_trunk'): PbxSim {
   return {
     kind: 'freeswitch',
-    describeEntry: (hints) => [...Object.entries(hints).map(([k, v]) => `set twin_${k}=${v}; `), `set twin_next_step=not_taken; socket ${fs.socketTarget.host}:${fs.socketTarget.port} full; bridge ${'${twin_bot_dial}'}; transfer ${'${twin_next_step}'} XML twin-after-socket`].join(''),
+    describeEntry: (hints) => [...Object.entries(hints).map(([k, v]) => `set twin_${k}=${v}; `), `set twin_next_step=not_taken; answer; socket ${fs.socketTarget.host}:${fs.socketTarget.port} full; bridge ${'${twin_bot_dial}'}; transfer ${'${twin_next_step}'} XML twin-after-socket`].join(''),
     placeCall: (spec = {}) => fs.placeCall(spec),
     setBotBehaviour: (b) => { fs.botBehaviour = b; },
     setPersonBehaviour: (b) => { fs.personBehaviour = ({ context, extension }) => b(context, extension); },
