@@ -210,7 +210,8 @@ export const ConfigSchema = z.object({
     /**
      * A caller that took Asterisk longer than this from its channel's creation to our app
      * (StasisStart) shows Asterisk short of CPU: for 5 s the trunk's device state is INUSE, and
-     * the shipped dialplan lets callers wait without `Playtones(ring)`. 0: never.
+     * the shipped [from-customers-answered] lets callers wait without `Playtones(ring)` ([from-customers]
+     * lets the caller's phone ring: nothing to skip). 0: never.
      */
     quiet_ringback_above_ms: z.number().int().min(0).max(60_000).default(150),
     /**

@@ -167,7 +167,7 @@ export class AsteriskDriver implements AriCallHost, PbxDialer {
 
   /**
    * Asterisk took longer than `quiet_ringback_above_ms` from a caller's channel to its StasisStart
-   * (both its own clock): it is short of CPU. The dialplan then skips `Playtones(ring)` for
+   * (both its own clock): it is short of CPU. [from-customers-answered] then skips `Playtones(ring)` for
    * QUIET_HOLD_MS (Custom:<device_state> INUSE): the tones of callers waiting for Twin are what
    * tips a full Asterisk over (bench/real-pbx, a Twin of 0.3-1.5 s: ~3 ms of Asterisk CPU per
    * second of ringback per caller), and once over, the longer waits ring more.
