@@ -80,7 +80,8 @@ describe('Twin callbacks', () => {
     const again = await post(lab, JSON.stringify({ result: { success: true }, data: { callId: 'pbx-1' }, callId: 'twin-1', type: 'CALL_ENDED' }));
     expect(await again.json()).toEqual({ id, result: 'duplicate' });
 
-    await waitFor(() => files('delivered').length === 1, 'the callback to be delivered everywhere');
+    // finish() writes delivered/ durably first, then removes pending/: wait for both steps.
+    await waitFor(() => (files('delivered').length === 1 && files('pending').length === 0) || undefined, 'the callback to be delivered everywhere');
     expect(customer.received).toEqual([{ id, body: event }]);
     expect(other.received).toEqual([{ id, body: event }]);
     expect(files('pending')).toEqual([]);
