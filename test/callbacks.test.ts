@@ -131,8 +131,11 @@ describe('Twin callbacks', () => {
     await waitFor(() => files('pending').length === 0, 'the callback gone from pending/');
     expect(files('pending')).toEqual([]);
     expect(customer.received).toEqual([]);
-    // Attempts at 0, 1, 3, 7 … s, then every 5 min for the rest of the hour.
-    expect(customer.attempts).toBeGreaterThanOrEqual(12);
+    // Attempts at 0, 1, 3, 7 … s, then every 5 min for the rest of the hour: 14 when every 5-minute
+    // step of the test lands between two attempts. Other parts of the daemon sleep on this clock
+    // too, so on a loaded machine a step can land while an attempt is in flight and the customer
+    // sees one or two fewer (CI once saw 11): the bound checks the retries go on all hour.
+    expect(customer.attempts).toBeGreaterThanOrEqual(10);
     expect(customer.attempts).toBeLessThanOrEqual(22);
   });
 
