@@ -12,7 +12,8 @@ const connected = (lab: Lab, id: string) => lab.fs.channel(id)?.vars.get('TWIN_S
 
 describe('FreeSWITCH (ESL) specifics', () => {
   it('hands the caller back after a quick warm-up: one multiset (dial string, next steps, answer hook, after_bot_hangup, transfer guard), socket closed: 2 ESL commands per call (issue 20)', async () => {
-    const lab = await startLab();
+    // Quick: well within hold_delay_ms even on a loaded machine (the default 50 ms was not, once).
+    const lab = await startLab({ config: { freeswitch: { hold_delay_ms: 5000 } } });
     const lines: string[] = [];
     const apps: (string | undefined)[] = [];
     lab.fs.onCommand = (_, line, app) => { lines.push(line); apps.push(app); };
