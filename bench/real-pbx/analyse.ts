@@ -1,8 +1,8 @@
 /**
  * Per call, from the capture: t0 = the PBX's first 180 Ringing or 200 OK to the caller's INVITE
  * (a dialplan that answers at once sends the 200; one that lets the caller's phone ring sends the
- * 180 and answers when the bot does), t1 = the bot leg's INVITE. Calls are told apart by the caller's number (From user, unique per call): the bot INVITE
- * carries X-TWIN-CallId, which the Twin stand-in maps back to the number it warmed up; when there is
+ * 180 and answers when the bot does), t1 = the bot leg's INVITE. Calls are told apart by the
+ * caller's number (From user, unique per call): the bot INVITE carries X-TWIN-CallId, which the Twin stand-in maps back to the number it warmed up; when there is
  * no known id (static headers), the bot INVITE's From user (the caller's number, passed through).
  */
 import type { SipMessage, UdpPacket } from './capture.js';

@@ -11,7 +11,7 @@
  * bench/real-pbx/README.md (ARI on 8088, SIPp as caller on 5080) and no benchmark running.
  */
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import WebSocket from 'ws';
@@ -56,7 +56,6 @@ async function main(): Promise<void> {
   await answered;
   await new Promise((r) => sipp.once('exit', r));
   ws.close();
-  const { readFileSync } = await import('node:fs');
   const responses = [...readFileSync(join(work, 'messages.log'), 'utf8').matchAll(/^SIP\/2\.0 (\d{3}) [^\r\n]*\r?\n(?:[^\r\n]+\r?\n)*?CSeq: \d+ (\w+)/gm)]
     .map((m) => `${m[1]} ${m[2]}`);
   mkdirSync(dir, { recursive: true });

@@ -60,13 +60,14 @@ function contextOf(text: string, context: string, path: string): string {
 
 /**
  * What a shipped caller context does before Stasis(): Answer() the caller, or let its phone ring
- * (Ringing(): 180, answered later by the bot's Dial(), the product or Queue()), and its
- * Playtones(ring). The simulator places callers as the file says.
+ * (Ringing(): 180, answered later by the bot's Dial(), the product or Queue()), and whether it
+ * plays Playtones(ring). The simulator places callers as the file says.
  */
-export function asteriskCallerGreeting(context: CallerContext = 'from-customers', path = `${DIALPLAN_DIR}asterisk/extensions.conf`): { answers: boolean; ringsPhone: boolean } {
+export function asteriskCallerGreeting(context: CallerContext = 'from-customers', path = `${DIALPLAN_DIR}asterisk/extensions.conf`): { answers: boolean; ringsPhone: boolean; playsTones: boolean } {
   const beforeStasis = beforeStasisOf(context, path);
-  const apps = [...beforeStasis.matchAll(/^\s*same => n(?:\([^)]*\))?,(\w+)\(/gm)].map((m) => m[1]);
-  return { answers: apps.includes('Answer'), ringsPhone: apps.includes('Ringing') && !apps.includes('Answer') };
+  const calls = [...beforeStasis.matchAll(/^\s*same => n(?:\([^)]*\))?,(\w+)\(([^)]*)\)/gm)].map((m) => `${m[1]}(${m[2]})`);
+  const answers = calls.some((c) => c.startsWith('Answer('));
+  return { answers, ringsPhone: calls.includes('Ringing()') && !answers, playsTones: calls.includes('Playtones(ring)') };
 }
 
 /**
@@ -84,11 +85,6 @@ export function asteriskRingbackCheck(context: CallerContext = 'from-customers',
     if (target && between.includes('Playtones(ring)')) return { name, skipsOn: value };
   }
   return undefined;
-}
-
-/** Whether a shipped context plays Playtones(ring) before Stasis(). */
-export function asteriskPlaysTones(context: CallerContext, path = `${DIALPLAN_DIR}asterisk/extensions.conf`): boolean {
-  return /^\s*same => n(?:\([^)]*\))?,Playtones\(ring\)/m.test(beforeStasisOf(context, path));
 }
 
 /** A context's dialplan lines before its Stasis() line (comments included). */

@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { answer, asteriskTime, buildInvite, channelJson, fromHeader, type AriSimOptions, type CallerResult, type SimChannel } from './model.js';
 import { callerExit, type SimCall } from '../call-model.js';
-import { asteriskBotDialGoesOn, asteriskCallerGreeting, asteriskPlaysTones, asteriskRingbackCheck, asteriskTrunkCheck, type CallerContext } from '../shipped-dialplan.js';
+import { asteriskBotDialGoesOn, asteriskCallerGreeting, asteriskRingbackCheck, asteriskTrunkCheck, type CallerContext } from '../shipped-dialplan.js';
 import { AriBridges } from './bridges.js';
 import { callTimer } from '../simulated-pbx.js';
 
@@ -52,7 +52,7 @@ export abstract class AriDialplan extends AriBridges {
   private readonly shippedBotDialGoesOn = asteriskBotDialGoesOn();
   /** What each shipped caller context does before Stasis(): answer, ring the phone, Playtones(ring) unless its INUSE check skips it. */
   private readonly callerContexts = new Map((['from-customers', 'from-customers-answered'] as const).map((context) => [context, {
-    ...asteriskCallerGreeting(context), tones: asteriskPlaysTones(context), ringbackCheck: asteriskRingbackCheck(context),
+    ...asteriskCallerGreeting(context), ringbackCheck: asteriskRingbackCheck(context),
   }]));
 
   /** A caller through a shipped context that runs Stasis(app, args...), unless its trunk check skips the product. */
@@ -71,7 +71,7 @@ export abstract class AriDialplan extends AriBridges {
     }
     // Ringing(): the caller's phone rings (180). Playtones(ring), unless its device-state check skipped it.
     const quiet = shipped.ringbackCheck && this.deviceStates.get(`Custom:${shipped.ringbackCheck.name}`) === shipped.ringbackCheck.skipsOn;
-    ch.ringing = shipped.ringsPhone || (shipped.tones && (opts.args ?? []).includes('ringback=dialplan') && !quiet);
+    ch.ringing = shipped.ringsPhone || (shipped.playsTones && (opts.args ?? []).includes('ringback=dialplan') && !quiet);
     if (opts.createdBeforeStasisMs) ch.creationtime = asteriskTime(new Date(Date.now() - opts.createdBeforeStasisMs));
     ch.dialplan = { context: 'from-caller', exten: opts.dialed ?? '100', priority: 4, app_name: 'Stasis', app_data: [appName, ...(opts.args ?? [])].join(',') };
     const { left, settle } = callerExit();
