@@ -4,6 +4,7 @@
  * leases run on Redis's real time and are kept short here.
  */
 import { afterEach, describe, expect, it } from 'vitest';
+import { RedisBudget } from '../src/cluster/redis-budget.js';
 import { ManualClock } from '../src/clock.js';
 import { createLogger } from '../src/log.js';
 import type { SimCall } from '../src/sim/call-model.js';
@@ -83,6 +84,30 @@ describe('a cluster of three nodes on one Redis', () => {
     for (const { call } of connected) call.hangup();
     await waitFor(async () => (await liveSlots(client, name)) === 0, 'every slot to be given back');
     client.disconnect();
+  });
+
+  it('a lease renewal that crosses a refused admission does not take the refused slot (CI saw 6 live slots of 5)', async () => {
+    const name = `c${++clusterSeq}`;
+    const budget = new RedisBudget({
+      redis_url: redis.url, name, node: 'node-0', lease_ttl_ms: 5000, command_timeout_ms: 1000,
+      local_share: { max_concurrent_calls: 1, max_calls_per_second: 10 },
+    }, createLogger({ level: 'silent' }));
+    await budget.connect();
+    const limits = { maxConcurrent: 1, maxPerSecond: 100, cooldownMs: 10_000 };
+    expect(await budget.admit('a', 0, limits)).toMatchObject({ admitted: true });
+    // The node's renewal timer fires while b's admission is on its way: Redis runs the admission
+    // (refused: the cluster is full), then the sync, which names b as in flight.
+    const [refused] = await Promise.all([budget.admit('b', 0, limits), budget.sync(['a'], ['b'], 0)]);
+    expect(refused).toMatchObject({ admitted: false, status: 'BUSY' });
+    const client = redis.client();
+    expect(await liveSlots(client, name)).toBe(1);
+    // An admission in flight that Redis did take is kept by the same sync.
+    await budget.release('a', 0, limits);
+    const [taken] = await Promise.all([budget.admit('c', 0, limits), budget.sync([], ['c'], 0)]);
+    expect(taken).toMatchObject({ admitted: true });
+    expect(await client.zrange(`twin:{${name}}:slots`, 0, -1)).toEqual(['node-0|c']);
+    client.disconnect();
+    await budget.close();
   });
 
   it('never exceeds the shared calls per second, dialer API and inbound calls alike', async () => {

@@ -45,8 +45,11 @@ export interface SharedBudget {
   fail(slot: string, now: number, reason: string, limits: SharedLimits): Promise<SharedTrunk>;
   /** The cool-down's end, told by any node: the first one moves the cluster to probing. */
   endCooldown(now: number): Promise<SharedTrunk>;
-  /** Renews this node's leases for `slots` (taking them again if lost) and drops its other slots. */
-  sync(slots: string[], now: number): Promise<SharedTrunk>;
+  /**
+   * Renews this node's leases for `live` (taking them again if lost), renews those of `inFlight`
+   * (admissions not answered yet) only where Redis holds them, and drops its other slots.
+   */
+  sync(live: string[], inFlight: string[], now: number): Promise<SharedTrunk>;
   /** Trunk changes published by any node (this one included). */
   onTrunk(listener: (trunk: SharedTrunk) => void): void;
   /** The connection came (back): the gate syncs at once instead of at its next tick. */

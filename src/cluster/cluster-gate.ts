@@ -27,8 +27,10 @@ export class ClusterGate extends EventEmitter implements Gate {
   /** Times this node fell back to its local share (metric). */
   fallbacks = 0;
   private readonly fallback: TrunkGate;
-  /** Slots of this node's live calls (and of an admission on its way): what a sync keeps. */
+  /** Slots of this node's live calls: what a sync keeps, and takes again after an outage. */
   private readonly live = new Set<string>();
+  /** Admissions Redis has not answered yet: a sync must not drop them, nor take one it refused. */
+  private readonly inFlight = new Set<string>();
   private shared?: SharedTrunk;
   private link: 'connecting' | 'up' | 'down' = 'connecting';
   private readonly idBase = randomUUID().slice(0, 8);
@@ -69,16 +71,17 @@ export class ClusterGate extends EventEmitter implements Gate {
   async admit(): Promise<AdmitResult> {
     const id = `${this.idBase}.${++this.nextId}`;
     if (this.connected) {
-      this.live.add(id); // before the round trip: a sync meanwhile must not drop the new slot
+      this.inFlight.add(id);
       try {
         const answer = await this.budget.admit(id, this.clock.now(), this.sharedLimits());
         this.apply(answer.trunk);
-        if (answer.admitted) return { admitted: true, admission: new ClusterAdmission(id, answer.probe) };
-        this.live.delete(id);
-        return { admitted: false, status: answer.status };
+        if (!answer.admitted) return { admitted: false, status: answer.status };
+        this.live.add(id);
+        return { admitted: true, admission: new ClusterAdmission(id, answer.probe) };
       } catch (err) {
-        this.live.delete(id);
         this.goDown(err);
+      } finally {
+        this.inFlight.delete(id);
       }
     }
     return this.admitLocally(id);
@@ -150,7 +153,7 @@ export class ClusterGate extends EventEmitter implements Gate {
 
   /** Renews the leases (taking them again after an outage) and reads the trunk; one at a time. */
   private sync(): Promise<void> {
-    this.syncing ??= this.budget.sync([...this.live], this.clock.now()).then((trunk) => {
+    this.syncing ??= this.budget.sync([...this.live], [...this.inFlight], this.clock.now()).then((trunk) => {
       if (this.link !== 'up') this.log.info({ cluster: this.cfg.name, node: this.cfg.node, liveCalls: this.live.size }, 'cluster: Redis reachable; sharing the trunk with the cluster');
       this.link = 'up';
       this.apply(trunk, true);

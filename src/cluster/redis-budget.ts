@@ -79,8 +79,9 @@ export class RedisBudget implements SharedBudget {
     return this.trunkOf('twinEndCooldown', now);
   }
 
-  sync(slots: string[], now: number): Promise<SharedTrunk> {
-    return this.trunkOf('twinSync', this.nodePrefix, this.cfg.lease_ttl_ms, now, ...slots.map((id) => this.slotName(id)));
+  sync(live: string[], inFlight: string[], now: number): Promise<SharedTrunk> {
+    const names = [...live, ...inFlight].map((id) => this.slotName(id));
+    return this.trunkOf('twinSync', this.nodePrefix, this.cfg.lease_ttl_ms, now, live.length, ...names);
   }
 
   onTrunk(listener: (trunk: SharedTrunk) => void): void {

@@ -124,16 +124,22 @@ if cooledDown(t, now) then publish(t) end
 return reply(t)
 `;
 
-/** ARGV: channel, node prefix, leaseMs, now, slots…: this node's leases become exactly these. */
+/**
+ * ARGV: channel, node prefix, leaseMs, now, count of live slots, live slots…, slots in flight….
+ * This node's leases become exactly these: live slots are renewed or taken again (after an outage
+ * or a Redis restart); a slot whose admission is still in flight is only renewed if Redis admitted
+ * it, never taken, or a sync that crossed a refusal would push the cluster past its limit.
+ */
 export const SYNC = `${COMMON}
-local prefix, leaseMs, now = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+local prefix, leaseMs, now, liveCount = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 expireLeases()
 local keep = {}
-for i = 5, #ARGV do keep[ARGV[i]] = true end
+for i = 6, #ARGV do keep[ARGV[i]] = true end
 for _, member in ipairs(redis.call('ZRANGE', slots, 0, -1)) do
   if string.sub(member, 1, #prefix) == prefix and not keep[member] then redis.call('ZREM', slots, member) end
 end
 local leaseEnd = redisNow() + leaseMs
-for i = 5, #ARGV do redis.call('ZADD', slots, leaseEnd, ARGV[i]) end
+for i = 6, 5 + liveCount do redis.call('ZADD', slots, leaseEnd, ARGV[i]) end
+for i = 6 + liveCount, #ARGV do redis.call('ZADD', slots, 'XX', leaseEnd, ARGV[i]) end
 return reply(readTrunk(now))
 `;
