@@ -35,12 +35,14 @@ export class ManualClock implements Clock {
   sleep(ms: number, signal?: AbortSignal): Promise<void> {
     if (ms <= 0 || signal?.aborted) return Promise.resolve();
     return new Promise<void>((resolve) => {
-      const sleeper = { until: this.current + ms, wake: resolve };
-      this.sleepers.push(sleeper);
-      signal?.addEventListener('abort', () => {
+      const onAbort = () => {
         this.sleepers.splice(this.sleepers.indexOf(sleeper), 1);
         resolve();
-      }, { once: true });
+      };
+      // Woken by advance(): the listener goes too, or a signal reused across sleeps collects them.
+      const sleeper = { until: this.current + ms, wake: () => { signal?.removeEventListener('abort', onAbort); resolve(); } };
+      this.sleepers.push(sleeper);
+      signal?.addEventListener('abort', onAbort, { once: true });
     });
   }
 
