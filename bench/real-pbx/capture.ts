@@ -57,6 +57,8 @@ export interface UdpPacket {
   srcPort: number;
   dstPort: number;
   payload: Buffer;
+  /** TCP only: the segment's flags (0x01 FIN, 0x02 SYN, 0x10 ACK). */
+  tcpFlags?: number;
 }
 
 /** Classic pcap (not pcapng): global header, then per packet a 16-byte record header and the frame. */
@@ -103,7 +105,9 @@ function transportOf(frame: Buffer, linkType: number, protocol: 'udp' | 'tcp'): 
   const [payloadAt, end] = protocol === 'udp'
     ? [at + 8, at + frame.readUInt16BE(at + 4)]
     : [at + (frame[at + 12]! >> 4) * 4, ip + frame.readUInt16BE(ip + 2)];
-  return { srcPort: frame.readUInt16BE(at), dstPort: frame.readUInt16BE(at + 2), payload: frame.subarray(payloadAt, Math.min(frame.length, end)) };
+  const payload = frame.subarray(payloadAt, Math.min(frame.length, end));
+  const ports = { srcPort: frame.readUInt16BE(at), dstPort: frame.readUInt16BE(at + 2), payload };
+  return protocol === 'udp' ? ports : { ...ports, tcpFlags: frame[at + 13] };
 }
 
 export interface SipMessage {
