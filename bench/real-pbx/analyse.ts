@@ -5,7 +5,7 @@
  * caller's number (From user, unique per call): the bot INVITE carries X-TWIN-CallId, which the Twin stand-in maps back to the number it warmed up; when there is
  * no known id (static headers), the bot INVITE's From user (the caller's number, passed through).
  */
-import type { SipMessage, UdpPacket } from './capture.js';
+import { noteCallerMessage, sipUserNumber, type SipMessage, type UdpPacket } from './capture.js';
 
 export interface Ports {
   pbx: number;
@@ -120,20 +120,15 @@ function callerLegs(messages: SipMessage[], ports: Ports, wanted: Set<string>): 
     const toPbx = m.srcPort === ports.caller && m.dstPort === ports.pbx;
     const toCaller = m.srcPort === ports.pbx && m.dstPort === ports.caller;
     if (toPbx && m.method === 'INVITE' && !byCallId.has(m.callId)) {
-      const number = decode(m.fromUser);
+      const number = sipUserNumber(m.fromUser);
       if (wanted.has(number)) byCallId.set(m.callId, { number });
       continue;
     }
     const leg = byCallId.get(m.callId);
     if (!leg) continue;
-    if (toCaller && m.status === 200 && m.cseqMethod === 'INVITE') {
-      leg.answeredAt ??= m.t;
-      leg.pbxAudioPort ??= m.audioPort;
-    }
-    else if (toCaller && m.status === 180 && m.cseqMethod === 'INVITE') leg.ringingAt ??= m.t;
-    else if (toCaller && m.status !== undefined && m.status >= 300 && m.cseqMethod === 'INVITE') leg.refusedAt ??= m.t;
-    else if (toPbx && m.method === 'BYE') leg.callerByeAt ??= m.t;
-    else if (toCaller && m.method === 'BYE') leg.pbxByeAt ??= m.t;
+    if (!toPbx && !toCaller) continue;
+    if (toCaller && m.status === 200 && m.cseqMethod === 'INVITE') leg.pbxAudioPort ??= m.audioPort;
+    noteCallerMessage(leg, m, toCaller);
   }
   return new Map([...byCallId.values()].map((leg) => [leg.number, leg]));
 }
@@ -143,7 +138,7 @@ function botLegs(messages: SipMessage[], ports: Ports, numberById: Map<string, s
   const byCallId = new Map<string, BotLeg>();
   for (const m of messages) {
     if (m.srcPort === ports.pbx && m.dstPort === ports.bot && m.method === 'INVITE' && !byCallId.has(m.callId)) {
-      const number = (m.twinId !== undefined ? numberById.get(m.twinId) : undefined) ?? decode(m.fromUser);
+      const number = (m.twinId !== undefined ? numberById.get(m.twinId) : undefined) ?? sipUserNumber(m.fromUser);
       byCallId.set(m.callId, { invitedAt: m.t, number, answered: false });
     } else if (m.srcPort === ports.bot && m.status === 200 && m.cseqMethod === 'INVITE') {
       const leg = byCallId.get(m.callId);
@@ -153,14 +148,6 @@ function botLegs(messages: SipMessage[], ports: Ports, numberById: Map<string, s
   const byNumber = new Map<string, BotLeg>();
   for (const leg of byCallId.values()) if (!byNumber.has(leg.number)) byNumber.set(leg.number, leg);
   return byNumber;
-}
-
-function decode(user: string): string {
-  try {
-    return decodeURIComponent(user);
-  } catch {
-    return user;
-  }
 }
 
 export function percentile(sorted: number[], p: number): number {

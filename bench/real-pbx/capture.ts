@@ -159,3 +159,34 @@ function headerMap(lines: string[]): Map<string, string> {
   }
   return map;
 }
+
+/** What the caller's side of a call shows: the first of each, as both analysers read it. */
+export interface CallerMoments {
+  /** The PBX's first 200 OK to the caller's INVITE. */
+  answeredAt?: number;
+  /** The first 180 to it (the caller's own phone rings). */
+  ringingAt?: number;
+  /** The first final error response to it (≥ 300): a caller refused before any answer. */
+  refusedAt?: number;
+  pbxByeAt?: number;
+  callerByeAt?: number;
+}
+
+/** Notes `m`, a message of the caller's leg, on `leg` (`toCaller`: sent by the PBX to the caller). */
+export function noteCallerMessage(leg: CallerMoments, m: SipMessage, toCaller: boolean): void {
+  const toInvite = toCaller && m.cseqMethod === 'INVITE' && m.status !== undefined;
+  if (toInvite && m.status === 200) leg.answeredAt ??= m.t;
+  else if (toInvite && m.status === 180) leg.ringingAt ??= m.t;
+  else if (toInvite && m.status! >= 300) leg.refusedAt ??= m.t;
+  else if (m.method === 'BYE' && toCaller) leg.pbxByeAt ??= m.t;
+  else if (m.method === 'BYE') leg.callerByeAt ??= m.t;
+}
+
+/** The caller's number from a SIP URI's user part (percent-decoded when it can be). */
+export function sipUserNumber(user: string): string {
+  try {
+    return decodeURIComponent(user);
+  } catch {
+    return user;
+  }
+}

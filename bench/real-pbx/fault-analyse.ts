@@ -6,7 +6,7 @@
  * bound; the bot hangs up a few seconds after answering, so a bridged call ends with the PBX's BYE
  * to the caller too (route after_bot_hangup: hang up).
  */
-import type { SipMessage } from './capture.js';
+import { noteCallerMessage, sipUserNumber, type SipMessage } from './capture.js';
 import type { FallbackLine } from './fault-inputs.js';
 
 export interface FaultPorts {
@@ -105,28 +105,24 @@ function legs(messages: SipMessage[], ports: FaultPorts, numbers: string[], numb
     const from = (port: number) => m.srcPort === port && m.dstPort === ports.pbx;
     const to = (port: number) => m.srcPort === ports.pbx && m.dstPort === port;
     if (from(ports.caller) && m.method === 'INVITE' && !callerLegs.has(m.callId)) {
-      const r = byNumber.get(decode(m.fromUser));
+      const r = byNumber.get(sipUserNumber(m.fromUser));
       if (r) { callerLegs.set(m.callId, r); r.invitedAt = m.t; }
       continue;
     }
     if (to(ports.bot) && m.method === 'INVITE' && !botLegs.has(m.callId)) {
-      const number = (m.twinId !== undefined ? numberById.get(m.twinId) : undefined) ?? decode(m.fromUser);
+      const number = (m.twinId !== undefined ? numberById.get(m.twinId) : undefined) ?? sipUserNumber(m.fromUser);
       const r = byNumber.get(number);
       if (r && r.botInvitedAt === undefined) { botLegs.set(m.callId, r); r.botInvitedAt = m.t; }
       continue;
     }
     if (ports.operator !== undefined && to(ports.operator) && m.method === 'INVITE' && !operatorLegs.has(m.callId)) {
-      const r = byNumber.get(decode(m.fromUser));
+      const r = byNumber.get(sipUserNumber(m.fromUser));
       if (r) { operatorLegs.set(m.callId, r); r.operatorAt ??= m.t; }
       continue;
     }
     const caller = callerLegs.get(m.callId);
     if (caller) {
-      if (to(ports.caller) && m.status === 200 && m.cseqMethod === 'INVITE') caller.answeredAt ??= m.t;
-      else if (to(ports.caller) && m.status === 180 && m.cseqMethod === 'INVITE') caller.ringingAt ??= m.t;
-      else if (to(ports.caller) && m.status !== undefined && m.status >= 300 && m.cseqMethod === 'INVITE') caller.refusedAt ??= m.t;
-      else if (to(ports.caller) && m.method === 'BYE') caller.pbxByeAt ??= m.t;
-      else if (from(ports.caller) && m.method === 'BYE') caller.callerByeAt ??= m.t;
+      if (to(ports.caller) || from(ports.caller)) noteCallerMessage(caller, m, to(ports.caller));
       continue;
     }
     const bot = botLegs.get(m.callId);
@@ -232,12 +228,4 @@ export function recovery(records: CallRecord[], faultEnd: number): { firstBridge
     firstBridgedS: first ? (first.invitedAt! - faultEnd) / 1000 : undefined,
     normalS: streak ? Math.max(0, (streak.invitedAt! - faultEnd) / 1000) : undefined,
   };
-}
-
-function decode(user: string): string {
-  try {
-    return decodeURIComponent(user);
-  } catch {
-    return user;
-  }
 }
