@@ -40,6 +40,8 @@ export interface Options {
   warmupDelayMs?: { min: number; max: number };
   /** Longest wait for the PBX to have no channels between runs. */
   drainS: number;
+  /** How long after the callers' SIPp ends the PBX's leftover channels are counted (the bot still up). */
+  leftAfterS: number;
   out: string;
 }
 
@@ -67,6 +69,7 @@ export const USAGE = `usage: node dist/bench/real-pbx/run.js --pbx asterisk|free
   --warmup-calls 30        calls before each measured run (not measured) so the product's JIT is warm;
                            then the runner waits (up to 20 s) until the product's CPU is idle
   --drain-s 60             longest wait for the PBX to have 0 channels between runs
+  --left-after-s 2         when left_channels is counted: this long after the callers' SIPp ended (bot still up)
   --out DIR                keep captures, configs and logs here (default: a new dir under /tmp)
 `;
 
@@ -79,7 +82,7 @@ export const OPTION_SPEC = {
   'ari-url': { type: 'string' }, 'ari-user': { type: 'string' }, 'ari-password': { type: 'string' }, app: { type: 'string' },
   cli: { type: 'string' },
   'esl-host': { type: 'string' }, 'esl-port': { type: 'string' }, 'esl-password': { type: 'string' }, 'product-port': { type: 'string' },
-  'twin-port': { type: 'string' }, 'warmup-ms': { type: 'string' }, 'warmup-calls': { type: 'string' }, 'drain-s': { type: 'string' }, out: { type: 'string' },
+  'twin-port': { type: 'string' }, 'warmup-ms': { type: 'string' }, 'warmup-calls': { type: 'string' }, 'drain-s': { type: 'string' }, 'left-after-s': { type: 'string' }, out: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -123,6 +126,7 @@ export function optionsFrom(values: Values, defaults: { rates?: string; duration
     warmupDelayMs: delayRange(values['warmup-ms']),
     warmupCalls: Number(values['warmup-calls'] ?? '30'),
     drainS: positive('--drain-s', values['drain-s'] ?? '60'),
+    leftAfterS: positive('--left-after-s', values['left-after-s'] ?? '2'),
     out: outDir(values.out),
   };
 }

@@ -23,8 +23,6 @@ import { checkTools, cleanups, lockPbx, mediaPort, NumberPool, stopAll, stopChil
 
 const WARMUP_RATE = 30;
 const WARMUP_HOLD_MS = 200;
-/** "left" = what the PBX still holds this long after the last caller hung up. */
-const SETTLE_MS = 2000;
 
 interface Context {
   o: Options;
@@ -185,7 +183,7 @@ async function measure(ctx: Context, mode: BenchMode, rate: number, name: string
     const rss0 = product ? rssMb(product.pid) : undefined;
 
     const caller = await runCaller(callerRun(ctx, mode, name, numbers, rate, o.holdS * 1000));
-    await sleep(SETTLE_MS);
+    await sleep(o.leftAfterS * 1000); // "left" = what the PBX still holds then
     const left = await pbx.leftovers();
 
     if (!isAlive(pbxPid)) throw new Error(`the PBX (pid ${pbxPid}) is gone`);
