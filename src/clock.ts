@@ -60,4 +60,9 @@ export class ManualClock implements Clock {
   get sleeping(): number {
     return this.sleepers.length;
   }
+
+  /** Whether someone sleeps until exactly `at`: a test can wait for one sleeper among several. */
+  hasSleeperUntil(at: number): boolean {
+    return this.sleepers.some((s) => s.until === at);
+  }
 }

@@ -2,7 +2,7 @@
  * Twin's callbacks through the daemon's HTTP port: named in the warm-up, stored on disk before the
  * 200, de-duplicated, forwarded to the customer with retries on the injected clock.
  */
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -119,25 +119,39 @@ describe('Twin callbacks', () => {
     const clock = new ManualClock(Date.now());
     const lab = await start(clock, { forward_to: [customer.url], retry_for_h: 1 });
     customer.status = 503;
+    const receivedAt = clock.now();
     await post(lab, JSON.stringify({ type: 'CALL_ENDED', callId: 'twin-3' }));
-    await waitFor(() => customer.attempts === 1 && clock.sleeping > 0, 'the first attempt');
-    while (files('failed').length === 0 && clock.now() < Date.now() + 3 * 3600_000) {
-      await waitFor(() => clock.sleeping > 0, 'the forwarder to wait');
-      clock.advance(5 * 60_000);
-      await new Promise((r) => setTimeout(r, 5));
+    // Each failed attempt is saved with its next time; the clock moves there only once the
+    // forwarder sleeps until exactly then (other parts of the daemon sleep on this clock too).
+    const attemptTimes: number[] = [];
+    for (let attempt = 1; ; attempt += 1) {
+      await waitFor(() => customer.attempts === attempt, `attempt ${attempt}`);
+      attemptTimes.push((clock.now() - receivedAt) / 1000);
+      const next = await waitFor(() => (files('failed').length === 1 ? 'gave up' : nextTry(attempt)), `attempt ${attempt} to be saved`);
+      if (next === 'gave up') break;
+      await waitFor(() => clock.hasSleeperUntil(next), `the forwarder to wait for attempt ${attempt + 1}`);
+      clock.advance(next - clock.now());
     }
-    await waitFor(() => files('failed').length === 1, 'the callback in failed/');
     // Written to failed/ first, then removed from pending/ (a crash in between keeps it, never loses it).
     await waitFor(() => files('pending').length === 0, 'the callback gone from pending/');
-    expect(files('pending')).toEqual([]);
     expect(customer.received).toEqual([]);
-    // Attempts at 0, 1, 3, 7 … s, then every 5 min for the rest of the hour: 14 when every 5-minute
-    // step of the test lands between two attempts. Other parts of the daemon sleep on this clock
-    // too, so on a loaded machine a step can land while an attempt is in flight and the customer
-    // sees one or two fewer (CI once saw 11): the bound checks the retries go on all hour.
-    expect(customer.attempts).toBeGreaterThanOrEqual(10);
-    expect(customer.attempts).toBeLessThanOrEqual(22);
+    // 1, 2, 4 … 256 s apart, then every 5 minutes; the attempt that finds the hour over is the last.
+    expect(attemptTimes).toEqual([0, 1, 3, 7, 15, 31, 63, 127, 255, 511, 811, 1111, 1411, 1711, 2011, 2311, 2611, 2911, 3211, 3511, 3811]);
+    expect(customer.attempts).toBe(21);
   });
+
+  /** The pending callback's next attempt time, once its `attempt`-th attempt is saved. */
+  function nextTry(attempt: number): number | undefined {
+    const [name] = files('pending');
+    if (!name) return undefined;
+    try {
+      const saved = JSON.parse(readFileSync(join(dir, 'pending', name), 'utf8')) as { deliveries: Record<string, { attempts: number; nextAt: number }> };
+      const delivery = saved.deliveries[customer.url];
+      return delivery?.attempts === attempt ? delivery.nextAt : undefined;
+    } catch {
+      return undefined; // being written
+    }
+  }
 
   it('answers 400 to a body that is not a JSON object and keeps it; 404 to a wrong secret; 413 when too large', async () => {
     const lab = await start();

@@ -62,6 +62,9 @@ export class CallbackForwarder {
   private async loop(): Promise<void> {
     const { clock, log } = this.options;
     while (!this.stopped) {
+      // Made before anything awaits: a stop() or enqueue() during this round cuts its sleep short
+      // (one made after the round missed a stop() that came during a prune, and the loop slept on).
+      this.wake = new AbortController();
       const now = clock.now();
       const due = [...this.queue.values()].filter((cb) => nextAttempt(cb) <= now).slice(0, PARALLEL);
       if (due.length > 0) {
@@ -70,11 +73,10 @@ export class CallbackForwarder {
           diskFailed = true;
           log.error({ err, callbackKey: cb.key }, 'could not save the state of a Twin callback; will try again');
         })));
-        if (diskFailed) await clock.sleep(FIRST_RETRY_MS); // a full or broken disk: do not spin
+        if (diskFailed) await clock.sleep(FIRST_RETRY_MS, this.wake.signal); // a full or broken disk: do not spin
         continue;
       }
       await this.pruneNow(now);
-      this.wake = new AbortController();
       let next = now + PRUNE_EVERY_MS;
       for (const callback of this.queue.values()) next = Math.min(next, nextAttempt(callback));
       await clock.sleep(next - now, this.wake.signal);
