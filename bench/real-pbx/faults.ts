@@ -65,13 +65,13 @@ async function main(argv: string[]): Promise<number> {
   checkTools();
   const unlock = await lockPbx(o, o.lockWaitS, (pid) => process.stdout.write(`waiting for the real-PBX benchmark of pid ${pid} to finish (the PBX's lock)\n`));
   cleanups.add(async () => unlock());
-  const twin = new TwinStandIn();
+  const twin = new TwinStandIn(o.warmupDelayMs); // --warmup-ms: a Twin that takes its time, as in run.js
   await twin.start(o.twinPort);
   const pbx = await connectPbx(o);
   try {
     await prepare(o, pbx, twin);
     process.stdout.write(`faults under load: ${o.pbx} at ${o.host}:${o.sipPort}, ${o.rate} calls/s for ${o.durationS} s, fault at ${o.faultAtS} s, `
-      + `bot hangs up after ${o.holdS} s, bound ${o.boundS} s, warm-up timeout ${o.warmupTimeoutMs} ms, cool-down ${o.cooldownS} s; files in ${o.out}\n`);
+      + `bot hangs up after ${o.holdS} s, bound ${o.boundS} s, warm-up timeout ${o.warmupTimeoutMs} ms, cool-down ${o.cooldownS} s${o.warmupDelayMs ? `, Twin warm-ups ${o.warmupDelayMs.min}-${o.warmupDelayMs.max} ms` : ''}; files in ${o.out}\n`);
     const ctx: Ctx = { o, pbx, twin, numbers: new NumberPool() };
     const results: FaultResult[] = [];
     for (const fault of o.faults) {
